@@ -1,0 +1,675 @@
+//! Config evaluation (§4): the layered sh fragments of every service, read back exactly.
+//!
+//! One `sh` process serves a whole command. servicectl writes requests to its standard
+//! input; the shell sources the cluster config, role config and profiles once (under
+//! `set -a`), then evaluates each service in a forked subshell (no new exec), printing
+//! `set` and `export -p` after every fragment on a private descriptor (fd 9). Fragments'
+//! own output goes to a scratch file, so a fragment that prints cannot corrupt what is
+//! read back, and a syntax error, a failing fragment or a hang is pinned to its file.
+
+use crate::catalog::{self, ServiceId};
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use crate::shell_dump::{self, Item};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Environment variable giving the per-fragment time limit in seconds.
+pub const TIMEOUT_ENV: &str = "SERVICECTL_CONFIG_TIMEOUT";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shell variables that describe the shell itself, not the configuration.
+const SHELL_INTERNALS: &[&str] = &[
+    "IFS", "PS1", "PS2", "PS4", "OPTIND", "PPID", "LINENO", "OLDPWD", "PWD", "_",
+];
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The environment servicectl was run in.
+    Environment,
+    /// Set by servicectl itself (SERVICE_NAME, PLAYPEN_ROOT, …).
+    Servicectl,
+    /// Assigned by this config file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Environment => f.write_str("(environment)"),
+            Origin::Servicectl => f.write_str("(servicectl)"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Value {
+    pub value: String,
+    pub exported: bool,
+    pub origin: Origin,
+}
+
+pub type Vars = BTreeMap<String, Value>;
+
+/// The layer every service shares: cluster config, role config, profiles.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    pub role: String,
+    pub files: Vec<PathBuf>,
+    pub vars: Vars,
+}
+
+impl CommonConfig {
+    /// The role's `playpen_services`, None when the role config does not set it.
+    pub fn playpen_services(&self) -> Option<Vec<String>> {
+        self.vars
+            .get("playpen_services")
+            .map(|v| v.value.split_whitespace().map(str::to_string).collect())
+    }
+}
+
+/// One service's evaluated configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub id: ServiceId,
+    pub fragments: Vec<PathBuf>,
+    pub vars: Vars,
+}
+
+impl ServiceConfig {
+    pub fn name(&self) -> &str {
+        &self.id.name
+    }
+
+    /// The value of a shell variable (exported or not), None when unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(|v| v.value.as_str())
+    }
+
+    /// A set, non-empty value.
+    pub fn non_empty(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A 0/1 switch; `default` when unset or empty.
+    pub fn flag(&self, name: &str, default: bool) -> bool {
+        match self.non_empty(name).map(str::trim) {
+            None => default,
+            Some(v) => matches!(v, "1" | "yes" | "true" | "on" | "y"),
+        }
+    }
+
+    /// A whitespace-separated list.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// A number of seconds (fractions allowed), `default` when unset.
+    pub fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
+        match self.non_empty(name) {
+            None => Ok(Duration::from_secs_f64(default)),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Error::config(format!("{name}={v:?} is not a number of seconds{}", self.origin_note(name)))
+                        .with_service(self.name())
+                        .with_hint(format!("set {name} to a number such as 5"))
+                }),
+        }
+    }
+
+    /// " (set in FILE)" for messages.
+    pub fn origin_note(&self, name: &str) -> String {
+        match self.vars.get(name).map(|v| &v.origin) {
+            Some(Origin::File(p)) => format!(" (set in {})", p.display()),
+            _ => String::new(),
+        }
+    }
+
+    /// What the service's program, hooks and scripts see: every exported variable.
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        self.vars
+            .iter()
+            .filter(|(_, v)| v.exported)
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    }
+}
+
+/// The config files every service shares, in sourcing order.
+pub fn common_files(playpen: &Playpen, role: &str) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    if let Some(cluster) = playpen.cluster()? {
+        let path = playpen.cluster_config(&cluster);
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    let role_config = playpen.role_config(role);
+    if role_config.is_file() {
+        files.push(role_config);
+    }
+    let mut profiles: Vec<PathBuf> = std::fs::read_dir(playpen.ext().join("etc/profile.d"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "profile") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    profiles.sort();
+    files.extend(profiles);
+    Ok(files)
+}
+
+/// The variables servicectl itself gives every fragment and service.
+pub fn playpen_environment(playpen: &Playpen, role: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PLAYPEN_ROOT".to_string(), playpen.root.display().to_string()),
+        ("LOCAL_VAR".to_string(), playpen.var().display().to_string()),
+        ("LOCAL_RUNVAR".to_string(), playpen.run_dir().display().to_string()),
+        ("PLAYPEN_ROLE".to_string(), role.to_string()),
+    ];
+    if let Ok(Some(cluster)) = playpen.cluster() {
+        env.push(("PLAYPEN_CLUSTER".to_string(), cluster));
+    }
+    env
+}
+
+const PRELUDE: &str = r#"exec 9>&1 >/dev/null
+__sc_dump() {
+  printf '\036D %s\n' "$1"
+  set
+  export -p
+} >&9
+__sc_common() {
+  __sc_out=$1; shift
+  __sc_i=0
+  __sc_dump 0
+  set -a
+  for __sc_f do
+    __sc_i=$((__sc_i + 1))
+    printf '\036B %s\n' "$__sc_i" >&9
+    . "$__sc_f" >>"$__sc_out" 2>&1 </dev/null || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; set +a; return 0; }
+    __sc_dump "$__sc_i"
+  done
+  set +a
+}
+__sc_service() (
+  exec </dev/null >>"$1" 2>&1
+  SERVICE_NAME=$2 SERVICE_VERSION=$3 SERVICE_PIDFILE=$4 SERVICE_OUTPUT_FILE=$5
+  export SERVICE_NAME SERVICE_VERSION SERVICE_PIDFILE SERVICE_OUTPUT_FILE
+  shift 5
+  __sc_i=0
+  __sc_dump 0
+  for __sc_f do
+    __sc_i=$((__sc_i + 1))
+    printf '\036B %s\n' "$__sc_i" >&9
+    . "$__sc_f" || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; exit 0; }
+    __sc_dump "$__sc_i"
+  done
+)
+"#;
+
+/// A raw dump: name → (value, exported).
+type Dump = BTreeMap<String, (String, bool)>;
+
+struct Reply {
+    dumps: Vec<(usize, Dump)>,
+    /// The file (1-based) that returned a non-zero status, and that status.
+    failed: Option<(usize, i32)>,
+    /// The last file begun; with `exit_status`, tells which file ended the shell.
+    last_begun: usize,
+    /// The request's closing status; None when the shell died.
+    exit_status: Option<i32>,
+    output: String,
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    data: Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// The one sh process that evaluates every config of a command.
+pub struct ConfigShell {
+    playpen: Playpen,
+    role: String,
+    common_files: Vec<PathBuf>,
+    timeout: Duration,
+    scratch: tempfile::NamedTempFile,
+    shell: Option<Running>,
+    common: Option<Result<CommonConfig>>,
+}
+
+impl ConfigShell {
+    pub fn new(playpen: &Playpen) -> Result<ConfigShell> {
+        let role = playpen.role()?;
+        let common_files = common_files(playpen, &role)?;
+        let timeout = match std::env::var(TIMEOUT_ENV) {
+            Ok(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0 && s.is_finite())
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Error::config(format!("{TIMEOUT_ENV}={v:?} is not a positive number of seconds"))
+                })?,
+            Err(_) => DEFAULT_TIMEOUT,
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("servicectl-config-")
+            .tempfile()
+            .map_err(|e| Error::io("create a scratch file in", &std::env::temp_dir(), e))?;
+        Ok(ConfigShell {
+            playpen: playpen.clone(),
+            role,
+            common_files,
+            timeout,
+            scratch,
+            shell: None,
+            common: None,
+        })
+    }
+
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-s")
+            .current_dir(&self.playpen.root)
+            .envs(playpen_environment(&self.playpen, &self.role))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io("start", Path::new("/bin/sh"), e))?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take().expect("piped");
+        let (tx, data) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut chunk = vec![0u8; 64 * 1024];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 || tx.send(chunk[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Running {
+            child,
+            stdin,
+            data,
+            buf: Vec::new(),
+        };
+        running
+            .stdin
+            .write_all(PRELUDE.as_bytes())
+            .map_err(|e| Error::io("write to", Path::new("/bin/sh"), e))?;
+        self.shell = Some(running);
+        Ok(())
+    }
+
+    /// Evaluate the shared layer once per shell.
+    pub fn common(&mut self) -> Result<&CommonConfig> {
+        if self.common.is_none() {
+            let result = self.evaluate_common();
+            self.common = Some(result);
+        }
+        match self.common.as_ref().expect("set above") {
+            Ok(c) => Ok(c),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn evaluate_common(&mut self) -> Result<CommonConfig> {
+        if self.shell.is_none() {
+            self.spawn()?;
+        }
+        let files = self.common_files.clone();
+        let mut request = String::from("__sc_common ");
+        request.push_str(&quote(self.scratch.path()));
+        for f in &files {
+            request.push(' ');
+            request.push_str(&quote(f));
+        }
+        request.push_str("; printf '\\036E 0\\n' >&9\n");
+        let reply = self.request(&request, &files)?;
+        if let Some(err) = failure(&reply, &files, None) {
+            // A broken shared layer leaves the shell unusable for services too.
+            self.shell = None;
+            return Err(err);
+        }
+        let builtins: Vec<String> = playpen_environment(&self.playpen, &self.role)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let vars = fold_dumps(&reply.dumps, &files, |name, _| {
+            if builtins.iter().any(|b| b == name) {
+                Origin::Servicectl
+            } else {
+                Origin::Environment
+            }
+        });
+        Ok(CommonConfig {
+            role: self.role.clone(),
+            files,
+            vars,
+        })
+    }
+
+    /// Evaluate one service's fragments on top of the shared layer.
+    pub fn service(&mut self, id: &ServiceId) -> Result<ServiceConfig> {
+        let common = self.common()?.clone();
+        if self.shell.is_none() {
+            // The shell was killed (a hang) after the shared layer: rebuild it.
+            self.common = None;
+            self.common()?;
+        }
+        let fragments = catalog::config_fragments(&self.playpen, id);
+        if fragments.is_empty() {
+            return Err(Error::config(format!(
+                "no config: none of {} exists",
+                catalog::project_dirs(&self.playpen, id)
+                    .into_iter()
+                    .chain(catalog::ext_dir(&self.playpen, id))
+                    .map(|d| d.join("config").display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_service(&id.name)
+            .with_hint("reinstall the service's package, or write services/NAME/config"));
+        }
+        let mut request = String::from("__sc_service");
+        for arg in [
+            self.scratch.path().to_path_buf(),
+            PathBuf::from(&id.name),
+            PathBuf::from(id.version.as_deref().unwrap_or("")),
+            self.playpen.pidfile(&id.name),
+            self.playpen.output_file(&id.name),
+        ]
+        .iter()
+        .chain(fragments.iter())
+        {
+            request.push(' ');
+            request.push_str(&quote(arg));
+        }
+        request.push_str("; printf '\\036E %s\\n' \"$?\" >&9\n");
+        let reply = self.request(&request, &fragments)?;
+        if let Some(err) = failure(&reply, &fragments, Some(&id.name)) {
+            return Err(err);
+        }
+        let builtin = [
+            "SERVICE_NAME",
+            "SERVICE_VERSION",
+            "SERVICE_PIDFILE",
+            "SERVICE_OUTPUT_FILE",
+        ];
+        let vars = fold_dumps(&reply.dumps, &fragments, |name, value| {
+            match common.vars.get(name) {
+                Some(v) if v.value == value => v.origin.clone(),
+                _ if builtin.contains(&name) => Origin::Servicectl,
+                _ => Origin::Environment,
+            }
+        });
+        Ok(ServiceConfig {
+            id: id.clone(),
+            fragments,
+            vars,
+        })
+    }
+
+    /// Send one request and read its reply, enforcing the per-fragment time limit.
+    fn request(&mut self, request: &str, files: &[PathBuf]) -> Result<Reply> {
+        self.scratch
+            .as_file()
+            .set_len(0)
+            .map_err(|e| Error::io("truncate", self.scratch.path(), e))?;
+        let timeout = self.timeout;
+        let shell = self.shell.as_mut().expect("spawned");
+        let mut reply = Reply {
+            dumps: Vec::new(),
+            failed: None,
+            last_begun: 0,
+            exit_status: None,
+            output: String::new(),
+        };
+        let written = shell
+            .stdin
+            .write_all(request.as_bytes())
+            .and_then(|_| shell.stdin.flush());
+        let mut current: Option<(usize, Dump)> = None;
+        let mut progress = Instant::now();
+        let mut dead = written.is_err();
+        while !dead {
+            // Consume every whole item in the buffer.
+            let mut consumed = 0;
+            let mut finished = false;
+            while let Some((item, used)) = shell_dump::parse_item(&shell.buf[consumed..]) {
+                consumed += used;
+                match item {
+                    Item::Marker(m) => {
+                        if let Some(done) = current.take() {
+                            reply.dumps.push(done);
+                        }
+                        let mut words = m.split_whitespace();
+                        let tag = words.next().unwrap_or("");
+                        let nums: Vec<i64> = words.filter_map(|w| w.parse().ok()).collect();
+                        match (tag, nums.as_slice()) {
+                            ("D", [i]) => current = Some((*i as usize, Dump::new())),
+                            ("B", [i]) => {
+                                reply.last_begun = *i as usize;
+                                progress = Instant::now();
+                            }
+                            ("S", [i, st]) => reply.failed = Some((*i as usize, *st as i32)),
+                            ("E", [st]) => {
+                                reply.exit_status = Some(*st as i32);
+                                finished = true;
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                    Item::Var {
+                        name,
+                        value,
+                        exported,
+                    } => {
+                        if let Some((_, dump)) = current.as_mut() {
+                            if name.starts_with("__sc_") || SHELL_INTERNALS.contains(&name.as_str())
+                            {
+                                continue;
+                            }
+                            let entry = dump.entry(name).or_insert((String::new(), false));
+                            if let Some(value) = value {
+                                entry.0 = value;
+                            }
+                            entry.1 |= exported;
+                        }
+                    }
+                    Item::Unparsed(_) => {}
+                }
+            }
+            shell.buf.drain(..consumed);
+            if finished {
+                break;
+            }
+            let left = timeout.saturating_sub(progress.elapsed());
+            match shell.data.recv_timeout(left) {
+                Ok(chunk) => shell.buf.extend_from_slice(&chunk),
+                Err(RecvTimeoutError::Disconnected) => dead = true,
+                Err(RecvTimeoutError::Timeout) => {
+                    let file = files
+                        .get(reply.last_begun.saturating_sub(1))
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "the config shell".into());
+                    self.shell = None;
+                    return Err(Error::config(format!(
+                        "{file} did not finish within {:.0} s (it hangs or waits for something)",
+                        timeout.as_secs_f64()
+                    ))
+                    .with_hint(format!(
+                        "a config fragment must only assign variables; remove the blocking command, or raise {TIMEOUT_ENV}"
+                    )));
+                }
+            }
+        }
+        if let Some(done) = current.take() {
+            reply.dumps.push(done);
+        }
+        if dead {
+            self.shell = None;
+        }
+        reply.output = std::fs::read_to_string(self.scratch.path()).unwrap_or_default();
+        Ok(reply)
+    }
+}
+
+/// Quote a path for the request line.
+fn quote(p: &Path) -> String {
+    shell_words::quote(&p.display().to_string()).into_owned()
+}
+
+/// Turn a reply's failure, if any, into an error naming the file (and line).
+fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Error> {
+    let file_of = |i: usize| {
+        files
+            .get(i.saturating_sub(1))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the config shell".to_string())
+    };
+    let output = reply.output.trim_end();
+    let line = syntax_error_line(output);
+    let (file, what) = if let Some((i, status)) = reply.failed {
+        (
+            file_of(i),
+            format!("returned status {status} (its last command failed)"),
+        )
+    } else if reply.exit_status.is_none_or(|st| st != 0) || reply.dumps.iter().all(|(i, _)| *i < reply.last_begun) && reply.last_begun > 0 {
+        let what = if output.contains("Syntax error") || output.contains("syntax error") {
+            "has a syntax error".to_string()
+        } else {
+            match reply.exit_status {
+                Some(st) => format!("exited the shell (status {st})"),
+                None => "killed the config shell".to_string(),
+            }
+        };
+        (file_of(reply.last_begun), what)
+    } else {
+        return None;
+    };
+    let located = match line {
+        Some(l) => format!("{file}:{l}"),
+        None => file,
+    };
+    let mut message = format!("config {located} {what}");
+    if !output.is_empty() {
+        message.push_str(&format!("; sh said: {}", tail(output, 5)));
+    }
+    let mut err = Error::config(message).with_hint(
+        "fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds",
+    );
+    if let Some(s) = service {
+        err = err.with_service(s);
+    }
+    Some(err)
+}
+
+/// The line number from a dash/bash diagnostic such as `sh: 3: /p/config: Syntax error`.
+fn syntax_error_line(output: &str) -> Option<u32> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"(?m)^[^:\n]*: (?:line )?(\d+): ").expect("valid regex")
+    });
+    re.captures(output).and_then(|c| c[1].parse().ok())
+}
+
+/// The last `n` lines of `text`, joined for a one-line message.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// Build the final variables with their origins by comparing successive dumps: a value
+/// that appears or changes after file i was set by file i.
+fn fold_dumps(
+    dumps: &[(usize, Dump)],
+    files: &[PathBuf],
+    base_origin: impl Fn(&str, &str) -> Origin,
+) -> Vars {
+    let mut vars = Vars::new();
+    let mut previous: Option<&Dump> = None;
+    for (index, dump) in dumps {
+        let mut next = Vars::new();
+        for (name, (value, exported)) in dump {
+            let origin = match (previous.and_then(|p| p.get(name)), vars.get(name)) {
+                (Some((old, _)), Some(existing)) if old == value => existing.origin.clone(),
+                _ if *index == 0 => base_origin(name, value),
+                _ => Origin::File(files[index - 1].clone()),
+            };
+            next.insert(
+                name.clone(),
+                Value {
+                    value: value.clone(),
+                    exported: *exported,
+                    origin,
+                },
+            );
+        }
+        vars = next;
+        previous = Some(dump);
+    }
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_line_numbers_in_dash_and_bash_messages() {
+        assert_eq!(
+            syntax_error_line("sh: 3: /p/config: Syntax error: end of file unexpected"),
+            Some(3)
+        );
+        assert_eq!(
+            syntax_error_line("/p/config: line 7: syntax error near unexpected token"),
+            Some(7)
+        );
+        assert_eq!(syntax_error_line("just text"), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! Typed environment variables (§4.1).

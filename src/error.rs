@@ -1,0 +1,113 @@
+//! One error type for the whole crate, shaped like the message the user reads:
+//! `servicectl: SERVICE: what happened — what to do`.
+
+use std::fmt;
+use std::path::Path;
+
+/// What kind of failure this is; the CLI maps it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad configuration, bad input, missing files: the user must fix something.
+    Config,
+    /// A service name that no package or project directory provides (LSB exit 4 for status).
+    UnknownService,
+    /// No playpen could be found or made.
+    NoPlaypen,
+    /// A process did not behave: failed start, exec failure, hook failure.
+    Runtime,
+    /// An operating-system call failed (permissions, disk).
+    Io,
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// The service this is about, if any.
+    pub service: Option<String>,
+    /// What happened, naming the file (and line) where one is involved.
+    pub message: String,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            service: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Runtime, message)
+    }
+
+    /// An I/O failure on `path`, with the OS reason.
+    pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
+        let hint = match err.kind() {
+            std::io::ErrorKind::PermissionDenied => Some(format!(
+                "check the permissions of {} (and its parent directories)",
+                path.display()
+            )),
+            std::io::ErrorKind::StorageFull => Some("free some disk space".to_string()),
+            _ => None,
+        };
+        Error {
+            kind: ErrorKind::Io,
+            service: None,
+            message: format!("cannot {action} {}: {err}", path.display()),
+            hint,
+        }
+    }
+
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        if self.service.is_none() {
+            self.service = Some(service.into());
+        }
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(service) = &self.service {
+            write!(f, "{service}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " — {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Attach a service name to any error on the way out.
+pub trait ResultExt<T> {
+    fn for_service(self, service: &str) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn for_service(self, service: &str) -> Result<T> {
+        self.map_err(|e| e.with_service(service))
+    }
+}

@@ -1,0 +1,1 @@
+//! sub-conf: rendering config templates (§5).
