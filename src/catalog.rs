@@ -176,6 +176,25 @@ pub fn package_script(playpen: &Playpen, id: &ServiceId, file: &str) -> Option<P
     path.is_file().then_some(path)
 }
 
+/// The package that provides a service: the `ext/services/$PACKAGE-$VERSION.services`
+/// file that lists it. None for project-local services.
+pub fn package_of(playpen: &Playpen, id: &ServiceId) -> Option<String> {
+    id.version.as_ref()?;
+    let dir = playpen.ext().join("services");
+    let entries = std::fs::read_dir(&dir).ok()?;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        if text.split_whitespace().any(|s| s == id.name) {
+            return Some(split_name_version(stem).map(|(p, _)| p).unwrap_or(stem).to_string());
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,32 @@
 //! servicectl: a service runtime for a project playpen.
 //!
 //! Modules follow the life of a command: find the [`playpen`], know its services
-//! ([`catalog`]), evaluate their sh configuration ([`config`]), then act on processes
-//! ([`linkfarm`], [`spawn`], [`pidfile`], [`hooks`], [`lifecycle`]) in dependency order
-//! ([`graph`]), and report ([`status`], [`report`]). The [`cli`] only parses and calls.
+//! ([`catalog`]), evaluate their sh configuration ([`config`], [`shell_dump`]), check
+//! typed variables ([`envars`]) and render templates ([`template`]), then act on
+//! processes ([`linkfarm`], [`spawn`], [`pidfile`], [`hooks`], [`lock`], [`lifecycle`])
+//! in dependency order ([`graph`], [`ops`]), and report ([`status`], [`report`]). The
+//! [`cli`] only parses and calls.
 
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod envars;
 pub mod error;
 pub mod fsutil;
+pub mod graph;
+pub mod hooks;
+pub mod lifecycle;
+pub mod linkfarm;
+pub mod lock;
+pub mod ops;
+pub mod pidfile;
 pub mod playpen;
+pub mod process;
+pub mod report;
+pub mod session;
 pub mod shell_dump;
+pub mod spawn;
+pub mod status;
 pub mod template;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,315 @@
+//! The command line: parse with clap, call the library, print, pick the exit code.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::lifecycle::Outcome;
+use crate::ops;
+use crate::playpen::Playpen;
+use crate::report::{self, Style};
+use crate::session::Session;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Exit codes (documented in docs/cli.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    /// status: some service is not running (LSB).
+    pub const NOT_RUNNING: i32 = 3;
+    /// An unknown service was named (LSB status code 4).
+    pub const UNKNOWN_SERVICE: i32 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "servicectl",
+    version,
+    about = "Run a project's services inside one checkout (a playpen)",
+    long_about = "servicectl runs a project's services (web server, database, cache, daemons) inside one \
+checkout of the project, a playpen, with its own ports (PORT_PREFIX + offset), its own var/ and its \
+own processes.\n\nServices come as packages under ext/services/NAME-VERSION/; their sh config fragments \
+are evaluated, their typed variables checked, their config templates rendered, and their programs \
+started through argv0 symlinks in var/linkfarm/ with pidfiles and output files in var/run/.",
+    after_help = "Examples:\n  servicectl init ~/src/myproject          make a new playpen\n  servicectl start                          start the role's services\n  servicectl status --json                  what runs, as JSON\n  servicectl --playpen DIR restart web      restart one service of another playpen\n\nWith no service names, commands act on the role's playpen_services (etc/roles/ROLE/config).\nExit codes: 0 ok, 1 failure, 2 usage, 3 (status) not all running, 4 unknown service."
+)]
+pub struct Cli {
+    /// The playpen to act on (default: $PLAYPEN_ROOT, else the nearest parent directory holding etc/role or ext/services)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub playpen: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make a new, empty playpen in DIR
+    Init {
+        dir: PathBuf,
+        /// The playpen's role (written to etc/role)
+        #[arg(long, default_value = "dev")]
+        role: String,
+    },
+    /// Start services (and what they depend on); already running ones are left alone
+    Start { services: Vec<String> },
+    /// Stop services (dependants first); already stopped ones are left alone
+    Stop { services: Vec<String> },
+    /// Restart services: SIGHUP if service_hup=1, else service_restart, else stop + start
+    Restart { services: Vec<String> },
+    /// Show whether services run (exit 0: all running, 3: some not, 4: unknown service)
+    Status { services: Vec<String> },
+    /// Check that services work: their ping script, else the status check
+    Ping { services: Vec<String> },
+    /// Show a service's evaluated configuration and which file set each value
+    PrintConfig {
+        service: String,
+        /// Also show variables inherited from the environment servicectl runs in
+        #[arg(long)]
+        all: bool,
+    },
+    /// Validate services' configuration (config, typed variables, programs, templates, dependencies) without starting anything
+    Check {
+        services: Vec<String>,
+        /// Check every installed service, not only the role's
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print `export` lines for the playpen's environment, or a service's
+    Env { service: Option<String> },
+    /// Print a shell completion script
+    Completions { shell: clap_complete::Shell },
+}
+
+/// Parse the arguments and run; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report::error(&e);
+            code_for(&e)
+        }
+    }
+}
+
+fn code_for(e: &Error) -> i32 {
+    match e.kind {
+        ErrorKind::UnknownService => exit::UNKNOWN_SERVICE,
+        _ => exit::FAILED,
+    }
+}
+
+fn open(cli: &Cli) -> Result<Session> {
+    Session::open(Playpen::discover(cli.playpen.as_deref())?)
+}
+
+fn json_print(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Init { dir, role } => {
+            let playpen = Playpen::init(dir, role)?;
+            if cli.json {
+                json_print(&serde_json::json!({"playpen": playpen.root, "role": role}));
+            } else {
+                println!(
+                    "created playpen {} (role {role})\nnext: install services with `servicectl --playpen {} package install DIR`, list them in {}",
+                    playpen.root.display(),
+                    playpen.root.display(),
+                    playpen.role_config(role).display()
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Start { services } => act(&cli, services, ops::start),
+        Command::Stop { services } => act(&cli, services, ops::stop),
+        Command::Restart { services } => act(&cli, services, ops::restart),
+        Command::Status { services } => {
+            let mut session = open(&cli)?;
+            let statuses = match ops::status(&mut session, services) {
+                Ok(s) => s,
+                Err(e) => {
+                    report::error(&e);
+                    return Ok(code_for(&e));
+                }
+            };
+            if cli.json {
+                json_print(&statuses);
+            } else if statuses.is_empty() {
+                println!("no services");
+            } else {
+                print!("{}", report::status_table(&statuses, Style::for_stdout()));
+            }
+            Ok(report::status_exit_code(&statuses))
+        }
+        Command::Ping { services } => {
+            let mut session = open(&cli)?;
+            let (results, warnings) = ops::ping(&mut session, services)?;
+            warnings.iter().for_each(|w| report::warning(w));
+            let style = Style::for_stdout();
+            let mut failed = false;
+            let mut json = Vec::new();
+            for (name, result) in &results {
+                match result {
+                    Ok(p) => {
+                        failed |= !p.ok;
+                        if cli.json {
+                            json.push(serde_json::to_value(p).expect("serialisable"));
+                        } else if p.ok {
+                            println!("{name}: {} ({}){}", style.green("ok"), p.by, if p.detail.is_empty() { String::new() } else { format!(": {}", p.detail) });
+                        } else {
+                            println!("{name}: {} ({}): {}", style.red("FAILED"), p.by, p.detail);
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        if cli.json {
+                            json.push(serde_json::json!({"name": name, "ok": false, "error": e.to_string()}));
+                        }
+                        report::error(e);
+                    }
+                }
+            }
+            if cli.json {
+                json_print(&json);
+            }
+            Ok(if failed { exit::FAILED } else { exit::OK })
+        }
+        Command::PrintConfig { service, all } => {
+            let mut session = open(&cli)?;
+            let prepared = ops::print_config(&mut session, service)?;
+            if cli.json {
+                json_print(&serde_json::json!({
+                    "service": service,
+                    "version": prepared.config.id.version,
+                    "fragments": prepared.config.fragments,
+                    "variables": prepared.config.vars,
+                    "environment": prepared.env,
+                }));
+            } else {
+                println!("# {service}: evaluated from {}", prepared.config.fragments.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                for (name, value) in &prepared.config.vars {
+                    if !all && value.origin == crate::config::Origin::Environment {
+                        continue;
+                    }
+                    let marker = if value.exported { "export " } else { "" };
+                    println!("{marker}{name}={}  # {}", shell_words::quote(&value.value), value.origin);
+                }
+                for (name, value) in &prepared.env {
+                    if !prepared.config.vars.contains_key(name) {
+                        println!("export {name}={}  # (resolved typed variable)", shell_words::quote(value));
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Check { services, all } => {
+            let mut session = open(&cli)?;
+            let findings = ops::check(&mut session, services, *all)?;
+            let bad = findings.iter().filter(|f| !f.ok).count();
+            if cli.json {
+                json_print(&findings);
+            } else {
+                let style = Style::for_stdout();
+                for f in &findings {
+                    for w in &f.warnings {
+                        report::warning(w);
+                    }
+                    if f.ok {
+                        println!("{}: {}", f.service, style.green("ok"));
+                    } else {
+                        for p in &f.problems {
+                            println!("{}: {} {p}", f.service, style.red("problem:"));
+                        }
+                    }
+                }
+                println!("{} checked, {} with problems", findings.len(), bad);
+            }
+            Ok(if bad > 0 { exit::FAILED } else { exit::OK })
+        }
+        Command::Env { service } => {
+            let mut session = open(&cli)?;
+            let env = ops::environment(&mut session, service.as_deref())?;
+            if cli.json {
+                json_print(&env);
+            } else {
+                for (k, v) in env {
+                    println!("export {k}={}", shell_words::quote(&v));
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "servicectl", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+    }
+}
+
+type Op = fn(&mut Session, &[String], ops::Progress) -> Result<(ops::Results<Outcome>, Vec<String>)>;
+
+/// start / stop / restart: progress as each service finishes, then a summary.
+fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
+    let mut session = open(cli)?;
+    let json = cli.json;
+    let style = Style::for_stdout();
+    let printed = Mutex::new(Vec::<String>::new());
+    let progress = |name: &str, result: &Result<Outcome>| {
+        printed.lock().expect("not poisoned").push(name.to_string());
+        if json {
+            return;
+        }
+        match result {
+            Ok(outcome) => {
+                let word = outcome.to_string();
+                let shown = match outcome {
+                    Outcome::Started { .. } | Outcome::Stopped { .. } | Outcome::Restarted { .. } | Outcome::Reloaded { .. } => style.green(&word),
+                    _ => word,
+                };
+                println!("{name}: {shown}");
+            }
+            Err(e) => report::error(e),
+        }
+    };
+    let (results, warnings) = op(&mut session, services, &progress)?;
+    warnings.iter().for_each(|w| report::warning(w));
+    let printed = printed.into_inner().expect("not poisoned");
+    let mut code = exit::OK;
+    for (name, result) in &results {
+        if let Err(e) = result {
+            code = code.max(code_for(e).min(exit::FAILED).max(exit::FAILED));
+            if !json && !printed.contains(name) {
+                report::error(e);
+            }
+        }
+    }
+    if json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(o) => serde_json::json!({"service": name, "ok": true, "result": o.word(), "pid": match o {
+                    Outcome::Started { pid } | Outcome::AlreadyRunning { pid } | Outcome::Stopped { pid } | Outcome::Restarted { pid } => *pid,
+                    Outcome::Reloaded { pid } => Some(*pid),
+                    Outcome::AlreadyStopped => None,
+                }}),
+                Err(e) => serde_json::json!({"service": name, "ok": false, "error": e.to_string()}),
+            })
+            .collect();
+        json_print(&rows);
+    }
+    Ok(code)
+}

@@ -1,0 +1,227 @@
+//! Hooks around start and stop, and the service's own scripts (service_start, ping, …).
+//!
+//! A hook is the config variable (an sh command string) when set, else the package's
+//! script (`ext/services/$NAME-$VERSION/pre-start` …). Hooks run with the service's
+//! environment, in PLAYPEN_ROOT, with NAME VERSION as arguments; their output is
+//! appended to the service's output file and quoted in the error when they fail.
+
+use crate::catalog::{self, ServiceId};
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use crate::process;
+use crate::spawn;
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Environment variable: seconds a hook or service script may run (default 300).
+pub const HOOK_TIMEOUT_ENV: &str = "SERVICECTL_HOOK_TIMEOUT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    PreStart,
+    PostStart,
+    PreStop,
+    PostStop,
+}
+
+impl Hook {
+    /// The config variable holding the sh command.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Hook::PreStart => "service_pre_start",
+            Hook::PostStart => "service_post_start",
+            Hook::PreStop => "service_pre_stop",
+            Hook::PostStop => "service_post_stop",
+        }
+    }
+
+    /// The package's script file name.
+    pub fn file(self) -> &'static str {
+        match self {
+            Hook::PreStart => "pre-start",
+            Hook::PostStart => "post-start",
+            Hook::PreStop => "pre-stop",
+            Hook::PostStop => "post-stop",
+        }
+    }
+}
+
+/// What to run: an sh command string, or an executable file.
+#[derive(Debug, Clone)]
+pub enum Runnable {
+    Shell(String),
+    Script(PathBuf),
+}
+
+impl Runnable {
+    pub fn describe(&self) -> String {
+        match self {
+            Runnable::Shell(cmd) => format!("`{cmd}`"),
+            Runnable::Script(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// The hook for a service, if any.
+pub fn find_hook(
+    playpen: &Playpen,
+    id: &ServiceId,
+    command: Option<&str>,
+    hook: Hook,
+) -> Option<Runnable> {
+    match command.filter(|c| !c.trim().is_empty()) {
+        Some(cmd) => Some(Runnable::Shell(cmd.to_string())),
+        None => catalog::package_script(playpen, id, hook.file()).map(Runnable::Script),
+    }
+}
+
+/// The result of running a script to completion.
+pub struct Finished {
+    pub success: bool,
+    pub status: String,
+    pub output: String,
+}
+
+fn hook_timeout() -> Duration {
+    std::env::var(HOOK_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(300))
+}
+
+/// Run to completion with the service's environment; output is captured (and appended
+/// to `log` when given).
+pub fn run(
+    playpen: &Playpen,
+    id: &ServiceId,
+    runnable: &Runnable,
+    env: &BTreeMap<String, String>,
+    log: Option<&Path>,
+) -> Result<Finished> {
+    let capture = tempfile::tempfile()
+        .map_err(|e| Error::io("create a scratch file in", &std::env::temp_dir(), e))?;
+    let version = id.version.clone().unwrap_or_default();
+    let mut cmd = match runnable {
+        Runnable::Shell(script) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(script).arg(&id.name).arg(&id.name);
+            if id.version.is_some() {
+                c.arg(&version);
+            }
+            c
+        }
+        Runnable::Script(path) => {
+            let mut c = Command::new(path);
+            c.arg(&id.name);
+            if id.version.is_some() {
+                c.arg(&version);
+            }
+            c
+        }
+    };
+    let out = capture
+        .try_clone()
+        .map_err(|e| Error::io("duplicate", Path::new("scratch file"), e))?;
+    let err = capture
+        .try_clone()
+        .map_err(|e| Error::io("duplicate", Path::new("scratch file"), e))?;
+    cmd.env_clear()
+        .envs(env)
+        .current_dir(&playpen.root)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::runtime(format!("cannot run {}: {e}", runnable.describe()))
+            .with_service(&id.name)
+            .with_hint("check that the script exists, is executable and has a #! line")
+    })?;
+    let pid = child.id() as i32;
+    let timeout = hook_timeout();
+    let finished_in_time = process::wait_exit(pid, timeout);
+    if !finished_in_time {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("wait for", Path::new(&runnable.describe()), e))?;
+    let output = read_all(capture);
+    if let Some(log) = log
+        && !output.is_empty()
+        && let Ok(mut f) = spawn::open_output(log)
+    {
+        use std::io::Write;
+        let _ = f.write_all(output.as_bytes());
+    }
+    let status_text = if !finished_in_time {
+        format!("did not finish within {:.0} s and was killed", timeout.as_secs_f64())
+    } else {
+        describe_status(status)
+    };
+    Ok(Finished {
+        success: finished_in_time && status.success(),
+        status: status_text,
+        output,
+    })
+}
+
+/// Run a hook if the service has one; a failure is an error quoting its output.
+pub fn run_hook(
+    playpen: &Playpen,
+    id: &ServiceId,
+    command: Option<&str>,
+    hook: Hook,
+    env: &BTreeMap<String, String>,
+    log: &Path,
+) -> Result<()> {
+    let Some(runnable) = find_hook(playpen, id, command, hook) else {
+        return Ok(());
+    };
+    let finished = run(playpen, id, &runnable, env, Some(log))?;
+    if finished.success {
+        return Ok(());
+    }
+    let mut message = format!("{} {} {}", hook.file(), runnable.describe(), finished.status);
+    let output = finished.output.trim_end();
+    if !output.is_empty() {
+        message.push_str(&format!(":\n{}", indent(&crate::config::tail(output, 10).replace(" | ", "\n"))));
+    }
+    Err(Error::runtime(message)
+        .with_service(&id.name)
+        .with_hint(format!("fix the {} hook ({})", hook.file(), hook.variable())))
+}
+
+pub fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {}",
+            nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| sig.to_string())
+        ),
+        _ => "ended".to_string(),
+    }
+}
+
+pub fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn read_all(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut bytes = Vec::new();
+    let _ = file.rewind();
+    let _ = file.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}

@@ -1,0 +1,535 @@
+//! Starting, stopping and restarting one service (§6). Every operation holds the
+//! service's lock; orchestration across services (order, parallelism) is in `graph`.
+
+use crate::catalog;
+use crate::config::ServiceConfig;
+use crate::error::{Error, Result};
+use crate::hooks::{self, Hook, Runnable};
+use crate::linkfarm;
+use crate::lock::ServiceLock;
+use crate::pidfile::{self, Observed, StartRecord};
+use crate::playpen::Playpen;
+use crate::process;
+use crate::spawn::{self, Launch};
+use crate::template;
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Default time a new process must survive to count as started.
+const DEFAULT_START_GRACE: f64 = 0.25;
+/// Default time a program that writes its own pidfile gets to write it.
+const DEFAULT_PIDFILE_TIMEOUT: f64 = 10.0;
+/// Default seconds between SIGTERM and SIGKILL.
+const DEFAULT_HALT_TIMEOUT: f64 = 10.0;
+
+/// A service ready to act on: its configuration and the environment its program,
+/// hooks and scripts see (exported config variables, resolved typed variables, …).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub config: ServiceConfig,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<(String, u16)>,
+}
+
+impl Prepared {
+    pub fn name(&self) -> &str {
+        self.config.name()
+    }
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Started { pid: Option<i32> },
+    AlreadyRunning { pid: Option<i32> },
+    Stopped { pid: Option<i32> },
+    AlreadyStopped,
+    Reloaded { pid: i32 },
+    Restarted { pid: Option<i32> },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pid = |p: &Option<i32>| p.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        match self {
+            Outcome::Started { pid: p } => write!(f, "started{}", pid(p)),
+            Outcome::AlreadyRunning { pid: p } => write!(f, "already running{}", pid(p)),
+            Outcome::Stopped { pid: p } => write!(f, "stopped{}", pid(p)),
+            Outcome::AlreadyStopped => f.write_str("already stopped"),
+            Outcome::Reloaded { pid } => write!(f, "reloaded with SIGHUP (pid {pid})"),
+            Outcome::Restarted { pid: p } => write!(f, "restarted{}", pid(p)),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Started { .. } => "started",
+            Outcome::AlreadyRunning { .. } => "already-running",
+            Outcome::Stopped { .. } => "stopped",
+            Outcome::AlreadyStopped => "already-stopped",
+            Outcome::Reloaded { .. } => "reloaded",
+            Outcome::Restarted { .. } => "restarted",
+        }
+    }
+}
+
+/// Checks that need no process: the program exists, required pairs of settings.
+pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
+    let config = &prepared.config;
+    let name = config.name();
+    if config.non_empty("service_start").is_none() {
+        spawn::resolve_program(playpen, config, &prepared.env)?;
+    } else {
+        script(playpen, config, "service_start", &prepared.env)?;
+    }
+    for var in ["service_stop", "service_restart", "service_ping"] {
+        if config.non_empty(var).is_some() {
+            script(playpen, config, var, &prepared.env)?;
+        }
+    }
+    if config.flag("service_no_pidfile", false) && ping_runnable(playpen, config, &prepared.env)?.is_none() {
+        return Err(Error::config(format!(
+            "service_no_pidfile=1 but there is no ping{}",
+            config.origin_note("service_no_pidfile")
+        ))
+        .with_service(name)
+        .with_hint("a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked"));
+    }
+    for var in ["service_halt_timeout", "service_restart_delay", "service_start_grace", "service_pidfile_timeout"] {
+        config.seconds(var, 0.0)?;
+    }
+    let service_type = config.non_empty("service_type").unwrap_or("init");
+    if !matches!(service_type, "init" | "cron" | "inetd") {
+        return Err(Error::config(format!(
+            "service_type={service_type:?} is not one of init, cron, inetd{}",
+            config.origin_note("service_type")
+        ))
+        .with_service(name));
+    }
+    Ok(())
+}
+
+/// A script named by a config variable (service_start, service_stop, …), resolved like
+/// service_program.
+fn script(playpen: &Playpen, config: &ServiceConfig, var: &str, env: &BTreeMap<String, String>) -> Result<PathBuf> {
+    let value = config.non_empty(var).unwrap_or_default();
+    spawn::resolve_executable(playpen, value.trim(), env).map_err(|mut e| {
+        e.message = format!("{var}: {}{}", e.message, config.origin_note(var));
+        e.with_service(config.name())
+    })
+}
+
+/// The ping for a service: the project's `services/$NAME/ping`, else service_ping,
+/// else the package's `ping` script. None means: fall back to the status check.
+pub fn ping_runnable(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap<String, String>) -> Result<Option<Runnable>> {
+    for dir in catalog::project_dirs(playpen, &config.id).into_iter().rev() {
+        let path = dir.join("ping");
+        if path.is_file() {
+            return Ok(Some(Runnable::Script(path)));
+        }
+    }
+    if config.non_empty("service_ping").is_some() {
+        return Ok(Some(Runnable::Script(script(playpen, config, "service_ping", env)?)));
+    }
+    Ok(catalog::package_script(playpen, &config.id, "ping").map(Runnable::Script))
+}
+
+/// Render the service's config templates (service_config_files) into var/.
+pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<PathBuf>> {
+    let style = match prepared.config.non_empty("service_config_style") {
+        Some("envsubst") => 0u8,
+        None | Some("sub-conf") | Some("underscores") => 0u8,
+        Some(other) => {
+            return Err(Error::config(format!(
+                "service_config_style={other:?} is not envsubst or sub-conf{}",
+                prepared.config.origin_note("service_config_style")
+            ))
+            .with_service(prepared.name()));
+        }
+    };
+    prepared
+        .config
+        .list("service_config_files")
+        .iter()
+        .map(|rel| { let _ = (rel, style); Ok::<PathBuf, Error>(PathBuf::new()) }.map_err(|e| e.with_service(prepared.name())))
+        .collect()
+}
+
+fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
+    hooks::run_hook(
+        playpen,
+        &prepared.config.id,
+        prepared.config.get(hook.variable()),
+        hook,
+        &prepared.env,
+        &playpen.output_file(prepared.name()),
+    )
+}
+
+/// Start a service unless it runs already.
+pub fn start(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
+    start_locked(playpen, prepared)
+}
+
+fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let name = prepared.name();
+    let (observed, _) = pidfile::observe(playpen, name)?;
+    match observed {
+        Observed::Running { pid, .. } => return Ok(Outcome::AlreadyRunning { pid: Some(pid) }),
+        Observed::Unwatched => return Ok(Outcome::AlreadyRunning { pid: None }),
+        Observed::Stale { .. } => pidfile::clear(playpen, name)?,
+        Observed::Stopped => {}
+    }
+    render_configs(playpen, prepared)?;
+    run_hook(playpen, prepared, Hook::PreStart)?;
+    let pid = if prepared.config.non_empty("service_start").is_some() {
+        start_by_script(playpen, prepared)?
+    } else {
+        start_program(playpen, prepared)?
+    };
+    run_hook(playpen, prepared, Hook::PostStart).map_err(|mut e| {
+        e.message = format!("started, but {}", e.message);
+        e
+    })?;
+    Ok(Outcome::Started { pid })
+}
+
+fn base_record(prepared: &Prepared) -> StartRecord {
+    StartRecord {
+        version: prepared.config.id.version.clone(),
+        started_at: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        ports: prepared.ports.clone(),
+        no_pidfile: prepared.config.flag("service_no_pidfile", false),
+        ..StartRecord::default()
+    }
+}
+
+/// The generic start: linkfarm symlink, spawn, pidfile, grace period.
+fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
+    let config = &prepared.config;
+    let name = prepared.name();
+    let program = spawn::resolve_program(playpen, config, &prepared.env)?;
+    let flags = config.get("service_flags").unwrap_or("");
+    let args = shell_words::split(flags).map_err(|e| {
+        Error::config(format!("service_flags {flags:?} cannot be split: {e}{}", config.origin_note("service_flags")))
+            .with_service(name)
+            .with_hint("balance the quotes in service_flags")
+    })?;
+    let is_java = program.file_name().is_some_and(|f| f == "java");
+    let mut env = prepared.env.clone();
+    if is_java {
+        add_java_classpath(playpen, config, &mut env)?;
+    }
+    let run_name = config
+        .non_empty("service_run_name")
+        .map(str::to_string)
+        .or_else(|| catalog::package_of(playpen, &config.id))
+        .unwrap_or_else(|| name.to_string());
+    let (executable, arg0, symlink) = if is_java || config.flag("service_no_symlink", false) {
+        (program.clone(), program.display().to_string(), None)
+    } else {
+        let link_name = linkfarm::link_name(&run_name, env.get("PLAYPEN_TAG").map(String::as_str));
+        let owner = owner_of_link(playpen, name, &link_name);
+        let link = linkfarm::ensure_link(playpen, &link_name, &program, owner.as_deref())
+            .map_err(|e| e.with_service(name))?;
+        (link.clone(), link_name, Some(link))
+    };
+    let output = playpen.output_file(name);
+    let output_start = spawn::file_len(&output);
+    let mut child = spawn::launch(&Launch {
+        executable: &executable,
+        arg0: &arg0,
+        args: &args,
+        env: &env,
+        cwd: &playpen.root,
+        output: &output,
+    })
+    .map_err(|e| e.with_service(name))?;
+    let child_pid = child.id() as i32;
+    let makes_own = config.flag("service_makes_own_pidfile", false);
+    let no_pidfile = config.flag("service_no_pidfile", false);
+    let mut record = StartRecord {
+        program: Some(program.display().to_string()),
+        run_name: Some(run_name),
+        symlink: symlink.map(|s| s.display().to_string()),
+        ..base_record(prepared)
+    };
+    let pidfile = playpen.pidfile(name);
+    let failed = |status: std::process::ExitStatus| {
+        let tail = spawn::tail_file(&output, output_start, 10);
+        let mut message = format!("{} {} right after starting", program.display(), hooks::describe_status(status));
+        if !tail.is_empty() {
+            message.push_str(&format!("; last lines of {}:\n{}", output.display(), hooks::indent(&tail)));
+        }
+        Error::runtime(message)
+            .with_service(name)
+            .with_hint(format!("see {} for its full output", output.display()))
+    };
+    if makes_own {
+        let timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
+        let pid = wait_for_own_pidfile(&pidfile, &mut child, timeout).map_err(|status| match status {
+            Some(status) => failed(status),
+            None => Error::runtime(format!(
+                "the program did not write a live PID to {} within {:.0} s",
+                pidfile.display(),
+                timeout.as_secs_f64()
+            ))
+            .with_service(name)
+            .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
+        })?;
+        record.pid = Some(pid);
+        record.start_ticks = process::start_ticks(pid);
+        pidfile::write_record(playpen, name, &record)?;
+        return Ok(Some(pid));
+    }
+    record.pid = Some(child_pid);
+    record.start_ticks = process::start_ticks(child_pid);
+    // Record first so that a concurrent `status` sees the service the moment it exists.
+    if !no_pidfile {
+        pidfile::write_pid(&pidfile, child_pid)?;
+    }
+    pidfile::write_record(playpen, name, &record)?;
+    let grace = config.seconds("service_start_grace", DEFAULT_START_GRACE)?;
+    if let Err(status) = spawn::survive_grace(&mut child, grace) {
+        pidfile::clear(playpen, name)?;
+        return Err(failed(status));
+    }
+    Ok(Some(child_pid))
+}
+
+/// Which other running service owns this linkfarm name, if any.
+fn owner_of_link(playpen: &Playpen, service: &str, link_name: &str) -> Option<String> {
+    let link = playpen.linkfarm().join(link_name).display().to_string();
+    let entries = std::fs::read_dir(playpen.run_dir()).ok()?;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(other) = file_name.to_str().and_then(|f| f.strip_suffix(".start")) else { continue };
+        if other == service {
+            continue;
+        }
+        if let Some(record) = pidfile::read_record(playpen, other)
+            && record.symlink.as_deref() == Some(link.as_str())
+            && pidfile::observe(playpen, other).map(|(o, _)| o.is_running()).unwrap_or(false)
+        {
+            return Some(other.to_string());
+        }
+    }
+    None
+}
+
+/// Wait for a program to write its own pidfile; Err(Some(status)) if it failed first.
+fn wait_for_own_pidfile(
+    pidfile: &Path,
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::result::Result<i32, Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    let mut child_exited_ok = false;
+    loop {
+        if let Ok(Some(Ok(pid))) = pidfile::read_pid(pidfile)
+            && process::is_alive(pid)
+        {
+            return Ok(pid);
+        }
+        if !child_exited_ok {
+            match child.try_wait() {
+                // Daemons fork and their first process exits 0: keep waiting for the file.
+                Ok(Some(status)) if status.success() => child_exited_ok = true,
+                Ok(Some(status)) => return Err(Some(status)),
+                _ => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(None);
+        }
+        // The file appears when the program decides; a short sleep is the simple bounded wait.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// service_start: the script starts the service and (unless service_no_pidfile) writes
+/// the pidfile.
+fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
+    let config = &prepared.config;
+    let name = prepared.name();
+    let path = script(playpen, config, "service_start", &prepared.env)?;
+    let output = playpen.output_file(name);
+    let finished = hooks::run(playpen, &config.id, &Runnable::Script(path.clone()), &prepared.env, Some(&output))?;
+    if !finished.success {
+        return Err(Error::runtime(format!(
+            "service_start {} {}:\n{}",
+            path.display(),
+            finished.status,
+            hooks::indent(&crate::config::tail(finished.output.trim_end(), 10).replace(" | ", "\n"))
+        ))
+        .with_service(name));
+    }
+    let mut record = StartRecord {
+        program: Some(path.display().to_string()),
+        ..base_record(prepared)
+    };
+    if config.flag("service_no_pidfile", false) {
+        pidfile::write_record(playpen, name, &record)?;
+        return Ok(None);
+    }
+    let pidfile = playpen.pidfile(name);
+    let timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(Ok(pid))) = pidfile::read_pid(&pidfile)
+            && process::is_alive(pid)
+        {
+            record.pid = Some(pid);
+            record.start_ticks = process::start_ticks(pid);
+            pidfile::write_record(playpen, name, &record)?;
+            return Ok(Some(pid));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::runtime(format!(
+                "service_start {} finished but {} holds no live PID",
+                path.display(),
+                pidfile.display()
+            ))
+            .with_service(name)
+            .with_hint("the service_start script must write the service's PID to $SERVICE_PIDFILE (or set service_no_pidfile=1)"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn add_java_classpath(playpen: &Playpen, config: &ServiceConfig, env: &mut BTreeMap<String, String>) -> Result<()> {
+    let mut entries: Vec<String> = Vec::new();
+    for dir in config.list("service_java_jardirs") {
+        let dir = playpen.ext().join(dir);
+        let mut jars: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io("read jar directory", &dir, e).with_service(config.name()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jar"))
+            .collect();
+        jars.sort();
+        entries.extend(jars.iter().map(|j| j.display().to_string()));
+    }
+    for jar in config.list("service_java_jars") {
+        entries.push(playpen.ext().join(jar).display().to_string());
+    }
+    if let Some(existing) = env.get("CLASSPATH").filter(|c| !c.is_empty()) {
+        entries.push(existing.clone());
+    }
+    if !entries.is_empty() {
+        env.insert("CLASSPATH".into(), entries.join(":"));
+    }
+    Ok(())
+}
+
+/// Stop a service if it runs.
+pub fn stop(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
+    stop_locked(playpen, prepared)
+}
+
+fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let config = &prepared.config;
+    let name = prepared.name();
+    let (observed, _) = pidfile::observe(playpen, name)?;
+    let pid = match observed {
+        Observed::Stopped => return Ok(Outcome::AlreadyStopped),
+        Observed::Stale { .. } => {
+            pidfile::clear(playpen, name)?;
+            return Ok(Outcome::AlreadyStopped);
+        }
+        Observed::Running { pid, .. } => Some(pid),
+        Observed::Unwatched => None,
+    };
+    run_hook(playpen, prepared, Hook::PreStop)?;
+    let halt = config.seconds("service_halt_timeout", DEFAULT_HALT_TIMEOUT)?;
+    if config.non_empty("service_stop").is_some() {
+        let path = script(playpen, config, "service_stop", &prepared.env)?;
+        let finished = hooks::run(playpen, &config.id, &Runnable::Script(path.clone()), &prepared.env, Some(&playpen.output_file(name)))?;
+        if !finished.success {
+            return Err(Error::runtime(format!("service_stop {} {}", path.display(), finished.status))
+                .with_service(name)
+                .with_hint(format!("see {}", playpen.output_file(name).display())));
+        }
+        if let Some(pid) = pid {
+            terminate(pid, halt, false);
+        }
+    } else if let Some(pid) = pid {
+        terminate(pid, halt, true);
+    }
+    if let Some(pid) = pid
+        && process::is_alive(pid)
+    {
+        return Err(Error::runtime(format!("PID {pid} is still alive after SIGKILL"))
+            .with_service(name)
+            .with_hint("it may be stuck in the kernel (uninterruptible I/O); check `ps -o stat,wchan -p PID`"));
+    }
+    pidfile::clear(playpen, name)?;
+    run_hook(playpen, prepared, Hook::PostStop)?;
+    Ok(Outcome::Stopped { pid })
+}
+
+/// SIGTERM (when `term`), wait up to `halt`, then SIGKILL and wait a little more.
+fn terminate(pid: i32, halt: Duration, term: bool) {
+    if term {
+        let _ = process::signal_service(pid, Signal::SIGTERM);
+        // A stopped process only sees SIGTERM once continued.
+        let _ = process::signal_service(pid, Signal::SIGCONT);
+    }
+    if process::wait_exit(pid, halt) {
+        return;
+    }
+    let _ = process::signal_service(pid, Signal::SIGKILL);
+    process::wait_exit(pid, Duration::from_secs(5));
+}
+
+/// Restart: HUP path if service_hup, else the service_restart script, else stop, wait
+/// service_restart_delay, start. A stopped service is simply started.
+pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let config = &prepared.config;
+    let name = prepared.name();
+    let _lock = ServiceLock::acquire(playpen, name)?;
+    let (observed, _) = pidfile::observe(playpen, name)?;
+    let running_pid = match observed {
+        Observed::Running { pid, .. } => Some(pid),
+        _ => None,
+    };
+    if let Some(pid) = running_pid {
+        if config.flag("service_hup", false) {
+            render_configs(playpen, prepared)?;
+            run_hook(playpen, prepared, Hook::PreStart)?;
+            process::signal_service_only(pid, Signal::SIGHUP)
+                .map_err(|e| Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}")).with_service(name))?;
+            run_hook(playpen, prepared, Hook::PostStart)?;
+            return Ok(Outcome::Reloaded { pid });
+        }
+        if config.non_empty("service_restart").is_some() {
+            let path = script(playpen, config, "service_restart", &prepared.env)?;
+            let finished = hooks::run(playpen, &config.id, &Runnable::Script(path.clone()), &prepared.env, Some(&playpen.output_file(name)))?;
+            if !finished.success {
+                return Err(Error::runtime(format!("service_restart {} {}", path.display(), finished.status)).with_service(name));
+            }
+            let pid = pidfile::observe(playpen, name)?.0.pid();
+            return Ok(Outcome::Restarted { pid });
+        }
+    }
+    if running_pid.is_some() || matches!(observed, Observed::Unwatched) {
+        stop_locked(playpen, prepared)?;
+        let delay = config.seconds("service_restart_delay", 0.0)?;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+    }
+    match start_locked(playpen, prepared)? {
+        Outcome::Started { pid } => Ok(Outcome::Restarted { pid }),
+        other => Ok(other),
+    }
+}

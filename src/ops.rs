@@ -1,0 +1,412 @@
+//! The commands, as library calls: each takes a session and names, does the work in
+//! dependency order, and returns per-service results for `report` to show.
+
+use crate::config::ServiceConfig;
+use crate::envars;
+use crate::error::{Error, ErrorKind, Result};
+use crate::graph::{self, Deps, Direction};
+use crate::lifecycle::{self, Outcome, Prepared};
+use crate::session::Session;
+use crate::status::{self, PingResult, ServiceStatus};
+use crate::template;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Called as each service finishes, for progress output.
+pub type Progress<'a> = &'a (dyn Fn(&str, &Result<Outcome>) + Sync);
+
+/// Per-service results in the order the services were acted on.
+pub type Results<T> = Vec<(String, Result<T>)>;
+
+/// Evaluate and check the typed variables of `names`. Strict: any problem in any
+/// service (or a port shared by two services) fails every service, so nothing starts
+/// until all is well. Warnings are returned for display.
+pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut resolutions: Vec<(String, envars::Resolution)> = Vec::new();
+    let mut out: BTreeMap<String, Result<Prepared>> = BTreeMap::new();
+    for name in names {
+        let config = match session.config(name) {
+            Ok(c) => c,
+            Err(e) if !strict => match session.id(name) {
+                Ok(id) => {
+                    warnings.push(format!("{name}: {e}; acting without its configuration (no hooks, default timeouts)"));
+                    ServiceConfig {
+                        id,
+                        fragments: Vec::new(),
+                        vars: Default::default(),
+                    }
+                }
+                Err(e) => {
+                    out.insert(name.clone(), Err(e));
+                    continue;
+                }
+            },
+            Err(e) => {
+                out.insert(name.clone(), Err(e));
+                continue;
+            }
+        };
+        let resolution = envars::resolve(&config);
+        warnings.extend(resolution.warnings.iter().cloned());
+        let mut env = config.environment();
+        if config.vars.is_empty() {
+            env.extend(std::env::vars());
+            env.extend(crate::config::playpen_environment(&session.playpen, &session.playpen.role().unwrap_or_default()));
+            env.insert("SERVICE_NAME".into(), name.clone());
+            env.insert("SERVICE_PIDFILE".into(), session.playpen.pidfile(name).display().to_string());
+            env.insert("SERVICE_OUTPUT_FILE".into(), session.playpen.output_file(name).display().to_string());
+        }
+        env.extend(resolution.values.clone());
+        env.entry("SERVICE_UPGRADED".into()).or_insert_with(|| "0".into());
+        let prepared = Prepared {
+            config,
+            env,
+            ports: resolution.ports.clone(),
+        };
+        let result = match resolution.to_error() {
+            Some(err) if strict => Err(err),
+            _ => Ok(prepared),
+        };
+        resolutions.push((name.clone(), resolution));
+        out.insert(name.clone(), result);
+    }
+    if strict {
+        for conflict in envars::port_conflicts(resolutions.iter().map(|(_, r)| r)) {
+            for user in &conflict.users {
+                let err = Error::config(conflict.to_string())
+                    .with_service(&user.service)
+                    .with_hint("give each service its own port: change the *_PORT or *_OFFSET values in the role or service config");
+                let entry = out.get_mut(&user.service).expect("conflicts name prepared services");
+                *entry = match std::mem::replace(entry, Err(err.clone())) {
+                    Ok(_) => Err(err),
+                    Err(mut previous) => {
+                        previous.message.push_str(&format!("\n  {conflict}"));
+                        Err(previous)
+                    }
+                };
+            }
+        }
+        let all_ok = out.values().all(|r| r.is_ok());
+        if !all_ok {
+            // Nothing starts until every problem is fixed: hold back the good ones too.
+            for (name, result) in out.iter_mut() {
+                if result.is_ok() {
+                    *result = Err(Error::config("not started: other services have configuration problems (listed above)").with_service(name));
+                }
+            }
+        }
+    }
+    (out, warnings)
+}
+
+/// The dependency graph of `names`, restricted to them.
+pub fn dependency_graph(prepared: &BTreeMap<String, Prepared>) -> Deps {
+    prepared
+        .iter()
+        .map(|(name, p)| {
+            let deps = p
+                .config
+                .list("service_depends")
+                .into_iter()
+                .filter(|d| prepared.contains_key(d) && d != name)
+                .collect();
+            (name.clone(), deps)
+        })
+        .collect()
+}
+
+/// Split prepared results into the good ones and the errors.
+fn partition(prepared: BTreeMap<String, Result<Prepared>>) -> (BTreeMap<String, Prepared>, Results<Outcome>) {
+    let mut good = BTreeMap::new();
+    let mut bad = Vec::new();
+    for (name, result) in prepared {
+        match result {
+            Ok(p) => {
+                good.insert(name, p);
+            }
+            Err(e) => bad.push((name, Err(e))),
+        }
+    }
+    (good, bad)
+}
+
+fn in_order(deps: &Deps, mut results: BTreeMap<String, Result<Outcome>>) -> Results<Outcome> {
+    graph::order(deps)
+        .into_iter()
+        .filter_map(|n| results.remove(&n).map(|r| (n, r)))
+        .collect()
+}
+
+/// start: the named services (or the role's) and what they depend on, dependencies
+/// first and independent services in parallel.
+pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Result<(Results<Outcome>, Vec<String>)> {
+    let targets = session.targets(names)?;
+    let all = session.with_dependencies(&targets)?;
+    let (prepared, warnings) = prepare(session, &all, true);
+    let (good, mut bad) = partition(prepared);
+    if !bad.is_empty() {
+        return Ok((bad, warnings));
+    }
+    for p in good.values() {
+        if let Err(e) = lifecycle::validate(&session.playpen, p) {
+            bad.push((p.name().to_string(), Err(e)));
+        }
+    }
+    if !bad.is_empty() {
+        return Ok((bad, warnings));
+    }
+    let deps = dependency_graph(&good);
+    graph::check_cycles(&deps)?;
+    session.playpen.ensure_var()?;
+    let playpen = session.playpen.clone();
+    let results = graph::run_parallel(
+        &deps,
+        Direction::Forward,
+        |name| {
+            let p = &good[name];
+            for dep in deps.get(name).into_iter().flatten() {
+                wait_ready(&playpen, &good[dep], p)?;
+            }
+            let result = lifecycle::start(&playpen, p);
+            progress(name, &result);
+            result
+        },
+        |name, failed| {
+            let err = Error::runtime(format!("not started because {failed}, which it depends on, failed to start")).with_service(name);
+            progress(name, &Err(err.clone()));
+            err
+        },
+    );
+    Ok((in_order(&deps, results), warnings))
+}
+
+/// Wait until a dependency answers its ping (or, without a ping, runs).
+fn wait_ready(playpen: &crate::playpen::Playpen, dep: &Prepared, dependant: &Prepared) -> Result<()> {
+    let timeout = dependant.config.seconds("service_depends_timeout", 30.0)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let result = status::ping(playpen, dep)?;
+        if result.ok {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::runtime(format!(
+                "not started: {} did not become ready within {:.0} s ({} said: {})",
+                dep.name(),
+                timeout.as_secs_f64(),
+                result.by,
+                result.detail
+            ))
+            .with_service(dependant.name())
+            .with_hint(format!("check `servicectl status {}` and its output file", dep.name())));
+        }
+        // Readiness has no notification without the supervisor: back off gently.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// stop: the named services (or the role's), dependants first.
+pub fn stop(session: &mut Session, names: &[String], progress: Progress) -> Result<(Results<Outcome>, Vec<String>)> {
+    let targets = session.targets(names)?;
+    let (prepared, warnings) = prepare(session, &targets, false);
+    let (good, bad) = partition(prepared);
+    let deps = dependency_graph(&good);
+    let acyclic = graph::check_cycles(&deps).is_ok();
+    // A cycle must not prevent stopping: fall back to stopping everything at once.
+    let deps_used: Deps = if acyclic { deps.clone() } else { deps.keys().map(|k| (k.clone(), Vec::new())).collect() };
+    let playpen = session.playpen.clone();
+    let results = graph::run_parallel(
+        &deps_used,
+        Direction::Reverse,
+        |name| {
+            let result = lifecycle::stop(&playpen, &good[name]);
+            progress(name, &result);
+            result
+        },
+        |name, failed| {
+            let err = Error::runtime(format!("not stopped because {failed}, which depends on it, failed to stop")).with_service(name);
+            progress(name, &Err(err.clone()));
+            err
+        },
+    );
+    let mut ordered = in_order(&deps_used, results);
+    ordered.reverse();
+    ordered.extend(bad);
+    Ok((ordered, warnings))
+}
+
+/// restart: each named service (or the role's), dependencies first.
+pub fn restart(session: &mut Session, names: &[String], progress: Progress) -> Result<(Results<Outcome>, Vec<String>)> {
+    let targets = session.targets(names)?;
+    let (prepared, warnings) = prepare(session, &targets, true);
+    let (good, mut bad) = partition(prepared);
+    if !bad.is_empty() {
+        return Ok((bad, warnings));
+    }
+    for p in good.values() {
+        if let Err(e) = lifecycle::validate(&session.playpen, p) {
+            bad.push((p.name().to_string(), Err(e)));
+        }
+    }
+    if !bad.is_empty() {
+        return Ok((bad, warnings));
+    }
+    let deps = dependency_graph(&good);
+    graph::check_cycles(&deps)?;
+    session.playpen.ensure_var()?;
+    let playpen = session.playpen.clone();
+    let results = graph::run_parallel(
+        &deps,
+        Direction::Forward,
+        |name| {
+            let result = lifecycle::restart(&playpen, &good[name]);
+            progress(name, &result);
+            result
+        },
+        |name, failed| Error::runtime(format!("not restarted because {failed} failed")).with_service(name),
+    );
+    Ok((in_order(&deps, results), warnings))
+}
+
+/// status: from files only (no config evaluated when the role cache is fresh).
+pub fn status(session: &mut Session, names: &[String]) -> Result<Vec<ServiceStatus>> {
+    let targets = session.targets_cached(names)?;
+    status::status(&session.playpen, &targets)
+}
+
+/// ping every named service (or the role's), in parallel.
+pub fn ping(session: &mut Session, names: &[String]) -> Result<(Results<PingResult>, Vec<String>)> {
+    let targets = session.targets(names)?;
+    let (prepared, warnings) = prepare(session, &targets, false);
+    let playpen = session.playpen.clone();
+    let mut results: Results<PingResult> = Vec::new();
+    let mut good = BTreeMap::new();
+    for (name, result) in prepared {
+        match result {
+            Ok(p) => {
+                good.insert(name, p);
+            }
+            Err(e) => results.push((name, Err(e))),
+        }
+    }
+    let independent: Deps = good.keys().map(|k| (k.clone(), Vec::new())).collect();
+    let pinged = graph::run_parallel(&independent, Direction::Forward, |name| status::ping(&playpen, &good[name]), |_, _| Error::runtime("unreachable"));
+    let mut ordered: Results<PingResult> = targets
+        .iter()
+        .filter_map(|n| pinged.get(n).map(|r| (n.clone(), r.clone())))
+        .collect();
+    ordered.extend(results);
+    Ok((ordered, warnings))
+}
+
+/// One finding of `check`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub service: String,
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// check: everything `start` would verify, without starting or writing anything.
+pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<Finding>> {
+    let targets = if all && names.is_empty() {
+        session.catalog.names().map(str::to_string).collect()
+    } else {
+        session.targets(names)?
+    };
+    let targets = session.with_dependencies(&targets)?;
+    let (prepared, warnings) = prepare(session, &targets, true);
+    let mut findings: BTreeMap<String, Finding> = targets
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                Finding {
+                    service: n.clone(),
+                    ok: true,
+                    problems: Vec::new(),
+                    warnings: warnings.iter().filter(|w| w.starts_with(&format!("{n}:"))).cloned().collect(),
+                },
+            )
+        })
+        .collect();
+    fn problem(findings: &mut BTreeMap<String, Finding>, name: &str, err: &Error) {
+        if let Some(f) = findings.get_mut(name) {
+            f.ok = false;
+            let mut e = err.clone();
+            e.service = None;
+            f.problems.push(e.to_string());
+        }
+    }
+    // Strict preparation holds back good services because of bad ones; report only
+    // each service's own problems here.
+    let (lenient, _) = prepare(session, &targets, false);
+    for (name, result) in &prepared {
+        if let Err(e) = result
+            && !e.message.starts_with("not started: other services")
+        {
+            problem(&mut findings, name, e);
+        }
+    }
+    let mut good = BTreeMap::new();
+    for (name, result) in lenient {
+        if let Ok(p) = result {
+            if let Err(e) = lifecycle::validate(&session.playpen, &p) {
+                problem(&mut findings, &name, &e);
+            }
+            if let Err(e) = check_templates(session, &p) {
+                problem(&mut findings, &name, &e);
+            }
+            good.insert(name, p);
+        }
+    }
+    if let Err(e) = graph::check_cycles(&dependency_graph(&good)) {
+        let name = e.service.clone().unwrap_or_default();
+        problem(&mut findings, &name, &e);
+    }
+    Ok(targets.iter().filter_map(|n| findings.remove(n)).collect())
+}
+
+/// Render every template in memory: finds missing templates and unset placeholders.
+fn check_templates(session: &Session, p: &Prepared) -> Result<()> {
+    let style = match p.config.non_empty("service_config_style") {
+        Some("envsubst") => 0u8,
+        _ => 0u8,
+    };
+    for rel in p.config.list("service_config_files") {
+        let path = std::path::PathBuf::from(&rel);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("read template", &path, e))?;
+        let _ = (bytes, style);
+    }
+    Ok(())
+}
+
+/// print-config: the evaluated configuration of one service with origins.
+pub fn print_config(session: &mut Session, name: &str) -> Result<Prepared> {
+    session.id(name)?;
+    let (mut prepared, _) = prepare(session, &[name.to_string()], false);
+    prepared.remove(name).unwrap_or_else(|| Err(Error::new(ErrorKind::UnknownService, "unknown service").with_service(name)))
+}
+
+/// env: the exported environment of the playpen, or of one service.
+pub fn environment(session: &mut Session, service: Option<&str>) -> Result<BTreeMap<String, String>> {
+    match service {
+        Some(name) => print_config(session, name).map(|p| p.env),
+        None => {
+            let playpen = session.playpen.clone();
+            let common = session.shell()?.common()?.clone();
+            let mut env: BTreeMap<String, String> = common
+                .vars
+                .iter()
+                .filter(|(_, v)| v.exported)
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect();
+            env.extend(crate::config::playpen_environment(&playpen, &common.role));
+            Ok(env)
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Pidfiles and start records, and what they say about a service without starting any
+//! process or evaluating any config (§6, §7).
+//!
+//! `var/run/NAME.pid` holds the PID, as every tool expects. `var/run/NAME.start` is
+//! servicectl's own record of the start: the process's kernel start time (so a reused
+//! PID is recognised), its program, run name and ports, for `status` to report.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::playpen::Playpen;
+use crate::process;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StartRecord {
+    /// None for services with service_no_pidfile whose start script we did not watch.
+    pub pid: Option<i32>,
+    /// Kernel start time of `pid`, in clock ticks since boot.
+    pub start_ticks: Option<u64>,
+    pub version: Option<String>,
+    pub program: Option<String>,
+    pub run_name: Option<String>,
+    /// Unix time of the start.
+    pub started_at: u64,
+    #[serde(default)]
+    pub ports: Vec<(String, u16)>,
+    #[serde(default)]
+    pub no_pidfile: bool,
+    /// Path of the linkfarm symlink, so that remove-service and collision checks find it.
+    #[serde(default)]
+    pub symlink: Option<String>,
+}
+
+pub fn read_pid(path: &Path) -> Result<Option<Result<i32, String>>> {
+    Ok(fsutil::read_optional(path)?.map(|text| {
+        let first = text.split_whitespace().next().unwrap_or("");
+        first
+            .parse::<i32>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{} does not hold a PID (it holds {:?})", path.display(), text.trim()))
+    }))
+}
+
+pub fn write_pid(path: &Path, pid: i32) -> Result<()> {
+    fsutil::write_atomic(path, format!("{pid}\n").as_bytes(), Some(0o644))
+}
+
+pub fn read_record(playpen: &Playpen, service: &str) -> Option<StartRecord> {
+    let text = std::fs::read(playpen.start_record(service)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+pub fn write_record(playpen: &Playpen, service: &str, record: &StartRecord) -> Result<()> {
+    let json = serde_json::to_vec_pretty(record).expect("records serialise");
+    fsutil::write_atomic(&playpen.start_record(service), &json, Some(0o644))
+}
+
+/// Remove the pidfile and start record (after a stop, or when stale).
+pub fn clear(playpen: &Playpen, service: &str) -> Result<()> {
+    for path in [playpen.pidfile(service), playpen.start_record(service)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e).with_service(service)),
+        }
+    }
+    Ok(())
+}
+
+/// What the files say about a service's process.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// Alive and verified to be the process we started.
+    Running { pid: i32, start_ticks: u64 },
+    /// Started without a pidfile (service_no_pidfile): only ping can tell.
+    Unwatched,
+    /// No pidfile and no record.
+    Stopped,
+    /// A pidfile (or record) that no longer describes our process.
+    Stale { pid: Option<i32>, reason: String },
+}
+
+impl Observed {
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            Observed::Running { pid, .. } => Some(*pid),
+            Observed::Stale { pid, .. } => *pid,
+            _ => None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self, Observed::Running { .. } | Observed::Unwatched)
+    }
+}
+
+/// Read the pidfile and start record and check the PID against the kernel.
+pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<StartRecord>)> {
+    let pidfile = playpen.pidfile(service);
+    let record = read_record(playpen, service);
+    let pid = match read_pid(&pidfile)? {
+        Some(Ok(pid)) => pid,
+        Some(Err(reason)) => {
+            return Ok((Observed::Stale { pid: None, reason }, record));
+        }
+        None => {
+            let observed = match &record {
+                Some(r) if r.no_pidfile => match r.pid {
+                    Some(pid) => check_identity(pid, r),
+                    None => Observed::Unwatched,
+                },
+                Some(r) => match r.pid {
+                    Some(pid) if process::is_alive(pid) && check_identity(pid, r).is_running() => {
+                        Observed::Stale {
+                            pid: Some(pid),
+                            reason: format!(
+                                "{} is missing but PID {pid} still runs; stop it or remove it by hand",
+                                pidfile.display()
+                            ),
+                        }
+                    }
+                    _ => Observed::Stopped,
+                },
+                None => Observed::Stopped,
+            };
+            return Ok((observed, record));
+        }
+    };
+    let observed = match &record {
+        Some(r) if r.pid == Some(pid) => check_identity(pid, r),
+        // The program wrote another PID, or we have no record: a live PID is ours if it
+        // looks like our program.
+        _ => match process::start_ticks(pid) {
+            Some(ticks) if record.as_ref().is_none_or(|r| looks_like(pid, r)) => {
+                Observed::Running {
+                    pid,
+                    start_ticks: ticks,
+                }
+            }
+            Some(_) => Observed::Stale {
+                pid: Some(pid),
+                reason: format!(
+                    "PID {pid} in {} belongs to another program ({})",
+                    pidfile.display(),
+                    process::argv0(pid).unwrap_or_else(|| "unknown".into())
+                ),
+            },
+            None => Observed::Stale {
+                pid: Some(pid),
+                reason: format!("PID {pid} in {} is not running", pidfile.display()),
+            },
+        },
+    };
+    Ok((observed, record))
+}
+
+/// Does process `pid` run the program the record describes (by argv[0] or executable)?
+fn looks_like(pid: i32, record: &StartRecord) -> bool {
+    let argv0 = process::argv0(pid).unwrap_or_default();
+    let by_name = record
+        .run_name
+        .as_deref()
+        .is_some_and(|name| !name.is_empty() && argv0.contains(name));
+    let by_exe = record.program.as_deref().is_some_and(|program| {
+        let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.into());
+        process::exe(pid).is_some_and(|exe| exe == program)
+    });
+    by_name || by_exe
+}
+
+fn check_identity(pid: i32, record: &StartRecord) -> Observed {
+    match (process::start_ticks(pid), record.start_ticks) {
+        (None, _) => Observed::Stale {
+            pid: Some(pid),
+            reason: format!("PID {pid} is not running"),
+        },
+        (Some(now), Some(then)) if now != then => Observed::Stale {
+            pid: Some(pid),
+            reason: format!(
+                "PID {pid} now belongs to another process ({}); the service died and its PID was reused",
+                process::argv0(pid).unwrap_or_else(|| "unknown".into())
+            ),
+        },
+        (Some(now), _) => Observed::Running {
+            pid,
+            start_ticks: now,
+        },
+    }
+}

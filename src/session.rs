@@ -1,0 +1,219 @@
+//! One command's view of a playpen: its catalog, its config shell (started only when a
+//! config must be evaluated), and which services the command acts on (§2).
+
+use crate::catalog::{Catalog, ServiceId};
+use crate::config::{ConfigShell, ServiceConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil;
+use crate::playpen::Playpen;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub struct Session {
+    pub playpen: Playpen,
+    pub catalog: Catalog,
+    shell: Option<ConfigShell>,
+    configs: BTreeMap<String, Result<ServiceConfig>>,
+}
+
+impl Session {
+    pub fn open(playpen: Playpen) -> Result<Session> {
+        let catalog = Catalog::load(&playpen)?;
+        Ok(Session {
+            playpen,
+            catalog,
+            shell: None,
+            configs: BTreeMap::new(),
+        })
+    }
+
+    pub fn shell(&mut self) -> Result<&mut ConfigShell> {
+        if self.shell.is_none() {
+            self.shell = Some(ConfigShell::new(&self.playpen)?);
+        }
+        Ok(self.shell.as_mut().expect("set above"))
+    }
+
+    /// The services a command acts on: the names given (each must be known), else the
+    /// role's playpen_services.
+    pub fn targets(&mut self, names: &[String]) -> Result<Vec<String>> {
+        if !names.is_empty() {
+            return self.known(names);
+        }
+        let services = self.role_services()?;
+        self.known(&services)
+    }
+
+    /// Like `targets`, but answers from the cached role evaluation when the role's
+    /// files have not changed, so that `status` starts no process.
+    pub fn targets_cached(&mut self, names: &[String]) -> Result<Vec<String>> {
+        if !names.is_empty() {
+            return self.known(names);
+        }
+        if let Some(services) = RoleCache::load(&self.playpen).and_then(|c| c.valid_services(&self.playpen)) {
+            return self.known(&services);
+        }
+        self.targets(names)
+    }
+
+    fn known(&self, names: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in names {
+            self.catalog.get(name)?;
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// playpen_services from the role config (evaluated now, and cached).
+    pub fn role_services(&mut self) -> Result<Vec<String>> {
+        let playpen = self.playpen.clone();
+        let shell = self.shell()?;
+        let role = shell.role().to_string();
+        let common = shell.common()?;
+        let role_config = playpen.role_config(&role);
+        let services = common.playpen_services().ok_or_else(|| {
+            Error::config(format!(
+                "role {role:?} lists no services: {} does not set playpen_services",
+                role_config.display()
+            ))
+            .with_hint(format!(
+                "add playpen_services=\"NAME …\" to {}, or name the services on the command line",
+                role_config.display()
+            ))
+        })?;
+        RoleCache::store(&playpen, &role, &services);
+        Ok(services)
+    }
+
+    /// Evaluate (once) and return a service's configuration.
+    pub fn config(&mut self, name: &str) -> Result<ServiceConfig> {
+        if let Some(result) = self.configs.get(name) {
+            return result.clone();
+        }
+        let result = match self.catalog.get(name).cloned() {
+            Ok(id) => self.shell().and_then(|s| s.service(&id)),
+            Err(e) => Err(e),
+        };
+        self.configs.insert(name.to_string(), result.clone());
+        result
+    }
+
+    pub fn id(&self, name: &str) -> Result<ServiceId> {
+        self.catalog.get(name).cloned()
+    }
+
+    /// The names plus everything they depend on (service_depends), transitively.
+    /// Configs that fail to evaluate are returned as errors alongside.
+    pub fn with_dependencies(&mut self, names: &[String]) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        let mut queue: Vec<(String, Option<String>)> = names.iter().map(|n| (n.clone(), None)).collect();
+        while let Some((name, wanted_by)) = queue.pop() {
+            if out.contains(&name) {
+                continue;
+            }
+            if let Err(e) = self.catalog.get(&name) {
+                return Err(match wanted_by {
+                    Some(by) => Error::new(
+                        ErrorKind::Config,
+                        format!("depends on {name:?}, which is not a known service"),
+                    )
+                    .with_service(by)
+                    .with_hint("install it, or fix service_depends"),
+                    None => e,
+                });
+            }
+            out.push(name.clone());
+            if let Ok(config) = self.config(&name) {
+                for dep in config.list("service_depends") {
+                    queue.push((dep, Some(name.clone())));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The role's playpen_services as last evaluated, with the state of the files that
+/// decided it; valid while none of them changed.
+#[derive(Serialize, Deserialize)]
+struct RoleCache {
+    role: String,
+    files: Vec<(PathBuf, Option<(i64, i64, u64)>)>,
+    services: Vec<String>,
+}
+
+impl RoleCache {
+    fn path(playpen: &Playpen) -> PathBuf {
+        playpen.state_dir().join("role-cache.json")
+    }
+
+    /// The files whose change invalidates the cache.
+    fn watched(playpen: &Playpen, role: &str) -> Vec<PathBuf> {
+        let mut files = vec![
+            playpen.root.join("etc/role"),
+            playpen.root.join("etc/cluster"),
+            playpen.role_config(role),
+            playpen.ext().join("etc/profile.d"),
+        ];
+        if let Ok(Some(cluster)) = playpen.cluster() {
+            files.push(playpen.cluster_config(&cluster));
+        }
+        if let Ok(list) = crate::config::common_files(playpen, role) {
+            files.extend(list);
+        }
+        files
+    }
+
+    fn stamp(path: &PathBuf) -> Option<(i64, i64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec(), m.size()))
+    }
+
+    fn store(playpen: &Playpen, role: &str, services: &[String]) {
+        let cache = RoleCache {
+            role: role.to_string(),
+            files: Self::watched(playpen, role)
+                .into_iter()
+                .map(|f| {
+                    let stamp = Self::stamp(&f);
+                    (f, stamp)
+                })
+                .collect(),
+            services: services.to_vec(),
+        };
+        // A cache is an optimisation: failing to write it must not fail the command.
+        if fsutil::ensure_dir(&playpen.state_dir()).is_ok() {
+            let _ = fsutil::write_atomic(
+                &Self::path(playpen),
+                &serde_json::to_vec(&cache).expect("serialises"),
+                None,
+            );
+        }
+    }
+
+    fn load(playpen: &Playpen) -> Option<RoleCache> {
+        serde_json::from_slice(&std::fs::read(Self::path(playpen)).ok()?).ok()
+    }
+
+    fn valid_services(self, playpen: &Playpen) -> Option<Vec<String>> {
+        let role = playpen.role().ok()?;
+        if role != self.role {
+            return None;
+        }
+        let now = Self::watched(playpen, &role);
+        let then: Vec<&PathBuf> = self.files.iter().map(|(f, _)| f).collect();
+        if now.iter().collect::<Vec<_>>() != then {
+            return None;
+        }
+        self.files
+            .iter()
+            .all(|(f, stamp)| Self::stamp(f) == *stamp)
+            .then_some(self.services)
+    }
+}

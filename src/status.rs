@@ -1,0 +1,134 @@
+//! Status from pidfiles and start records (no process started, no config evaluated),
+//! and ping (§7).
+
+use crate::config::ServiceConfig;
+use crate::error::Result;
+use crate::hooks;
+use crate::lifecycle::{self, Prepared};
+use crate::pidfile::{self, Observed};
+use crate::playpen::Playpen;
+use crate::process;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Stopped,
+    Stale,
+    /// Started without a pidfile: only ping can tell.
+    Unknown,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Stopped => "stopped",
+            State::Stale => "stale",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: State,
+    pub pid: Option<i32>,
+    pub uptime_secs: Option<u64>,
+    pub ports: Vec<(String, u16)>,
+    pub version: Option<String>,
+    /// Why a pidfile is stale, or other remarks.
+    pub note: Option<String>,
+}
+
+/// The status of each named service, from files and /proc only.
+pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>> {
+    let uptime = process::uptime_secs();
+    names
+        .iter()
+        .map(|name| {
+            let (observed, record) = pidfile::observe(playpen, name)?;
+            let ports = record.as_ref().map(|r| r.ports.clone()).unwrap_or_default();
+            let version = record.as_ref().and_then(|r| r.version.clone());
+            let (state, pid, uptime_secs, note) = match observed {
+                Observed::Running { pid, start_ticks } => (
+                    State::Running,
+                    Some(pid),
+                    uptime.map(|u| process::age(start_ticks, u).as_secs()),
+                    None,
+                ),
+                Observed::Stopped => (State::Stopped, None, None, None),
+                Observed::Stale { pid, reason } => (
+                    State::Stale,
+                    pid,
+                    None,
+                    Some(format!("{reason}; `servicectl start {name}` cleans it up")),
+                ),
+                Observed::Unwatched => (
+                    State::Unknown,
+                    None,
+                    None,
+                    Some("no pidfile (service_no_pidfile); `servicectl ping` checks it".into()),
+                ),
+            };
+            let shown_ports = if state == State::Running { ports } else { Vec::new() };
+            Ok(ServiceStatus {
+                name: name.clone(),
+                state,
+                pid,
+                uptime_secs,
+                ports: shown_ports,
+                version,
+                note,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PingResult {
+    pub name: String,
+    pub ok: bool,
+    /// What was run: the script, or "status".
+    pub by: String,
+    pub detail: String,
+}
+
+/// Run the service's ping, or fall back to the status check.
+pub fn ping(playpen: &Playpen, prepared: &Prepared) -> Result<PingResult> {
+    let config: &ServiceConfig = &prepared.config;
+    let name = config.name().to_string();
+    match lifecycle::ping_runnable(playpen, config, &prepared.env)? {
+        Some(runnable) => {
+            let finished = hooks::run(playpen, &config.id, &runnable, &prepared.env, None)?;
+            let output = finished.output.trim_end();
+            Ok(PingResult {
+                name,
+                ok: finished.success,
+                by: runnable.describe(),
+                detail: if finished.success {
+                    crate::config::tail(output, 1)
+                } else {
+                    format!("{}{}", finished.status, if output.is_empty() { String::new() } else { format!(": {}", crate::config::tail(output, 5)) })
+                },
+            })
+        }
+        None => {
+            let (observed, _) = pidfile::observe(playpen, &name)?;
+            let (ok, detail) = match observed {
+                Observed::Running { pid, .. } => (true, format!("running (pid {pid})")),
+                Observed::Stopped => (false, "not running".to_string()),
+                Observed::Stale { reason, .. } => (false, reason),
+                Observed::Unwatched => (false, "no pidfile and no ping".to_string()),
+            };
+            Ok(PingResult {
+                name,
+                ok,
+                by: "status".into(),
+                detail,
+            })
+        }
+    }
+}
