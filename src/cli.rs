@@ -81,8 +81,57 @@ pub enum Command {
     },
     /// Print `export` lines for the playpen's environment, or a service's
     Env { service: Option<String> },
+    /// List required variables that are still unset, per service (exit 1 when any)
+    MissingEnv {
+        services: Vec<String>,
+        /// Add each variable's description, type, constraints and default
+        #[arg(long, short)]
+        verbose: bool,
+        /// Print a sh snippet setting each missing variable to its default (append it to the role config)
+        #[arg(long, conflicts_with = "verbose")]
+        script: bool,
+    },
+    /// Render config templates (__NAME__ placeholders) into var/, as start does
+    SubConf {
+        /// Render with this service's environment (default: the playpen's)
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Templates, relative to the playpen (e.g. etc/nginx/nginx.conf); default: the service's service_config_files
+        files: Vec<String>,
+    },
+    /// Register an installed service: validate its config, create its var/ directories (package managers call this)
+    NewService {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Unregister a service: stop it, remove its registration, symlink, pidfile and start record (safe to repeat)
+    RemoveService {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Install or remove a service package the way a package manager would
+    #[command(subcommand)]
+    Package(PackageCommand),
+    /// Before upgrading packages: stop the services that must not run meanwhile, and record them
+    PreUpgrade {
+        #[arg(required = true)]
+        packages: Vec<String>,
+    },
+    /// After upgrading packages: start what pre-upgrade stopped, restart what must restart
+    PostUpgrade {
+        #[arg(required = true)]
+        packages: Vec<String>,
+    },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PackageCommand {
+    /// Copy a package directory into ext/ (all or nothing), then new-service each of its services; upgrades an installed version
+    Install { dir: PathBuf },
+    /// Remove-service each of the package's services, then remove its files from ext/
+    Remove { name: String },
 }
 
 /// Parse the arguments and run; returns the process exit code.
@@ -253,6 +302,147 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::MissingEnv { services, verbose, script } => {
+            let mut session = open(&cli)?;
+            let report = ops::missing_env(&mut session, services)?;
+            let any_missing = report.iter().any(|r| !r.missing.is_empty());
+            if cli.json {
+                json_print(&report);
+            } else if *script {
+                for r in &report {
+                    if !r.missing.is_empty() {
+                        print!("{}", crate::envars::missing_script(&r.service, &r.missing));
+                    }
+                }
+            } else {
+                for r in &report {
+                    if r.missing.is_empty() {
+                        continue;
+                    }
+                    if *verbose {
+                        print!("{}", crate::envars::describe(&r.service, &r.missing));
+                    } else {
+                        for m in &r.missing {
+                            println!("{}: {}", r.service, m.name);
+                        }
+                    }
+                }
+                if !any_missing {
+                    println!("nothing missing");
+                } else if !*script {
+                    eprintln!("hint: `servicectl missing-env --script >> {}` sets each to its default", session.playpen.role_config(&session.playpen.role().unwrap_or_default()).display());
+                }
+            }
+            Ok(if any_missing { exit::FAILED } else { exit::OK })
+        }
+        Command::SubConf { service, files } => {
+            let mut session = open(&cli)?;
+            let written = ops::sub_conf(&mut session, service.as_deref(), files)?;
+            if cli.json {
+                json_print(&written);
+            } else {
+                for w in written {
+                    println!("rendered {}", w.display());
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::NewService { services } => {
+            let mut session = open(&cli)?;
+            let mut reports = Vec::new();
+            for name in services {
+                let r = crate::package::new_service(&mut session, name)?;
+                if !cli.json {
+                    print_new_service(&session, &r);
+                }
+                reports.push(r);
+            }
+            if cli.json {
+                json_print(&reports);
+            }
+            Ok(exit::OK)
+        }
+        Command::RemoveService { services } => {
+            let mut session = open(&cli)?;
+            let mut reports = Vec::new();
+            for name in services {
+                let r = crate::package::remove_service(&mut session, name)?;
+                if !cli.json {
+                    let mut done = Vec::new();
+                    if r.stopped {
+                        done.push("stopped".to_string());
+                    }
+                    if r.unregistered {
+                        done.push("unregistered".to_string());
+                    }
+                    if !r.removed_files.is_empty() {
+                        done.push(format!("removed {} file(s)", r.removed_files.len()));
+                    }
+                    if done.is_empty() {
+                        println!("{name}: nothing to remove (not registered)");
+                    } else {
+                        println!("{name}: {}", done.join(", "));
+                    }
+                }
+                reports.push(r);
+            }
+            if cli.json {
+                json_print(&reports);
+            }
+            Ok(exit::OK)
+        }
+        Command::Package(PackageCommand::Install { dir }) => {
+            let mut session = open(&cli)?;
+            let report = crate::package::install(&mut session, dir)?;
+            if cli.json {
+                json_print(&report);
+            } else {
+                match &report.replaced {
+                    Some(old) => println!("upgraded {old} to {} ({} files)", report.package, report.files),
+                    None => println!("installed {} ({} files)", report.package, report.files),
+                }
+                if let Some(u) = &report.upgrade {
+                    print_upgrade(u);
+                }
+                for s in &report.services {
+                    print_new_service(&session, s);
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Package(PackageCommand::Remove { name }) => {
+            let mut session = open(&cli)?;
+            let removed = crate::package::remove(&mut session, name)?;
+            if cli.json {
+                json_print(&removed);
+            } else {
+                for r in &removed {
+                    println!("{}: removed{}", r.service, if r.stopped { " (stopped first)" } else { "" });
+                }
+                println!("package {name} removed");
+            }
+            Ok(exit::OK)
+        }
+        Command::PreUpgrade { packages } => {
+            let mut session = open(&cli)?;
+            let report = crate::upgrade::pre_upgrade(&mut session, packages)?;
+            if cli.json {
+                json_print(&report);
+            } else {
+                print_upgrade(&report);
+            }
+            Ok(exit::OK)
+        }
+        Command::PostUpgrade { packages } => {
+            let mut session = open(&cli)?;
+            let report = crate::upgrade::post_upgrade(&mut session, packages)?;
+            if cli.json {
+                json_print(&report);
+            } else {
+                print_upgrade(&report);
+            }
+            Ok(exit::OK)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "servicectl", &mut std::io::stdout());
             Ok(exit::OK)
@@ -312,4 +502,43 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
         json_print(&rows);
     }
     Ok(code)
+}
+
+fn print_new_service(session: &Session, r: &crate::package::NewService) {
+    println!(
+        "{}: {}",
+        r.service,
+        if r.newly_registered { "registered" } else { "already registered (checked again)" }
+    );
+    let role_config = session.playpen.role_config(&session.playpen.role().unwrap_or_default());
+    if !r.missing.is_empty() {
+        println!(
+            "{}: missing variables: {} — add them to {} (`servicectl missing-env --script {} >> {}` sets defaults):\n{}",
+            r.service,
+            r.missing.join(" "),
+            role_config.display(),
+            r.service,
+            role_config.display(),
+            r.missing_script.trim_end()
+        );
+    }
+    if !r.in_role {
+        println!(
+            "{}: not in playpen_services of {}; add it there to start it with the role (or `servicectl start {}`)",
+            r.service,
+            role_config.display(),
+            r.service
+        );
+    }
+}
+
+fn print_upgrade(r: &crate::upgrade::Report) {
+    for w in &r.warnings {
+        report::warning(w);
+    }
+    for (what, list) in [("stopped", &r.stopped), ("started", &r.started), ("restarted", &r.restarted), ("left running, marked upgraded", &r.marked)] {
+        if !list.is_empty() {
+            println!("{what}: {}", list.join(" "));
+        }
+    }
 }

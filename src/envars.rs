@@ -432,7 +432,8 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
                 Source::Offset(sum) => format!(" ({sum})"),
                 Source::Default => format!(" (the default, envar_{name}_default)"),
             };
-            r.problems.push(problem(Some(&value), format!("{why}{from}")));
+            r.problems
+                .push(problem(Some(&value), format!("{why}{from}")));
         }
     }
 }
@@ -456,9 +457,7 @@ impl Rule {
     fn new(ty: Option<VarType>, constraints: Option<&str>) -> Result<Rule, String> {
         let text = constraints.map(one_line).unwrap_or_default();
         let allowed = match (ty, constraints) {
-            (_, None) | (None | Some(VarType::String | VarType::Filename), _) => {
-                Allowed::Anything
-            }
+            (_, None) | (None | Some(VarType::String | VarType::Filename), _) => Allowed::Anything,
             (Some(VarType::SimpleString), Some(c)) => {
                 Allowed::Words(c.split_whitespace().map(str::to_string).collect())
             }
@@ -484,7 +483,10 @@ impl Rule {
                 if let Allowed::Words(words) = &self.allowed
                     && !words.iter().any(|w| w == value)
                 {
-                    return Err(format!("not one of the allowed values: {}", words.join(" ")));
+                    return Err(format!(
+                        "not one of the allowed values: {}",
+                        words.join(" ")
+                    ));
                 }
                 return Ok(None);
             }
@@ -598,7 +600,12 @@ impl fmt::Display for PortConflict {
             .map(|u| format!("{} ({})", u.service, u.variable))
             .collect();
         let (last, rest) = users.split_last().expect("a conflict has users");
-        write!(f, "port {} is used by {} and {last}", self.port, rest.join(", "))
+        write!(
+            f,
+            "port {} is used by {} and {last}",
+            self.port,
+            rest.join(", ")
+        )
     }
 }
 
@@ -679,7 +686,11 @@ pub fn missing_script(service: &str, missing: &[VarSpec]) -> String {
 pub fn describe(service: &str, specs: &[VarSpec]) -> String {
     let mut out = String::new();
     for spec in specs {
-        let kind = if spec.required { "required" } else { "optional" };
+        let kind = if spec.required {
+            "required"
+        } else {
+            "optional"
+        };
         let ty = match (spec.var_type, &spec.type_name) {
             (Some(t), _) => t.name().to_string(),
             (None, Some(raw)) => format!("{raw} (not a known type)"),
@@ -771,7 +782,10 @@ mod tests {
         let r = check("number", None, "5");
         assert_eq!(r.problems.len(), 1);
         let text = r.problems[0].to_string();
-        assert!(text.starts_with("web: X: envar_X_type=\"number\" is not a type"), "{text}");
+        assert!(
+            text.starts_with("web: X: envar_X_type=\"number\" is not a type"),
+            "{text}"
+        );
         assert!(text.contains("simple_string, string, filename, integer, nonnegative, real, port"));
         // The value itself is not type-checked, but still exported.
         assert_eq!(r.values.get("X").map(String::as_str), Some("5"));
@@ -831,7 +845,11 @@ mod tests {
 
     #[test]
     fn string_and_filename_accept_anything_non_empty() {
-        assert!(valid("string", None, "two words, $quoted \"text\"\nand lines"));
+        assert!(valid(
+            "string",
+            None,
+            "two words, $quoted \"text\"\nand lines"
+        ));
         assert!(valid("filename", None, "/var/tmp/a file"));
         let r = check("string", Some("a b"), "c");
         assert!(r.is_ok());
@@ -907,7 +925,10 @@ mod tests {
         assert!(!valid("integer", Some("-10-10"), "11"));
         assert!(valid("integer", Some("-10--5"), "-7"), "both negative");
         assert!(!valid("integer", Some("-10--5"), "-4"));
-        assert!(valid("integer", Some("-3"), "-3"), "a single negative number");
+        assert!(
+            valid("integer", Some("-3"), "-3"),
+            "a single negative number"
+        );
         assert!(valid("nonnegative", Some("0-0 5-9"), "0"));
     }
 
@@ -957,7 +978,10 @@ mod tests {
                 r.problems[0].to_string(),
                 "web: DB_HOST (database host): required but unset"
             );
-            assert!(r.values.is_empty(), "defaults do not fill required variables");
+            assert!(
+                r.values.is_empty(),
+                "defaults do not fill required variables"
+            );
         }
     }
 
@@ -1048,7 +1072,10 @@ mod tests {
         assert_eq!(vars, ["A", "B", "C", "9BAD", "D"]);
         let err = r.to_error().expect("problems");
         assert_eq!(err.service.as_deref(), Some("web"));
-        assert!(err.message.starts_with("5 problems with typed variables:\n  A = \"0\""));
+        assert!(
+            err.message
+                .starts_with("5 problems with typed variables:\n  A = \"0\"")
+        );
         assert!(err.hint.unwrap().contains("missing-env --script web"));
         assert!(resolve(&config(&[])).to_error().is_none());
     }
@@ -1068,7 +1095,11 @@ mod tests {
 
         let mut set = base.to_vec();
         set.push(("WEB_PORT", "9000"));
-        assert_eq!(resolve(&config(&set)).ports[0].1, 9000, "an explicit value wins");
+        assert_eq!(
+            resolve(&config(&set)).ports[0].1,
+            9000,
+            "an explicit value wins"
+        );
 
         let mut negative = base.to_vec();
         negative[3] = ("WEB_PORT_OFFSET", " -1 ");
@@ -1088,19 +1119,30 @@ mod tests {
         let r = with("80xx", "80");
         assert_eq!(
             rules(&r),
-            ["PORT_PREFIX=\"80xx\" is not a number, so WEB_PORT = PORT_PREFIX + WEB_PORT_OFFSET cannot be worked out"]
+            [
+                "PORT_PREFIX=\"80xx\" is not a number, so WEB_PORT = PORT_PREFIX + WEB_PORT_OFFSET cannot be worked out"
+            ]
         );
         assert!(r.missing.is_empty(), "set but wrong is not missing");
-        assert!(rules(&with("8000", "eighty"))[0].starts_with("WEB_PORT_OFFSET=\"eighty\" is not a number"));
+        assert!(
+            rules(&with("8000", "eighty"))[0]
+                .starts_with("WEB_PORT_OFFSET=\"eighty\" is not a number")
+        );
         let r = with("65500", "80");
         assert_eq!(r.problems[0].value.as_deref(), Some("65580"));
         assert_eq!(
             r.problems[0].rule,
             "not a port (1-65535) (PORT_PREFIX + WEB_PORT_OFFSET = 65500 + 80)"
         );
-        assert_eq!(rules(&with("0", "0"))[0], "not a port (1-65535) (PORT_PREFIX + WEB_PORT_OFFSET = 0 + 0)");
+        assert_eq!(
+            rules(&with("0", "0"))[0],
+            "not a port (1-65535) (PORT_PREFIX + WEB_PORT_OFFSET = 0 + 0)"
+        );
         let r = with("", "80");
-        assert_eq!(rules(&r), ["required but unset (WEB_PORT_OFFSET is \"80\" but PORT_PREFIX is unset)"]);
+        assert_eq!(
+            rules(&r),
+            ["required but unset (WEB_PORT_OFFSET is \"80\" but PORT_PREFIX is unset)"]
+        );
         assert_eq!(r.missing.len(), 1);
     }
 
@@ -1125,10 +1167,16 @@ mod tests {
         ]));
         assert!(r.is_ok());
         assert_eq!(r.ports, [("API_PORT".to_string(), 9001)]);
-        assert_eq!(r.values.get("OTHER").map(String::as_str), Some("anything at all"));
+        assert_eq!(
+            r.values.get("OTHER").map(String::as_str),
+            Some("anything at all")
+        );
         assert_eq!(r.warnings.len(), 1);
         assert!(r.warnings[0].starts_with("web: API_PORT has no type; treating it as a port"));
-        let r = resolve(&config(&[("service_optional_envars", "API_PORT"), ("API_PORT", "0")]));
+        let r = resolve(&config(&[
+            ("service_optional_envars", "API_PORT"),
+            ("API_PORT", "0"),
+        ]));
         assert_eq!(rules(&r), ["not a port (1-65535)"]);
         let r = resolve(&config(&[
             ("service_optional_envars", "API_PORT"),
@@ -1165,10 +1213,16 @@ mod tests {
             conflicts[0].to_string(),
             "port 8080 is used by web (WEB_PORT) and api (API_PORT)"
         );
-        assert!(port_conflicts([&web, &web]).is_empty(), "no conflict with itself");
+        assert!(
+            port_conflicts([&web, &web]).is_empty(),
+            "no conflict with itself"
+        );
         assert!(check_ports([&web]).is_ok());
         let err = check_ports([&web, &api]).unwrap_err();
-        assert_eq!(err.message, "port 8080 is used by web (WEB_PORT) and api (API_PORT)");
+        assert_eq!(
+            err.message,
+            "port 8080 is used by web (WEB_PORT) and api (API_PORT)"
+        );
 
         let same = resolve(&config_named(
             "db",
@@ -1197,7 +1251,10 @@ mod tests {
             ("service_required_envars", "WEB_PORT DB_PASSWORD MODE"),
             ("envar_WEB_PORT_type", "port"),
             ("envar_WEB_PORT_constraints", "8000-8999"),
-            ("envar_WEB_PORT_description", "the port\nthe web server listens on"),
+            (
+                "envar_WEB_PORT_description",
+                "the port\nthe web server listens on",
+            ),
             ("envar_WEB_PORT_default", "8080"),
             ("envar_DB_PASSWORD_description", "database password"),
             ("envar_DB_PASSWORD_type", "string"),
@@ -1265,10 +1322,12 @@ mod tests {
         let r = check("port", None, "8080");
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["ports"][0], serde_json::json!(["X", 8080]));
-        let spec = serde_json::to_value(&specs(&config(&[
-            ("service_required_envars", "X"),
-            ("envar_X_type", "simple_string"),
-        ]))[0])
+        let spec = serde_json::to_value(
+            &specs(&config(&[
+                ("service_required_envars", "X"),
+                ("envar_X_type", "simple_string"),
+            ]))[0],
+        )
         .unwrap();
         assert_eq!(spec["type"], "simple_string");
         assert!(spec.get("type_name").is_none());

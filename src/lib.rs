@@ -21,12 +21,15 @@ pub mod lock;
 pub mod ops;
 pub mod pidfile;
 pub mod playpen;
+pub mod package;
 pub mod process;
+pub mod registry;
 pub mod report;
 pub mod session;
 pub mod shell_dump;
 pub mod spawn;
 pub mod status;
 pub mod template;
+pub mod upgrade;
 
 pub use error::{Error, ErrorKind, Result};

@@ -140,23 +140,9 @@ pub fn ping_runnable(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap<S
 
 /// Render the service's config templates (service_config_files) into var/.
 pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<PathBuf>> {
-    let style = match prepared.config.non_empty("service_config_style") {
-        Some("envsubst") => 0u8,
-        None | Some("sub-conf") | Some("underscores") => 0u8,
-        Some(other) => {
-            return Err(Error::config(format!(
-                "service_config_style={other:?} is not envsubst or sub-conf{}",
-                prepared.config.origin_note("service_config_style")
-            ))
-            .with_service(prepared.name()));
-        }
-    };
-    prepared
-        .config
-        .list("service_config_files")
-        .iter()
-        .map(|rel| { let _ = (rel, style); Ok::<PathBuf, Error>(PathBuf::new()) }.map_err(|e| e.with_service(prepared.name())))
-        .collect()
+    let style = template::Style::from_config(&prepared.config)?;
+    let files = prepared.config.list("service_config_files");
+    template::render_all(playpen, &files, &prepared.env, style).map_err(|e| e.with_service(prepared.name()))
 }
 
 fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {

@@ -58,7 +58,8 @@ pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeM
             env.insert("SERVICE_OUTPUT_FILE".into(), session.playpen.output_file(name).display().to_string());
         }
         env.extend(resolution.values.clone());
-        env.entry("SERVICE_UPGRADED".into()).or_insert_with(|| "0".into());
+        let upgraded = crate::upgrade::is_marked(&session.playpen, name);
+        env.insert("SERVICE_UPGRADED".into(), if upgraded { "1" } else { "0" }.into());
         let prepared = Prepared {
             config,
             env,
@@ -169,6 +170,7 @@ pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Res
                 wait_ready(&playpen, &good[dep], p)?;
             }
             let result = lifecycle::start(&playpen, p);
+            forget_upgrade(&playpen, name, &result);
             progress(name, &result);
             result
         },
@@ -179,6 +181,13 @@ pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Res
         },
     );
     Ok((in_order(&deps, results), warnings))
+}
+
+/// A fresh process has seen SERVICE_UPGRADED=1: the mark has done its job.
+fn forget_upgrade(playpen: &crate::playpen::Playpen, name: &str, result: &Result<Outcome>) {
+    if matches!(result, Ok(Outcome::Started { .. } | Outcome::Restarted { .. } | Outcome::Reloaded { .. })) {
+        crate::upgrade::clear_mark(playpen, name);
+    }
 }
 
 /// Wait until a dependency answers its ping (or, without a ping, runs).
@@ -263,6 +272,7 @@ pub fn restart(session: &mut Session, names: &[String], progress: Progress) -> R
         Direction::Forward,
         |name| {
             let result = lifecycle::restart(&playpen, &good[name]);
+            forget_upgrade(&playpen, name, &result);
             progress(name, &result);
             result
         },
@@ -373,16 +383,8 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
 
 /// Render every template in memory: finds missing templates and unset placeholders.
 fn check_templates(session: &Session, p: &Prepared) -> Result<()> {
-    let style = match p.config.non_empty("service_config_style") {
-        Some("envsubst") => 0u8,
-        _ => 0u8,
-    };
-    for rel in p.config.list("service_config_files") {
-        let path = std::path::PathBuf::from(&rel);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io("read template", &path, e))?;
-        let _ = (bytes, style);
-    }
-    Ok(())
+    let style = template::Style::from_config(&p.config)?;
+    template::check_all(&session.playpen, &p.config.list("service_config_files"), &p.env, style)
 }
 
 /// print-config: the evaluated configuration of one service with origins.
@@ -407,6 +409,63 @@ pub fn environment(session: &mut Session, service: Option<&str>) -> Result<BTree
                 .collect();
             env.extend(crate::config::playpen_environment(&playpen, &common.role));
             Ok(env)
+        }
+    }
+}
+
+/// missing-env: one service's unset required variables.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Missing {
+    pub service: String,
+    pub missing: Vec<envars::VarSpec>,
+}
+
+/// The services missing-env looks at: the names, else the role's, else every
+/// installed service (a fresh playpen has no playpen_services yet).
+pub fn missing_env(session: &mut Session, names: &[String]) -> Result<Vec<Missing>> {
+    let targets = match session.targets(names) {
+        Ok(t) => t,
+        Err(e) if names.is_empty() && e.kind == ErrorKind::Config && e.message.contains("playpen_services") => {
+            session.catalog.names().map(str::to_string).collect()
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in targets {
+        let config = session.config(&name)?;
+        let resolution = envars::resolve(&config);
+        out.push(Missing {
+            service: name,
+            missing: resolution.missing,
+        });
+    }
+    Ok(out)
+}
+
+/// sub-conf: render the given templates (or the service's service_config_files) with
+/// the service's environment, or the playpen's when no service is named.
+pub fn sub_conf(session: &mut Session, service: Option<&str>, files: &[String]) -> Result<Vec<std::path::PathBuf>> {
+    let playpen = session.playpen.clone();
+    match service {
+        Some(name) => {
+            let prepared = print_config(session, name)?;
+            let resolution_error = envars::resolve(&prepared.config).to_error();
+            if let Some(e) = resolution_error {
+                return Err(e);
+            }
+            let style = template::Style::from_config(&prepared.config)?;
+            let files: Vec<String> = if files.is_empty() { prepared.config.list("service_config_files") } else { files.to_vec() };
+            if files.is_empty() {
+                return Err(Error::config("no templates named and service_config_files is empty").with_service(name).with_hint("name the templates: servicectl sub-conf --service NAME etc/FILE"));
+            }
+            template::render_all(&playpen, &files, &prepared.env, style).map_err(|e| e.with_service(name))
+        }
+        None => {
+            if files.is_empty() {
+                return Err(Error::config("no templates named").with_hint("name the templates (servicectl sub-conf etc/FILE …) or a service (--service NAME)"));
+            }
+            let env = environment(session, None)?;
+            template::render_all(&playpen, files, &env, template::Style::Underscores)
         }
     }
 }

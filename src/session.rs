@@ -42,7 +42,13 @@ impl Session {
             return self.known(names);
         }
         let services = self.role_services()?;
-        self.known(&services)
+        self.known(&self.enabled(services))
+    }
+
+    /// Leave out services registered as disabled (§9).
+    fn enabled(&self, services: Vec<String>) -> Vec<String> {
+        let disabled = crate::registry::disabled(&self.playpen);
+        services.into_iter().filter(|s| !disabled.contains(s)).collect()
     }
 
     /// Like `targets`, but answers from the cached role evaluation when the role's
@@ -52,7 +58,7 @@ impl Session {
             return self.known(names);
         }
         if let Some(services) = RoleCache::load(&self.playpen).and_then(|c| c.valid_services(&self.playpen)) {
-            return self.known(&services);
+            return self.known(&self.enabled(services));
         }
         self.targets(names)
     }

@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Measurement helpers for bench/bench.sh (see that script for the overview).
+
+Everything here times `servicectl` from the outside, the way a user experiences it:
+the clock starts just before the command is launched and the figures are wall-clock
+milliseconds. Subcommands (each prints one JSON object on stdout unless noted):
+
+  round BIN PLAYPEN N             one `start` + `stop` cycle of services s1..sN
+  status BIN PLAYPEN N RUNS       `status` timings and how many tasks it creates
+                                  (call it while all N services run)
+  templates BIN PLAYPEN RUNS      start time of a service with 5 templates vs. without
+  kill-leftovers PLAYPEN          SIGKILL bench processes still running in PLAYPEN;
+                                  prints how many it killed
+  report RESULTS.jsonl GRACE_MS   print the table for the collected results
+
+Only the standard library is used.
+"""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+POLL_INTERVAL = 0.001  # seconds between two looks at /proc while waiting for processes
+RUN_PREFIX = "bench-"  # every bench service has service_run_name=bench-…
+
+
+def now():
+    return time.perf_counter()
+
+
+def ms(seconds):
+    return None if seconds is None else round(seconds * 1000.0, 2)
+
+
+def next_pid():
+    """The most recently assigned PID (last field of /proc/loadavg).
+
+    Every task the kernel creates (process or thread) takes the next PID, so the
+    difference between two readings counts the tasks created in between, by anyone.
+    """
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[-1])
+
+
+def argv0(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def exited(pid):
+    """True when `pid` is gone or a zombie (it has exited, only the reaping is left)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
+
+
+def proc_pids():
+    return {int(p) for p in os.listdir("/proc") if p.isdigit()}
+
+
+class Launched:
+    """A command started now, with the exact moment it returned recorded by a thread
+    blocked in waitpid (no polling error on the return time)."""
+
+    def __init__(self, argv, out_path):
+        self.out = open(out_path, "wb")
+        self.t0 = now()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT)
+        self.returned_at = None
+        self.done = threading.Event()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _wait(self):
+        self.proc.wait()
+        self.returned_at = now()
+        self.done.set()
+
+    def finish(self, timeout):
+        if not self.done.wait(timeout):
+            self.proc.kill()
+            self.done.wait()
+        self.out.close()
+        return self.proc.returncode, self.returned_at - self.t0
+
+
+def servicectl(bin_path, playpen, *args):
+    return [bin_path, "--playpen", playpen, *args]
+
+
+def tail(path, lines=8):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------- round
+
+def measure_start(bin_path, playpen, n, scratch):
+    wanted = {f"{RUN_PREFIX}s{i}": None for i in range(1, n + 1)}
+    before = proc_pids()
+    pid_before = next_pid()
+    run = Launched(servicectl(bin_path, playpen, "start"), os.path.join(scratch, "start.out"))
+    alive_at = {}  # run name -> seconds after launch
+    pids = {}  # run name -> pid
+    unresolved = set()  # new PIDs not (yet) showing a wanted argv0: they may still exec
+    known = set(before)
+    deadline = run.t0 + max(60.0, n * 0.5)
+    grace_after_return = None
+    while len(alive_at) < n:
+        t = now()
+        if t > deadline:
+            break
+        current = proc_pids()
+        unresolved |= current - known
+        known |= current
+        unresolved &= current
+        for pid in list(unresolved):
+            name = argv0(pid)
+            if name in wanted and name not in alive_at:
+                alive_at[name] = t - run.t0
+                pids[name] = pid
+                unresolved.discard(pid)
+        if run.done.is_set():
+            # start returned: anything still missing will not appear later (allow 2 s).
+            grace_after_return = grace_after_return or now() + 2.0
+            if now() > grace_after_return:
+                break
+        time.sleep(POLL_INTERVAL)
+    rc, returned = run.finish(timeout=max(60.0, n * 0.5))
+    pid_after = next_pid()
+    times = sorted(alive_at.values())
+    return {
+        "start_rc": rc,
+        "start_return_ms": ms(returned),
+        "alive_count": len(alive_at),
+        "alive_first_ms": ms(times[0]) if times else None,
+        "alive_median_ms": ms(statistics.median(times)) if times else None,
+        "alive_all_ms": ms(times[-1]) if len(times) == n else None,
+        # Tasks (processes and threads) the kernel created during start, minus the
+        # bench's own two (the launched process and its waiter thread).
+        "start_tasks": pid_after - pid_before - 2,
+        "start_output_tail": tail(run.out.name) if rc != 0 or len(times) < n else "",
+    }, pids
+
+
+def measure_stop(bin_path, playpen, pids, scratch):
+    n = len(pids)
+    fds = {}
+    for name, pid in pids.items():
+        try:
+            fds[os.pidfd_open(pid)] = name
+        except (OSError, AttributeError):
+            fds = None
+            break
+    gone_at = {}
+    run = Launched(servicectl(bin_path, playpen, "stop"), os.path.join(scratch, "stop.out"))
+    deadline = run.t0 + 60.0
+    if fds is not None:
+        # pidfds become readable the moment the process exits: exact, no polling.
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        while len(gone_at) < n and now() < deadline:
+            for fd, _ in poller.poll(100):
+                gone_at[fds[fd]] = now() - run.t0
+                poller.unregister(fd)
+        for fd in fds:
+            os.close(fd)
+    else:
+        remaining = dict(pids)
+        while remaining and now() < deadline:
+            t = now()
+            for name, pid in list(remaining.items()):
+                if exited(pid):
+                    gone_at[name] = t - run.t0
+                    del remaining[name]
+            time.sleep(POLL_INTERVAL)
+    rc, returned = run.finish(timeout=60.0)
+    times = sorted(gone_at.values())
+    return {
+        "stop_rc": rc,
+        "stop_return_ms": ms(returned),
+        "gone_count": len(gone_at),
+        "gone_first_ms": ms(times[0]) if times else None,
+        "gone_all_ms": ms(times[-1]) if len(times) == n and n else None,
+        "stop_output_tail": tail(run.out.name) if rc != 0 or len(times) < n else "",
+        "exit_watch": "pidfd" if fds is not None else "poll /proc every 1 ms",
+    }
+
+
+def cmd_round(bin_path, playpen, n):
+    n = int(n)
+    with tempfile.TemporaryDirectory(prefix="bench-out-") as scratch:
+        result, pids = measure_start(bin_path, playpen, n, scratch)
+        result.update(measure_stop(bin_path, playpen, pids, scratch))
+    result["n"] = n
+    print(json.dumps(result))
+
+
+# --------------------------------------------------------------------------- status
+
+def timed_run(argv):
+    t0 = now()
+    rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    return now() - t0, rc
+
+
+def strace_counts(argv):
+    """Processes and threads created by `argv`, from strace (None without strace)."""
+    strace = shutil.which("strace")
+    if not strace:
+        return None
+    with tempfile.NamedTemporaryFile(prefix="bench-strace-", mode="r") as log:
+        subprocess.run(
+            [strace, "-f", "-qq", "-o", log.name, "-e", "trace=clone,clone3,fork,vfork,execve,execveat", *argv],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        lines = log.read().splitlines()
+    creations = [l for l in lines if re.search(r"\b(clone3?|v?fork)\(", l) and "resumed>" not in l]
+    threads = [l for l in creations if "CLONE_THREAD" in l]
+    execs = [l for l in lines if re.search(r"\bexecve(at)?\(", l)]
+    return {
+        "processes": len(creations) - len(threads),
+        "threads": len(threads),
+        "execs_after_own": max(len(execs) - 1, 0),  # the first execve is servicectl itself
+    }
+
+
+def cmd_status(bin_path, playpen, n, runs):
+    n, runs = int(n), int(runs)
+    argv = servicectl(bin_path, playpen, "status")
+    timed_run(argv)  # warm the page cache; not counted
+    times, rcs = [], set()
+    for _ in range(runs):
+        t, rc = timed_run(argv)
+        times.append(t)
+        rcs.add(rc)
+    baseline = [timed_run(["/bin/true"])[0] for _ in range(runs)]
+    # Tasks created by one status run: next PID after - before - 1 (the launched
+    # process itself). Anything else starting on the machine meanwhile inflates the
+    # figure, so take the smallest of a few tries.
+    spawned = []
+    for _ in range(5):
+        before = next_pid()
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spawned.append(next_pid() - before - 1)
+    result = {
+        "n": n,
+        "status_runs": runs,
+        "status_rcs": sorted(rcs),
+        "status_median_ms": ms(statistics.median(times)),
+        "status_min_ms": ms(min(times)),
+        "status_max_ms": ms(max(times)),
+        "true_median_ms": ms(statistics.median(baseline)),
+        "status_tasks_tries": spawned,
+        "status_tasks": min(spawned),
+        "status_strace": strace_counts(argv),
+    }
+    # The JSON form too, since scripts would use it.
+    json_argv = servicectl(bin_path, playpen, "--json", "status")
+    json_times = [timed_run(json_argv)[0] for _ in range(runs)]
+    result["status_json_median_ms"] = ms(statistics.median(json_times))
+    print(json.dumps(result))
+
+
+# --------------------------------------------------------------------------- templates
+
+PLACEHOLDER = re.compile(r"__[A-Za-z_][A-Za-z0-9_]*__")
+
+
+def rendered_ok(playpen, count):
+    """Did start render every template: present, 1,000 lines, no placeholder left?"""
+    for i in range(1, count + 1):
+        path = os.path.join(playpen, "var", "etc", f"t{i}.conf")
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            return f"{path} was not written"
+        if text.count("\n") != 1000 or PLACEHOLDER.search(text) or playpen not in text:
+            return f"{path} is not a complete rendering"
+    return None
+
+
+def cmd_templates(bin_path, playpen, runs):
+    runs = int(runs)
+    with tempfile.TemporaryDirectory(prefix="bench-out-") as scratch:
+        def start_stop(service):
+            out = os.path.join(scratch, f"{service}.out")
+            run = Launched(servicectl(bin_path, playpen, "start", service), out)
+            rc, t = run.finish(timeout=60.0)
+            text = tail(out)
+            subprocess.run(servicectl(bin_path, playpen, "stop", service),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return rc, t, text
+
+        rc, _, text = start_stop("tpl")
+        if rc != 0:
+            print(json.dumps({"available": False, "why": f"start of the templated service failed (exit {rc}): {text}"}))
+            return
+        problem = rendered_ok(playpen, 5)
+        if problem:
+            print(json.dumps({"available": False, "why": f"start exits 0 but renders nothing ({problem})"}))
+            return
+        plain, templated = [], []
+        for _ in range(runs):  # interleaved, so that drift hits both alike
+            for service, bucket in (("plain", plain), ("tpl", templated)):
+                rc, t, text = start_stop(service)
+                if rc != 0:
+                    print(json.dumps({"available": False, "why": f"start {service} failed (exit {rc}): {text}"}))
+                    return
+                bucket.append(t)
+    print(json.dumps({
+        "available": True,
+        "runs": runs,
+        "plain_median_ms": ms(statistics.median(plain)),
+        "templated_median_ms": ms(statistics.median(templated)),
+        "difference_ms": ms(statistics.median(templated) - statistics.median(plain)),
+    }))
+
+
+# --------------------------------------------------------------------------- cleanup
+
+def cmd_kill_leftovers(playpen):
+    """SIGKILL processes named bench-… whose working directory is this playpen (every
+    service runs with cwd PLAYPEN_ROOT), so that nobody else's processes are touched."""
+    root = os.path.realpath(playpen)
+    killed = 0
+    for pid in proc_pids():
+        name = argv0(pid)
+        if not name or not name.startswith(RUN_PREFIX):
+            continue
+        try:
+            if os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) != root:
+                continue
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except OSError:
+            pass
+    print(killed)
+
+
+# --------------------------------------------------------------------------- report
+
+def fmt(value, unit=" ms"):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def cmd_report(results_path, grace_ms):
+    grace_ms = float(grace_ms)
+    rounds, status, templates = {}, {}, None
+    with open(results_path) as f:
+        for line in f:
+            kind, data = line.split(" ", 1)
+            data = json.loads(data)
+            if kind == "round":
+                rounds.setdefault(data["n"], []).append(data)
+            elif kind == "status":
+                status[data["n"]] = data
+            elif kind == "templates":
+                templates = data
+    ns = sorted(set(rounds) | set(status))
+
+    def med(n, key):
+        values = [r[key] for r in rounds.get(n, []) if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    def spread(n, key):
+        values = [r[key] for r in rounds.get(n, []) if r.get(key) is not None]
+        return f"{min(values):.0f}–{max(values):.0f}" if len(values) > 1 else ""
+
+    def grace_excess(n):
+        m = med(n, "start_return_ms")
+        return None if m is None else m - grace_ms
+
+    rows = [
+        # label, per-N value, target (for N=100), runit (N=100)
+        ("first process alive after start launched", lambda n: fmt(med(n, "alive_first_ms")), "", ""),
+        ("all N processes alive after start launched", lambda n: fmt(med(n, "alive_all_ms")), "≤ 200 ms", "~180 ms"),
+        ("start returns (exit 0)", lambda n: fmt(med(n, "start_return_ms")), f"≤ {grace_ms + 150:.0f} ms", ""),
+        ("  = grace period +", lambda n: fmt(grace_excess(n)), "≤ 150 ms", ""),
+        ("tasks created by start (procs+threads)", lambda n: fmt(med(n, "start_tasks"), ""), "", ""),
+        ("status, median of runs", lambda n: fmt(status.get(n, {}).get("status_median_ms")), "≤ 3 ms", "~0.8 ms"),
+        ("status, min", lambda n: fmt(status.get(n, {}).get("status_min_ms")), "", ""),
+        ("status --json, median", lambda n: fmt(status.get(n, {}).get("status_json_median_ms")), "", ""),
+        ("tasks created by status", lambda n: fmt(status.get(n, {}).get("status_tasks"), ""), "0", "0"),
+        ("all N processes gone after stop launched", lambda n: fmt(med(n, "gone_all_ms")), "≤ 100 ms", "~100 ms"),
+        ("stop returns (exit 0)", lambda n: fmt(med(n, "stop_return_ms")), "", ""),
+    ]
+    headers = ["metric"] + [f"N={n}" for n in ns] + ["target (N=100)", "runit (N=100)"]
+    table = [[label] + [cell(n) for n in ns] + [target, runit] for label, cell, target, runit in rows]
+    widths = [max(len(str(r[i])) for r in [headers] + table) for i in range(len(headers))]
+
+    def line(cells):
+        out = [str(cells[0]).ljust(widths[0])] + [str(c).rjust(widths[i + 1]) for i, c in enumerate(cells[1:])]
+        return "  ".join(out).rstrip()
+
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for row in table:
+        print(line(row))
+    some_rounds = next(iter(rounds.values()), [{}])
+    print(f"\nFigures are medians over {len(some_rounds)} start/stop round(s) per N "
+          f"(status: over {next(iter(status.values()), {}).get('status_runs', '?')} runs). "
+          f"Process exit watched by {some_rounds[0].get('exit_watch', '?')}.")
+    baseline = next(iter(status.values()), {}).get("true_median_ms")
+    if baseline is not None:
+        print(f"Launch overhead for comparison: /bin/true takes {baseline:.1f} ms measured the same way.")
+
+    print("\nSpread over rounds (min–max, ms):")
+    for n in ns:
+        parts = [f"alive {spread(n, 'alive_all_ms')}", f"start {spread(n, 'start_return_ms')}",
+                 f"gone {spread(n, 'gone_all_ms')}", f"stop {spread(n, 'stop_return_ms')}"]
+        print(f"  N={n}: " + ", ".join(parts))
+
+    print("\nStatus process count:")
+    for n in ns:
+        s = status.get(n)
+        if not s:
+            continue
+        st = s.get("status_strace")
+        via_strace = (f"; strace: {st['processes']} processes ({st['execs_after_own']} exec), {st['threads']} threads"
+                      if st else "; strace not installed")
+        print(f"  N={n}: next-PID delta − 1 over 5 tries: {s['status_tasks_tries']}{via_strace}")
+    print("  (next-PID counts every task the kernel creates — threads too, and anything else"
+          " started on the machine meanwhile; the smallest try is shown in the table)")
+
+    problems = []
+    for n in ns:
+        for i, r in enumerate(rounds.get(n, []), 1):
+            if r["start_rc"] != 0:
+                problems.append(f"N={n} round {i}: start exited {r['start_rc']}:\n{r['start_output_tail']}")
+            if r["alive_count"] != n:
+                problems.append(f"N={n} round {i}: only {r['alive_count']} of {n} processes came up\n{r['start_output_tail']}")
+            if r["stop_rc"] != 0:
+                problems.append(f"N={n} round {i}: stop exited {r['stop_rc']}:\n{r['stop_output_tail']}")
+            if r["gone_count"] != r["alive_count"]:
+                problems.append(f"N={n} round {i}: only {r['gone_count']} of {r['alive_count']} processes went away")
+        s = status.get(n)
+        if s and s["status_rcs"] != [0]:
+            problems.append(f"N={n}: status exit codes {s['status_rcs']} (expected only 0)")
+
+    if 100 in ns:
+        print("\nAgainst the targets (N=100):")
+        checks = [
+            ("all 100 alive", med(100, "alive_all_ms"), 200.0),
+            ("start returns", med(100, "start_return_ms"), grace_ms + 150.0),
+            ("status median", status.get(100, {}).get("status_median_ms"), 3.0),
+            ("tasks created by status", status.get(100, {}).get("status_tasks"), 0),
+            ("all 100 gone", med(100, "gone_all_ms"), 100.0),
+        ]
+        for label, value, target in checks:
+            if value is None:
+                print(f"  {label}: not measured")
+            elif value <= target:
+                print(f"  {label}: OK ({fmt(value, '')} ≤ {target})")
+            else:
+                over = value - target
+                rel = f", {value / target:.1f}×" if target else ""
+                print(f"  {label}: MISSED by {fmt(over, '')}{rel} ({fmt(value, '')} > {target})")
+
+    print("\nTemplates (one service, 5 templates × 1,000 lines, every line with placeholders):")
+    if templates is None:
+        print("  not measured")
+    elif not templates["available"]:
+        print(f"  templates: not available — {templates['why']}")
+    else:
+        print(f"  start without templates {templates['plain_median_ms']:.1f} ms, with {templates['templated_median_ms']:.1f} ms"
+              f" (medians of {templates['runs']}): rendering costs {templates['difference_ms']:+.1f} ms")
+
+    if problems:
+        print("\nPROBLEMS:")
+        for p in problems:
+            print("  " + p.replace("\n", "\n    "))
+        sys.exit(1)
+
+
+COMMANDS = {
+    "round": cmd_round,
+    "status": cmd_status,
+    "templates": cmd_templates,
+    "kill-leftovers": cmd_kill_leftovers,
+    "report": cmd_report,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

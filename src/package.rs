@@ -1,0 +1,522 @@
+//! Service packages (§3): `package install DIR` does what a package manager would —
+//! copy the package into `ext/`, all or nothing — then `new-service` for each service;
+//! `package remove NAME` undoes it. `new-service` and `remove-service` are what a real
+//! package manager calls from its hooks.
+
+use crate::catalog::{split_name_version, valid_service_name};
+use crate::envars;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::lifecycle::Outcome;
+use crate::ops;
+use crate::pidfile;
+use crate::playpen::Playpen;
+use crate::registry;
+use crate::session::Session;
+use crate::upgrade;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// Per-service scripts a package may carry as `$SERVICE-$VERSION.<kind>`.
+const SCRIPT_KINDS: &[&str] = &["pre-start", "post-start", "pre-stop", "post-stop", "ping", "restart"];
+
+/// A package directory, inspected.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub dir: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub services: Vec<String>,
+    /// source → destination relative to ext/.
+    files: BTreeMap<PathBuf, PathBuf>,
+}
+
+impl Package {
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+fn bad_package(dir: &Path, what: String) -> Error {
+    Error::config(format!("{}: {what}", dir.display()))
+}
+
+/// Read a package directory and plan where each of its files goes.
+pub fn inspect(dir: &Path) -> Result<Package> {
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("open package directory", dir, e))?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io("read package directory", &dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let services_files: Vec<&PathBuf> = entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "services") && p.is_file())
+        .collect();
+    let services_file = match services_files.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(bad_package(&dir, "not a service package: no $PACKAGE-$VERSION.services file".into())
+                .with_hint("a service package lists its services, one per line, in PACKAGE-VERSION.services"));
+        }
+        many => {
+            return Err(bad_package(
+                &dir,
+                format!(
+                    "several .services files ({}); a package has exactly one",
+                    many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    };
+    let stem = services_file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let (name, version) = split_name_version(stem).ok_or_else(|| {
+        bad_package(&dir, format!("{stem}.services is not named PACKAGE-VERSION.services (the version must start with a digit)"))
+    })?;
+    if !valid_service_name(name) || !valid_service_name(version) {
+        return Err(bad_package(&dir, format!("invalid package name or version in {stem:?}")));
+    }
+    let text = std::fs::read_to_string(services_file).map_err(|e| Error::io("read", services_file, e))?;
+    let services: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if services.is_empty() {
+        return Err(bad_package(&dir, format!("{} lists no services", services_file.display())));
+    }
+    let mut files = BTreeMap::new();
+    files.insert(services_file.clone(), PathBuf::from(format!("services/{stem}.services")));
+    for service in &services {
+        if !valid_service_name(service) {
+            return Err(bad_package(
+                &dir,
+                format!("{} names {service:?}, which is not a valid service name (letters, digits, - _ . +; no '/' or '..')", services_file.display()),
+            ));
+        }
+        let own = dir.join(format!("{service}-{version}.config"));
+        let shared = dir.join(format!("{stem}.config"));
+        let config = if own.is_file() {
+            own
+        } else if shared.is_file() {
+            shared
+        } else {
+            return Err(bad_package(
+                &dir,
+                format!("service {service} has no config (neither {} nor {})", own.display(), shared.display()),
+            )
+            .with_service(service));
+        };
+        let service_dir = PathBuf::from(format!("services/{service}-{version}"));
+        files.insert(config, service_dir.join("config"));
+        for kind in SCRIPT_KINDS {
+            let script = dir.join(format!("{service}-{version}.{kind}"));
+            if script.is_file() {
+                files.insert(script, service_dir.join(kind));
+            }
+        }
+    }
+    let profile = dir.join(format!("{stem}.profile"));
+    if profile.is_file() {
+        files.insert(profile, PathBuf::from(format!("etc/profile.d/{stem}.profile")));
+    }
+    for entry in &entries {
+        let meta = std::fs::symlink_metadata(entry).map_err(|e| Error::io("inspect", entry, e))?;
+        if meta.is_dir() {
+            collect_tree(&dir, entry, &mut files)?;
+        } else if meta.file_type().is_symlink() {
+            check_symlink(&dir, entry)?;
+        }
+    }
+    Ok(Package {
+        dir,
+        name: name.to_string(),
+        version: version.to_string(),
+        services,
+        files,
+    })
+}
+
+/// Plan a subdirectory (etc/, bin/, share/, …) to the same path under ext/.
+fn collect_tree(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?.flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
+        if meta.file_type().is_symlink() {
+            check_symlink(root, &path)?;
+        } else if meta.is_dir() {
+            collect_tree(root, &path, files)?;
+            continue;
+        } else if !meta.is_file() {
+            return Err(bad_package(root, format!("{} is neither a file nor a directory", path.display())));
+        }
+        let rel = path.strip_prefix(root).expect("under root").to_path_buf();
+        files.insert(path, rel);
+    }
+    Ok(())
+}
+
+/// A symlink in a package must stay inside the package: relative, no escape.
+fn check_symlink(root: &Path, link: &Path) -> Result<()> {
+    let target = std::fs::read_link(link).map_err(|e| Error::io("read symlink", link, e))?;
+    let escape = || {
+        bad_package(
+            root,
+            format!("symlink {} → {} would point outside ext/", link.display(), target.display()),
+        )
+        .with_hint("package symlinks must be relative and stay inside the package")
+    };
+    if target.is_absolute() {
+        return Err(escape());
+    }
+    let mut depth: i64 = link.parent().and_then(|p| p.strip_prefix(root).ok()).map(|p| p.components().count() as i64).unwrap_or(0);
+    for component in target.components() {
+        match component {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(escape());
+        }
+    }
+    Ok(())
+}
+
+/// The installed packages: package name → version, from ext/services/*.services.
+pub fn installed(playpen: &Playpen) -> BTreeMap<String, (String, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(playpen.ext().join("services")) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else { continue };
+        let Some((name, version)) = split_name_version(stem) else { continue };
+        let services = std::fs::read_to_string(entry.path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        out.insert(name.to_string(), (version.to_string(), services));
+    }
+    out
+}
+
+fn manifest_path(playpen: &Playpen, package_id: &str) -> PathBuf {
+    playpen.ext().join("services").join(format!("{package_id}.files"))
+}
+
+fn read_manifest(playpen: &Playpen, package_id: &str) -> Vec<PathBuf> {
+    std::fs::read_to_string(manifest_path(playpen, package_id))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// What happened during an install, for the report.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct InstallReport {
+    pub package: String,
+    pub replaced: Option<String>,
+    pub files: usize,
+    pub services: Vec<NewService>,
+    pub upgrade: Option<upgrade::Report>,
+}
+
+/// Install a package directory into the playpen, all or nothing.
+pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
+    let package = inspect(dir)?;
+    let playpen = session.playpen.clone();
+    let installed = installed(&playpen);
+    // Two packages must not provide the same service.
+    for (other, (version, services)) in &installed {
+        if *other == package.name {
+            continue;
+        }
+        if let Some(s) = package.services.iter().find(|s| services.contains(s)) {
+            return Err(Error::config(format!(
+                "package {} provides service {s}, which package {other}-{version} already provides",
+                package.id()
+            ))
+            .with_service(s)
+            .with_hint(format!("remove {other} first (`servicectl package remove {other}`)")));
+        }
+    }
+    let previous = installed.get(&package.name).map(|(v, _)| format!("{}-{v}", package.name));
+    // A service of the same name that runs but is not ours (a project-local service).
+    if previous.is_none() {
+        for s in &package.services {
+            if pidfile::observe(&playpen, s).map(|(o, _)| o.is_running()).unwrap_or(false) {
+                return Err(Error::runtime(format!("service {s} is running; installing package {} would change it underneath", package.id()))
+                    .with_service(s)
+                    .with_hint(format!("stop it first: servicectl stop {s}")));
+            }
+        }
+    }
+    let old_files: Vec<PathBuf> = previous.as_deref().map(|id| read_manifest(&playpen, id)).unwrap_or_default();
+    // Destinations must be free, or owned by the version being replaced.
+    let owners = file_owners(&playpen);
+    for dest in package.files.values() {
+        let full = playpen.ext().join(dest);
+        if std::fs::symlink_metadata(&full).is_ok() && !old_files.contains(dest) {
+            let owner = owners.get(dest).cloned();
+            return Err(Error::config(format!(
+                "{} already exists{}; package {} will not overwrite it",
+                full.display(),
+                owner.map(|o| format!(" (installed by {o})")).unwrap_or_else(|| " and belongs to no package".into()),
+                package.id()
+            ))
+            .with_hint("remove the conflicting file or package first"));
+        }
+    }
+    fsutil::ensure_dir(&playpen.ext())?;
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(playpen.ext())
+        .map_err(|e| Error::io("create a staging directory in", &playpen.ext(), e))?;
+    for (src, dest) in &package.files {
+        let staged = staging.path().join(dest);
+        fsutil::ensure_dir(staged.parent().expect("has parent"))?;
+        copy_entry(src, &staged)?;
+    }
+    let upgrade_report = match &previous {
+        Some(_) => Some(upgrade::pre_upgrade(session, std::slice::from_ref(&package.name))?),
+        None => None,
+    };
+    // From here on: move into place, rolling back on any failure.
+    let mut moved: Vec<PathBuf> = Vec::new();
+    let result = (|| -> Result<()> {
+        if let Some(prev) = &previous {
+            remove_files(&playpen, prev, &old_files, package.files.values().collect())?;
+        }
+        for dest in package.files.values() {
+            let full = playpen.ext().join(dest);
+            fsutil::ensure_dir(full.parent().expect("has parent"))?;
+            std::fs::rename(staging.path().join(dest), &full).map_err(|e| Error::io("move into place", &full, e))?;
+            moved.push(full);
+        }
+        let manifest: String = package.files.values().map(|d| format!("{}\n", d.display())).collect();
+        fsutil::write_atomic(&manifest_path(&playpen, &package.id()), manifest.as_bytes(), Some(0o644))
+    })();
+    if let Err(e) = result {
+        for path in moved.iter().rev() {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    // The catalog changed under the session.
+    *session = Session::open(playpen.clone())?;
+    let mut services = Vec::new();
+    for s in &package.services {
+        match new_service(session, s) {
+            Ok(report) => services.push(report),
+            Err(e) => {
+                // A package whose config does not even evaluate is not installed.
+                if previous.is_none() {
+                    let _ = uninstall_files(&playpen, &package.id());
+                    for s in &package.services {
+                        let _ = registry::unregister(&playpen, s);
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    let upgrade_report = match upgrade_report {
+        Some(_) => Some(upgrade::post_upgrade(session, std::slice::from_ref(&package.name))?),
+        None => None,
+    };
+    Ok(InstallReport {
+        package: package.id(),
+        replaced: previous,
+        files: package.files.len(),
+        services,
+        upgrade: upgrade_report,
+    })
+}
+
+/// Every installed file (relative to ext/) → its package.
+fn file_owners(playpen: &Playpen) -> BTreeMap<PathBuf, String> {
+    let mut owners = BTreeMap::new();
+    for (name, (version, _)) in installed(playpen) {
+        let id = format!("{name}-{version}");
+        for f in read_manifest(playpen, &id) {
+            owners.insert(f, id.clone());
+        }
+    }
+    owners
+}
+
+fn copy_entry(src: &Path, dest: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(src).map_err(|e| Error::io("inspect", src, e))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(src).map_err(|e| Error::io("read symlink", src, e))?;
+        std::os::unix::fs::symlink(&target, dest).map_err(|e| Error::io("create symlink", dest, e))
+    } else {
+        std::fs::copy(src, dest).map(|_| ()).map_err(|e| Error::io("copy into", dest, e))
+    }
+}
+
+/// Remove a package version's files, except those the new version will replace anyway.
+fn remove_files(playpen: &Playpen, package_id: &str, files: &[PathBuf], keep: Vec<&PathBuf>) -> Result<()> {
+    for f in files {
+        if keep.contains(&f) {
+            continue;
+        }
+        let full = playpen.ext().join(f);
+        match std::fs::remove_file(&full) {
+            Ok(()) => remove_empty_parents(playpen, &full),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &full, e)),
+        }
+    }
+    let _ = std::fs::remove_file(manifest_path(playpen, package_id));
+    Ok(())
+}
+
+fn uninstall_files(playpen: &Playpen, package_id: &str) -> Result<()> {
+    let files = read_manifest(playpen, package_id);
+    remove_files(playpen, package_id, &files, Vec::new())
+}
+
+fn remove_empty_parents(playpen: &Playpen, path: &Path) {
+    let ext = playpen.ext();
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == ext || !d.starts_with(&ext) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// What new-service found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct NewService {
+    pub service: String,
+    pub newly_registered: bool,
+    pub missing: Vec<String>,
+    pub missing_script: String,
+    pub in_role: bool,
+}
+
+/// new-service NAME: validate the config, create var/ directories, register.
+pub fn new_service(session: &mut Session, name: &str) -> Result<NewService> {
+    let playpen = session.playpen.clone();
+    session.id(name)?;
+    let config = session.config(name)?;
+    playpen.ensure_var()?;
+    for rel in config.list("service_config_files") {
+        if let Some(parent) = Path::new(&rel).parent().filter(|p| !p.as_os_str().is_empty()) {
+            let safe = parent.components().all(|c| matches!(c, Component::Normal(_)));
+            if safe {
+                fsutil::ensure_dir(&playpen.var().join(parent))?;
+            }
+        }
+    }
+    let resolution = envars::resolve(&config);
+    let service_type = config.non_empty("service_type").unwrap_or("init").to_string();
+    let newly_registered = registry::register(
+        &playpen,
+        registry::Entry {
+            name: name.to_string(),
+            service_type,
+            enabled: true,
+            details: Vec::new(),
+        },
+    )?;
+    let in_role = session
+        .role_services()
+        .map(|s| s.iter().any(|n| n == name))
+        .unwrap_or(false);
+    Ok(NewService {
+        service: name.to_string(),
+        newly_registered,
+        missing: resolution.missing.iter().map(|m| m.name.clone()).collect(),
+        missing_script: if resolution.missing.is_empty() {
+            String::new()
+        } else {
+            envars::missing_script(name, &resolution.missing)
+        },
+        in_role,
+    })
+}
+
+/// What remove-service did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Removed {
+    pub service: String,
+    pub stopped: bool,
+    pub unregistered: bool,
+    pub removed_files: Vec<PathBuf>,
+}
+
+/// remove-service NAME: stop it if running, drop registration, symlink, pidfile and
+/// start record. Running it twice is not an error.
+pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
+    let playpen = session.playpen.clone();
+    let mut report = Removed {
+        service: name.to_string(),
+        ..Removed::default()
+    };
+    let record = pidfile::read_record(&playpen, name);
+    if session.catalog.contains(name) {
+        let (results, _) = ops::stop(session, &[name.to_string()], &|_, _| {})?;
+        for (_, r) in results {
+            match r {
+                Ok(Outcome::Stopped { .. }) => report.stopped = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    } else if let Ok((observed, _)) = pidfile::observe(&playpen, name)
+        && let Some(pid) = observed.pid().filter(|_| observed.is_running())
+    {
+        return Err(Error::runtime(format!("PID {pid} still runs for this service, but its package is gone"))
+            .with_service(name)
+            .with_hint(format!("stop it by hand (kill {pid}), then run remove-service again")));
+    }
+    report.unregistered = registry::unregister(&playpen, name)?;
+    let mut candidates = vec![
+        playpen.pidfile(name),
+        playpen.start_record(name),
+        playpen.lock_file(name),
+    ];
+    if let Some(link) = record.and_then(|r| r.symlink) {
+        candidates.push(PathBuf::from(link));
+    }
+    for path in candidates {
+        if std::fs::symlink_metadata(&path).is_ok() {
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e).with_service(name))?;
+            report.removed_files.push(path);
+        }
+    }
+    Ok(report)
+}
+
+/// package remove NAME: remove-service for each service, then the package's files.
+pub fn remove(session: &mut Session, name: &str) -> Result<Vec<Removed>> {
+    let playpen = session.playpen.clone();
+    let installed = installed(&playpen);
+    let Some((version, services)) = installed.get(name).cloned() else {
+        return Err(Error::config(format!("package {name} is not installed (no ext/services/{name}-VERSION.services)"))
+            .with_hint(format!("installed packages: {}", installed.keys().cloned().collect::<Vec<_>>().join(", "))));
+    };
+    let mut removed = Vec::new();
+    for s in &services {
+        removed.push(remove_service(session, s)?);
+    }
+    let id = format!("{name}-{version}");
+    uninstall_files(&playpen, &id)?;
+    for s in &services {
+        let dir = playpen.ext().join("services").join(format!("{s}-{version}"));
+        let _ = std::fs::remove_dir(&dir);
+    }
+    let _ = std::fs::remove_file(playpen.ext().join("services").join(format!("{id}.services")));
+    *session = Session::open(playpen)?;
+    Ok(removed)
+}

@@ -1,0 +1,100 @@
+//! The playpen's service registry, `var/servicectl/state`: one line per service,
+//! `NAME<TAB>TYPE<TAB>enable|disable<TAB>DETAILS` (§9). `new-service` registers a
+//! service (enabled), `remove-service` drops it; a disabled service is left out when a
+//! command acts on the role's services.
+
+use crate::error::Result;
+use crate::fsutil;
+use crate::playpen::Playpen;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub service_type: String,
+    pub enabled: bool,
+    pub details: Vec<String>,
+}
+
+fn path(playpen: &Playpen) -> PathBuf {
+    playpen.state_dir().join("state")
+}
+
+pub fn load(playpen: &Playpen) -> Result<Vec<Entry>> {
+    let text = fsutil::read_optional(&path(playpen))?.unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let name = fields.next()?.to_string();
+            let service_type = fields.next().unwrap_or("init").to_string();
+            let enabled = fields.next().unwrap_or("enable") != "disable";
+            Some(Entry {
+                name,
+                service_type,
+                enabled,
+                details: fields.map(str::to_string).collect(),
+            })
+        })
+        .collect())
+}
+
+fn save(playpen: &Playpen, entries: &[Entry]) -> Result<()> {
+    fsutil::ensure_dir(&playpen.state_dir())?;
+    let mut text = String::new();
+    for e in entries {
+        text.push_str(&e.name);
+        text.push('\t');
+        text.push_str(&e.service_type);
+        text.push('\t');
+        text.push_str(if e.enabled { "enable" } else { "disable" });
+        for d in &e.details {
+            text.push('\t');
+            text.push_str(d);
+        }
+        text.push('\n');
+    }
+    fsutil::write_atomic(&path(playpen), text.as_bytes(), Some(0o644))
+}
+
+/// Add or update a service's line; returns true when it was new.
+pub fn register(playpen: &Playpen, entry: Entry) -> Result<bool> {
+    let mut entries = load(playpen)?;
+    let new = match entries.iter_mut().find(|e| e.name == entry.name) {
+        Some(existing) => {
+            // Keep the user's enable/disable choice across re-registration.
+            let enabled = existing.enabled;
+            *existing = Entry { enabled, ..entry };
+            false
+        }
+        None => {
+            entries.push(entry);
+            true
+        }
+    };
+    save(playpen, &entries)?;
+    Ok(new)
+}
+
+/// Drop a service's line; returns true when there was one.
+pub fn unregister(playpen: &Playpen, name: &str) -> Result<bool> {
+    let mut entries = load(playpen)?;
+    let before = entries.len();
+    entries.retain(|e| e.name != name);
+    if entries.len() == before {
+        return Ok(false);
+    }
+    save(playpen, &entries)?;
+    Ok(true)
+}
+
+/// Names registered as disabled.
+pub fn disabled(playpen: &Playpen) -> Vec<String> {
+    load(playpen)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.enabled)
+        .map(|e| e.name)
+        .collect()
+}

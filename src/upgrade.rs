@@ -1,0 +1,203 @@
+//! Upgrades (§8): `pre-upgrade PKG…` stops what must not run while PKG changes and
+//! records it; `post-upgrade PKG…` starts those again and restarts what must restart.
+//! A service that kept running while its package (or one it depends on) changed is
+//! marked, so its next start sees SERVICE_UPGRADED=1.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::lifecycle::Outcome;
+use crate::ops;
+use crate::package;
+use crate::pidfile;
+use crate::playpen::Playpen;
+use crate::session::Session;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    pub stopped: Vec<String>,
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    /// Left running during the upgrade, marked SERVICE_UPGRADED for their next start.
+    pub marked: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn record_path(playpen: &Playpen, package: &str) -> PathBuf {
+    playpen.state_dir().join("upgrade").join(format!("{package}.stopped"))
+}
+
+fn mark_path(playpen: &Playpen, service: &str) -> PathBuf {
+    playpen.state_dir().join("upgraded").join(service)
+}
+
+/// Was this service upgraded while it ran, since its last (re)start?
+pub fn is_marked(playpen: &Playpen, service: &str) -> bool {
+    mark_path(playpen, service).exists()
+}
+
+/// Forget the mark once the service has been (re)started with SERVICE_UPGRADED=1.
+pub fn clear_mark(playpen: &Playpen, service: &str) {
+    let _ = std::fs::remove_file(mark_path(playpen, service));
+}
+
+fn mark(playpen: &Playpen, service: &str) -> Result<()> {
+    let path = mark_path(playpen, service);
+    fsutil::ensure_dir(path.parent().expect("has parent"))?;
+    fsutil::write_atomic(&path, b"1\n", None)
+}
+
+/// How a service relates to the packages being upgraded.
+enum Relation {
+    Own,
+    Dependent,
+    None,
+}
+
+fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relation {
+    let playpen = session.playpen.clone();
+    let own_package = session
+        .id(service)
+        .ok()
+        .and_then(|id| crate::catalog::package_of(&playpen, &id));
+    if own_package.as_ref().is_some_and(|p| packages.contains(p)) {
+        return Relation::Own;
+    }
+    let Ok(config) = session.config(service) else {
+        return Relation::None;
+    };
+    if config.list("service_packages").iter().any(|p| packages.contains(p)) {
+        return Relation::Dependent;
+    }
+    // Depending on a service of an upgraded package counts too.
+    let installed = package::installed(&playpen);
+    let upgraded_services: Vec<&String> = packages
+        .iter()
+        .filter_map(|p| installed.get(p))
+        .flat_map(|(_, services)| services)
+        .collect();
+    if config.list("service_depends").iter().any(|d| upgraded_services.contains(&d)) {
+        Relation::Dependent
+    } else {
+        Relation::None
+    }
+}
+
+fn running(playpen: &Playpen, service: &str) -> bool {
+    pidfile::observe(playpen, service).map(|(o, _)| o.is_running()).unwrap_or(false)
+}
+
+pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report> {
+    let playpen = session.playpen.clone();
+    let names: Vec<String> = session.catalog.names().map(str::to_string).collect();
+    let mut report = Report::default();
+    let mut to_stop = Vec::new();
+    for name in &names {
+        if !running(&playpen, name) {
+            continue;
+        }
+        let (stop, var) = match relation(session, name, packages) {
+            Relation::Own => (true, "service_stop_before_upgrade"),
+            Relation::Dependent => (true, "service_stop_before_dep_upgrade"),
+            Relation::None => (false, ""),
+        };
+        if !stop {
+            continue;
+        }
+        let must_stop = session.config(name).map(|c| c.flag(var, true)).unwrap_or(true);
+        if must_stop {
+            to_stop.push(name.clone());
+        } else {
+            mark(&playpen, name)?;
+            report.marked.push(name.clone());
+        }
+    }
+    if !to_stop.is_empty() {
+        let (results, warnings) = ops::stop(session, &to_stop, &|_, _| {})?;
+        report.warnings.extend(warnings);
+        for (name, result) in results {
+            match result {
+                Ok(Outcome::Stopped { .. }) => report.stopped.push(name),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for package in packages {
+        let path = record_path(&playpen, package);
+        fsutil::ensure_dir(path.parent().expect("has parent"))?;
+        let text: String = report.stopped.iter().map(|s| format!("{s}\n")).collect();
+        fsutil::write_atomic(&path, text.as_bytes(), Some(0o644))?;
+    }
+    Ok(report)
+}
+
+pub fn post_upgrade(session: &mut Session, packages: &[String]) -> Result<Report> {
+    let playpen = session.playpen.clone();
+    // The package's files changed: look at the playpen afresh.
+    *session = Session::open(playpen.clone())?;
+    let mut report = Report::default();
+    let mut to_start: Vec<String> = Vec::new();
+    for package in packages {
+        let path = record_path(&playpen, package);
+        match fsutil::read_optional(&path)? {
+            Some(text) => {
+                to_start.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+                let _ = std::fs::remove_file(&path);
+            }
+            None => report.warnings.push(format!(
+                "{package}: no pre-upgrade record ({}); nothing was stopped for it, so nothing is started — only running services that must restart are restarted",
+                path.display()
+            )),
+        }
+    }
+    to_start.sort();
+    to_start.dedup();
+    to_start.retain(|s| session.catalog.contains(s));
+    let names: Vec<String> = session.catalog.names().map(str::to_string).collect();
+    let mut to_restart = Vec::new();
+    for name in &names {
+        if to_start.contains(name) || !running(&playpen, name) {
+            continue;
+        }
+        if matches!(relation(session, name, packages), Relation::None) {
+            continue;
+        }
+        // It ran through the upgrade: its next start is an upgraded one.
+        mark(&playpen, name)?;
+        let restart = session
+            .config(name)
+            .map(|c| c.flag("service_restart_on_dep_upgrade", true))
+            .unwrap_or(true);
+        if restart {
+            to_restart.push(name.clone());
+        } else {
+            report.marked.push(name.clone());
+        }
+    }
+    if !to_start.is_empty() {
+        let (results, warnings) = ops::start(session, &to_start, &|_, _| {})?;
+        report.warnings.extend(warnings);
+        collect(&mut report.started, results)?;
+    }
+    if !to_restart.is_empty() {
+        let (results, warnings) = ops::restart(session, &to_restart, &|_, _| {})?;
+        report.warnings.extend(warnings);
+        collect(&mut report.restarted, results)?;
+    }
+    Ok(report)
+}
+
+fn collect(into: &mut Vec<String>, results: ops::Results<Outcome>) -> Result<()> {
+    let mut errors: Vec<Error> = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(_) => into.push(name),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
