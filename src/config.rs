@@ -429,7 +429,9 @@ impl ConfigShell {
             request.push_str(&quote(arg));
         }
         request.push_str("; printf '\\036E %s\\n' \"$?\" >&9\n");
-        let reply = self.request(&request, &fragments)?;
+        let reply = self
+            .request(&request, &fragments)
+            .map_err(|e| e.with_service(&id.name))?;
         if let Some(err) = failure(&reply, &fragments, Some(&id.name)) {
             return Err(err);
         }

@@ -48,6 +48,8 @@ pub enum Outcome {
     AlreadyStopped,
     Reloaded { pid: i32 },
     Restarted { pid: Option<i32> },
+    /// restart found a changed service_filedep with service_stop_on_filedep=1.
+    StoppedForFiledep { pid: i32, file: String },
 }
 
 impl std::fmt::Display for Outcome {
@@ -60,6 +62,10 @@ impl std::fmt::Display for Outcome {
             Outcome::AlreadyStopped => f.write_str("already stopped"),
             Outcome::Reloaded { pid } => write!(f, "reloaded with SIGHUP (pid {pid})"),
             Outcome::Restarted { pid: p } => write!(f, "restarted{}", pid(p)),
+            Outcome::StoppedForFiledep { pid, file } => write!(
+                f,
+                "stopped (pid {pid}), not restarted: {file} changed and service_stop_on_filedep=1; start it when ready"
+            ),
         }
     }
 }
@@ -73,6 +79,7 @@ impl Outcome {
             Outcome::AlreadyStopped => "already-stopped",
             Outcome::Reloaded { .. } => "reloaded",
             Outcome::Restarted { .. } => "restarted",
+            Outcome::StoppedForFiledep { .. } => "stopped-for-filedep",
         }
     }
 }
@@ -463,6 +470,17 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     Ok(Outcome::Stopped { pid })
 }
 
+/// The first file of service_filedep modified since the service started.
+fn changed_filedep(playpen: &Playpen, config: &ServiceConfig, record: Option<&StartRecord>) -> Option<String> {
+    let started = SystemTime::UNIX_EPOCH + Duration::from_secs(record?.started_at);
+    config.list("service_filedep").into_iter().find(|f| {
+        let path = if Path::new(f).is_absolute() { PathBuf::from(f) } else { playpen.root.join(f) };
+        std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified >= started)
+    })
+}
+
 /// SIGTERM (when `term`), wait up to `halt`, then SIGKILL and wait a little more.
 fn terminate(pid: i32, halt: Duration, term: bool) {
     if term {
@@ -483,12 +501,19 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     let config = &prepared.config;
     let name = prepared.name();
     let _lock = ServiceLock::acquire(playpen, name)?;
-    let (observed, _) = pidfile::observe(playpen, name)?;
+    let (observed, record) = pidfile::observe(playpen, name)?;
     let running_pid = match observed {
         Observed::Running { pid, .. } => Some(pid),
         _ => None,
     };
     if let Some(pid) = running_pid {
+        if config.flag("service_stop_on_filedep", false)
+            && let Some(changed) = changed_filedep(playpen, config, record.as_ref())
+        {
+            // The service must not run on the changed file: stop, and leave it stopped.
+            stop_locked(playpen, prepared)?;
+            return Ok(Outcome::StoppedForFiledep { pid, file: changed });
+        }
         if config.flag("service_hup", false) {
             render_configs(playpen, prepared)?;
             run_hook(playpen, prepared, Hook::PreStart)?;

@@ -23,7 +23,7 @@ fn init_makes_a_playpen_with_role_and_var() {
     let root = dir.path().join("proj");
     run_command(bare_command().args(["init", "--role", "web"]).arg(&root))
         .ok()
-        .says(&["playpen_services"]);
+        .says(&["created playpen", &root.join("etc/roles/web/config").display().to_string()]);
     assert_eq!(std::fs::read_to_string(root.join("etc/role")).unwrap().trim(), "web");
     let role_config = std::fs::read_to_string(root.join("etc/roles/web/config")).unwrap();
     assert!(role_config.contains("playpen_services="), "{role_config}");
