@@ -481,7 +481,7 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let mut code = exit::OK;
     for (name, result) in &results {
         if let Err(e) = result {
-            code = code.max(code_for(e).min(exit::FAILED).max(exit::FAILED));
+            code = exit::FAILED;
             if !json && !printed.contains(name) {
                 report::error(e);
             }

@@ -587,7 +587,7 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
         } else {
             match reply.exit_status {
                 Some(st) => format!("exited the shell (status {st})"),
-                None => "killed the config shell".to_string(),
+                None => "ended the config shell (it ran `exit`, or sh was killed)".to_string(),
             }
         };
         (file_of(reply.last_begun), what)

@@ -374,8 +374,20 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
             ));
             return;
         };
+        // i128 sums of huge inputs can overflow; such a sum is no port either.
+        let Some(sum) = prefix_n.checked_add(offset_n) else {
+            r.problems.push(problem(
+                None,
+                format!(
+                    "not a port (1-65535) ({PORT_PREFIX} + {offset_name} = {} + {})",
+                    prefix.trim(),
+                    offset.trim()
+                ),
+            ));
+            return;
+        };
         (
-            (prefix_n + offset_n).to_string(),
+            sum.to_string(),
             Source::Offset(format!(
                 "{PORT_PREFIX} + {offset_name} = {} + {}",
                 prefix.trim(),
@@ -1137,6 +1149,13 @@ mod tests {
         assert_eq!(
             rules(&with("0", "0"))[0],
             "not a port (1-65535) (PORT_PREFIX + WEB_PORT_OFFSET = 0 + 0)"
+        );
+        let huge = i128::MAX.to_string();
+        assert_eq!(
+            rules(&with(&huge, "1")),
+            [format!(
+                "not a port (1-65535) (PORT_PREFIX + WEB_PORT_OFFSET = {huge} + 1)"
+            )]
         );
         let r = with("", "80");
         assert_eq!(

@@ -230,8 +230,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         (program.clone(), program.display().to_string(), None)
     } else {
         let link_name = linkfarm::link_name(&run_name, env.get("PLAYPEN_TAG").map(String::as_str));
-        let owner = owner_of_link(playpen, name, &link_name);
-        let link = linkfarm::ensure_link(playpen, &link_name, &program, owner.as_deref())
+        let link = linkfarm::ensure_link(playpen, &link_name, &program, || owner_of_link(playpen, name, &link_name))
             .map_err(|e| e.with_service(name))?;
         (link.clone(), link_name, Some(link))
     };
@@ -245,7 +244,13 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         cwd: &playpen.root,
         output: &output,
     })
-    .map_err(|e| e.with_service(name))?;
+    .map_err(|mut e| {
+        // The symlink is what was executed; name the program it points at too.
+        if executable != program {
+            e.message = format!("{} (program {})", e.message, program.display());
+        }
+        e.with_service(name)
+    })?;
     let child_pid = child.id() as i32;
     let makes_own = config.flag("service_makes_own_pidfile", false);
     let no_pidfile = config.flag("service_no_pidfile", false);

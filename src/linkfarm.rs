@@ -16,12 +16,13 @@ pub fn link_name(run_name: &str, tag: Option<&str>) -> String {
 /// Make `var/linkfarm/NAME` point at `target`, atomically. An existing symlink to the
 /// same target is kept; one pointing elsewhere is replaced (the rename replaces the link
 /// itself and never writes through it) unless `in_use_by` names another running service
-/// that owns it. Anything that is not a symlink is never clobbered.
+/// that owns it (asked only then, as it reads every start record). Anything that is not
+/// a symlink is never clobbered.
 pub fn ensure_link(
     playpen: &Playpen,
     name: &str,
     target: &Path,
-    in_use_by: Option<&str>,
+    in_use_by: impl FnOnce() -> Option<String>,
 ) -> Result<PathBuf> {
     let link = playpen.linkfarm().join(name);
     match std::fs::symlink_metadata(&link) {
@@ -30,7 +31,7 @@ pub fn ensure_link(
             if current == target {
                 return Ok(link);
             }
-            if let Some(other) = in_use_by {
+            if let Some(other) = in_use_by() {
                 return Err(Error::config(format!(
                     "{} points at {} for running service {other}; two services share the run name {name:?}",
                     link.display(),

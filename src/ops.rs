@@ -73,8 +73,12 @@ pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeM
         out.insert(name.clone(), result);
     }
     if strict {
-        for conflict in envars::port_conflicts(resolutions.iter().map(|(_, r)| r)) {
-            for user in &conflict.users {
+        // Ports are playpen-wide: services already running (outside this command) keep
+        // theirs, as their start records say, so starting one at a time cannot collide.
+        let running: Vec<envars::Resolution> = running_ports(session, names);
+        for conflict in envars::port_conflicts(resolutions.iter().map(|(_, r)| r).chain(running.iter())) {
+            let ours: Vec<&envars::PortUser> = conflict.users.iter().filter(|u| out.contains_key(&u.service)).collect();
+            for user in ours {
                 let err = Error::config(conflict.to_string())
                     .with_service(&user.service)
                     .with_hint("give each service its own port: change the *_PORT or *_OFFSET values in the role or service config");
@@ -99,6 +103,25 @@ pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeM
         }
     }
     (out, warnings)
+}
+
+/// The ports of running services other than `names`, from their start records (no
+/// config evaluated), shaped as resolutions for the conflict check.
+fn running_ports(session: &Session, names: &[String]) -> Vec<envars::Resolution> {
+    session
+        .catalog
+        .names()
+        .filter(|n| !names.iter().any(|m| m == n))
+        .filter_map(|n| {
+            let (observed, record) = crate::pidfile::observe(&session.playpen, n).ok()?;
+            let record = record.filter(|r| observed.is_running() && !r.ports.is_empty())?;
+            Some(envars::Resolution {
+                service: n.to_string(),
+                ports: record.ports,
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// The dependency graph of `names`, restricted to them.

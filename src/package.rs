@@ -27,7 +27,8 @@ pub struct Package {
     pub name: String,
     pub version: String,
     pub services: Vec<String>,
-    /// source → destination relative to ext/.
+    /// destination relative to ext/ → source (one service's copy of a shared
+    /// `$PACKAGE-$VERSION.config` per service: keyed by destination).
     files: BTreeMap<PathBuf, PathBuf>,
 }
 
@@ -86,7 +87,7 @@ pub fn inspect(dir: &Path) -> Result<Package> {
         return Err(bad_package(&dir, format!("{} lists no services", services_file.display())));
     }
     let mut files = BTreeMap::new();
-    files.insert(services_file.clone(), PathBuf::from(format!("services/{stem}.services")));
+    files.insert(PathBuf::from(format!("services/{stem}.services")), services_file.clone());
     for service in &services {
         if !valid_service_name(service) {
             return Err(bad_package(
@@ -108,17 +109,17 @@ pub fn inspect(dir: &Path) -> Result<Package> {
             .with_service(service));
         };
         let service_dir = PathBuf::from(format!("services/{service}-{version}"));
-        files.insert(config, service_dir.join("config"));
+        files.insert(service_dir.join("config"), config);
         for kind in SCRIPT_KINDS {
             let script = dir.join(format!("{service}-{version}.{kind}"));
             if script.is_file() {
-                files.insert(script, service_dir.join(kind));
+                files.insert(service_dir.join(kind), script);
             }
         }
     }
     let profile = dir.join(format!("{stem}.profile"));
     if profile.is_file() {
-        files.insert(profile, PathBuf::from(format!("etc/profile.d/{stem}.profile")));
+        files.insert(PathBuf::from(format!("etc/profile.d/{stem}.profile")), profile);
     }
     for entry in &entries {
         let meta = std::fs::symlink_metadata(entry).map_err(|e| Error::io("inspect", entry, e))?;
@@ -151,7 +152,13 @@ fn collect_tree(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, PathBuf>)
             return Err(bad_package(root, format!("{} is neither a file nor a directory", path.display())));
         }
         let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-        files.insert(path, rel);
+        if let Some(other) = files.get(&rel) {
+            return Err(bad_package(
+                root,
+                format!("{} and {} would both be installed as ext/{}", other.display(), path.display(), rel.display()),
+            ));
+        }
+        files.insert(rel, path);
     }
     Ok(())
 }
@@ -260,7 +267,7 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
     let old_files: Vec<PathBuf> = previous.as_deref().map(|id| read_manifest(&playpen, id)).unwrap_or_default();
     // Destinations must be free, or owned by the version being replaced.
     let owners = file_owners(&playpen);
-    for dest in package.files.values() {
+    for dest in package.files.keys() {
         let full = playpen.ext().join(dest);
         if std::fs::symlink_metadata(&full).is_ok() && !old_files.contains(dest) {
             let owner = owners.get(dest).cloned();
@@ -278,56 +285,95 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
         .prefix(".staging-")
         .tempdir_in(playpen.ext())
         .map_err(|e| Error::io("create a staging directory in", &playpen.ext(), e))?;
-    for (src, dest) in &package.files {
+    for (dest, src) in &package.files {
         let staged = staging.path().join(dest);
         fsutil::ensure_dir(staged.parent().expect("has parent"))?;
         copy_entry(src, &staged)?;
     }
+    // Restored as it was if the install fails (new-service re-registers, and must not
+    // drop or change a registration that existed before).
+    let registry_before = registry::load(&playpen)?;
+    let dirs_before = dirs_under(&playpen.ext());
     let upgrade_report = match &previous {
         Some(_) => Some(upgrade::pre_upgrade(session, std::slice::from_ref(&package.name))?),
         None => None,
     };
-    // From here on: move into place, rolling back on any failure.
+    // From here on: set the previous version aside, move the new one into place and
+    // register its services, rolling everything back on any failure.
+    let aside = staging.path().join(".previous");
     let mut moved: Vec<PathBuf> = Vec::new();
+    let mut saved: Vec<PathBuf> = Vec::new();
+    let mut services = Vec::new();
     let result = (|| -> Result<()> {
         if let Some(prev) = &previous {
-            remove_files(&playpen, prev, &old_files, package.files.values().collect())?;
+            let mut old = old_files.clone();
+            old.push(manifest_path(&playpen, prev).strip_prefix(playpen.ext()).expect("under ext").to_path_buf());
+            for f in old {
+                let full = playpen.ext().join(&f);
+                if std::fs::symlink_metadata(&full).is_err() {
+                    continue;
+                }
+                let target = aside.join(&f);
+                fsutil::ensure_dir(target.parent().expect("has parent"))?;
+                std::fs::rename(&full, &target).map_err(|e| Error::io("set aside", &full, e))?;
+                saved.push(f);
+            }
         }
-        for dest in package.files.values() {
+        for dest in package.files.keys() {
             let full = playpen.ext().join(dest);
             fsutil::ensure_dir(full.parent().expect("has parent"))?;
             std::fs::rename(staging.path().join(dest), &full).map_err(|e| Error::io("move into place", &full, e))?;
             moved.push(full);
         }
-        let manifest: String = package.files.values().map(|d| format!("{}\n", d.display())).collect();
-        fsutil::write_atomic(&manifest_path(&playpen, &package.id()), manifest.as_bytes(), Some(0o644))
+        let manifest: String = package.files.keys().map(|d| format!("{}\n", d.display())).collect();
+        let manifest_file = manifest_path(&playpen, &package.id());
+        fsutil::write_atomic(&manifest_file, manifest.as_bytes(), Some(0o644))?;
+        moved.push(manifest_file);
+        // The catalog changed under the session.
+        *session = Session::open(playpen.clone())?;
+        // A package whose config does not even evaluate is not installed.
+        for s in &package.services {
+            services.push(new_service(session, s)?);
+        }
+        Ok(())
     })();
     if let Err(e) = result {
         for path in moved.iter().rev() {
             let _ = std::fs::remove_file(path);
+            remove_new_empty_parents(path, &dirs_before);
         }
-        return Err(e);
-    }
-    // The catalog changed under the session.
-    *session = Session::open(playpen.clone())?;
-    let mut services = Vec::new();
-    for s in &package.services {
-        match new_service(session, s) {
-            Ok(report) => services.push(report),
-            Err(e) => {
-                // A package whose config does not even evaluate is not installed.
-                if previous.is_none() {
-                    let _ = uninstall_files(&playpen, &package.id());
-                    for s in &package.services {
-                        let _ = registry::unregister(&playpen, s);
-                    }
-                }
+        for f in &saved {
+            let full = playpen.ext().join(f);
+            let _ = fsutil::ensure_dir(full.parent().expect("has parent"));
+            let _ = std::fs::rename(aside.join(f), &full);
+        }
+        let _ = registry::save(&playpen, &registry_before);
+        if let Ok(reopened) = Session::open(playpen.clone()) {
+            *session = reopened;
+        }
+        if let Some(report) = &upgrade_report {
+            // Nothing changed after all: start again what pre-upgrade stopped.
+            if let Err(again) = upgrade::abort(session, std::slice::from_ref(&package.name), report) {
+                let mut e = e;
+                e.message
+                    .push_str(&format!("; the previous version is back in place, but restarting what pre-upgrade stopped failed: {again}"));
                 return Err(e);
             }
         }
+        return Err(e);
+    }
+    // The previous version's files are gone for good: drop directories left empty.
+    for f in &saved {
+        remove_empty_parents(&playpen, &playpen.ext().join(f));
     }
     let upgrade_report = match upgrade_report {
-        Some(_) => Some(upgrade::post_upgrade(session, std::slice::from_ref(&package.name))?),
+        Some(pre) => {
+            let mut post = upgrade::post_upgrade(session, std::slice::from_ref(&package.name))?;
+            // One report for the whole upgrade: what pre-upgrade stopped, and its warnings.
+            post.stopped = pre.stopped;
+            post.warnings.splice(0..0, pre.warnings);
+            Some(post)
+        }
         None => None,
     };
     Ok(InstallReport {
@@ -381,6 +427,34 @@ fn remove_files(playpen: &Playpen, package_id: &str, files: &[PathBuf], keep: Ve
 fn uninstall_files(playpen: &Playpen, package_id: &str) -> Result<()> {
     let files = read_manifest(playpen, package_id);
     remove_files(playpen, package_id, &files, Vec::new())
+}
+
+/// Every directory under `root` (itself included).
+fn dirs_under(root: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(entry.path());
+                }
+            }
+        }
+        found.insert(dir);
+    }
+    found
+}
+
+/// Remove the empty directories above `path` that a failed install created.
+fn remove_new_empty_parents(path: &Path, existed: &std::collections::BTreeSet<PathBuf>) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if existed.contains(d) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
 }
 
 fn remove_empty_parents(playpen: &Playpen, path: &Path) {
@@ -481,11 +555,10 @@ pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
             .with_hint(format!("stop it by hand (kill {pid}), then run remove-service again")));
     }
     report.unregistered = registry::unregister(&playpen, name)?;
-    let mut candidates = vec![
-        playpen.pidfile(name),
-        playpen.start_record(name),
-        playpen.lock_file(name),
-    ];
+    // The lock file is servicectl's own (stopping above takes the lock, creating it):
+    // removed quietly, so that a second remove-service says there was nothing to do.
+    let _ = std::fs::remove_file(playpen.lock_file(name));
+    let mut candidates = vec![playpen.pidfile(name), playpen.start_record(name)];
     if let Some(link) = record.and_then(|r| r.symlink) {
         candidates.push(PathBuf::from(link));
     }

@@ -131,9 +131,15 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
     let observed = match &record {
         Some(r) if r.pid == Some(pid) => check_identity(pid, r),
         // The program wrote another PID, or we have no record: a live PID is ours if it
-        // looks like our program.
+        // looks like our program (with a record) or was started for this service of
+        // this playpen (without one: its environment says so).
         _ => match process::start_ticks(pid) {
-            Some(ticks) if record.as_ref().is_none_or(|r| looks_like(pid, r)) => {
+            Some(ticks)
+                if match &record {
+                    Some(r) => looks_like(pid, r),
+                    None => started_for(playpen, service, pid),
+                } =>
+            {
                 Observed::Running {
                     pid,
                     start_ticks: ticks,
@@ -154,6 +160,19 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
         },
     };
     Ok((observed, record))
+}
+
+/// Was process `pid` started for `service` of this playpen? Every process servicectl
+/// starts for a service (and every daemon it forks) inherits PLAYPEN_ROOT and
+/// SERVICE_NAME; an unrelated process that got a recycled PID does not have them.
+fn started_for(playpen: &Playpen, service: &str, pid: i32) -> bool {
+    process::environ_has(
+        pid,
+        &[
+            format!("PLAYPEN_ROOT={}", playpen.root.display()),
+            format!("SERVICE_NAME={service}"),
+        ],
+    )
 }
 
 /// Does process `pid` run the program the record describes (by argv[0] or executable)?

@@ -82,7 +82,7 @@ impl Playpen {
         }
         let role_file = root.join("etc/role");
         if !role_file.exists() {
-            fsutil::write_atomic(&role_file, format!("{role}\n").as_bytes(), None)?;
+            fsutil::write_atomic(&role_file, format!("{role}\n").as_bytes(), Some(0o644))?;
         }
         let role_config = root.join("etc/roles").join(role).join("config");
         if !role_config.exists() {
@@ -92,7 +92,7 @@ impl Playpen {
                         playpen_services=\"\"\n\
                         # Every port is PORT_PREFIX + the service's offset; give each playpen its own.\n\
                         #PORT_PREFIX=8000\n";
-            fsutil::write_atomic(&role_config, text.as_bytes(), None)?;
+            fsutil::write_atomic(&role_config, text.as_bytes(), Some(0o644))?;
         }
         let playpen = Playpen { root };
         playpen.ensure_var()?;
@@ -184,7 +184,20 @@ impl Playpen {
     /// Create `var/`, `var/run/`, `var/linkfarm/` and check we can write there.
     pub fn ensure_var(&self) -> Result<()> {
         for dir in [self.var(), self.run_dir(), self.linkfarm(), self.state_dir()] {
+            if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("{} exists but is not a directory", dir.display()),
+                )
+                .with_hint(format!(
+                    "servicectl keeps pidfiles and output under {}; move that file away",
+                    self.var().display()
+                )));
+            }
             fsutil::ensure_dir(&dir).map_err(|e| {
+                if e.hint.is_some() {
+                    return e;
+                }
                 e.with_hint(format!(
                     "servicectl keeps pidfiles and output under {}; make it writable",
                     self.var().display()

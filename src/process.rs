@@ -61,6 +61,16 @@ pub fn exe(pid: i32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
+/// Does the environment a process started with (/proc/PID/environ) hold every one of
+/// these `NAME=VALUE` entries? False when it cannot be read.
+pub fn environ_has(pid: i32, entries: &[String]) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let present: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    entries.iter().all(|e| present.contains(&e.as_bytes()))
+}
+
 /// A handle that becomes readable when the process exits, for any process (not only our
 /// children). None on kernels without pidfd_open or when the process is already gone.
 pub fn pidfd(pid: i32) -> Option<OwnedFd> {

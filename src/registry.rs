@@ -40,7 +40,8 @@ pub fn load(playpen: &Playpen) -> Result<Vec<Entry>> {
         .collect())
 }
 
-fn save(playpen: &Playpen, entries: &[Entry]) -> Result<()> {
+/// Replace the whole registry (used to restore it after a failed install).
+pub fn save(playpen: &Playpen, entries: &[Entry]) -> Result<()> {
     fsutil::ensure_dir(&playpen.state_dir())?;
     let mut text = String::new();
     for e in entries {

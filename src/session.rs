@@ -116,16 +116,17 @@ impl Session {
     /// Configs that fail to evaluate are returned as errors alongside.
     pub fn with_dependencies(&mut self, names: &[String]) -> Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
-        let mut queue: Vec<(String, Option<String>)> = names.iter().map(|n| (n.clone(), None)).collect();
+        // (name, Some((the service that depends on it, where that dependency is set)))
+        let mut queue: Vec<(String, Option<(String, String)>)> = names.iter().map(|n| (n.clone(), None)).collect();
         while let Some((name, wanted_by)) = queue.pop() {
             if out.contains(&name) {
                 continue;
             }
             if let Err(e) = self.catalog.get(&name) {
                 return Err(match wanted_by {
-                    Some(by) => Error::new(
+                    Some((by, origin)) => Error::new(
                         ErrorKind::Config,
-                        format!("depends on {name:?}, which is not a known service"),
+                        format!("depends on {name:?}, which is not a known service{origin}"),
                     )
                     .with_service(by)
                     .with_hint("install it, or fix service_depends"),
@@ -134,8 +135,9 @@ impl Session {
             }
             out.push(name.clone());
             if let Ok(config) = self.config(&name) {
+                let origin = config.origin_note("service_depends");
                 for dep in config.list("service_depends") {
-                    queue.push((dep, Some(name.clone())));
+                    queue.push((dep, Some((name.clone(), origin.clone()))));
                 }
             }
         }
@@ -143,12 +145,15 @@ impl Session {
     }
 }
 
+/// A file's modification time (seconds, nanoseconds) and size; None when missing.
+type Stamp = Option<(i64, i64, u64)>;
+
 /// The role's playpen_services as last evaluated, with the state of the files that
 /// decided it; valid while none of them changed.
 #[derive(Serialize, Deserialize)]
 struct RoleCache {
     role: String,
-    files: Vec<(PathBuf, Option<(i64, i64, u64)>)>,
+    files: Vec<(PathBuf, Stamp)>,
     services: Vec<String>,
 }
 
@@ -174,7 +179,7 @@ impl RoleCache {
         files
     }
 
-    fn stamp(path: &PathBuf) -> Option<(i64, i64, u64)> {
+    fn stamp(path: &PathBuf) -> Stamp {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path)
             .ok()

@@ -156,6 +156,14 @@ pub fn find_template(playpen: &Playpen, rel: &str) -> Result<PathBuf> {
                 ),
             )
         }
+        // Opening a FIFO would block until a writer comes: refuse anything but a file.
+        Some(found) if std::fs::metadata(found).is_ok_and(|m| !m.is_file()) => {
+            Err(Error::config(format!(
+                "template {} is not a regular file (a FIFO, socket or device)",
+                found.display()
+            ))
+            .with_hint(format!("make {} a regular file", found.display())))
+        }
         Some(found) => Ok(found.clone()),
         None => {
             let [local, project, ext] = &candidates;

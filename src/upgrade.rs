@@ -21,6 +21,9 @@ pub struct Report {
     /// Left running during the upgrade, marked SERVICE_UPGRADED for their next start.
     pub marked: Vec<String>,
     pub warnings: Vec<String>,
+    /// Marked by this pre-upgrade (not marked before): unmarked again by `abort`.
+    #[serde(skip)]
+    pub newly_marked: Vec<String>,
 }
 
 fn record_path(playpen: &Playpen, package: &str) -> PathBuf {
@@ -108,6 +111,9 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
         if must_stop {
             to_stop.push(name.clone());
         } else {
+            if !is_marked(&playpen, name) {
+                report.newly_marked.push(name.clone());
+            }
             mark(&playpen, name)?;
             report.marked.push(name.clone());
         }
@@ -184,6 +190,26 @@ pub fn post_upgrade(session: &mut Session, packages: &[String]) -> Result<Report
         let (results, warnings) = ops::restart(session, &to_restart, &|_, _| {})?;
         report.warnings.extend(warnings);
         collect(&mut report.restarted, results)?;
+    }
+    Ok(report)
+}
+
+/// Undo a pre-upgrade whose upgrade did not happen (the install failed and the previous
+/// version is back in place): forget its records and marks, start what it stopped.
+pub fn abort(session: &mut Session, packages: &[String], pre: &Report) -> Result<Report> {
+    let playpen = session.playpen.clone();
+    for package in packages {
+        let _ = std::fs::remove_file(record_path(&playpen, package));
+    }
+    for name in &pre.newly_marked {
+        clear_mark(&playpen, name);
+    }
+    let mut report = Report::default();
+    let to_start: Vec<String> = pre.stopped.iter().filter(|s| session.catalog.contains(s)).cloned().collect();
+    if !to_start.is_empty() {
+        let (results, warnings) = ops::start(session, &to_start, &|_, _| {})?;
+        report.warnings.extend(warnings);
+        collect(&mut report.started, results)?;
     }
     Ok(report)
 }

@@ -19,13 +19,24 @@ fn origin(pp: &Playpen, rel: &str) -> String {
 fn layers_are_sourced_in_order_and_see_earlier_values() {
     let pp = Playpen::new();
     pp.write("etc/cluster", "c1\n");
-    pp.write("etc/clusters/c1/config", "L_CLUSTER=cluster\nSHARED=cluster\n");
-    pp.role_config("playpen_services=web\nL_ROLE=\"role saw $L_CLUSTER\"\nSHARED=\"$SHARED>role\"\n");
+    pp.write(
+        "etc/clusters/c1/config",
+        "L_CLUSTER=cluster\nSHARED=cluster\n",
+    );
+    pp.role_config(
+        "playpen_services=web\nL_ROLE=\"role saw $L_CLUSTER\"\nSHARED=\"$SHARED>role\"\n",
+    );
     pp.write("ext/etc/profile.d/b.profile", "SHARED=\"$SHARED>b\"\n");
-    pp.write("ext/etc/profile.d/a.profile", "L_PROFILE=\"a saw $L_ROLE\"\nSHARED=\"$SHARED>a\"\n");
+    pp.write(
+        "ext/etc/profile.d/a.profile",
+        "L_PROFILE=\"a saw $L_ROLE\"\nSHARED=\"$SHARED>a\"\n",
+    );
     pp.write("ext/etc/profile.d/c.txt", "SHARED=not-a-profile\n");
     // .pre group: the project's services/web/config.pre beats ext's.
-    pp.write("ext/services/web-1.0/config.pre", "SHARED=\"$SHARED>ext.pre\"\nEXT_PRE_SOURCED=1\n");
+    pp.write(
+        "ext/services/web-1.0/config.pre",
+        "SHARED=\"$SHARED>ext.pre\"\nEXT_PRE_SOURCED=1\n",
+    );
     pp.write("services/web/config.pre", "SHARED=\"$SHARED>proj.pre\"\n");
     // plain group: only ext has one.
     pp.package(
@@ -34,23 +45,47 @@ fn layers_are_sourced_in_order_and_see_earlier_values() {
         "SHARED=\"$SHARED>ext.config\"\nservice_program=sleep\nservice_flags=1000\nPLAIN=\"plain saw $L_PROFILE\"\n",
     );
     // .post group: services/web-1.0 beats services/web beats ext.
-    pp.write("ext/services/web-1.0/config.post", "SHARED=\"$SHARED>ext.post\"\n");
+    pp.write(
+        "ext/services/web-1.0/config.post",
+        "SHARED=\"$SHARED>ext.post\"\n",
+    );
     pp.write("services/web/config.post", "SHARED=\"$SHARED>proj.post\"\n");
-    pp.write("services/web-1.0/config.post", "SHARED=\"$SHARED>projver.post\"\n");
+    pp.write(
+        "services/web-1.0/config.post",
+        "SHARED=\"$SHARED>projver.post\"\n",
+    );
 
     let json = print_config(&pp, "web");
     let expected_shared = "cluster>role>a>b>proj.pre>ext.config>projver.post";
     let vars = &json["variables"];
     assert_eq!(vars["SHARED"]["value"], expected_shared, "{json:#}");
-    assert_eq!(vars["SHARED"]["origin"], origin(&pp, "services/web-1.0/config.post"));
-    assert_eq!(vars["L_CLUSTER"]["origin"], origin(&pp, "etc/clusters/c1/config"));
+    assert_eq!(
+        vars["SHARED"]["origin"],
+        origin(&pp, "services/web-1.0/config.post")
+    );
+    assert_eq!(
+        vars["L_CLUSTER"]["origin"],
+        origin(&pp, "etc/clusters/c1/config")
+    );
     assert_eq!(vars["L_ROLE"]["value"], "role saw cluster");
-    assert_eq!(vars["L_ROLE"]["origin"], origin(&pp, "etc/roles/dev/config"));
+    assert_eq!(
+        vars["L_ROLE"]["origin"],
+        origin(&pp, "etc/roles/dev/config")
+    );
     assert_eq!(vars["L_PROFILE"]["value"], "a saw role saw cluster");
-    assert_eq!(vars["L_PROFILE"]["origin"], origin(&pp, "ext/etc/profile.d/a.profile"));
+    assert_eq!(
+        vars["L_PROFILE"]["origin"],
+        origin(&pp, "ext/etc/profile.d/a.profile")
+    );
     assert_eq!(vars["PLAIN"]["value"], "plain saw a saw role saw cluster");
-    assert_eq!(vars["service_program"]["origin"], origin(&pp, "ext/services/web-1.0/config"));
-    assert!(vars.get("EXT_PRE_SOURCED").is_none(), "ext config.pre is shadowed: {json:#}");
+    assert_eq!(
+        vars["service_program"]["origin"],
+        origin(&pp, "ext/services/web-1.0/config")
+    );
+    assert!(
+        vars.get("EXT_PRE_SOURCED").is_none(),
+        "ext config.pre is shadowed: {json:#}"
+    );
     let fragments: Vec<String> = json["fragments"]
         .as_array()
         .unwrap()
@@ -78,7 +113,10 @@ fn layers_are_sourced_in_order_and_see_earlier_values() {
     assert_eq!(env["L_PROFILE"], "a saw role saw cluster");
     // SHARED was exported by the cluster layer, so the fragments' changes reach it too.
     assert_eq!(env["SHARED"], expected_shared);
-    assert!(!env.contains_key("PLAIN"), "fragment variables are not exported");
+    assert!(
+        !env.contains_key("PLAIN"),
+        "fragment variables are not exported"
+    );
     assert!(!env.contains_key("service_program"));
 }
 
@@ -87,7 +125,10 @@ fn the_most_specific_plain_config_wins() {
     let pp = Playpen::new();
     pp.package("api", "2.0", "WHO=ext\nservice_program=sleep\n");
     pp.service("api", "WHO=project\nservice_program=sleep\n");
-    pp.write("services/api-2.0/config", "WHO=project-version\nservice_program=sleep\n");
+    pp.write(
+        "services/api-2.0/config",
+        "WHO=project-version\nservice_program=sleep\n",
+    );
     let who = |pp: &Playpen| print_config(pp, "api")["variables"]["WHO"]["value"].clone();
     assert_eq!(who(&pp), "project-version");
     std::fs::remove_file(pp.path("services/api-2.0/config")).unwrap();
@@ -102,12 +143,20 @@ const ROUND_TRIP: &[(&str, &str, &str)] = &[
     ("RT_SQUOTE", "'it'\\''s'", "it's"),
     ("RT_DQUOTE", "'say \"hi\" \"\"'", "say \"hi\" \"\""),
     ("RT_NEWLINES", "'line1\nline2\n\n'", "line1\nline2\n\n"),
-    ("RT_DOLLAR", "'$HOME ${x} $(echo no) `echo no` $'", "$HOME ${x} $(echo no) `echo no` $"),
+    (
+        "RT_DOLLAR",
+        "'$HOME ${x} $(echo no) `echo no` $'",
+        "$HOME ${x} $(echo no) `echo no` $",
+    ),
     ("RT_BACKSLASH", "'a\\b \\\\ \\n \\'", "a\\b \\\\ \\n \\"),
     ("RT_UTF8", "'héllo wörld ✓ 日本語'", "héllo wörld ✓ 日本語"),
     ("RT_EMPTY", "''", ""),
     ("RT_TAB", "'a\tb'", "a\tb"),
-    ("RT_FAKE_ASSIGNMENT", "'x\nRT_INJECTED=1\nexport RT_INJECTED2=2'", "x\nRT_INJECTED=1\nexport RT_INJECTED2=2"),
+    (
+        "RT_FAKE_ASSIGNMENT",
+        "'x\nRT_INJECTED=1\nexport RT_INJECTED2=2'",
+        "x\nRT_INJECTED=1\nexport RT_INJECTED2=2",
+    ),
     ("RT_EQUALS", "'a=b=c'", "a=b=c"),
 ];
 
@@ -127,9 +176,15 @@ fn values_round_trip_exactly_through_print_config_and_the_environment() {
     let json = print_config(&pp, "web");
     for (name, _, expected) in ROUND_TRIP {
         for var in [name.to_string(), format!("S{name}"), format!("P{name}")] {
-            assert_eq!(json["variables"][&var]["value"], *expected, "{var} via print-config");
+            assert_eq!(
+                json["variables"][&var]["value"], *expected,
+                "{var} via print-config"
+            );
         }
-        assert_eq!(json["environment"][*name], *expected, "{name} in print-config's environment");
+        assert_eq!(
+            json["environment"][*name], *expected,
+            "{name} in print-config's environment"
+        );
     }
     assert!(json["variables"].get("RT_INJECTED").is_none());
     assert!(json["variables"].get("RT_INJECTED2").is_none());
@@ -137,9 +192,20 @@ fn values_round_trip_exactly_through_print_config_and_the_environment() {
     pp.start(&["web"]);
     let env = environ(pp.running_pid("web"));
     for (name, _, expected) in ROUND_TRIP {
-        assert_eq!(env.get(*name).map(String::as_str), Some(*expected), "{name} in /proc/PID/environ");
-        assert_eq!(env.get(&format!("S{name}")).map(String::as_str), Some(*expected), "S{name} in /proc/PID/environ");
-        assert!(!env.contains_key(&format!("P{name}")), "P{name} is not exported");
+        assert_eq!(
+            env.get(*name).map(String::as_str),
+            Some(*expected),
+            "{name} in /proc/PID/environ"
+        );
+        assert_eq!(
+            env.get(&format!("S{name}")).map(String::as_str),
+            Some(*expected),
+            "S{name} in /proc/PID/environ"
+        );
+        assert!(
+            !env.contains_key(&format!("P{name}")),
+            "P{name} is not exported"
+        );
     }
     assert!(!env.contains_key("RT_INJECTED") && !env.contains_key("RT_INJECTED2"));
 }
@@ -176,7 +242,8 @@ fn a_syntax_error_names_the_file_and_line() {
         (vec!["print-config", "web"], "servicectl: web:"),
     ] {
         let out = pp.run(&args);
-        out.fails().says(&[prefix, &format!("{file}:3"), "syntax error"]);
+        out.fails()
+            .says(&[prefix, &format!("{file}:3"), "syntax error"]);
     }
     assert!(pp.pid("web").is_none());
     assert!(pp.processes().is_empty());
@@ -202,11 +269,22 @@ fn a_failing_fragment_names_the_file() {
         .fails()
         .says(&["servicectl: falsy:", &falsy.display().to_string()]);
     let out = pp.run(&["start", "exits"]);
-    out.fails().says(&["servicectl: exits:", &exits.display().to_string(), "status 3"]);
+    out.fails().says(&[
+        "servicectl: exits:",
+        &exits.display().to_string(),
+        "status 3",
+    ]);
     assert!(pp.pid("falsy").is_none() && pp.pid("exits").is_none());
     // The role config failing is reported the same way.
     let role = pp.role_config("playpen_services=falsy\nfalse\n");
-    pp.run(&["status"]).fails().says(&[&role.display().to_string()]);
+    pp.run(&["status"])
+        .fails()
+        .says(&[&role.display().to_string()]);
+    // `exit` in the shared layer ends the shell that evaluates everything.
+    let role = pp.role_config("playpen_services=falsy\nexit 0\n");
+    pp.run(&["start"])
+        .fails()
+        .says(&[&role.display().to_string(), "exit"]);
 }
 
 #[test]
@@ -214,11 +292,19 @@ fn a_hanging_fragment_times_out_naming_the_file() {
     let pp = Playpen::new();
     let file = pp.service("web", "service_program=sleep\nsleep 100\n");
     let out = pp.run_env(&["start", "web"], &[("SERVICECTL_CONFIG_TIMEOUT", "1")]);
-    out.fails().says(&["servicectl: web:", &file.display().to_string(), "SERVICECTL_CONFIG_TIMEOUT"]);
+    out.fails().says(&[
+        "servicectl: web:",
+        &file.display().to_string(),
+        "SERVICECTL_CONFIG_TIMEOUT",
+    ]);
     assert!(out.elapsed < secs(6.0), "took too long:\n{out}");
     assert!(pp.pid("web").is_none());
     // The hanging `sleep 100` does not outlive the command.
-    assert!(wait_until(PATIENCE, || pp.processes().is_empty()), "left behind: {:?}", pp.processes());
+    assert!(
+        wait_until(PATIENCE, || pp.processes().is_empty()),
+        "left behind: {:?}",
+        pp.processes()
+    );
 }
 
 #[test]
@@ -248,7 +334,10 @@ fn one_sh_process_evaluates_every_service() {
     ));
     pp.start(&[]);
     let shells = lines(&pp.path("shellpids"));
-    assert!(shells.len() >= names.len(), "every service evaluated: {shells:?}");
+    assert!(
+        shells.len() >= names.len(),
+        "every service evaluated: {shells:?}"
+    );
     let distinct: BTreeSet<&String> = shells.iter().collect();
     assert_eq!(distinct.len(), 1, "one sh for all services, got {shells:?}");
     // The role layer was evaluated by that same shell, once.

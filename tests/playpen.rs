@@ -23,8 +23,16 @@ fn init_makes_a_playpen_with_role_and_var() {
     let root = dir.path().join("proj");
     run_command(bare_command().args(["init", "--role", "web"]).arg(&root))
         .ok()
-        .says(&["created playpen", &root.join("etc/roles/web/config").display().to_string()]);
-    assert_eq!(std::fs::read_to_string(root.join("etc/role")).unwrap().trim(), "web");
+        .says(&[
+            "created playpen",
+            &root.join("etc/roles/web/config").display().to_string(),
+        ]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/role"))
+            .unwrap()
+            .trim(),
+        "web"
+    );
     let role_config = std::fs::read_to_string(root.join("etc/roles/web/config")).unwrap();
     assert!(role_config.contains("playpen_services="), "{role_config}");
     assert!(root.join("var/run").is_dir());
@@ -34,7 +42,11 @@ fn init_makes_a_playpen_with_role_and_var() {
     out.ok();
 
     // init on an existing playpen keeps the project's files.
-    std::fs::write(root.join("etc/roles/web/config"), "playpen_services=\"mine\"\n").unwrap();
+    std::fs::write(
+        root.join("etc/roles/web/config"),
+        "playpen_services=\"mine\"\n",
+    )
+    .unwrap();
     run_command(bare_command().args(["init", "--role", "web"]).arg(&root)).ok();
     assert_eq!(
         std::fs::read_to_string(root.join("etc/roles/web/config")).unwrap(),
@@ -55,7 +67,10 @@ fn playpen_option_works_before_and_after_the_subcommand() {
         let out = run_command(bare_command().args(&args).current_dir(elsewhere.path()));
         out.no_panic();
         assert_eq!(out.code, 3, "web is stopped:\n{out}");
-        assert!(out.stdout.contains("web") && out.stdout.contains("stopped"), "{out}");
+        assert!(
+            out.stdout.contains("web") && out.stdout.contains("stopped"),
+            "{out}"
+        );
     }
     // And it really acts on that playpen.
     let out = run_command(
@@ -107,7 +122,10 @@ fn walks_up_from_a_subdirectory() {
     let env = environ(pid);
     assert_eq!(env["PLAYPEN_ROOT"], pp.root.display().to_string());
     // The program runs in PLAYPEN_ROOT, not where the command was typed.
-    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), pp.root);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        pp.root
+    );
     let out = run_command(bare_command().args(["status", "web"]).current_dir(&deep));
     out.ok().says(&["running", &pid.to_string()]);
 }
@@ -115,18 +133,34 @@ fn walks_up_from_a_subdirectory() {
 #[test]
 fn outside_a_playpen_the_error_says_how_to_make_one() {
     let empty = tempfile::tempdir().unwrap();
-    for args in [vec!["status"], vec!["start", "web"], vec!["print-config", "web"]] {
+    for args in [
+        vec!["status"],
+        vec!["start", "web"],
+        vec!["print-config", "web"],
+    ] {
         let out = run_command(bare_command().args(&args).current_dir(empty.path()));
         out.fails().says(&["playpen", "servicectl init"]);
     }
     // --playpen naming a directory that is no playpen, or nothing at all.
-    let out = run_command(bare_command().arg("--playpen").arg(empty.path()).arg("status"));
-    out.fails()
-        .says(&["not a playpen", "servicectl init", &empty.path().display().to_string()]);
+    let out = run_command(
+        bare_command()
+            .arg("--playpen")
+            .arg(empty.path())
+            .arg("status"),
+    );
+    out.fails().says(&[
+        "not a playpen",
+        "servicectl init",
+        &empty.path().display().to_string(),
+    ]);
     let missing = empty.path().join("nope");
     let out = run_command(bare_command().arg("--playpen").arg(&missing).arg("status"));
-    out.fails().says(&["servicectl init", &missing.display().to_string()]);
-    assert!(!missing.exists(), "a failed lookup must not create the directory");
+    out.fails()
+        .says(&["servicectl init", &missing.display().to_string()]);
+    assert!(
+        !missing.exists(),
+        "a failed lookup must not create the directory"
+    );
 }
 
 #[test]
@@ -135,7 +169,10 @@ fn role_comes_from_etc_role_unless_playpen_role_is_set() {
     pp.service("a", SLEEPER);
     pp.service("b", SLEEPER);
     pp.role_config("playpen_services=\"a\"\n");
-    pp.write("etc/roles/other/config", "playpen_services=\"b\"\nROLE_MARK=other-role\n");
+    pp.write(
+        "etc/roles/other/config",
+        "playpen_services=\"b\"\nROLE_MARK=other-role\n",
+    );
 
     let out = pp.run(&["status", "--json"]);
     assert_eq!(status_names(&out), ["a"], "{out}");
@@ -189,7 +226,8 @@ fn cluster_config_values_reach_services() {
     pp.run(&["stop", "web"]).ok();
 
     // PLAYPEN_CLUSTER overrides etc/cluster.
-    pp.run_env(&["start", "web"], &[("PLAYPEN_CLUSTER", "west")]).ok();
+    pp.run_env(&["start", "web"], &[("PLAYPEN_CLUSTER", "west")])
+        .ok();
     let env = environ(pp.running_pid("web"));
     assert_eq!(env["CLUSTER_DC"], "west dc");
     assert_eq!(env["PLAYPEN_CLUSTER"], "west");
@@ -198,5 +236,8 @@ fn cluster_config_values_reach_services() {
     let json = pp.run(&["print-config", "web", "--json"]).ok().json();
     let var = &json["variables"]["CLUSTER_DC"];
     assert_eq!(var["value"], "east dc");
-    assert_eq!(var["origin"], pp.path("etc/clusters/east/config").display().to_string());
+    assert_eq!(
+        var["origin"],
+        pp.path("etc/clusters/east/config").display().to_string()
+    );
 }

@@ -27,6 +27,7 @@ const SCRUBBED_ENV: &[&str] = &[
     "PORT_PREFIX",
     "SERVICECTL_CONFIG_TIMEOUT",
     "SERVICECTL_HOOK_TIMEOUT",
+    "CLASSPATH",
 ];
 
 /// What a servicectl run produced.
@@ -86,13 +87,17 @@ impl Out {
     pub fn says(&self, needles: &[&str]) -> &Out {
         let all = self.all();
         for needle in needles {
-            assert!(all.contains(needle), "expected {needle:?} in the output:\n{self}");
+            assert!(
+                all.contains(needle),
+                "expected {needle:?} in the output:\n{self}"
+            );
         }
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
     }
 }
 
@@ -109,10 +114,7 @@ impl std::fmt::Display for Out {
 /// Run a prepared command to completion.
 pub fn run_command(cmd: &mut Command) -> Out {
     let started = Instant::now();
-    let output = cmd
-        .stdin(Stdio::null())
-        .output()
-        .expect("run servicectl");
+    let output = cmd.stdin(Stdio::null()).output().expect("run servicectl");
     Out::from_output(output, started.elapsed())
 }
 
@@ -197,7 +199,10 @@ impl Playpen {
     /// A packaged service: `ext/services/NAME-VERSION/config`, listed by the package
     /// `NAME-VERSION` (so its run name defaults to NAME).
     pub fn package(&self, name: &str, version: &str, config: &str) -> PathBuf {
-        self.write(&format!("ext/services/{name}-{version}.services"), &format!("{name}\n"));
+        self.write(
+            &format!("ext/services/{name}-{version}.services"),
+            &format!("{name}\n"),
+        );
         self.write(&format!("ext/services/{name}-{version}/config"), config)
     }
 
@@ -227,15 +232,19 @@ impl Playpen {
 
     /// The PID in `var/run/NAME.pid`, if the file exists and holds one.
     pub fn pid(&self, name: &str) -> Option<i32> {
-        std::fs::read_to_string(self.pidfile(name)).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.pidfile(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The PID in the pidfile; panics (with the output file) when there is none.
     #[track_caller]
     pub fn running_pid(&self, name: &str) -> i32 {
-        let pid = self
-            .pid(name)
-            .unwrap_or_else(|| panic!("no pidfile for {name}; output file:\n{}", self.output(name)));
+        let pid = self.pid(name).unwrap_or_else(|| {
+            panic!("no pidfile for {name}; output file:\n{}", self.output(name))
+        });
         assert!(alive(pid), "PID {pid} of {name} is not alive");
         pid
     }
@@ -260,7 +269,7 @@ impl Playpen {
         let wanted = format!("PLAYPEN_ROOT={}", self.root.display());
         all_pids()
             .into_iter()
-            .filter(|&pid| alive(pid) && raw_environ(pid).iter().any(|e| *e == wanted))
+            .filter(|&pid| alive(pid) && raw_environ(pid).contains(&wanted))
             .collect()
     }
 
@@ -359,7 +368,10 @@ pub fn alive(pid: i32) -> bool {
 /// Wait until a process is gone.
 #[track_caller]
 pub fn assert_dies(pid: i32, what: &str) {
-    assert!(wait_until(PATIENCE, || !alive(pid)), "{what} (PID {pid}) is still alive");
+    assert!(
+        wait_until(PATIENCE, || !alive(pid)),
+        "{what} (PID {pid}) is still alive"
+    );
 }
 
 /// argv of a process, from /proc/PID/cmdline.
@@ -394,7 +406,10 @@ fn raw_environ(pid: i32) -> Vec<String> {
 pub fn environ(pid: i32) -> BTreeMap<String, String> {
     raw_environ(pid)
         .into_iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 

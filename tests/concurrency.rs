@@ -1,0 +1,178 @@
+//! Per-service locks and ordering (§6): simultaneous invocations never double-start,
+//! repeated start/stop are harmless and say so, independent services start in
+//! parallel, and dependencies start first and stop last.
+
+mod common;
+
+use common::*;
+use std::time::Instant;
+
+fn daemon(pp: &Playpen, name: &str, extra: &str) {
+    pp.install_sleep("bin/daemon");
+    pp.service(
+        name,
+        &format!("service_program=daemon\nservice_flags=1000\n{extra}"),
+    );
+}
+
+/// Live processes of this playpen whose argv0 is `run_name`.
+fn running_as(pp: &Playpen, run_name: &str) -> Vec<i32> {
+    pp.processes()
+        .into_iter()
+        .filter(|&pid| cmdline(pid).first().map(String::as_str) == Some(run_name))
+        .collect()
+}
+
+/// Run the same servicectl command `n` times at once.
+fn simultaneously(pp: &Playpen, n: usize, args: &[&str]) -> Vec<Out> {
+    let started = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            pp.command()
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn servicectl")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let output = c.wait_with_output().expect("wait for servicectl");
+            Out {
+                code: output.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                elapsed: started.elapsed(),
+            }
+        })
+        .collect()
+}
+
+fn count(outs: &[Out], needle: &str) -> usize {
+    outs.iter().filter(|o| o.stdout.contains(needle)).count()
+}
+
+#[test]
+fn twenty_simultaneous_starts_run_one_process() {
+    let pp = Playpen::new();
+    daemon(&pp, "web", "");
+    let outs = simultaneously(&pp, 20, &["start", "web"]);
+    for out in &outs {
+        out.ok();
+    }
+    assert_eq!(count(&outs, "web: started"), 1, "{outs:#?}");
+    assert_eq!(count(&outs, "web: already running"), 19, "{outs:#?}");
+    let pids = running_as(&pp, "web");
+    assert_eq!(pids.len(), 1, "exactly one web process: {pids:?}");
+    assert_eq!(pp.running_pid("web"), pids[0]);
+    let pidfiles: Vec<_> = std::fs::read_dir(pp.path("var/run"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pid"))
+        .collect();
+    assert_eq!(pidfiles.len(), 1, "{pidfiles:?}");
+    assert!(pp.temporaries().is_empty(), "{:?}", pp.temporaries());
+
+    let outs = simultaneously(&pp, 20, &["stop", "web"]);
+    for out in &outs {
+        out.ok();
+    }
+    assert_eq!(count(&outs, "web: stopped"), 1, "{outs:#?}");
+    assert_eq!(count(&outs, "web: already stopped"), 19, "{outs:#?}");
+    assert_dies(pids[0], "web");
+    assert!(!pp.pidfile("web").exists());
+}
+
+#[test]
+fn simultaneous_restarts_leave_exactly_one_process() {
+    let pp = Playpen::new();
+    daemon(&pp, "web", "service_start_grace=0.05\n");
+    pp.start(&["web"]);
+    let outs = simultaneously(&pp, 8, &["restart", "web"]);
+    for out in &outs {
+        out.ok();
+    }
+    assert!(
+        wait_until(PATIENCE, || running_as(&pp, "web").len() == 1),
+        "{:?}",
+        running_as(&pp, "web")
+    );
+    assert_eq!(running_as(&pp, "web"), [pp.running_pid("web")]);
+}
+
+#[test]
+fn starting_a_running_service_and_stopping_a_stopped_one_succeed_and_say_so() {
+    let pp = Playpen::new();
+    daemon(&pp, "web", "");
+    pp.run(&["stop", "web"])
+        .ok()
+        .says(&["web: already stopped"]);
+    pp.start(&["web"]).says(&["web: started"]);
+    let pid = pp.running_pid("web");
+    pp.run(&["start", "web"])
+        .ok()
+        .says(&["web: already running", &pid.to_string()]);
+    assert_eq!(pp.running_pid("web"), pid);
+    let json = pp.run(&["start", "web", "--json"]).ok().json();
+    assert_eq!(json[0]["result"], "already-running");
+    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    pp.run(&["stop", "web"])
+        .ok()
+        .says(&["web: already stopped"]);
+}
+
+#[test]
+fn independent_services_start_in_parallel() {
+    let pp = Playpen::new();
+    let names = ["p1", "p2", "p3", "p4", "p5"];
+    for name in names {
+        daemon(&pp, name, "service_start_grace=1\n");
+    }
+    pp.role_config(&format!("playpen_services=\"{}\"\n", names.join(" ")));
+    let out = pp.start(&[]);
+    // One after the other this takes at least 5 s (five 1 s grace periods).
+    assert!(out.elapsed < secs(4.0), "not parallel:\n{out}");
+    for name in names {
+        pp.running_pid(name);
+    }
+}
+
+#[test]
+fn dependencies_start_first_and_stop_last() {
+    let pp = Playpen::new();
+    let hooks = "service_start_grace=0.05\n\
+                 service_pre_start='echo \"start $SERVICE_NAME\" >> \"$PLAYPEN_ROOT/order\"'\n\
+                 service_pre_stop='echo \"stop $SERVICE_NAME\" >> \"$PLAYPEN_ROOT/order\"'\n";
+    daemon(&pp, "web", &format!("service_depends=\"app\"\n{hooks}"));
+    daemon(
+        &pp,
+        "app",
+        &format!("service_depends=\"db cache\"\n{hooks}"),
+    );
+    daemon(&pp, "db", hooks);
+    daemon(&pp, "cache", &format!("service_depends=db\n{hooks}"));
+    pp.role_config("playpen_services=\"web app db cache\"\n");
+
+    // Naming web starts what it depends on, dependencies first.
+    pp.start(&["web"]);
+    for name in ["web", "app", "db", "cache"] {
+        pp.running_pid(name);
+    }
+    assert_eq!(
+        lines(&pp.path("order")),
+        ["start db", "start cache", "start app", "start web"]
+    );
+
+    std::fs::remove_file(pp.path("order")).unwrap();
+    pp.run(&["stop"]).ok();
+    assert_eq!(
+        lines(&pp.path("order")),
+        ["stop web", "stop app", "stop cache", "stop db"]
+    );
+    for name in ["web", "app", "db", "cache"] {
+        assert!(!pp.pidfile(name).exists());
+    }
+}

@@ -1,0 +1,356 @@
+//! status, ping, print-config and check (§7): the table and JSON, LSB exit codes,
+//! stale pidfiles (dead PID, reused PID) and their cleanup, status without evaluating
+//! any config, the ping order, origins in print-config, and check starting nothing.
+
+mod common;
+
+use common::*;
+
+fn daemon(pp: &Playpen, name: &str, extra: &str) {
+    pp.install_sleep("bin/daemon");
+    pp.service(
+        name,
+        &format!("service_program=daemon\nservice_flags=1000\nservice_start_grace=0.05\n{extra}"),
+    );
+}
+
+fn state(pp: &Playpen, name: &str) -> (String, serde_json::Value) {
+    let json = pp.run(&["status", name, "--json"]).no_panic().json();
+    (
+        json[0]["state"].as_str().unwrap().to_string(),
+        json[0].clone(),
+    )
+}
+
+#[test]
+fn status_table_json_and_lsb_exit_codes() {
+    let pp = Playpen::new();
+    daemon(&pp, "a", "");
+    daemon(&pp, "b", "");
+    pp.role_config("playpen_services=\"a b\"\n");
+    pp.start(&["a"]);
+    let a = pp.running_pid("a");
+
+    let out = pp.run(&["status"]);
+    out.no_panic();
+    assert_eq!(out.code, 3, "b is not running:\n{out}");
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][..5],
+        ["SERVICE", "STATE", "PID", "UPTIME", "PORTS"],
+        "{out}"
+    );
+    assert_eq!(rows[1][..3], ["a", "running", &a.to_string()], "{out}");
+    assert_eq!(rows[2][..3], ["b", "stopped", "-"], "{out}");
+
+    assert_eq!(pp.run(&["status", "a"]).code, 0);
+    let json = pp.run(&["status", "--json"]).json();
+    assert_eq!(json[0]["name"], "a");
+    assert_eq!(json[0]["state"], "running");
+    assert_eq!(json[0]["pid"], a);
+    assert_eq!(json[1]["name"], "b");
+    assert_eq!(json[1]["state"], "stopped");
+    assert!(json[1]["pid"].is_null());
+
+    let out = pp.run(&["status", "a", "nosuch"]);
+    out.no_panic().says(&["nosuch"]);
+    assert_eq!(out.code, 4, "unknown service:\n{out}");
+
+    pp.start(&["b"]);
+    pp.run(&["status"]).ok();
+}
+
+#[test]
+fn a_pidfile_with_a_dead_pid_is_stale_and_start_cleans_it_up() {
+    let pp = Playpen::new();
+    daemon(&pp, "web", "");
+    let dead = dead_pid();
+    pp.write("var/run/web.pid", &format!("{dead}\n"));
+    let out = pp.run(&["status", "web"]);
+    assert_eq!(out.code, 3, "{out}");
+    out.says(&["stale", &dead.to_string()]);
+    assert_eq!(state(&pp, "web").0, "stale");
+    // ping (status fallback) fails too.
+    pp.run(&["ping", "web"]).fails();
+
+    pp.start(&["web"]);
+    let pid = pp.running_pid("web");
+    assert_ne!(pid, dead);
+    assert_eq!(state(&pp, "web").0, "running");
+}
+
+#[test]
+fn a_reused_pid_is_stale_not_running_and_is_never_signalled() {
+    let pp = Playpen::new();
+    daemon(&pp, "web", "");
+    pp.start(&["web"]);
+    let old = pp.running_pid("web");
+    let record_text = pp.read("var/run/web.start");
+    // The service dies behind servicectl's back, and its PID goes to someone else.
+    kill(old, nix::sys::signal::Signal::SIGKILL);
+    assert_dies(old, "web");
+    let bystander = Bystander::sleep();
+    let other = bystander.pid();
+    let fake_reuse = |pp: &Playpen| {
+        let mut record: serde_json::Value = serde_json::from_str(&record_text).unwrap();
+        record["pid"] = other.into();
+        pp.write("var/run/web.start", &record.to_string());
+        pp.write("var/run/web.pid", &format!("{other}\n"));
+    };
+    fake_reuse(&pp);
+
+    let out = pp.run(&["status", "web"]);
+    assert_eq!(out.code, 3, "{out}");
+    out.says(&["stale", &other.to_string()]);
+    assert!(!out.stdout.contains("running"), "{out}");
+    pp.run(&["ping", "web"]).fails();
+
+    // stop leaves the stranger alone and clears the stale files.
+    pp.run(&["stop", "web"]).ok();
+    assert!(
+        alive(other),
+        "stop must not signal a process that is not the service"
+    );
+    assert!(!pp.pidfile("web").exists());
+
+    // start cleans a stale pidfile up and starts a fresh process.
+    fake_reuse(&pp);
+    pp.start(&["web"]).says(&["web: started"]);
+    let new = pp.running_pid("web");
+    assert_ne!(new, other);
+    assert!(
+        alive(other),
+        "start must not signal a process that is not the service"
+    );
+    assert_eq!(state(&pp, "web").0, "running");
+
+    // Only the pidfile edited (the record keeps the real, dead PID): also stale.
+    pp.run(&["stop", "web"]).ok();
+    pp.start(&["web"]);
+    let pid = pp.running_pid("web");
+    kill(pid, nix::sys::signal::Signal::SIGKILL);
+    assert_dies(pid, "web");
+    pp.write("var/run/web.pid", &format!("{other}\n"));
+    let (state_now, json) = state(&pp, "web");
+    assert_eq!(state_now, "stale", "{json}");
+    assert!(alive(other));
+}
+
+#[test]
+fn a_pidfile_without_start_record_naming_a_stranger_is_stale() {
+    let pp = Playpen::new();
+    daemon(&pp, "web", "");
+    let stranger = Bystander::sleep();
+    pp.write("var/run/web.pid", &format!("{}\n", stranger.pid()));
+    let (state_now, json) = state(&pp, "web");
+    assert_eq!(state_now, "stale", "{json}");
+    pp.run(&["stop", "web"]).ok();
+    assert!(
+        alive(stranger.pid()),
+        "stop signalled a process that is not the service"
+    );
+    pp.write("var/run/web.pid", &format!("{}\n", stranger.pid()));
+    pp.start(&["web"]);
+    assert_ne!(pp.running_pid("web"), stranger.pid());
+    assert!(alive(stranger.pid()));
+    // A pidfile without a start record that does name the service's process (as
+    // after a crash of servicectl between the two writes) still counts as running.
+    let pid = pp.running_pid("web");
+    std::fs::remove_file(pp.path("var/run/web.start")).unwrap();
+    assert_eq!(state(&pp, "web").0, "running");
+    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    assert_dies(pid, "web");
+}
+
+#[test]
+fn status_evaluates_no_config() {
+    let pp = Playpen::new();
+    daemon(&pp, "a", "");
+    daemon(&pp, "b", "");
+    pp.role_config("playpen_services=\"a b\"\ntouch \"$PLAYPEN_ROOT/evaluated\"\n");
+    pp.start(&[]);
+    assert!(pp.exists("evaluated"), "start evaluates the role config");
+    std::fs::remove_file(pp.path("evaluated")).unwrap();
+
+    pp.run(&["status"]).ok().says(&["a", "b", "running"]);
+    pp.run(&["status", "--json"]).ok();
+    pp.run(&["status", "a", "b"]).ok();
+    assert!(
+        !pp.exists("evaluated"),
+        "status sourced the role config (it ran sh)"
+    );
+
+    // A changed role config is evaluated again (the services may have changed).
+    pp.role_config("playpen_services=\"a\"\ntouch \"$PLAYPEN_ROOT/evaluated\"\n");
+    let json = pp.run(&["status", "--json"]).ok().json();
+    assert!(pp.exists("evaluated"));
+    assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
+}
+
+#[test]
+fn ping_prefers_the_project_script_then_the_package_then_status() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/daemon");
+    pp.package(
+        "web",
+        "1.0",
+        "service_program=daemon\nservice_flags=1000\nservice_start_grace=0.05\n",
+    );
+    let script = |who: &str| {
+        format!("#!/bin/sh\necho \"{who} $*\" >> \"$PLAYPEN_ROOT/pings\"\necho \"{who} says hi\"\n")
+    };
+    pp.write_exec("services/web/ping", &script("project"));
+    pp.write_exec("ext/services/web-1.0/ping", &script("package"));
+    pp.start(&["web"]);
+
+    pp.run(&["ping", "web"])
+        .ok()
+        .says(&["web", "ok", "project says hi"]);
+    assert_eq!(lines(&pp.path("pings")), ["project web 1.0"]);
+
+    std::fs::remove_file(pp.path("services/web/ping")).unwrap();
+    pp.run(&["ping", "web"]).ok().says(&["package says hi"]);
+    assert_eq!(lines(&pp.path("pings"))[1..], ["package web 1.0"]);
+
+    std::fs::remove_file(pp.path("ext/services/web-1.0/ping")).unwrap();
+    let pid = pp.running_pid("web");
+    pp.run(&["ping", "web"])
+        .ok()
+        .says(&["status", &pid.to_string()]);
+    assert_eq!(lines(&pp.path("pings")).len(), 2, "no script ran");
+
+    pp.run(&["stop", "web"]).ok();
+    pp.run(&["ping", "web"])
+        .fails()
+        .says(&["web", "not running"]);
+}
+
+#[test]
+fn a_failing_ping_fails_the_command_and_says_why() {
+    let pp = Playpen::new();
+    daemon(&pp, "good", "");
+    daemon(&pp, "bad", "service_ping=bad-ping\n");
+    pp.write_exec(
+        "bin/bad-ping",
+        "#!/bin/sh\necho 'no answer on port 8080'\nexit 2\n",
+    );
+    pp.start(&["good", "bad"]);
+    let out = pp.run(&["ping", "good", "bad"]);
+    out.fails()
+        .says(&["good: ok", "bad", "no answer on port 8080"]);
+    let json = pp.run(&["ping", "good", "bad", "--json"]).fails().json();
+    let ok: Vec<(String, bool)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        ok.contains(&("good".into(), true)) && ok.contains(&("bad".into(), false)),
+        "{json}"
+    );
+}
+
+#[test]
+fn print_config_shows_values_and_where_they_came_from() {
+    let pp = Playpen::new();
+    let role = pp.role_config("playpen_services=web\nROLE_V='from role'\n");
+    let config = pp.service("web", "service_program=sleep\nSVC_V='a b'\n");
+    let out = pp.run(&["print-config", "web"]);
+    out.ok();
+    let line = |prefix: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("SVC_V=").contains(&config.display().to_string()),
+        "{out}"
+    );
+    assert!(line("SVC_V=").contains("'a b'"), "{out}");
+    assert!(
+        line("export ROLE_V=").contains(&role.display().to_string()),
+        "{out}"
+    );
+    let json = pp.run(&["print-config", "web", "--json"]).ok().json();
+    assert_eq!(
+        json["variables"]["SVC_V"]["origin"],
+        config.display().to_string()
+    );
+    assert_eq!(
+        json["variables"]["ROLE_V"]["origin"],
+        role.display().to_string()
+    );
+    assert_eq!(json["variables"]["ROLE_V"]["exported"], true);
+    assert_eq!(json["variables"]["SVC_V"]["exported"], false);
+    // Unknown services are errors.
+    let out = pp.run(&["print-config", "nosuch"]);
+    out.fails().says(&["nosuch"]);
+}
+
+#[test]
+fn check_validates_without_starting_anything() {
+    let pp = Playpen::new();
+    daemon(
+        &pp,
+        "good",
+        "service_pre_start='touch \"$PLAYPEN_ROOT/hook-ran\"'\n",
+    );
+    let bad_config = pp.service("badprog", "service_program=missing-program\n");
+    let broken = pp.service("broken", "service_program=sleep\nif then\n");
+    pp.role_config("playpen_services=\"good badprog broken\"\n");
+
+    pp.run(&["check", "good"]).ok().says(&["good: ok"]);
+
+    let out = pp.run(&["check"]);
+    out.fails().says(&[
+        "good: ok",
+        "badprog: problem:",
+        "missing-program",
+        &bad_config.display().to_string(),
+        "broken: problem:",
+        &broken.display().to_string(),
+    ]);
+    let json = pp.run(&["check", "--json"]).fails().json();
+    let finding = |name: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["service"] == name)
+            .unwrap_or_else(|| panic!("no finding for {name}: {json:#}"))
+            .clone()
+    };
+    assert_eq!(finding("good")["ok"], true);
+    assert_eq!(finding("badprog")["ok"], false);
+    let broken_problems = finding("broken")["problems"].clone();
+    assert_eq!(
+        broken_problems.as_array().unwrap().len(),
+        1,
+        "only the syntax error, not its consequences: {broken_problems:#}"
+    );
+
+    // Nothing was started, linked or run.
+    for name in ["good", "badprog", "broken"] {
+        assert!(!pp.pidfile(name).exists());
+        assert!(!pp.exists(&format!("var/run/{name}.start")));
+    }
+    assert!(
+        std::fs::read_dir(pp.path("var/linkfarm"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    assert!(!pp.exists("hook-ran"));
+    assert!(pp.processes().is_empty());
+}
