@@ -140,6 +140,16 @@ pub fn dependency_graph(prepared: &BTreeMap<String, Prepared>) -> Deps {
         .collect()
 }
 
+/// A dependency cycle is an error naming the services and the file that declares it.
+fn check_cycles(prepared: &BTreeMap<String, Prepared>, deps: &Deps) -> Result<()> {
+    graph::check_cycles(deps).map_err(|mut e| {
+        if let Some(p) = e.service.as_ref().and_then(|s| prepared.get(s)) {
+            e.message.push_str(&p.config.origin_note("service_depends"));
+        }
+        e
+    })
+}
+
 /// Split prepared results into the good ones and the errors.
 fn partition(prepared: BTreeMap<String, Result<Prepared>>) -> (BTreeMap<String, Prepared>, Results<Outcome>) {
     let mut good = BTreeMap::new();
@@ -181,7 +191,7 @@ pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Res
         return Ok((bad, warnings));
     }
     let deps = dependency_graph(&good);
-    graph::check_cycles(&deps)?;
+    check_cycles(&good, &deps)?;
     session.playpen.ensure_var()?;
     let playpen = session.playpen.clone();
     let results = graph::run_parallel(
@@ -287,7 +297,7 @@ pub fn restart(session: &mut Session, names: &[String], progress: Progress) -> R
         return Ok((bad, warnings));
     }
     let deps = dependency_graph(&good);
-    graph::check_cycles(&deps)?;
+    check_cycles(&good, &deps)?;
     session.playpen.ensure_var()?;
     let playpen = session.playpen.clone();
     let results = graph::run_parallel(
@@ -387,7 +397,8 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
     }
     let mut good = BTreeMap::new();
     for (name, result) in lenient {
-        if let Ok(p) = result {
+        // A config that failed to evaluate was reported above; its stand-in has nothing to validate.
+        if let Some(p) = result.ok().filter(|p| !p.config.fragments.is_empty()) {
             if let Err(e) = lifecycle::validate(&session.playpen, &p) {
                 problem(&mut findings, &name, &e);
             }
@@ -397,7 +408,7 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
             good.insert(name, p);
         }
     }
-    if let Err(e) = graph::check_cycles(&dependency_graph(&good)) {
+    if let Err(e) = check_cycles(&good, &dependency_graph(&good)) {
         let name = e.service.clone().unwrap_or_default();
         problem(&mut findings, &name, &e);
     }
@@ -413,6 +424,7 @@ fn check_templates(session: &Session, p: &Prepared) -> Result<()> {
 /// print-config: the evaluated configuration of one service with origins.
 pub fn print_config(session: &mut Session, name: &str) -> Result<Prepared> {
     session.id(name)?;
+    session.config(name)?;
     let (mut prepared, _) = prepare(session, &[name.to_string()], false);
     prepared.remove(name).unwrap_or_else(|| Err(Error::new(ErrorKind::UnknownService, "unknown service").with_service(name)))
 }

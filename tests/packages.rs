@@ -6,7 +6,6 @@
 mod pkgsupport;
 
 use pkgsupport::*;
-use std::time::Duration;
 
 /// Every sample package, for real: install, start, ping (servicectl and directly over
 /// the network), reload nginx with SIGHUP, reinstall each while it runs (the upgrade
@@ -86,8 +85,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
     for name in samples {
         pids.insert(name, pp.running_pid(name));
     }
-    pp.run(&["ping"])
-        .ok()
+    pp.wait_ping(&[])
         .says(&["echo: ok", "redis: ok", "nginx: ok", "httpd-python: ok"]);
     for name in samples {
         pp.run(&["ping", name]).ok();
@@ -142,8 +140,11 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
 
     // nginx reloads with SIGHUP: same master, new workers, still serving.
     let master = pids["nginx"];
+    assert!(
+        wait_until(PATIENCE, || !children(master).is_empty()),
+        "nginx has workers"
+    );
     let workers = children(master);
-    assert!(!workers.is_empty(), "nginx has workers");
     pp.run(&["restart", "nginx"]).ok().says(&["reloaded"]);
     assert_eq!(pp.running_pid("nginx"), master, "a reload keeps the master");
     assert!(
@@ -154,7 +155,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
         "nginx replaced its workers after SIGHUP (before: {workers:?}, now: {:?})",
         children(master)
     );
-    pp.run(&["ping", "nginx"]).ok();
+    pp.wait_ping(&["nginx"]);
 
     // Reinstalling a package while its service runs goes through pre/post-upgrade:
     // a restarted process that knows it was upgraded (nginx: a reload).
@@ -171,7 +172,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
             Some("1"),
             "{name}: SERVICE_UPGRADED=1 after the upgrade"
         );
-        pp.run(&["ping", name]).ok();
+        pp.wait_ping(&[name]);
         pids.insert(name, after);
     }
     pp.install(&sample("nginx"))
@@ -182,7 +183,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
         master,
         "nginx is reloaded, not restarted, on upgrade"
     );
-    pp.run(&["ping", "nginx"]).ok();
+    pp.wait_ping(&["nginx"]);
     tcp_echo(pp.port(7)).expect("echo echoes after its upgrade");
 
     // Remove every package: the service is stopped, its files and registration go.
@@ -828,7 +829,8 @@ fn install_over_running_project_local_service_is_refused() {
     pp.install(&sample("echo")).ok();
     pp.run(&["start", "echo"]).ok();
     let pid = pp.running_pid("echo");
-    assert!(wait_until(Duration::from_secs(5), || tcp_echo(pp.port(7)).is_ok()));
+    pp.wait_ping(&["echo"]);
+    tcp_echo(pp.port(7)).expect("the packaged echo echoes");
     assert!(
         pp.output("echo").contains("echo-server 1.0: listening"),
         "{}",

@@ -57,6 +57,7 @@ fn echo_upgrade_while_running() {
     let old = pp.running_pid("echo");
     assert_eq!(env_of(old, "SERVICE_UPGRADED").as_deref(), Some("0"));
     assert_eq!(env_of(old, "SERVICE_VERSION").as_deref(), Some("1.0"));
+    pp.wait_ping(&["echo"]);
     tcp_echo(pp.port(7)).expect("echo 1.0 echoes");
 
     let out = pp.install(&sample("testing/echo-1.1"));
@@ -78,6 +79,7 @@ fn echo_upgrade_while_running() {
         env.get("ECHO_PORT").map(String::as_str),
         Some(pp.port(7).to_string().as_str())
     );
+    pp.wait_ping(&["echo"]);
     let output = pp.output("echo");
     assert!(
         output.contains(&format!(
@@ -124,7 +126,7 @@ fn echo_upgrade_while_running() {
     assert!(staging.is_empty(), "no staging directory left: {staging:?}");
 
     // It works, by servicectl's ping and directly.
-    pp.run(&["ping", "echo"]).ok().says(&["echo-1.1/ping"]);
+    pp.wait_ping(&["echo"]).says(&["echo-1.1/ping"]);
     tcp_echo(pp.port(7)).expect("echo 1.1 echoes");
     pp.run(&["status", "echo"]).ok();
 
@@ -174,6 +176,7 @@ fn pre_and_post_upgrade_handle_dependants() {
             .map(|s| (s, pp.running_pid(s)))
             .collect();
     assert_eq!(pp.pid("idle"), None);
+    pp.wait_ping(&["echo"]);
 
     let pre = json(&pp.run(&["--json", "pre-upgrade", "echo"]));
     assert_eq!(names(&pre, "stopped"), ["stopper"], "{pre}");
@@ -236,7 +239,7 @@ fn pre_and_post_upgrade_handle_dependants() {
         records_naming(&pp, "stopper").is_empty(),
         "the record is used up"
     );
-    pp.run(&["ping", "echo"]).ok();
+    pp.wait_ping(&["echo"]);
 
     // bystander ran through the upgrade: its next start is an upgraded one (once).
     assert_eq!(
@@ -289,7 +292,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
         Some("0"),
         "it did not run during the upgrade"
     );
-    pp.run(&["ping", "echo"]).ok();
+    pp.wait_ping(&["echo"]);
 
     // Through package install: stopped, replaced, started on 1.1.
     pp.install(&sample("testing/echo-1.1"))
@@ -299,6 +302,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
     let third = pp.running_pid("echo");
     assert_eq!(env_of(third, "SERVICE_VERSION").as_deref(), Some("1.1"));
     assert_eq!(env_of(third, "SERVICE_UPGRADED").as_deref(), Some("0"));
+    pp.wait_ping(&["echo"]);
     let output = pp.output("echo");
     assert!(
         output.contains(&format!(
@@ -404,7 +408,7 @@ fn failed_upgrade_is_rolled_back() {
         "no pre-upgrade record left: {:?}",
         records_naming(&pp, "echo")
     );
-    pp.run(&["ping", "echo"]).ok().says(&["echo-1.0/ping"]);
+    pp.wait_ping(&["echo"]).says(&["echo-1.0/ping"]);
 
     // echo 2.0 without a config for echo (caught before anything).
     let incomplete = PkgCopy::of(&sample("testing/echo-1.1"));
@@ -430,6 +434,7 @@ fn failed_upgrade_is_rolled_back() {
     assert_eq!(pp.registry(), registry_before);
     assert_dies(pid, "echo stopped by the pre-upgrade of the failed install");
     let again = pp.running_pid("echo");
+    pp.wait_ping(&["echo"]);
     assert_eq!(env_of(again, "SERVICE_VERSION").as_deref(), Some("1.0"));
     assert!(
         pp.output("echo").contains(&format!(

@@ -306,6 +306,25 @@ impl Pp {
         self.run(&["package", "install", dir])
     }
 
+    /// Poll `servicectl ping NAME…` until it passes: `start` returns once the process
+    /// is alive, not once it listens. Panics with the last attempt at the deadline.
+    #[track_caller]
+    pub fn wait_ping(&self, names: &[&str]) -> Out {
+        let mut args = vec!["ping"];
+        args.extend_from_slice(names);
+        let mut last = None;
+        let ready = wait_until(PATIENCE, || {
+            let out = self.run(&args);
+            let ok = out.code == 0;
+            last = Some(out);
+            ok
+        });
+        let last = last.expect("pinged at least once");
+        assert!(ready, "not ready within {PATIENCE:?}:\n{last}");
+        last.ok();
+        last
+    }
+
     /// The PID in var/run/NAME.pid, if any.
     pub fn pid(&self, name: &str) -> Option<i32> {
         self.read(&format!("var/run/{name}.pid"))
