@@ -16,13 +16,16 @@ milliseconds. Subcommands (each prints one JSON object on stdout unless noted):
 Only the standard library is used.
 """
 
+import errno
 import json
 import os
 import re
 import select
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,7 +37,8 @@ RUN_PREFIX = "bench-"  # every bench service has service_run_name=bench-…
 
 
 def now():
-    return time.perf_counter()
+    """Seconds on CLOCK_MONOTONIC, the clock of the kernel's process-event timestamps."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 def ms(seconds):
@@ -70,8 +74,88 @@ def exited(pid):
     return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
 
 
+def cpu_busy(interval=0.2):
+    """Fraction of all CPUs' time spent busy over `interval` seconds (/proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(interval)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_quiet(limit=20.0, threshold=0.15):
+    """Wait (up to `limit` s) until other work on the machine leaves the CPUs idle, so
+    that measurements are not someone else's compile. Returns the busy fraction seen
+    last (above `threshold` means the measurement ran on a busy machine)."""
+    give_up = now() + limit
+    busy = cpu_busy()
+    while busy > threshold and now() < give_up:
+        busy = cpu_busy(0.5)
+    return busy
+
+
 def proc_pids():
     return {int(p) for p in os.listdir("/proc") if p.isdigit()}
+
+
+class ProcEvents:
+    """The kernel's process events (netlink proc connector): every exec and exit on the
+    machine, each with the kernel's CLOCK_MONOTONIC timestamp. Nothing is polled, so
+    the bench takes no CPU away from servicectl while it waits. Needs CAP_NET_ADMIN;
+    the constructor raises OSError where it is not available."""
+
+    EXEC, EXIT = 0x00000002, 0x80000000
+    _HEADER = 16 + 20  # nlmsghdr + cn_msg
+
+    def __init__(self):
+        if os.environ.get("BENCH_WATCH") == "poll":
+            raise OSError("BENCH_WATCH=poll")
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11)  # NETLINK_CONNECTOR
+        try:
+            # Room for bursts of events: a full buffer drops events (ENOBUFS).
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE
+        except OSError:
+            pass
+        self.sock.bind((0, 1))  # group CN_IDX_PROC
+        listen = struct.pack("=I", 1)  # PROC_CN_MCAST_LISTEN
+        cn_msg = struct.pack("=IIIIHH", 1, 1, 0, 0, len(listen), 0) + listen  # CN_IDX_PROC, CN_VAL_PROC
+        self.sock.send(struct.pack("=IHHII", 16 + len(cn_msg), 3, 0, 0, 0) + cn_msg)  # NLMSG_DONE
+        self.lost = False
+
+    def next(self, timeout):
+        """(kind, tgid, seconds) of the next exec or exit, None on timeout."""
+        deadline = now() + timeout
+        while True:
+            left = deadline - now()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return None
+            try:
+                data = self.sock.recv(65536)
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    self.lost = True
+                    continue
+                raise
+            if len(data) < self._HEADER + 24:
+                continue
+            what, _cpu, ts = struct.unpack_from("=IIQ", data, self._HEADER)
+            if what in (self.EXEC, self.EXIT):
+                pid, tgid = struct.unpack_from("=ii", data, self._HEADER + 16)
+                if pid == tgid:  # the process, not one of its threads
+                    return what, tgid, ts / 1e9
+
+    def close(self):
+        self.sock.close()
+
+
+def proc_events():
+    try:
+        return ProcEvents()
+    except OSError:
+        return None
 
 
 class Launched:
@@ -114,38 +198,48 @@ def tail(path, lines=8):
 # --------------------------------------------------------------------------- round
 
 def measure_start(bin_path, playpen, n, scratch):
-    wanted = {f"{RUN_PREFIX}s{i}": None for i in range(1, n + 1)}
-    before = proc_pids()
-    pid_before = next_pid()
-    run = Launched(servicectl(bin_path, playpen, "start"), os.path.join(scratch, "start.out"))
+    """Launch `start`; record when each bench-sK process has exec'd (is alive)."""
+    wanted = {f"{RUN_PREFIX}s{i}" for i in range(1, n + 1)}
     alive_at = {}  # run name -> seconds after launch
     pids = {}  # run name -> pid
-    unresolved = set()  # new PIDs not (yet) showing a wanted argv0: they may still exec
-    known = set(before)
-    deadline = run.t0 + max(60.0, n * 0.5)
-    grace_after_return = None
-    while len(alive_at) < n:
-        t = now()
-        if t > deadline:
-            break
+    limit = max(60.0, n * 0.5)
+
+    def seen(pid, t):
+        name = argv0(pid)
+        if name in wanted and name not in alive_at:
+            alive_at[name] = t
+            pids[name] = pid
+            return True
+        return False
+
+    events = proc_events()
+    known = proc_pids()
+    unresolved = set()  # polling: new PIDs that may still exec a wanted name
+    pid_before = next_pid()
+    run = Launched(servicectl(bin_path, playpen, "start"), os.path.join(scratch, "start.out"))
+    give_up = run.t0 + limit
+    while len(alive_at) < n and now() < give_up:
+        if run.done.is_set() and now() > run.returned_at + 2.0:
+            break  # start returned: what is missing now will not appear
+        if events and not events.lost:
+            event = events.next(0.05)
+            if event and event[0] == ProcEvents.EXEC:
+                seen(event[1], event[2] - run.t0)
+            continue
+        # Fallback: look at /proc every millisecond.
+        t = now() - run.t0
         current = proc_pids()
-        unresolved |= current - known
+        unresolved = (unresolved | (current - known)) & current
         known |= current
-        unresolved &= current
         for pid in list(unresolved):
-            name = argv0(pid)
-            if name in wanted and name not in alive_at:
-                alive_at[name] = t - run.t0
-                pids[name] = pid
+            if seen(pid, t):
                 unresolved.discard(pid)
-        if run.done.is_set():
-            # start returned: anything still missing will not appear later (allow 2 s).
-            grace_after_return = grace_after_return or now() + 2.0
-            if now() > grace_after_return:
-                break
         time.sleep(POLL_INTERVAL)
-    rc, returned = run.finish(timeout=max(60.0, n * 0.5))
+    rc, returned = run.finish(timeout=limit)
     pid_after = next_pid()
+    watch = "proc connector" if events and not events.lost else "/proc polled every 1 ms"
+    if events:
+        events.close()
     times = sorted(alive_at.values())
     return {
         "start_rc": rc,
@@ -158,60 +252,78 @@ def measure_start(bin_path, playpen, n, scratch):
         # bench's own two (the launched process and its waiter thread).
         "start_tasks": pid_after - pid_before - 2,
         "start_output_tail": tail(run.out.name) if rc != 0 or len(times) < n else "",
+        "start_watch": watch,
     }, pids
 
 
 def measure_stop(bin_path, playpen, pids, scratch):
-    n = len(pids)
-    fds = {}
-    for name, pid in pids.items():
-        try:
-            fds[os.pidfd_open(pid)] = name
-        except (OSError, AttributeError):
-            fds = None
-            break
+    """Launch `stop`; record when each process has exited."""
+    by_pid = {pid: name for name, pid in pids.items()}
     gone_at = {}
+    events = proc_events()
+    pidfds = {}
+    if not events:
+        try:
+            pidfds = {os.pidfd_open(pid): name for name, pid in pids.items()}
+        except (OSError, AttributeError):
+            for fd in pidfds:
+                os.close(fd)
+            pidfds = None
     run = Launched(servicectl(bin_path, playpen, "stop"), os.path.join(scratch, "stop.out"))
-    deadline = run.t0 + 60.0
-    if fds is not None:
-        # pidfds become readable the moment the process exits: exact, no polling.
+    give_up = run.t0 + 60.0
+    poller = None
+    if pidfds:
         poller = select.poll()
-        for fd in fds:
+        for fd in pidfds:
             poller.register(fd, select.POLLIN)
-        while len(gone_at) < n and now() < deadline:
-            for fd, _ in poller.poll(100):
-                gone_at[fds[fd]] = now() - run.t0
+    while len(gone_at) < len(pids) and now() < give_up:
+        if run.done.is_set() and now() > run.returned_at + 2.0:
+            break
+        if events and not events.lost:
+            # Kernel timestamps of each exit: exact, and nothing is polled.
+            event = events.next(0.05)
+            if event and event[0] == ProcEvents.EXIT and event[1] in by_pid:
+                gone_at[by_pid[event[1]]] = event[2] - run.t0
+        elif poller:
+            # pidfds become readable the moment the process exits.
+            for fd, _ in poller.poll(50):
+                gone_at[pidfds[fd]] = now() - run.t0
                 poller.unregister(fd)
-        for fd in fds:
-            os.close(fd)
-    else:
-        remaining = dict(pids)
-        while remaining and now() < deadline:
-            t = now()
-            for name, pid in list(remaining.items()):
-                if exited(pid):
-                    gone_at[name] = t - run.t0
-                    del remaining[name]
+        else:
+            t = now() - run.t0
+            for name, pid in pids.items():
+                if name not in gone_at and exited(pid):
+                    gone_at[name] = t
             time.sleep(POLL_INTERVAL)
     rc, returned = run.finish(timeout=60.0)
+    if events:
+        watch = "proc connector" if not events.lost else "proc connector, events lost"
+        events.close()
+    else:
+        watch = "pidfd" if pidfds else "/proc polled every 1 ms"
+    for fd in pidfds or ():
+        os.close(fd)
     times = sorted(gone_at.values())
+    still_alive = [name for name, pid in pids.items() if not exited(pid)]
     return {
         "stop_rc": rc,
         "stop_return_ms": ms(returned),
-        "gone_count": len(gone_at),
+        "gone_count": len(pids) - len(still_alive),
+        "gone_all_ms": ms(times[-1]) if len(times) == len(pids) and times else None,
         "gone_first_ms": ms(times[0]) if times else None,
-        "gone_all_ms": ms(times[-1]) if len(times) == n and n else None,
-        "stop_output_tail": tail(run.out.name) if rc != 0 or len(times) < n else "",
-        "exit_watch": "pidfd" if fds is not None else "poll /proc every 1 ms",
+        "stop_output_tail": tail(run.out.name) if rc != 0 or still_alive else "",
+        "stop_watch": watch,
     }
 
 
 def cmd_round(bin_path, playpen, n):
     n = int(n)
+    busy = wait_quiet()
     with tempfile.TemporaryDirectory(prefix="bench-out-") as scratch:
         result, pids = measure_start(bin_path, playpen, n, scratch)
         result.update(measure_stop(bin_path, playpen, pids, scratch))
     result["n"] = n
+    result["busy_before_pct"] = round(busy * 100)
     print(json.dumps(result))
 
 
@@ -246,6 +358,7 @@ def strace_counts(argv):
 
 def cmd_status(bin_path, playpen, n, runs):
     n, runs = int(n), int(runs)
+    busy = wait_quiet()
     argv = servicectl(bin_path, playpen, "status")
     timed_run(argv)  # warm the page cache; not counted
     times, rcs = [], set()
@@ -265,6 +378,7 @@ def cmd_status(bin_path, playpen, n, runs):
     result = {
         "n": n,
         "status_runs": runs,
+        "busy_before_pct": round(busy * 100),
         "status_rcs": sorted(rcs),
         "status_median_ms": ms(statistics.median(times)),
         "status_min_ms": ms(min(times)),
@@ -302,6 +416,7 @@ def rendered_ok(playpen, count):
 
 def cmd_templates(bin_path, playpen, runs):
     runs = int(runs)
+    wait_quiet()
     with tempfile.TemporaryDirectory(prefix="bench-out-") as scratch:
         def start_stop(service):
             out = os.path.join(scratch, f"{service}.out")
@@ -423,17 +538,25 @@ def cmd_report(results_path, grace_ms):
         print(line(row))
     some_rounds = next(iter(rounds.values()), [{}])
     print(f"\nFigures are medians over {len(some_rounds)} start/stop round(s) per N "
-          f"(status: over {next(iter(status.values()), {}).get('status_runs', '?')} runs). "
-          f"Process exit watched by {some_rounds[0].get('exit_watch', '?')}.")
+          f"(status: over {next(iter(status.values()), {}).get('status_runs', '?')} runs).\n"
+          f"Processes watched by: {some_rounds[0].get('start_watch', '?')} (start), {some_rounds[0].get('stop_watch', '?')} (stop).")
     baseline = next(iter(status.values()), {}).get("true_median_ms")
     if baseline is not None:
         print(f"Launch overhead for comparison: /bin/true takes {baseline:.1f} ms measured the same way.")
 
-    print("\nSpread over rounds (min–max, ms):")
+    problems_busy = []
+    print("\nSpread over rounds (min–max, ms), and how busy the CPUs were just before (other work):")
     for n in ns:
-        parts = [f"alive {spread(n, 'alive_all_ms')}", f"start {spread(n, 'start_return_ms')}",
+        busy = [r.get("busy_before_pct", 0) for r in rounds.get(n, [])] + [status.get(n, {}).get("busy_before_pct", 0)]
+        if max(busy) > 15:
+            problems_busy.append(n)
+        parts = [f"CPUs busy ≤ {max(busy)}%", f"alive {spread(n, 'alive_all_ms')}", f"start {spread(n, 'start_return_ms')}",
                  f"gone {spread(n, 'gone_all_ms')}", f"stop {spread(n, 'stop_return_ms')}"]
         print(f"  N={n}: " + ", ".join(parts))
+
+    if problems_busy:
+        print(f"  WARNING: for N={', '.join(map(str, problems_busy))} other work kept the CPUs busy"
+              " (waited 20 s for it to stop); those figures are inflated — run again on a quiet machine")
 
     print("\nStatus process count:")
     for n in ns:

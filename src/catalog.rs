@@ -70,11 +70,15 @@ impl Catalog {
         if let Ok(entries) = std::fs::read_dir(&ext_services) {
             for entry in entries.flatten() {
                 let file_name = entry.file_name();
-                let Some(dir) = file_name.to_str() else { continue };
+                let Some(dir) = file_name.to_str() else {
+                    continue;
+                };
                 if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     continue;
                 }
-                let Some((name, version)) = split_name_version(dir) else { continue };
+                let Some((name, version)) = split_name_version(dir) else {
+                    continue;
+                };
                 let id = ServiceId {
                     name: name.to_string(),
                     version: Some(version.to_string()),
@@ -82,11 +86,8 @@ impl Catalog {
                 // Two versions side by side happen mid-upgrade: the newer one wins.
                 match services.get(name) {
                     Some(existing)
-                        if compare_versions(
-                            existing.version.as_deref().unwrap_or(""),
-                            version,
-                        )
-                        .is_ge() => {}
+                        if compare_versions(existing.version.as_deref().unwrap_or(""), version)
+                            .is_ge() => {}
                     _ => {
                         services.insert(name.to_string(), id);
                     }
@@ -99,13 +100,18 @@ impl Catalog {
                     continue;
                 };
                 if services.contains_key(&name)
-                    || split_name_version(&name)
-                        .is_some_and(|(n, _)| services.contains_key(n))
+                    || split_name_version(&name).is_some_and(|(n, _)| services.contains_key(n))
                     || !entry.path().join("config").is_file()
                 {
                     continue;
                 }
-                services.insert(name.clone(), ServiceId { name, version: None });
+                services.insert(
+                    name.clone(),
+                    ServiceId {
+                        name,
+                        version: None,
+                    },
+                );
             }
         }
         Ok(Catalog { services })
@@ -187,9 +193,16 @@ pub fn package_of(playpen: &Playpen, id: &ServiceId) -> Option<String> {
         let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else {
             continue;
         };
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
         if text.split_whitespace().any(|s| s == id.name) {
-            return Some(split_name_version(stem).map(|(p, _)| p).unwrap_or(stem).to_string());
+            return Some(
+                split_name_version(stem)
+                    .map(|(p, _)| p)
+                    .unwrap_or(stem)
+                    .to_string(),
+            );
         }
     }
     None

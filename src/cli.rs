@@ -139,7 +139,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
@@ -165,7 +169,10 @@ fn open(cli: &Cli) -> Result<Session> {
 }
 
 fn json_print(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -219,7 +226,16 @@ pub fn run(cli: Cli) -> Result<i32> {
                         if cli.json {
                             json.push(serde_json::to_value(p).expect("serialisable"));
                         } else if p.ok {
-                            println!("{name}: {} ({}){}", style.green("ok"), p.by, if p.detail.is_empty() { String::new() } else { format!(": {}", p.detail) });
+                            println!(
+                                "{name}: {} ({}){}",
+                                style.green("ok"),
+                                p.by,
+                                if p.detail.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", p.detail)
+                                }
+                            );
                         } else {
                             println!("{name}: {} ({}): {}", style.red("FAILED"), p.by, p.detail);
                         }
@@ -250,17 +266,33 @@ pub fn run(cli: Cli) -> Result<i32> {
                     "environment": prepared.env,
                 }));
             } else {
-                println!("# {service}: evaluated from {}", prepared.config.fragments.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "# {service}: evaluated from {}",
+                    prepared
+                        .config
+                        .fragments
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 for (name, value) in &prepared.config.vars {
                     if !all && value.origin == crate::config::Origin::Environment {
                         continue;
                     }
                     let marker = if value.exported { "export " } else { "" };
-                    println!("{marker}{name}={}  # {}", shell_words::quote(&value.value), value.origin);
+                    println!(
+                        "{marker}{name}={}  # {}",
+                        shell_words::quote(&value.value),
+                        value.origin
+                    );
                 }
                 for (name, value) in &prepared.env {
                     if !prepared.config.vars.contains_key(name) {
-                        println!("export {name}={}  # (resolved typed variable)", shell_words::quote(value));
+                        println!(
+                            "export {name}={}  # (resolved typed variable)",
+                            shell_words::quote(value)
+                        );
                     }
                 }
             }
@@ -302,7 +334,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::MissingEnv { services, verbose, script } => {
+        Command::MissingEnv {
+            services,
+            verbose,
+            script,
+        } => {
             let mut session = open(&cli)?;
             let report = ops::missing_env(&mut session, services)?;
             let any_missing = report.iter().any(|r| !r.missing.is_empty());
@@ -330,7 +366,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 if !any_missing {
                     println!("nothing missing");
                 } else if !*script {
-                    eprintln!("hint: `servicectl missing-env --script >> {}` sets each to its default", session.playpen.role_config(&session.playpen.role().unwrap_or_default()).display());
+                    eprintln!(
+                        "hint: `servicectl missing-env --script >> {}` sets each to its default",
+                        session
+                            .playpen
+                            .role_config(&session.playpen.role().unwrap_or_default())
+                            .display()
+                    );
                 }
             }
             Ok(if any_missing { exit::FAILED } else { exit::OK })
@@ -398,7 +440,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 json_print(&report);
             } else {
                 match &report.replaced {
-                    Some(old) => println!("upgraded {old} to {} ({} files)", report.package, report.files),
+                    Some(old) => println!(
+                        "upgraded {old} to {} ({} files)",
+                        report.package, report.files
+                    ),
                     None => println!("installed {} ({} files)", report.package, report.files),
                 }
                 if let Some(u) = &report.upgrade {
@@ -417,7 +462,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                 json_print(&removed);
             } else {
                 for r in &removed {
-                    println!("{}: removed{}", r.service, if r.stopped { " (stopped first)" } else { "" });
+                    println!(
+                        "{}: removed{}",
+                        r.service,
+                        if r.stopped { " (stopped first)" } else { "" }
+                    );
                 }
                 println!("package {name} removed");
             }
@@ -444,13 +493,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "servicectl", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "servicectl",
+                &mut std::io::stdout(),
+            );
             Ok(exit::OK)
         }
     }
 }
 
-type Op = fn(&mut Session, &[String], ops::Progress) -> Result<(ops::Results<Outcome>, Vec<String>)>;
+type Op =
+    fn(&mut Session, &[String], ops::Progress) -> Result<(ops::Results<Outcome>, Vec<String>)>;
 
 /// start / stop / restart: progress as each service finishes, then a summary.
 fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
@@ -467,7 +522,10 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
             Ok(outcome) => {
                 let word = outcome.to_string();
                 let shown = match outcome {
-                    Outcome::Started { .. } | Outcome::Stopped { .. } | Outcome::Restarted { .. } | Outcome::Reloaded { .. } => style.green(&word),
+                    Outcome::Started { .. }
+                    | Outcome::Stopped { .. }
+                    | Outcome::Restarted { .. }
+                    | Outcome::Reloaded { .. } => style.green(&word),
                     _ => word,
                 };
                 println!("{name}: {shown}");
@@ -508,9 +566,15 @@ fn print_new_service(session: &Session, r: &crate::package::NewService) {
     println!(
         "{}: {}",
         r.service,
-        if r.newly_registered { "registered" } else { "already registered (checked again)" }
+        if r.newly_registered {
+            "registered"
+        } else {
+            "already registered (checked again)"
+        }
     );
-    let role_config = session.playpen.role_config(&session.playpen.role().unwrap_or_default());
+    let role_config = session
+        .playpen
+        .role_config(&session.playpen.role().unwrap_or_default());
     if !r.missing.is_empty() {
         println!(
             "{}: missing variables: {} — add them to {} (`servicectl missing-env --script {} >> {}` sets defaults):\n{}",
@@ -536,7 +600,12 @@ fn print_upgrade(r: &crate::upgrade::Report) {
     for w in &r.warnings {
         report::warning(w);
     }
-    for (what, list) in [("stopped", &r.stopped), ("started", &r.started), ("restarted", &r.restarted), ("left running, marked upgraded", &r.marked)] {
+    for (what, list) in [
+        ("stopped", &r.stopped),
+        ("started", &r.started),
+        ("restarted", &r.restarted),
+        ("left running, marked upgraded", &r.marked),
+    ] {
         if !list.is_empty() {
             println!("{what}: {}", list.join(" "));
         }

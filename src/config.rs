@@ -130,9 +130,12 @@ impl ServiceConfig {
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(Duration::from_secs_f64)
                 .ok_or_else(|| {
-                    Error::config(format!("{name}={v:?} is not a number of seconds{}", self.origin_note(name)))
-                        .with_service(self.name())
-                        .with_hint(format!("set {name} to a number such as 5"))
+                    Error::config(format!(
+                        "{name}={v:?} is not a number of seconds{}",
+                        self.origin_note(name)
+                    ))
+                    .with_service(self.name())
+                    .with_hint(format!("set {name} to a number such as 5"))
                 }),
         }
     }
@@ -185,9 +188,15 @@ pub fn common_files(playpen: &Playpen, role: &str) -> Result<Vec<PathBuf>> {
 /// The variables servicectl itself gives every fragment and service.
 pub fn playpen_environment(playpen: &Playpen, role: &str) -> Vec<(String, String)> {
     let mut env = vec![
-        ("PLAYPEN_ROOT".to_string(), playpen.root.display().to_string()),
+        (
+            "PLAYPEN_ROOT".to_string(),
+            playpen.root.display().to_string(),
+        ),
         ("LOCAL_VAR".to_string(), playpen.var().display().to_string()),
-        ("LOCAL_RUNVAR".to_string(), playpen.run_dir().display().to_string()),
+        (
+            "LOCAL_RUNVAR".to_string(),
+            playpen.run_dir().display().to_string(),
+        ),
         ("PLAYPEN_ROLE".to_string(), role.to_string()),
     ];
     if let Ok(Some(cluster)) = playpen.cluster() {
@@ -284,7 +293,9 @@ impl ConfigShell {
                 .filter(|s| *s > 0.0 && s.is_finite())
                 .map(Duration::from_secs_f64)
                 .ok_or_else(|| {
-                    Error::config(format!("{TIMEOUT_ENV}={v:?} is not a positive number of seconds"))
+                    Error::config(format!(
+                        "{TIMEOUT_ENV}={v:?} is not a positive number of seconds"
+                    ))
                 })?,
             Err(_) => DEFAULT_TIMEOUT,
         };
@@ -581,7 +592,9 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
             file_of(i),
             format!("returned status {status} (its last command failed)"),
         )
-    } else if reply.exit_status.is_none_or(|st| st != 0) || reply.dumps.iter().all(|(i, _)| *i < reply.last_begun) && reply.last_begun > 0 {
+    } else if reply.exit_status.is_none_or(|st| st != 0)
+        || reply.dumps.iter().all(|(i, _)| *i < reply.last_begun) && reply.last_begun > 0
+    {
         let what = if output.contains("Syntax error") || output.contains("syntax error") {
             "has a syntax error".to_string()
         } else {

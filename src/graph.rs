@@ -85,7 +85,12 @@ pub enum Direction {
 /// Run `job` for every node in parallel, each as soon as the nodes it waits for are done.
 /// A node whose prerequisite failed is not run; `skipped` gives its error instead.
 /// The graph must be acyclic (see `check_cycles`).
-pub fn run_parallel<T, F, S>(deps: &Deps, direction: Direction, job: F, skipped: S) -> BTreeMap<String, Result<T>>
+pub fn run_parallel<T, F, S>(
+    deps: &Deps,
+    direction: Direction,
+    job: F,
+    skipped: S,
+) -> BTreeMap<String, Result<T>>
 where
     T: Send + 'static,
     F: Fn(&str) -> Result<T> + Sync,
@@ -104,7 +109,8 @@ where
         }
     };
     // name → Some(ok?) once finished.
-    let state: Arc<(Mutex<BTreeMap<String, bool>>, Condvar)> = Arc::new((Mutex::new(BTreeMap::new()), Condvar::new()));
+    let state: Arc<(Mutex<BTreeMap<String, bool>>, Condvar)> =
+        Arc::new((Mutex::new(BTreeMap::new()), Condvar::new()));
     let results: Mutex<BTreeMap<String, Result<T>>> = Mutex::new(BTreeMap::new());
     std::thread::scope(|scope| {
         for node in waits_for.keys() {
@@ -119,10 +125,15 @@ where
                     let (lock, cvar) = &*state;
                     let mut done = lock.lock().expect("not poisoned");
                     loop {
-                        if let Some(failed) = prerequisites.iter().find(|p| done.get(*p) == Some(&false)) {
+                        if let Some(failed) =
+                            prerequisites.iter().find(|p| done.get(*p) == Some(&false))
+                        {
                             break Some(failed.clone());
                         }
-                        if prerequisites.iter().all(|p| done.contains_key(p) || !waits_for.contains_key(p)) {
+                        if prerequisites
+                            .iter()
+                            .all(|p| done.contains_key(p) || !waits_for.contains_key(p))
+                        {
                             break None;
                         }
                         done = cvar.wait(done).expect("not poisoned");
@@ -133,7 +144,10 @@ where
                     None => job(node),
                 };
                 let ok = result.is_ok();
-                results.lock().expect("not poisoned").insert(node.clone(), result);
+                results
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(node.clone(), result);
                 let (lock, cvar) = &*state;
                 lock.lock().expect("not poisoned").insert(node.clone(), ok);
                 cvar.notify_all();
@@ -165,10 +179,26 @@ mod tests {
     fn runs_dependencies_first_and_dependants_first_in_reverse() {
         let graph = deps(&[("web", &["db", "cache"]), ("db", &[]), ("cache", &["db"])]);
         let log = Mutex::new(Vec::new());
-        run_parallel(&graph, Direction::Forward, |n| { log.lock().unwrap().push(n.to_string()); Ok(()) }, |_, _| Error::runtime("skip"));
+        run_parallel(
+            &graph,
+            Direction::Forward,
+            |n| {
+                log.lock().unwrap().push(n.to_string());
+                Ok(())
+            },
+            |_, _| Error::runtime("skip"),
+        );
         assert_eq!(*log.lock().unwrap(), vec!["db", "cache", "web"]);
         log.lock().unwrap().clear();
-        run_parallel(&graph, Direction::Reverse, |n| { log.lock().unwrap().push(n.to_string()); Ok(()) }, |_, _| Error::runtime("skip"));
+        run_parallel(
+            &graph,
+            Direction::Reverse,
+            |n| {
+                log.lock().unwrap().push(n.to_string());
+                Ok(())
+            },
+            |_, _| Error::runtime("skip"),
+        );
         assert_eq!(*log.lock().unwrap(), vec!["web", "cache", "db"]);
     }
 
@@ -178,9 +208,21 @@ mod tests {
         let results = run_parallel(
             &graph,
             Direction::Forward,
-            |n| if n == "db" { Err(Error::runtime("boom")) } else { Ok(()) },
+            |n| {
+                if n == "db" {
+                    Err(Error::runtime("boom"))
+                } else {
+                    Ok(())
+                }
+            },
             |n, failed| Error::runtime(format!("{n} skipped: {failed} failed")),
         );
-        assert!(results["web"].as_ref().unwrap_err().message.contains("db failed"));
+        assert!(
+            results["web"]
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("db failed")
+        );
     }
 }

@@ -146,7 +146,10 @@ pub fn run(
     let timeout = hook_timeout();
     let finished_in_time = process::wait_exit(pid, timeout);
     if !finished_in_time {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let status = child
         .wait()
@@ -160,7 +163,10 @@ pub fn run(
         let _ = f.write_all(output.as_bytes());
     }
     let status_text = if !finished_in_time {
-        format!("did not finish within {:.0} s and was killed", timeout.as_secs_f64())
+        format!(
+            "did not finish within {:.0} s and was killed",
+            timeout.as_secs_f64()
+        )
     } else {
         describe_status(status)
     };
@@ -187,14 +193,26 @@ pub fn run_hook(
     if finished.success {
         return Ok(());
     }
-    let mut message = format!("{} {} {}", hook.file(), runnable.describe(), finished.status);
+    let mut message = format!(
+        "{} {} {}",
+        hook.file(),
+        runnable.describe(),
+        finished.status
+    );
     let output = finished.output.trim_end();
     if !output.is_empty() {
-        message.push_str(&format!(":\n{}", indent(&crate::config::tail(output, 10).replace(" | ", "\n"))));
+        message.push_str(&format!(
+            ":\n{}",
+            indent(&crate::config::tail(output, 10).replace(" | ", "\n"))
+        ));
     }
     Err(Error::runtime(message)
         .with_service(&id.name)
-        .with_hint(format!("fix the {} hook ({})", hook.file(), hook.variable())))
+        .with_hint(format!(
+            "fix the {} hook ({})",
+            hook.file(),
+            hook.variable()
+        )))
 }
 
 pub fn describe_status(status: std::process::ExitStatus) -> String {

@@ -42,14 +42,27 @@ impl Prepared {
 /// What an operation did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Started { pid: Option<i32> },
-    AlreadyRunning { pid: Option<i32> },
-    Stopped { pid: Option<i32> },
+    Started {
+        pid: Option<i32>,
+    },
+    AlreadyRunning {
+        pid: Option<i32>,
+    },
+    Stopped {
+        pid: Option<i32>,
+    },
     AlreadyStopped,
-    Reloaded { pid: i32 },
-    Restarted { pid: Option<i32> },
+    Reloaded {
+        pid: i32,
+    },
+    Restarted {
+        pid: Option<i32>,
+    },
     /// restart found a changed service_filedep with service_stop_on_filedep=1.
-    StoppedForFiledep { pid: i32, file: String },
+    StoppedForFiledep {
+        pid: i32,
+        file: String,
+    },
 }
 
 impl std::fmt::Display for Outcome {
@@ -98,7 +111,9 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
             script(playpen, config, var, &prepared.env)?;
         }
     }
-    if config.flag("service_no_pidfile", false) && ping_runnable(playpen, config, &prepared.env)?.is_none() {
+    if config.flag("service_no_pidfile", false)
+        && ping_runnable(playpen, config, &prepared.env)?.is_none()
+    {
         return Err(Error::config(format!(
             "service_no_pidfile=1 but there is no ping{}",
             config.origin_note("service_no_pidfile")
@@ -106,7 +121,12 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         .with_service(name)
         .with_hint("a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked"));
     }
-    for var in ["service_halt_timeout", "service_restart_delay", "service_start_grace", "service_pidfile_timeout"] {
+    for var in [
+        "service_halt_timeout",
+        "service_restart_delay",
+        "service_start_grace",
+        "service_pidfile_timeout",
+    ] {
         config.seconds(var, 0.0)?;
     }
     let service_type = config.non_empty("service_type").unwrap_or("init");
@@ -122,7 +142,12 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
 
 /// A script named by a config variable (service_start, service_stop, …), resolved like
 /// service_program.
-fn script(playpen: &Playpen, config: &ServiceConfig, var: &str, env: &BTreeMap<String, String>) -> Result<PathBuf> {
+fn script(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    var: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
     let value = config.non_empty(var).unwrap_or_default();
     spawn::resolve_executable(playpen, value.trim(), env).map_err(|mut e| {
         e.message = format!("{var}: {}{}", e.message, config.origin_note(var));
@@ -132,7 +157,11 @@ fn script(playpen: &Playpen, config: &ServiceConfig, var: &str, env: &BTreeMap<S
 
 /// The ping for a service: the project's `services/$NAME/ping`, else service_ping,
 /// else the package's `ping` script. None means: fall back to the status check.
-pub fn ping_runnable(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap<String, String>) -> Result<Option<Runnable>> {
+pub fn ping_runnable(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<Runnable>> {
     for dir in catalog::project_dirs(playpen, &config.id).into_iter().rev() {
         let path = dir.join("ping");
         if path.is_file() {
@@ -140,7 +169,12 @@ pub fn ping_runnable(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap<S
         }
     }
     if config.non_empty("service_ping").is_some() {
-        return Ok(Some(Runnable::Script(script(playpen, config, "service_ping", env)?)));
+        return Ok(Some(Runnable::Script(script(
+            playpen,
+            config,
+            "service_ping",
+            env,
+        )?)));
     }
     Ok(catalog::package_script(playpen, &config.id, "ping").map(Runnable::Script))
 }
@@ -149,7 +183,8 @@ pub fn ping_runnable(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap<S
 pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<PathBuf>> {
     let style = template::Style::from_config(&prepared.config)?;
     let files = prepared.config.list("service_config_files");
-    template::render_all(playpen, &files, &prepared.env, style).map_err(|e| e.with_service(prepared.name()))
+    template::render_all(playpen, &files, &prepared.env, style)
+        .map_err(|e| e.with_service(prepared.name()))
 }
 
 fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
@@ -197,8 +232,8 @@ fn base_record(prepared: &Prepared) -> StartRecord {
         version: prepared.config.id.version.clone(),
         started_at: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
         ports: prepared.ports.clone(),
         no_pidfile: prepared.config.flag("service_no_pidfile", false),
         ..StartRecord::default()
@@ -212,9 +247,12 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     let program = spawn::resolve_program(playpen, config, &prepared.env)?;
     let flags = config.get("service_flags").unwrap_or("");
     let args = shell_words::split(flags).map_err(|e| {
-        Error::config(format!("service_flags {flags:?} cannot be split: {e}{}", config.origin_note("service_flags")))
-            .with_service(name)
-            .with_hint("balance the quotes in service_flags")
+        Error::config(format!(
+            "service_flags {flags:?} cannot be split: {e}{}",
+            config.origin_note("service_flags")
+        ))
+        .with_service(name)
+        .with_hint("balance the quotes in service_flags")
     })?;
     let is_java = program.file_name().is_some_and(|f| f == "java");
     let mut env = prepared.env.clone();
@@ -230,8 +268,10 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         (program.clone(), program.display().to_string(), None)
     } else {
         let link_name = linkfarm::link_name(&run_name, env.get("PLAYPEN_TAG").map(String::as_str));
-        let link = linkfarm::ensure_link(playpen, &link_name, &program, || owner_of_link(playpen, name, &link_name))
-            .map_err(|e| e.with_service(name))?;
+        let link = linkfarm::ensure_link(playpen, &link_name, &program, || {
+            owner_of_link(playpen, name, &link_name)
+        })
+        .map_err(|e| e.with_service(name))?;
         (link.clone(), link_name, Some(link))
     };
     let output = playpen.output_file(name);
@@ -263,9 +303,17 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     let pidfile = playpen.pidfile(name);
     let failed = |status: std::process::ExitStatus| {
         let tail = spawn::tail_file(&output, output_start, 10);
-        let mut message = format!("{} {} right after starting", program.display(), hooks::describe_status(status));
+        let mut message = format!(
+            "{} {} right after starting",
+            program.display(),
+            hooks::describe_status(status)
+        );
         if !tail.is_empty() {
-            message.push_str(&format!("; last lines of {}:\n{}", output.display(), hooks::indent(&tail)));
+            message.push_str(&format!(
+                "; last lines of {}:\n{}",
+                output.display(),
+                hooks::indent(&tail)
+            ));
         }
         Error::runtime(message)
             .with_service(name)
@@ -309,13 +357,17 @@ fn owner_of_link(playpen: &Playpen, service: &str, link_name: &str) -> Option<St
     let entries = std::fs::read_dir(playpen.run_dir()).ok()?;
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(other) = file_name.to_str().and_then(|f| f.strip_suffix(".start")) else { continue };
+        let Some(other) = file_name.to_str().and_then(|f| f.strip_suffix(".start")) else {
+            continue;
+        };
         if other == service {
             continue;
         }
         if let Some(record) = pidfile::read_record(playpen, other)
             && record.symlink.as_deref() == Some(link.as_str())
-            && pidfile::observe(playpen, other).map(|(o, _)| o.is_running()).unwrap_or(false)
+            && pidfile::observe(playpen, other)
+                .map(|(o, _)| o.is_running())
+                .unwrap_or(false)
         {
             return Some(other.to_string());
         }
@@ -360,13 +412,21 @@ fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>
     let name = prepared.name();
     let path = script(playpen, config, "service_start", &prepared.env)?;
     let output = playpen.output_file(name);
-    let finished = hooks::run(playpen, &config.id, &Runnable::Script(path.clone()), &prepared.env, Some(&output))?;
+    let finished = hooks::run(
+        playpen,
+        &config.id,
+        &Runnable::Script(path.clone()),
+        &prepared.env,
+        Some(&output),
+    )?;
     if !finished.success {
         return Err(Error::runtime(format!(
             "service_start {} {}:\n{}",
             path.display(),
             finished.status,
-            hooks::indent(&crate::config::tail(finished.output.trim_end(), 10).replace(" | ", "\n"))
+            hooks::indent(
+                &crate::config::tail(finished.output.trim_end(), 10).replace(" | ", "\n")
+            )
         ))
         .with_service(name));
     }
@@ -403,7 +463,11 @@ fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>
     }
 }
 
-fn add_java_classpath(playpen: &Playpen, config: &ServiceConfig, env: &mut BTreeMap<String, String>) -> Result<()> {
+fn add_java_classpath(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    env: &mut BTreeMap<String, String>,
+) -> Result<()> {
     let mut entries: Vec<String> = Vec::new();
     for dir in config.list("service_java_jardirs") {
         let dir = playpen.ext().join(dir);
@@ -451,11 +515,21 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     let halt = config.seconds("service_halt_timeout", DEFAULT_HALT_TIMEOUT)?;
     if config.non_empty("service_stop").is_some() {
         let path = script(playpen, config, "service_stop", &prepared.env)?;
-        let finished = hooks::run(playpen, &config.id, &Runnable::Script(path.clone()), &prepared.env, Some(&playpen.output_file(name)))?;
+        let finished = hooks::run(
+            playpen,
+            &config.id,
+            &Runnable::Script(path.clone()),
+            &prepared.env,
+            Some(&playpen.output_file(name)),
+        )?;
         if !finished.success {
-            return Err(Error::runtime(format!("service_stop {} {}", path.display(), finished.status))
-                .with_service(name)
-                .with_hint(format!("see {}", playpen.output_file(name).display())));
+            return Err(Error::runtime(format!(
+                "service_stop {} {}",
+                path.display(),
+                finished.status
+            ))
+            .with_service(name)
+            .with_hint(format!("see {}", playpen.output_file(name).display())));
         }
         if let Some(pid) = pid {
             terminate(pid, halt, false);
@@ -476,13 +550,21 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
 }
 
 /// The first file of service_filedep modified since the service started.
-fn changed_filedep(playpen: &Playpen, config: &ServiceConfig, record: Option<&StartRecord>) -> Option<String> {
-    let started = SystemTime::UNIX_EPOCH + Duration::from_secs(record?.started_at);
+fn changed_filedep(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    record: Option<&StartRecord>,
+) -> Option<String> {
+    let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(record?.started_at);
     config.list("service_filedep").into_iter().find(|f| {
-        let path = if Path::new(f).is_absolute() { PathBuf::from(f) } else { playpen.root.join(f) };
+        let path = if Path::new(f).is_absolute() {
+            PathBuf::from(f)
+        } else {
+            playpen.root.join(f)
+        };
         std::fs::metadata(&path)
             .and_then(|m| m.modified())
-            .is_ok_and(|modified| modified >= started)
+            .is_ok_and(|modified| modified > started)
     })
 }
 
@@ -522,16 +604,28 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
         if config.flag("service_hup", false) {
             render_configs(playpen, prepared)?;
             run_hook(playpen, prepared, Hook::PreStart)?;
-            process::signal_service_only(pid, Signal::SIGHUP)
-                .map_err(|e| Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}")).with_service(name))?;
+            process::signal_service_only(pid, Signal::SIGHUP).map_err(|e| {
+                Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}")).with_service(name)
+            })?;
             run_hook(playpen, prepared, Hook::PostStart)?;
             return Ok(Outcome::Reloaded { pid });
         }
         if config.non_empty("service_restart").is_some() {
             let path = script(playpen, config, "service_restart", &prepared.env)?;
-            let finished = hooks::run(playpen, &config.id, &Runnable::Script(path.clone()), &prepared.env, Some(&playpen.output_file(name)))?;
+            let finished = hooks::run(
+                playpen,
+                &config.id,
+                &Runnable::Script(path.clone()),
+                &prepared.env,
+                Some(&playpen.output_file(name)),
+            )?;
             if !finished.success {
-                return Err(Error::runtime(format!("service_restart {} {}", path.display(), finished.status)).with_service(name));
+                return Err(Error::runtime(format!(
+                    "service_restart {} {}",
+                    path.display(),
+                    finished.status
+                ))
+                .with_service(name));
             }
             let pid = pidfile::observe(playpen, name)?.0.pid();
             return Ok(Outcome::Restarted { pid });

@@ -21,27 +21,33 @@ pub type Results<T> = Vec<(String, Result<T>)>;
 /// Evaluate and check the typed variables of `names`. Strict: any problem in any
 /// service (or a port shared by two services) fails every service, so nothing starts
 /// until all is well. Warnings are returned for display.
-pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
+pub fn prepare(
+    session: &mut Session,
+    names: &[String],
+    strict: bool,
+) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut resolutions: Vec<(String, envars::Resolution)> = Vec::new();
     let mut out: BTreeMap<String, Result<Prepared>> = BTreeMap::new();
     for name in names {
         let config = match session.config(name) {
             Ok(c) => c,
-            Err(e) if !strict => match session.id(name) {
-                Ok(id) => {
-                    warnings.push(format!("{name}: {e}; acting without its configuration (no hooks, default timeouts)"));
-                    ServiceConfig {
-                        id,
-                        fragments: Vec::new(),
-                        vars: Default::default(),
+            Err(e) if !strict => {
+                match session.id(name) {
+                    Ok(id) => {
+                        warnings.push(format!("{name}: {e}; acting without its configuration (no hooks, default timeouts)"));
+                        ServiceConfig {
+                            id,
+                            fragments: Vec::new(),
+                            vars: Default::default(),
+                        }
+                    }
+                    Err(e) => {
+                        out.insert(name.clone(), Err(e));
+                        continue;
                     }
                 }
-                Err(e) => {
-                    out.insert(name.clone(), Err(e));
-                    continue;
-                }
-            },
+            }
             Err(e) => {
                 out.insert(name.clone(), Err(e));
                 continue;
@@ -52,14 +58,26 @@ pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeM
         let mut env = config.environment();
         if config.vars.is_empty() {
             env.extend(std::env::vars());
-            env.extend(crate::config::playpen_environment(&session.playpen, &session.playpen.role().unwrap_or_default()));
+            env.extend(crate::config::playpen_environment(
+                &session.playpen,
+                &session.playpen.role().unwrap_or_default(),
+            ));
             env.insert("SERVICE_NAME".into(), name.clone());
-            env.insert("SERVICE_PIDFILE".into(), session.playpen.pidfile(name).display().to_string());
-            env.insert("SERVICE_OUTPUT_FILE".into(), session.playpen.output_file(name).display().to_string());
+            env.insert(
+                "SERVICE_PIDFILE".into(),
+                session.playpen.pidfile(name).display().to_string(),
+            );
+            env.insert(
+                "SERVICE_OUTPUT_FILE".into(),
+                session.playpen.output_file(name).display().to_string(),
+            );
         }
         env.extend(resolution.values.clone());
         let upgraded = crate::upgrade::is_marked(&session.playpen, name);
-        env.insert("SERVICE_UPGRADED".into(), if upgraded { "1" } else { "0" }.into());
+        env.insert(
+            "SERVICE_UPGRADED".into(),
+            if upgraded { "1" } else { "0" }.into(),
+        );
         let prepared = Prepared {
             config,
             env,
@@ -76,13 +94,21 @@ pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeM
         // Ports are playpen-wide: services already running (outside this command) keep
         // theirs, as their start records say, so starting one at a time cannot collide.
         let running: Vec<envars::Resolution> = running_ports(session, names);
-        for conflict in envars::port_conflicts(resolutions.iter().map(|(_, r)| r).chain(running.iter())) {
-            let ours: Vec<&envars::PortUser> = conflict.users.iter().filter(|u| out.contains_key(&u.service)).collect();
+        for conflict in
+            envars::port_conflicts(resolutions.iter().map(|(_, r)| r).chain(running.iter()))
+        {
+            let ours: Vec<&envars::PortUser> = conflict
+                .users
+                .iter()
+                .filter(|u| out.contains_key(&u.service))
+                .collect();
             for user in ours {
                 let err = Error::config(conflict.to_string())
                     .with_service(&user.service)
                     .with_hint("give each service its own port: change the *_PORT or *_OFFSET values in the role or service config");
-                let entry = out.get_mut(&user.service).expect("conflicts name prepared services");
+                let entry = out
+                    .get_mut(&user.service)
+                    .expect("conflicts name prepared services");
                 *entry = match std::mem::replace(entry, Err(err.clone())) {
                     Ok(_) => Err(err),
                     Err(mut previous) => {
@@ -97,7 +123,10 @@ pub fn prepare(session: &mut Session, names: &[String], strict: bool) -> (BTreeM
             // Nothing starts until every problem is fixed: hold back the good ones too.
             for (name, result) in out.iter_mut() {
                 if result.is_ok() {
-                    *result = Err(Error::config("not started: other services have configuration problems (listed above)").with_service(name));
+                    *result = Err(Error::config(
+                        "not started: other services have configuration problems (listed above)",
+                    )
+                    .with_service(name));
                 }
             }
         }
@@ -151,7 +180,9 @@ fn check_cycles(prepared: &BTreeMap<String, Prepared>, deps: &Deps) -> Result<()
 }
 
 /// Split prepared results into the good ones and the errors.
-fn partition(prepared: BTreeMap<String, Result<Prepared>>) -> (BTreeMap<String, Prepared>, Results<Outcome>) {
+fn partition(
+    prepared: BTreeMap<String, Result<Prepared>>,
+) -> (BTreeMap<String, Prepared>, Results<Outcome>) {
     let mut good = BTreeMap::new();
     let mut bad = Vec::new();
     for (name, result) in prepared {
@@ -174,7 +205,11 @@ fn in_order(deps: &Deps, mut results: BTreeMap<String, Result<Outcome>>) -> Resu
 
 /// start: the named services (or the role's) and what they depend on, dependencies
 /// first and independent services in parallel.
-pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Result<(Results<Outcome>, Vec<String>)> {
+pub fn start(
+    session: &mut Session,
+    names: &[String],
+    progress: Progress,
+) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
     let (prepared, warnings) = prepare(session, &all, true);
@@ -208,7 +243,10 @@ pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Res
             result
         },
         |name, failed| {
-            let err = Error::runtime(format!("not started because {failed}, which it depends on, failed to start")).with_service(name);
+            let err = Error::runtime(format!(
+                "not started because {failed}, which it depends on, failed to start"
+            ))
+            .with_service(name);
             progress(name, &Err(err.clone()));
             err
         },
@@ -218,13 +256,20 @@ pub fn start(session: &mut Session, names: &[String], progress: Progress) -> Res
 
 /// A fresh process has seen SERVICE_UPGRADED=1: the mark has done its job.
 fn forget_upgrade(playpen: &crate::playpen::Playpen, name: &str, result: &Result<Outcome>) {
-    if matches!(result, Ok(Outcome::Started { .. } | Outcome::Restarted { .. } | Outcome::Reloaded { .. })) {
+    if matches!(
+        result,
+        Ok(Outcome::Started { .. } | Outcome::Restarted { .. } | Outcome::Reloaded { .. })
+    ) {
         crate::upgrade::clear_mark(playpen, name);
     }
 }
 
 /// Wait until a dependency answers its ping (or, without a ping, runs).
-fn wait_ready(playpen: &crate::playpen::Playpen, dep: &Prepared, dependant: &Prepared) -> Result<()> {
+fn wait_ready(
+    playpen: &crate::playpen::Playpen,
+    dep: &Prepared,
+    dependant: &Prepared,
+) -> Result<()> {
     let timeout = dependant.config.seconds("service_depends_timeout", 30.0)?;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(10);
@@ -242,7 +287,10 @@ fn wait_ready(playpen: &crate::playpen::Playpen, dep: &Prepared, dependant: &Pre
                 result.detail
             ))
             .with_service(dependant.name())
-            .with_hint(format!("check `servicectl status {}` and its output file", dep.name())));
+            .with_hint(format!(
+                "check `servicectl status {}` and its output file",
+                dep.name()
+            )));
         }
         // Readiness has no notification without the supervisor: back off gently.
         std::thread::sleep(pause);
@@ -251,14 +299,22 @@ fn wait_ready(playpen: &crate::playpen::Playpen, dep: &Prepared, dependant: &Pre
 }
 
 /// stop: the named services (or the role's), dependants first.
-pub fn stop(session: &mut Session, names: &[String], progress: Progress) -> Result<(Results<Outcome>, Vec<String>)> {
+pub fn stop(
+    session: &mut Session,
+    names: &[String],
+    progress: Progress,
+) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
     let (prepared, warnings) = prepare(session, &targets, false);
     let (good, bad) = partition(prepared);
     let deps = dependency_graph(&good);
     let acyclic = graph::check_cycles(&deps).is_ok();
     // A cycle must not prevent stopping: fall back to stopping everything at once.
-    let deps_used: Deps = if acyclic { deps.clone() } else { deps.keys().map(|k| (k.clone(), Vec::new())).collect() };
+    let deps_used: Deps = if acyclic {
+        deps.clone()
+    } else {
+        deps.keys().map(|k| (k.clone(), Vec::new())).collect()
+    };
     let playpen = session.playpen.clone();
     let results = graph::run_parallel(
         &deps_used,
@@ -269,7 +325,10 @@ pub fn stop(session: &mut Session, names: &[String], progress: Progress) -> Resu
             result
         },
         |name, failed| {
-            let err = Error::runtime(format!("not stopped because {failed}, which depends on it, failed to stop")).with_service(name);
+            let err = Error::runtime(format!(
+                "not stopped because {failed}, which depends on it, failed to stop"
+            ))
+            .with_service(name);
             progress(name, &Err(err.clone()));
             err
         },
@@ -281,7 +340,11 @@ pub fn stop(session: &mut Session, names: &[String], progress: Progress) -> Resu
 }
 
 /// restart: each named service (or the role's), dependencies first.
-pub fn restart(session: &mut Session, names: &[String], progress: Progress) -> Result<(Results<Outcome>, Vec<String>)> {
+pub fn restart(
+    session: &mut Session,
+    names: &[String],
+    progress: Progress,
+) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
     let (prepared, warnings) = prepare(session, &targets, true);
     let (good, mut bad) = partition(prepared);
@@ -309,7 +372,9 @@ pub fn restart(session: &mut Session, names: &[String], progress: Progress) -> R
             progress(name, &result);
             result
         },
-        |name, failed| Error::runtime(format!("not restarted because {failed} failed")).with_service(name),
+        |name, failed| {
+            Error::runtime(format!("not restarted because {failed} failed")).with_service(name)
+        },
     );
     Ok((in_order(&deps, results), warnings))
 }
@@ -336,7 +401,12 @@ pub fn ping(session: &mut Session, names: &[String]) -> Result<(Results<PingResu
         }
     }
     let independent: Deps = good.keys().map(|k| (k.clone(), Vec::new())).collect();
-    let pinged = graph::run_parallel(&independent, Direction::Forward, |name| status::ping(&playpen, &good[name]), |_, _| Error::runtime("unreachable"));
+    let pinged = graph::run_parallel(
+        &independent,
+        Direction::Forward,
+        |name| status::ping(&playpen, &good[name]),
+        |_, _| Error::runtime("unreachable"),
+    );
     let mut ordered: Results<PingResult> = targets
         .iter()
         .filter_map(|n| pinged.get(n).map(|r| (n.clone(), r.clone())))
@@ -372,7 +442,11 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
                     service: n.clone(),
                     ok: true,
                     problems: Vec::new(),
-                    warnings: warnings.iter().filter(|w| w.starts_with(&format!("{n}:"))).cloned().collect(),
+                    warnings: warnings
+                        .iter()
+                        .filter(|w| w.starts_with(&format!("{n}:")))
+                        .cloned()
+                        .collect(),
                 },
             )
         })
@@ -418,7 +492,12 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
 /// Render every template in memory: finds missing templates and unset placeholders.
 fn check_templates(session: &Session, p: &Prepared) -> Result<()> {
     let style = template::Style::from_config(&p.config)?;
-    template::check_all(&session.playpen, &p.config.list("service_config_files"), &p.env, style)
+    template::check_all(
+        &session.playpen,
+        &p.config.list("service_config_files"),
+        &p.env,
+        style,
+    )
 }
 
 /// print-config: the evaluated configuration of one service with origins.
@@ -426,11 +505,16 @@ pub fn print_config(session: &mut Session, name: &str) -> Result<Prepared> {
     session.id(name)?;
     session.config(name)?;
     let (mut prepared, _) = prepare(session, &[name.to_string()], false);
-    prepared.remove(name).unwrap_or_else(|| Err(Error::new(ErrorKind::UnknownService, "unknown service").with_service(name)))
+    prepared.remove(name).unwrap_or_else(|| {
+        Err(Error::new(ErrorKind::UnknownService, "unknown service").with_service(name))
+    })
 }
 
 /// env: the exported environment of the playpen, or of one service.
-pub fn environment(session: &mut Session, service: Option<&str>) -> Result<BTreeMap<String, String>> {
+pub fn environment(
+    session: &mut Session,
+    service: Option<&str>,
+) -> Result<BTreeMap<String, String>> {
     match service {
         Some(name) => print_config(session, name).map(|p| p.env),
         None => {
@@ -460,7 +544,11 @@ pub struct Missing {
 pub fn missing_env(session: &mut Session, names: &[String]) -> Result<Vec<Missing>> {
     let targets = match session.targets(names) {
         Ok(t) => t,
-        Err(e) if names.is_empty() && e.kind == ErrorKind::Config && e.message.contains("playpen_services") => {
+        Err(e)
+            if names.is_empty()
+                && e.kind == ErrorKind::Config
+                && e.message.contains("playpen_services") =>
+        {
             session.catalog.names().map(str::to_string).collect()
         }
         Err(e) => return Err(e),
@@ -479,7 +567,11 @@ pub fn missing_env(session: &mut Session, names: &[String]) -> Result<Vec<Missin
 
 /// sub-conf: render the given templates (or the service's service_config_files) with
 /// the service's environment, or the playpen's when no service is named.
-pub fn sub_conf(session: &mut Session, service: Option<&str>, files: &[String]) -> Result<Vec<std::path::PathBuf>> {
+pub fn sub_conf(
+    session: &mut Session,
+    service: Option<&str>,
+    files: &[String],
+) -> Result<Vec<std::path::PathBuf>> {
     let playpen = session.playpen.clone();
     match service {
         Some(name) => {
@@ -489,11 +581,22 @@ pub fn sub_conf(session: &mut Session, service: Option<&str>, files: &[String]) 
                 return Err(e);
             }
             let style = template::Style::from_config(&prepared.config)?;
-            let files: Vec<String> = if files.is_empty() { prepared.config.list("service_config_files") } else { files.to_vec() };
+            let files: Vec<String> = if files.is_empty() {
+                prepared.config.list("service_config_files")
+            } else {
+                files.to_vec()
+            };
             if files.is_empty() {
-                return Err(Error::config("no templates named and service_config_files is empty").with_service(name).with_hint("name the templates: servicectl sub-conf --service NAME etc/FILE"));
+                return Err(
+                    Error::config("no templates named and service_config_files is empty")
+                        .with_service(name)
+                        .with_hint(
+                            "name the templates: servicectl sub-conf --service NAME etc/FILE",
+                        ),
+                );
             }
-            template::render_all(&playpen, &files, &prepared.env, style).map_err(|e| e.with_service(name))
+            template::render_all(&playpen, &files, &prepared.env, style)
+                .map_err(|e| e.with_service(name))
         }
         None => {
             if files.is_empty() {

@@ -18,7 +18,14 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 /// Per-service scripts a package may carry as `$SERVICE-$VERSION.<kind>`.
-const SCRIPT_KINDS: &[&str] = &["pre-start", "post-start", "pre-stop", "post-stop", "ping", "restart"];
+const SCRIPT_KINDS: &[&str] = &[
+    "pre-start",
+    "post-start",
+    "pre-stop",
+    "post-stop",
+    "ping",
+    "restart",
+];
 
 /// A package directory, inspected.
 #[derive(Debug, Clone)]
@@ -44,7 +51,8 @@ fn bad_package(dir: &Path, what: String) -> Error {
 
 /// Read a package directory and plan where each of its files goes.
 pub fn inspect(dir: &Path) -> Result<Package> {
-    let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("open package directory", dir, e))?;
+    let dir =
+        std::fs::canonicalize(dir).map_err(|e| Error::io("open package directory", dir, e))?;
     let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| Error::io("read package directory", &dir, e))?
         .flatten()
@@ -57,42 +65,66 @@ pub fn inspect(dir: &Path) -> Result<Package> {
     let services_file = match services_files.as_slice() {
         [one] => *one,
         [] => {
-            return Err(bad_package(&dir, "not a service package: no $PACKAGE-$VERSION.services file".into())
-                .with_hint("a service package lists its services, one per line, in PACKAGE-VERSION.services"));
+            return Err(bad_package(
+                &dir,
+                "not a service package: no $PACKAGE-$VERSION.services file".into(),
+            )
+            .with_hint(
+                "a service package lists its services, one per line, in PACKAGE-VERSION.services",
+            ));
         }
         many => {
             return Err(bad_package(
                 &dir,
                 format!(
                     "several .services files ({}); a package has exactly one",
-                    many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
     };
-    let stem = services_file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let stem = services_file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
     let (name, version) = split_name_version(stem).ok_or_else(|| {
         bad_package(&dir, format!("{stem}.services is not named PACKAGE-VERSION.services (the version must start with a digit)"))
     })?;
     if !valid_service_name(name) || !valid_service_name(version) {
-        return Err(bad_package(&dir, format!("invalid package name or version in {stem:?}")));
+        return Err(bad_package(
+            &dir,
+            format!("invalid package name or version in {stem:?}"),
+        ));
     }
-    let text = std::fs::read_to_string(services_file).map_err(|e| Error::io("read", services_file, e))?;
+    let text =
+        std::fs::read_to_string(services_file).map_err(|e| Error::io("read", services_file, e))?;
     let services: Vec<String> = text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
     if services.is_empty() {
-        return Err(bad_package(&dir, format!("{} lists no services", services_file.display())));
+        return Err(bad_package(
+            &dir,
+            format!("{} lists no services", services_file.display()),
+        ));
     }
     let mut files = BTreeMap::new();
-    files.insert(PathBuf::from(format!("services/{stem}.services")), services_file.clone());
+    files.insert(
+        PathBuf::from(format!("services/{stem}.services")),
+        services_file.clone(),
+    );
     for service in &services {
         if !valid_service_name(service) {
             return Err(bad_package(
                 &dir,
-                format!("{} names {service:?}, which is not a valid service name (letters, digits, - _ . +; no '/' or '..')", services_file.display()),
+                format!(
+                    "{} names {service:?}, which is not a valid service name (letters, digits, - _ . +; no '/' or '..')",
+                    services_file.display()
+                ),
             ));
         }
         let own = dir.join(format!("{service}-{version}.config"));
@@ -104,7 +136,11 @@ pub fn inspect(dir: &Path) -> Result<Package> {
         } else {
             return Err(bad_package(
                 &dir,
-                format!("service {service} has no config (neither {} nor {})", own.display(), shared.display()),
+                format!(
+                    "service {service} has no config (neither {} nor {})",
+                    own.display(),
+                    shared.display()
+                ),
             )
             .with_service(service));
         };
@@ -119,7 +155,10 @@ pub fn inspect(dir: &Path) -> Result<Package> {
     }
     let profile = dir.join(format!("{stem}.profile"));
     if profile.is_file() {
-        files.insert(PathBuf::from(format!("etc/profile.d/{stem}.profile")), profile);
+        files.insert(
+            PathBuf::from(format!("etc/profile.d/{stem}.profile")),
+            profile,
+        );
     }
     for entry in &entries {
         let meta = std::fs::symlink_metadata(entry).map_err(|e| Error::io("inspect", entry, e))?;
@@ -140,7 +179,10 @@ pub fn inspect(dir: &Path) -> Result<Package> {
 
 /// Plan a subdirectory (etc/, bin/, share/, …) to the same path under ext/.
 fn collect_tree(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?.flatten() {
+    for entry in std::fs::read_dir(dir)
+        .map_err(|e| Error::io("read", dir, e))?
+        .flatten()
+    {
         let path = entry.path();
         let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
         if meta.file_type().is_symlink() {
@@ -149,13 +191,21 @@ fn collect_tree(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, PathBuf>)
             collect_tree(root, &path, files)?;
             continue;
         } else if !meta.is_file() {
-            return Err(bad_package(root, format!("{} is neither a file nor a directory", path.display())));
+            return Err(bad_package(
+                root,
+                format!("{} is neither a file nor a directory", path.display()),
+            ));
         }
         let rel = path.strip_prefix(root).expect("under root").to_path_buf();
         if let Some(other) = files.get(&rel) {
             return Err(bad_package(
                 root,
-                format!("{} and {} would both be installed as ext/{}", other.display(), path.display(), rel.display()),
+                format!(
+                    "{} and {} would both be installed as ext/{}",
+                    other.display(),
+                    path.display(),
+                    rel.display()
+                ),
             ));
         }
         files.insert(rel, path);
@@ -169,14 +219,22 @@ fn check_symlink(root: &Path, link: &Path) -> Result<()> {
     let escape = || {
         bad_package(
             root,
-            format!("symlink {} → {} would point outside ext/", link.display(), target.display()),
+            format!(
+                "symlink {} → {} would point outside ext/",
+                link.display(),
+                target.display()
+            ),
         )
         .with_hint("package symlinks must be relative and stay inside the package")
     };
     if target.is_absolute() {
         return Err(escape());
     }
-    let mut depth: i64 = link.parent().and_then(|p| p.strip_prefix(root).ok()).map(|p| p.components().count() as i64).unwrap_or(0);
+    let mut depth: i64 = link
+        .parent()
+        .and_then(|p| p.strip_prefix(root).ok())
+        .map(|p| p.components().count() as i64)
+        .unwrap_or(0);
     for component in target.components() {
         match component {
             Component::ParentDir => depth -= 1,
@@ -198,8 +256,12 @@ pub fn installed(playpen: &Playpen) -> BTreeMap<String, (String, Vec<String>)> {
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else { continue };
-        let Some((name, version)) = split_name_version(stem) else { continue };
+        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else {
+            continue;
+        };
+        let Some((name, version)) = split_name_version(stem) else {
+            continue;
+        };
         let services = std::fs::read_to_string(entry.path())
             .unwrap_or_default()
             .lines()
@@ -212,7 +274,10 @@ pub fn installed(playpen: &Playpen) -> BTreeMap<String, (String, Vec<String>)> {
 }
 
 fn manifest_path(playpen: &Playpen, package_id: &str) -> PathBuf {
-    playpen.ext().join("services").join(format!("{package_id}.files"))
+    playpen
+        .ext()
+        .join("services")
+        .join(format!("{package_id}.files"))
 }
 
 fn read_manifest(playpen: &Playpen, package_id: &str) -> Vec<PathBuf> {
@@ -250,21 +315,34 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
                 package.id()
             ))
             .with_service(s)
-            .with_hint(format!("remove {other} first (`servicectl package remove {other}`)")));
+            .with_hint(format!(
+                "remove {other} first (`servicectl package remove {other}`)"
+            )));
         }
     }
-    let previous = installed.get(&package.name).map(|(v, _)| format!("{}-{v}", package.name));
+    let previous = installed
+        .get(&package.name)
+        .map(|(v, _)| format!("{}-{v}", package.name));
     // A service of the same name that runs but is not ours (a project-local service).
     if previous.is_none() {
         for s in &package.services {
-            if pidfile::observe(&playpen, s).map(|(o, _)| o.is_running()).unwrap_or(false) {
-                return Err(Error::runtime(format!("service {s} is running; installing package {} would change it underneath", package.id()))
-                    .with_service(s)
-                    .with_hint(format!("stop it first: servicectl stop {s}")));
+            if pidfile::observe(&playpen, s)
+                .map(|(o, _)| o.is_running())
+                .unwrap_or(false)
+            {
+                return Err(Error::runtime(format!(
+                    "service {s} is running; installing package {} would change it underneath",
+                    package.id()
+                ))
+                .with_service(s)
+                .with_hint(format!("stop it first: servicectl stop {s}")));
             }
         }
     }
-    let old_files: Vec<PathBuf> = previous.as_deref().map(|id| read_manifest(&playpen, id)).unwrap_or_default();
+    let old_files: Vec<PathBuf> = previous
+        .as_deref()
+        .map(|id| read_manifest(&playpen, id))
+        .unwrap_or_default();
     // Destinations must be free, or owned by the version being replaced.
     let owners = file_owners(&playpen);
     for dest in package.files.keys() {
@@ -274,7 +352,9 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
             return Err(Error::config(format!(
                 "{} already exists{}; package {} will not overwrite it",
                 full.display(),
-                owner.map(|o| format!(" (installed by {o})")).unwrap_or_else(|| " and belongs to no package".into()),
+                owner
+                    .map(|o| format!(" (installed by {o})"))
+                    .unwrap_or_else(|| " and belongs to no package".into()),
                 package.id()
             ))
             .with_hint("remove the conflicting file or package first"));
@@ -295,7 +375,10 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
     let registry_before = registry::load(&playpen)?;
     let dirs_before = dirs_under(&playpen.ext());
     let upgrade_report = match &previous {
-        Some(_) => Some(upgrade::pre_upgrade(session, std::slice::from_ref(&package.name))?),
+        Some(_) => Some(upgrade::pre_upgrade(
+            session,
+            std::slice::from_ref(&package.name),
+        )?),
         None => None,
     };
     // From here on: set the previous version aside, move the new one into place and
@@ -307,7 +390,12 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
     let result = (|| -> Result<()> {
         if let Some(prev) = &previous {
             let mut old = old_files.clone();
-            old.push(manifest_path(&playpen, prev).strip_prefix(playpen.ext()).expect("under ext").to_path_buf());
+            old.push(
+                manifest_path(&playpen, prev)
+                    .strip_prefix(playpen.ext())
+                    .expect("under ext")
+                    .to_path_buf(),
+            );
             for f in old {
                 let full = playpen.ext().join(&f);
                 if std::fs::symlink_metadata(&full).is_err() {
@@ -322,10 +410,15 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
         for dest in package.files.keys() {
             let full = playpen.ext().join(dest);
             fsutil::ensure_dir(full.parent().expect("has parent"))?;
-            std::fs::rename(staging.path().join(dest), &full).map_err(|e| Error::io("move into place", &full, e))?;
+            std::fs::rename(staging.path().join(dest), &full)
+                .map_err(|e| Error::io("move into place", &full, e))?;
             moved.push(full);
         }
-        let manifest: String = package.files.keys().map(|d| format!("{}\n", d.display())).collect();
+        let manifest: String = package
+            .files
+            .keys()
+            .map(|d| format!("{}\n", d.display()))
+            .collect();
         let manifest_file = manifest_path(&playpen, &package.id());
         fsutil::write_atomic(&manifest_file, manifest.as_bytes(), Some(0o644))?;
         moved.push(manifest_file);
@@ -337,7 +430,11 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
         }
         Ok(())
     })();
-    if let Err(e) = result {
+    if let Err(mut e) = result {
+        e.message.push_str(&format!(
+            "; package {} was not installed (ext/ and the registry are as before)",
+            package.id()
+        ));
         for path in moved.iter().rev() {
             let _ = std::fs::remove_file(path);
             remove_new_empty_parents(path, &dirs_before);
@@ -353,8 +450,8 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
         }
         if let Some(report) = &upgrade_report {
             // Nothing changed after all: start again what pre-upgrade stopped.
-            if let Err(again) = upgrade::abort(session, std::slice::from_ref(&package.name), report) {
-                let mut e = e;
+            if let Err(again) = upgrade::abort(session, std::slice::from_ref(&package.name), report)
+            {
                 e.message
                     .push_str(&format!("; the previous version is back in place, but restarting what pre-upgrade stopped failed: {again}"));
                 return Err(e);
@@ -403,12 +500,19 @@ fn copy_entry(src: &Path, dest: &Path) -> Result<()> {
         let target = std::fs::read_link(src).map_err(|e| Error::io("read symlink", src, e))?;
         std::os::unix::fs::symlink(&target, dest).map_err(|e| Error::io("create symlink", dest, e))
     } else {
-        std::fs::copy(src, dest).map(|_| ()).map_err(|e| Error::io("copy into", dest, e))
+        std::fs::copy(src, dest)
+            .map(|_| ())
+            .map_err(|e| Error::io("copy into", dest, e))
     }
 }
 
 /// Remove a package version's files, except those the new version will replace anyway.
-fn remove_files(playpen: &Playpen, package_id: &str, files: &[PathBuf], keep: Vec<&PathBuf>) -> Result<()> {
+fn remove_files(
+    playpen: &Playpen,
+    package_id: &str,
+    files: &[PathBuf],
+    keep: Vec<&PathBuf>,
+) -> Result<()> {
     for f in files {
         if keep.contains(&f) {
             continue;
@@ -485,15 +589,23 @@ pub fn new_service(session: &mut Session, name: &str) -> Result<NewService> {
     let config = session.config(name)?;
     playpen.ensure_var()?;
     for rel in config.list("service_config_files") {
-        if let Some(parent) = Path::new(&rel).parent().filter(|p| !p.as_os_str().is_empty()) {
-            let safe = parent.components().all(|c| matches!(c, Component::Normal(_)));
+        if let Some(parent) = Path::new(&rel)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let safe = parent
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
             if safe {
                 fsutil::ensure_dir(&playpen.var().join(parent))?;
             }
         }
     }
     let resolution = envars::resolve(&config);
-    let service_type = config.non_empty("service_type").unwrap_or("init").to_string();
+    let service_type = config
+        .non_empty("service_type")
+        .unwrap_or("init")
+        .to_string();
     let newly_registered = registry::register(
         &playpen,
         registry::Entry {
@@ -550,9 +662,13 @@ pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
     } else if let Ok((observed, _)) = pidfile::observe(&playpen, name)
         && let Some(pid) = observed.pid().filter(|_| observed.is_running())
     {
-        return Err(Error::runtime(format!("PID {pid} still runs for this service, but its package is gone"))
-            .with_service(name)
-            .with_hint(format!("stop it by hand (kill {pid}), then run remove-service again")));
+        return Err(Error::runtime(format!(
+            "PID {pid} still runs for this service, but its package is gone"
+        ))
+        .with_service(name)
+        .with_hint(format!(
+            "stop it by hand (kill {pid}), then run remove-service again"
+        )));
     }
     report.unregistered = registry::unregister(&playpen, name)?;
     // The lock file is servicectl's own (stopping above takes the lock, creating it):
@@ -564,7 +680,8 @@ pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
     }
     for path in candidates {
         if std::fs::symlink_metadata(&path).is_ok() {
-            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e).with_service(name))?;
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io("remove", &path, e).with_service(name))?;
             report.removed_files.push(path);
         }
     }
@@ -576,8 +693,13 @@ pub fn remove(session: &mut Session, name: &str) -> Result<Vec<Removed>> {
     let playpen = session.playpen.clone();
     let installed = installed(&playpen);
     let Some((version, services)) = installed.get(name).cloned() else {
-        return Err(Error::config(format!("package {name} is not installed (no ext/services/{name}-VERSION.services)"))
-            .with_hint(format!("installed packages: {}", installed.keys().cloned().collect::<Vec<_>>().join(", "))));
+        return Err(Error::config(format!(
+            "package {name} is not installed (no ext/services/{name}-VERSION.services)"
+        ))
+        .with_hint(format!(
+            "installed packages: {}",
+            installed.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
     };
     let mut removed = Vec::new();
     for s in &services {
@@ -586,10 +708,18 @@ pub fn remove(session: &mut Session, name: &str) -> Result<Vec<Removed>> {
     let id = format!("{name}-{version}");
     uninstall_files(&playpen, &id)?;
     for s in &services {
-        let dir = playpen.ext().join("services").join(format!("{s}-{version}"));
+        let dir = playpen
+            .ext()
+            .join("services")
+            .join(format!("{s}-{version}"));
         let _ = std::fs::remove_dir(&dir);
     }
-    let _ = std::fs::remove_file(playpen.ext().join("services").join(format!("{id}.services")));
+    let _ = std::fs::remove_file(
+        playpen
+            .ext()
+            .join("services")
+            .join(format!("{id}.services")),
+    );
     *session = Session::open(playpen)?;
     Ok(removed)
 }

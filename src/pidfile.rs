@@ -21,8 +21,9 @@ pub struct StartRecord {
     pub version: Option<String>,
     pub program: Option<String>,
     pub run_name: Option<String>,
-    /// Unix time of the start.
-    pub started_at: u64,
+    /// Unix time of the start, in seconds (with fractions: file changes within the
+    /// same second must compare correctly).
+    pub started_at: f64,
     #[serde(default)]
     pub ports: Vec<(String, u16)>,
     #[serde(default)]
@@ -35,11 +36,13 @@ pub struct StartRecord {
 pub fn read_pid(path: &Path) -> Result<Option<Result<i32, String>>> {
     Ok(fsutil::read_optional(path)?.map(|text| {
         let first = text.split_whitespace().next().unwrap_or("");
-        first
-            .parse::<i32>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{} does not hold a PID (it holds {:?})", path.display(), text.trim()))
+        first.parse::<i32>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            format!(
+                "{} does not hold a PID (it holds {:?})",
+                path.display(),
+                text.trim()
+            )
+        })
     }))
 }
 

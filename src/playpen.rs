@@ -40,12 +40,14 @@ impl Playpen {
     }
 
     fn open(dir: &Path, source: &str) -> Result<Playpen> {
-        let root = std::path::absolute(dir)
-            .map_err(|e| Error::io("resolve", dir, e))?;
+        let root = std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?;
         if !root.is_dir() {
             return Err(Error::new(
                 ErrorKind::NoPlaypen,
-                format!("{source} names {}, which is not a directory", root.display()),
+                format!(
+                    "{source} names {}, which is not a directory",
+                    root.display()
+                ),
             )
             .with_hint("create a playpen there with `servicectl init DIR`"));
         }
@@ -57,7 +59,10 @@ impl Playpen {
                     root.display()
                 ),
             )
-            .with_hint(format!("run `servicectl init {}` to make it one", root.display())));
+            .with_hint(format!(
+                "run `servicectl init {}` to make it one",
+                root.display()
+            )));
         }
         Ok(Playpen { root })
     }
@@ -77,7 +82,14 @@ impl Playpen {
             return Err(Error::config(format!("invalid role name {role:?}"))
                 .with_hint("use letters, digits, '-', '_' or '.'"));
         }
-        for sub in ["etc", "bin", "services", "ext/services", "ext/bin", "ext/etc/profile.d"] {
+        for sub in [
+            "etc",
+            "bin",
+            "services",
+            "ext/services",
+            "ext/bin",
+            "ext/etc/profile.d",
+        ] {
             fsutil::ensure_dir(&root.join(sub))?;
         }
         let role_file = root.join("etc/role");
@@ -111,14 +123,19 @@ impl Playpen {
             Some(text) => {
                 let role = text.lines().next().unwrap_or("").trim().to_string();
                 if role.is_empty() {
-                    Err(Error::config(format!("{} is empty", path.display()))
-                        .with_hint("write the playpen's role on its first line, or set PLAYPEN_ROLE"))
+                    Err(
+                        Error::config(format!("{} is empty", path.display())).with_hint(
+                            "write the playpen's role on its first line, or set PLAYPEN_ROLE",
+                        ),
+                    )
                 } else {
                     Ok(role)
                 }
             }
-            None => Err(Error::config(format!("no role: {} does not exist", path.display()))
-                .with_hint("write the playpen's role into etc/role, or set PLAYPEN_ROLE")),
+            None => Err(
+                Error::config(format!("no role: {} does not exist", path.display()))
+                    .with_hint("write the playpen's role into etc/role, or set PLAYPEN_ROLE"),
+            ),
         }
     }
 
@@ -183,7 +200,12 @@ impl Playpen {
 
     /// Create `var/`, `var/run/`, `var/linkfarm/` and check we can write there.
     pub fn ensure_var(&self) -> Result<()> {
-        for dir in [self.var(), self.run_dir(), self.linkfarm(), self.state_dir()] {
+        for dir in [
+            self.var(),
+            self.run_dir(),
+            self.linkfarm(),
+            self.state_dir(),
+        ] {
             if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
                 return Err(Error::new(
                     ErrorKind::Io,

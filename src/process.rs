@@ -90,9 +90,15 @@ pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
     match pidfd(pid) {
         Some(fd) => loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX)) {
+            match nix::poll::poll(
+                &mut fds,
+                nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+            ) {
                 Ok(0) => return !is_alive(pid),
                 Ok(_) => return true,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -141,7 +147,10 @@ mod tests {
 
     #[test]
     fn wait_exit_wakes_when_a_child_dies() {
-        let mut child = std::process::Command::new("sleep").arg("0.05").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let started = Instant::now();
         // Reap in a thread so the zombie disappears (as init would do for a service).

@@ -15,13 +15,15 @@ impl Style {
     /// Colour when the stream is a terminal and NO_COLOR is unset (or empty).
     pub fn for_stdout() -> Style {
         Style {
-            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            colour: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
     pub fn for_stderr() -> Style {
         Style {
-            colour: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            colour: std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
@@ -59,7 +61,11 @@ pub fn warning(text: &str) {
 }
 
 /// Lay out rows in aligned columns; `paint` may colour a cell after padding.
-pub fn table(headers: &[&str], rows: &[Vec<String>], paint: impl Fn(usize, &str, &str) -> String) -> String {
+pub fn table(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    paint: impl Fn(usize, &str, &str) -> String,
+) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -67,9 +73,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], paint: impl Fn(usize, &str,
         }
     }
     let mut out = String::new();
-    let line = |cells: Vec<String>| -> String {
-        cells.join("  ").trim_end().to_string() + "\n"
-    };
+    let line = |cells: Vec<String>| -> String { cells.join("  ").trim_end().to_string() + "\n" };
     out.push_str(&line(
         headers
             .iter()
@@ -109,30 +113,44 @@ pub fn status_table(statuses: &[ServiceStatus], style: Style) -> String {
                 s.name.clone(),
                 s.state.as_str().to_string(),
                 s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                s.uptime_secs.map(human_duration).unwrap_or_else(|| "-".into()),
+                s.uptime_secs
+                    .map(human_duration)
+                    .unwrap_or_else(|| "-".into()),
                 if s.ports.is_empty() {
                     "-".into()
                 } else {
-                    s.ports.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>().join(",")
+                    s.ports
+                        .iter()
+                        .map(|(_, p)| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 },
                 s.note.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    table(&["SERVICE", "STATE", "PID", "UPTIME", "PORTS", "NOTE"], &rows, |col, cell, padded| {
-        if col != 1 {
-            return padded.to_string();
-        }
-        match cell {
-            "running" => style.green(padded),
-            "stale" => style.red(padded),
-            "unknown" => style.yellow(padded),
-            _ => padded.to_string(),
-        }
-    })
+    table(
+        &["SERVICE", "STATE", "PID", "UPTIME", "PORTS", "NOTE"],
+        &rows,
+        |col, cell, padded| {
+            if col != 1 {
+                return padded.to_string();
+            }
+            match cell {
+                "running" => style.green(padded),
+                "stale" => style.red(padded),
+                "unknown" => style.yellow(padded),
+                _ => padded.to_string(),
+            }
+        },
+    )
 }
 
 /// LSB exit code for status: 0 all running, 3 any not running.
 pub fn status_exit_code(statuses: &[ServiceStatus]) -> i32 {
-    if statuses.iter().all(|s| s.state == State::Running) { 0 } else { 3 }
+    if statuses.iter().all(|s| s.state == State::Running) {
+        0
+    } else {
+        3
+    }
 }

@@ -48,7 +48,10 @@ impl Session {
     /// Leave out services registered as disabled (§9).
     fn enabled(&self, services: Vec<String>) -> Vec<String> {
         let disabled = crate::registry::disabled(&self.playpen);
-        services.into_iter().filter(|s| !disabled.contains(s)).collect()
+        services
+            .into_iter()
+            .filter(|s| !disabled.contains(s))
+            .collect()
     }
 
     /// Like `targets`, but answers from the cached role evaluation when the role's
@@ -57,7 +60,9 @@ impl Session {
         if !names.is_empty() {
             return self.known(names);
         }
-        if let Some(services) = RoleCache::load(&self.playpen).and_then(|c| c.valid_services(&self.playpen)) {
+        if let Some(services) =
+            RoleCache::load(&self.playpen).and_then(|c| c.valid_services(&self.playpen))
+        {
             return self.known(&self.enabled(services));
         }
         self.targets(names)
@@ -117,7 +122,8 @@ impl Session {
     pub fn with_dependencies(&mut self, names: &[String]) -> Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         // (name, Some((the service that depends on it, where that dependency is set)))
-        let mut queue: Vec<(String, Option<(String, String)>)> = names.iter().map(|n| (n.clone(), None)).collect();
+        let mut queue: Vec<(String, Option<(String, String)>)> =
+            names.iter().map(|n| (n.clone(), None)).collect();
         while let Some((name, wanted_by)) = queue.pop() {
             if out.contains(&name) {
                 continue;

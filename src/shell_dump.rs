@@ -169,7 +169,11 @@ fn ansi_c_escape(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
         b'f' => simple(0x0c),
         b'v' => simple(0x0b),
         b'0'..=b'7' => {
-            let digits = buf.iter().take(3).take_while(|b| (b'0'..=b'7').contains(b)).count();
+            let digits = buf
+                .iter()
+                .take(3)
+                .take_while(|b| (b'0'..=b'7').contains(b))
+                .count();
             if digits == buf.len() && digits < 3 {
                 return None;
             }
@@ -177,7 +181,11 @@ fn ansi_c_escape(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
             Some((vec![n as u8], digits))
         }
         b'x' => {
-            let digits = buf[1..].iter().take(2).take_while(|b| b.is_ascii_hexdigit()).count();
+            let digits = buf[1..]
+                .iter()
+                .take(2)
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
             if digits == 0 {
                 return Some((b"\\x".to_vec(), 1));
             }
@@ -200,7 +208,11 @@ mod tests {
             items.push(item);
             buf = &buf[used..];
         }
-        assert!(buf.is_empty(), "left over: {:?}", String::from_utf8_lossy(buf));
+        assert!(
+            buf.is_empty(),
+            "left over: {:?}",
+            String::from_utf8_lossy(buf)
+        );
         items
     }
 
@@ -214,7 +226,8 @@ mod tests {
 
     #[test]
     fn reads_dash_quoting() {
-        let items = parse_all("a='it'\"'\"'s $HOME\ntwo lines'\nc=''\nexport d='1'\nexport e\n\u{1e}F 1\n");
+        let items =
+            parse_all("a='it'\"'\"'s $HOME\ntwo lines'\nc=''\nexport d='1'\nexport e\n\u{1e}F 1\n");
         assert_eq!(items[0], var("a", "it's $HOME\ntwo lines", false));
         assert_eq!(items[1], var("c", "", false));
         assert_eq!(items[2], var("d", "1", true));

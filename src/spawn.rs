@@ -13,7 +13,11 @@ use std::time::Duration;
 
 /// Resolve `service_program` in the order of §4: `$PLAYPEN_ROOT/bin`, `ext/bin`, a path
 /// relative to `ext/`, then an absolute path or a name on PATH.
-pub fn resolve_program(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap<String, String>) -> Result<PathBuf> {
+pub fn resolve_program(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
     let program = config.non_empty("service_program").ok_or_else(|| {
         Error::config(format!(
             "no service_program is set in {}",
@@ -31,7 +35,11 @@ pub fn resolve_program(playpen: &Playpen, config: &ServiceConfig, env: &BTreeMap
 }
 
 /// Resolve a program name the way service_program is resolved.
-pub fn resolve_executable(playpen: &Playpen, program: &str, env: &BTreeMap<String, String>) -> Result<PathBuf> {
+pub fn resolve_executable(
+    playpen: &Playpen,
+    program: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
     let relative = Path::new(program);
     let mut candidates = Vec::new();
     if !relative.is_absolute() {
@@ -48,16 +56,19 @@ pub fn resolve_executable(playpen: &Playpen, program: &str, env: &BTreeMap<Strin
             return if fsutil::is_executable(candidate) {
                 Ok(candidate.clone())
             } else {
-                Err(Error::config(format!(
-                    "program {} is not executable",
-                    candidate.display()
-                ))
-                .with_hint(format!("chmod +x {}", candidate.display())))
+                Err(
+                    Error::config(format!("program {} is not executable", candidate.display()))
+                        .with_hint(format!("chmod +x {}", candidate.display())),
+                )
             };
         }
     }
     if !relative.is_absolute() && !program.contains('/') {
-        let path = env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+        let path = env
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
         if let Ok(found) = which::which_in(program, Some(path), &playpen.root) {
             return Ok(found);
         }
@@ -128,14 +139,18 @@ pub fn launch(launch: &Launch) -> Result<Child> {
         });
     }
     cmd.spawn().map_err(|e| {
-        Error::runtime(format!("cannot execute {}: {e}", launch.executable.display())).with_hint(
-            match e.raw_os_error() {
-                Some(libc::ENOENT) => "the program or its #! interpreter does not exist",
-                Some(libc::EACCES) => "make the program executable (chmod +x)",
-                Some(libc::ENOEXEC) => "the program is not a valid executable; add a #! line to scripts",
-                _ => "check the program",
-            },
-        )
+        Error::runtime(format!(
+            "cannot execute {}: {e}",
+            launch.executable.display()
+        ))
+        .with_hint(match e.raw_os_error() {
+            Some(libc::ENOENT) => "the program or its #! interpreter does not exist",
+            Some(libc::EACCES) => "make the program executable (chmod +x)",
+            Some(libc::ENOEXEC) => {
+                "the program is not a valid executable; add a #! line to scripts"
+            }
+            _ => "check the program",
+        })
     })
 }
 

@@ -73,7 +73,11 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                     Some("no pidfile (service_no_pidfile); `servicectl ping` checks it".into()),
                 ),
             };
-            let shown_ports = if state == State::Running { ports } else { Vec::new() };
+            let shown_ports = if state == State::Running {
+                ports
+            } else {
+                Vec::new()
+            };
             Ok(ServiceStatus {
                 name: name.clone(),
                 state,
@@ -111,7 +115,15 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared) -> Result<PingResult> {
                 detail: if finished.success {
                     crate::config::tail(output, 1)
                 } else {
-                    format!("{}{}", finished.status, if output.is_empty() { String::new() } else { format!(": {}", crate::config::tail(output, 5)) })
+                    format!(
+                        "{}{}",
+                        finished.status,
+                        if output.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", crate::config::tail(output, 5))
+                        }
+                    )
                 },
             })
         }

@@ -27,7 +27,10 @@ pub struct Report {
 }
 
 fn record_path(playpen: &Playpen, package: &str) -> PathBuf {
-    playpen.state_dir().join("upgrade").join(format!("{package}.stopped"))
+    playpen
+        .state_dir()
+        .join("upgrade")
+        .join(format!("{package}.stopped"))
 }
 
 fn mark_path(playpen: &Playpen, service: &str) -> PathBuf {
@@ -69,7 +72,11 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
     let Ok(config) = session.config(service) else {
         return Relation::None;
     };
-    if config.list("service_packages").iter().any(|p| packages.contains(p)) {
+    if config
+        .list("service_packages")
+        .iter()
+        .any(|p| packages.contains(p))
+    {
         return Relation::Dependent;
     }
     // Depending on a service of an upgraded package counts too.
@@ -79,7 +86,11 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
         .filter_map(|p| installed.get(p))
         .flat_map(|(_, services)| services)
         .collect();
-    if config.list("service_depends").iter().any(|d| upgraded_services.contains(&d)) {
+    if config
+        .list("service_depends")
+        .iter()
+        .any(|d| upgraded_services.contains(&d))
+    {
         Relation::Dependent
     } else {
         Relation::None
@@ -87,7 +98,9 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
 }
 
 fn running(playpen: &Playpen, service: &str) -> bool {
-    pidfile::observe(playpen, service).map(|(o, _)| o.is_running()).unwrap_or(false)
+    pidfile::observe(playpen, service)
+        .map(|(o, _)| o.is_running())
+        .unwrap_or(false)
 }
 
 pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report> {
@@ -107,7 +120,10 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
         if !stop {
             continue;
         }
-        let must_stop = session.config(name).map(|c| c.flag(var, true)).unwrap_or(true);
+        let must_stop = session
+            .config(name)
+            .map(|c| c.flag(var, true))
+            .unwrap_or(true);
         if must_stop {
             to_stop.push(name.clone());
         } else {
@@ -205,7 +221,12 @@ pub fn abort(session: &mut Session, packages: &[String], pre: &Report) -> Result
         clear_mark(&playpen, name);
     }
     let mut report = Report::default();
-    let to_start: Vec<String> = pre.stopped.iter().filter(|s| session.catalog.contains(s)).cloned().collect();
+    let to_start: Vec<String> = pre
+        .stopped
+        .iter()
+        .filter(|s| session.catalog.contains(s))
+        .cloned()
+        .collect();
     if !to_start.is_empty() {
         let (results, warnings) = ops::start(session, &to_start, &|_, _| {})?;
         report.warnings.extend(warnings);

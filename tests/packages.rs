@@ -672,7 +672,7 @@ fn bad_packages_are_refused_all_or_nothing() {
     syntax.write("share/syn/data", "data\n");
     pp.install(&syntax.path)
         .fails()
-        .says(&["s2", "syntax error"]);
+        .says(&["s2", "syntax error", "syn-1.0 was not installed"]);
     check_untouched("config with a syntax error");
 
     // After all that, a good install still works, and leaves no staging behind.

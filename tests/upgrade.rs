@@ -386,7 +386,7 @@ fn failed_upgrade_is_rolled_back() {
     broken.append("echo-2.0.config", "if then\n");
     pp.install(&broken.path)
         .fails()
-        .says(&["echo", "syntax error"]);
+        .says(&["echo", "syntax error", "echo-2.0 was not installed"]);
     assert_eq!(
         pp.ext_snapshot(),
         ext_before,
@@ -429,7 +429,7 @@ fn failed_upgrade_is_rolled_back() {
     let ext_before = pp.ext_snapshot();
     pp.install(&broken.path)
         .fails()
-        .says(&["echo", "syntax error"]);
+        .says(&["echo", "syntax error", "echo-2.0 was not installed"]);
     assert_eq!(pp.ext_snapshot(), ext_before);
     assert_eq!(pp.registry(), registry_before);
     assert_dies(pid, "echo stopped by the pre-upgrade of the failed install");
