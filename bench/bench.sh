@@ -6,19 +6,26 @@
 # For each N it makes a throw-away playpen with N project-local services
 # (services/sN/config: service_program=sleep, service_flags=1000,
 # service_run_name=bench-sN) and measures, from the launching process:
-#   - time from launching `servicectl start` until all N processes run (argv0 seen in
-#     /proc, polled every 1 ms), and until `start` returns;
+#   - time from launching `servicectl start` until all N processes run (have exec'd
+#     with argv0 bench-sK), and until `start` returns (exit code must be 0);
 #   - `servicectl status` (all services) wall time, and how many tasks it creates;
-#   - time from launching `servicectl stop` until all N processes have exited (pidfd),
-#     and until `stop` returns.
+#   - time from launching `servicectl stop` until all N processes have exited, and
+#     until `stop` returns.
 # Then the start time of one service with 5 templates of 1,000 lines each versus the
 # same service without templates.
 #
+# Processes are watched through the kernel's process events (netlink proc connector,
+# needs root) with the kernel's own timestamps, so the bench does not steal CPU from
+# servicectl while it waits; without it, /proc is polled every 1 ms (and exits are
+# watched with pidfds). Before each measurement the bench waits (up to 20 s) for other
+# work to leave the CPUs idle, and the report says when it did not.
+#
 # Environment:
 #   SERVICECTL=PATH        binary to measure (default: build target/release/servicectl)
-#   BENCH_ROUNDS=3         start/stop rounds per N (medians are reported)
+#   BENCH_ROUNDS=5         start/stop rounds per N (medians are reported)
 #   BENCH_STATUS_RUNS=20   status runs per N
 #   BENCH_TEMPLATE_RUNS=10 start runs per variant in the template measurement
+#   BENCH_WATCH=poll       poll /proc every 1 ms instead of using process events
 #
 # The timing and process counting is done by bench/measure.py (python3, stdlib only).
 # Everything is cleaned up on exit, also on failure or Ctrl-C: services are stopped,
@@ -30,9 +37,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 measure=(python3 "$here/measure.py")
 
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 status_runs=${BENCH_STATUS_RUNS:-20}
 template_runs=${BENCH_TEMPLATE_RUNS:-10}
+case ${1:-} in -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(10 100 500)
 

@@ -230,7 +230,6 @@ __sc_service() (
   export SERVICE_NAME SERVICE_VERSION SERVICE_PIDFILE SERVICE_OUTPUT_FILE
   shift 5
   __sc_i=0
-  __sc_dump 0
   for __sc_f do
     __sc_i=$((__sc_i + 1))
     printf '\036B %s\n' "$__sc_i" >&9
@@ -447,12 +446,31 @@ impl ConfigShell {
             return Err(err);
         }
         let builtin = [
-            "SERVICE_NAME",
-            "SERVICE_VERSION",
-            "SERVICE_PIDFILE",
-            "SERVICE_OUTPUT_FILE",
+            ("SERVICE_NAME", id.name.clone()),
+            ("SERVICE_VERSION", id.version.clone().unwrap_or_default()),
+            (
+                "SERVICE_PIDFILE",
+                self.playpen.pidfile(&id.name).display().to_string(),
+            ),
+            (
+                "SERVICE_OUTPUT_FILE",
+                self.playpen.output_file(&id.name).display().to_string(),
+            ),
         ];
-        let vars = fold_dumps(&reply.dumps, &fragments, |name, value| {
+        // The subshell starts from the shared layer plus these four: no need for sh to
+        // print that state again for every service.
+        let mut base: Dump = common
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.value.clone(), v.exported)))
+            .collect();
+        for (name, value) in &builtin {
+            base.insert(name.to_string(), (value.clone(), true));
+        }
+        let mut dumps = reply.dumps;
+        dumps.insert(0, (0, base));
+        let builtin: Vec<&str> = builtin.iter().map(|(n, _)| *n).collect();
+        let vars = fold_dumps(&dumps, &fragments, |name, value| {
             match common.vars.get(name) {
                 Some(v) if v.value == value => v.origin.clone(),
                 _ if builtin.contains(&name) => Origin::Servicectl,

@@ -276,7 +276,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     };
     let output = playpen.output_file(name);
     let output_start = spawn::file_len(&output);
-    let mut child = spawn::launch(&Launch {
+    let child = spawn::launch(&Launch {
         executable: &executable,
         arg0: &arg0,
         args: &args,
@@ -291,7 +291,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         }
         e.with_service(name)
     })?;
-    let child_pid = child.id() as i32;
+    let child_pid = child.pid;
     let makes_own = config.flag("service_makes_own_pidfile", false);
     let no_pidfile = config.flag("service_no_pidfile", false);
     let mut record = StartRecord {
@@ -321,7 +321,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     };
     if makes_own {
         let timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
-        let pid = wait_for_own_pidfile(&pidfile, &mut child, timeout).map_err(|status| match status {
+        let pid = wait_for_own_pidfile(&pidfile, &child, timeout).map_err(|status| match status {
             Some(status) => failed(status),
             None => Error::runtime(format!(
                 "the program did not write a live PID to {} within {:.0} s",
@@ -344,7 +344,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     }
     pidfile::write_record(playpen, name, &record)?;
     let grace = config.seconds("service_start_grace", DEFAULT_START_GRACE)?;
-    if let Err(status) = spawn::survive_grace(&mut child, grace) {
+    if let Err(status) = spawn::survive_grace(&child, grace) {
         pidfile::clear(playpen, name)?;
         return Err(failed(status));
     }
@@ -378,7 +378,7 @@ fn owner_of_link(playpen: &Playpen, service: &str, link_name: &str) -> Option<St
 /// Wait for a program to write its own pidfile; Err(Some(status)) if it failed first.
 fn wait_for_own_pidfile(
     pidfile: &Path,
-    child: &mut std::process::Child,
+    child: &spawn::Spawned,
     timeout: Duration,
 ) -> std::result::Result<i32, Option<std::process::ExitStatus>> {
     let deadline = Instant::now() + timeout;
@@ -392,9 +392,9 @@ fn wait_for_own_pidfile(
         if !child_exited_ok {
             match child.try_wait() {
                 // Daemons fork and their first process exits 0: keep waiting for the file.
-                Ok(Some(status)) if status.success() => child_exited_ok = true,
-                Ok(Some(status)) => return Err(Some(status)),
-                _ => {}
+                Some(status) if status.success() => child_exited_ok = true,
+                Some(status) => return Err(Some(status)),
+                None => {}
             }
         }
         if Instant::now() >= deadline {

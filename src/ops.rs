@@ -305,8 +305,20 @@ pub fn stop(
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
-    let (prepared, warnings) = prepare(session, &targets, false);
-    let (good, bad) = partition(prepared);
+    // What is not running needs no config evaluated to be "already stopped".
+    let (active, idle): (Vec<String>, Vec<String>) = targets.into_iter().partition(|name| {
+        !matches!(
+            crate::pidfile::observe(&session.playpen, name),
+            Ok((crate::pidfile::Observed::Stopped, _))
+        )
+    });
+    let (prepared, warnings) = prepare(session, &active, false);
+    let (good, mut bad) = partition(prepared);
+    for name in idle {
+        let result = Ok(Outcome::AlreadyStopped);
+        progress(&name, &result);
+        bad.push((name, result));
+    }
     let deps = dependency_graph(&good);
     let acyclic = graph::check_cycles(&deps).is_ok();
     // A cycle must not prevent stopping: fall back to stopping everything at once.

@@ -47,17 +47,17 @@ pub fn read_pid(path: &Path) -> Result<Option<Result<i32, String>>> {
 }
 
 pub fn write_pid(path: &Path, pid: i32) -> Result<()> {
-    fsutil::write_atomic(path, format!("{pid}\n").as_bytes(), Some(0o644))
+    fsutil::write_runtime(path, format!("{pid}\n").as_bytes(), Some(0o644))
 }
 
 pub fn read_record(playpen: &Playpen, service: &str) -> Option<StartRecord> {
-    let text = std::fs::read(playpen.start_record(service)).ok()?;
+    let text = fsutil::read_small(&playpen.start_record(service)).ok()?;
     serde_json::from_slice(&text).ok()
 }
 
 pub fn write_record(playpen: &Playpen, service: &str, record: &StartRecord) -> Result<()> {
     let json = serde_json::to_vec_pretty(record).expect("records serialise");
-    fsutil::write_atomic(&playpen.start_record(service), &json, Some(0o644))
+    fsutil::write_runtime(&playpen.start_record(service), &json, Some(0o644))
 }
 
 /// Remove the pidfile and start record (after a stop, or when stale).

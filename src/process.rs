@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 /// Together with the PID it identifies one process for good: a reused PID has a later
 /// start time.
 pub fn start_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let raw = crate::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/stat"))).ok()?;
+    let stat = String::from_utf8_lossy(&raw);
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];
     let mut fields = after.split_whitespace();
@@ -29,8 +30,7 @@ pub fn is_alive(pid: i32) -> bool {
 
 /// Seconds since boot, from /proc/uptime.
 pub fn uptime_secs() -> Option<f64> {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()?
+    String::from_utf8_lossy(&crate::fsutil::read_small(std::path::Path::new("/proc/uptime")).ok()?)
         .split_whitespace()
         .next()?
         .parse()
@@ -51,7 +51,8 @@ pub fn age(start_ticks: u64, uptime: f64) -> Duration {
 
 /// argv[0] of a process, from /proc/PID/cmdline.
 pub fn argv0(pid: i32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw =
+        crate::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/cmdline"))).ok()?;
     let first = raw.split(|&b| b == 0).next()?;
     Some(String::from_utf8_lossy(first).into_owned())
 }
@@ -64,7 +65,8 @@ pub fn exe(pid: i32) -> Option<std::path::PathBuf> {
 /// Does the environment a process started with (/proc/PID/environ) hold every one of
 /// these `NAME=VALUE` entries? False when it cannot be read.
 pub fn environ_has(pid: i32, entries: &[String]) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/environ")) else {
+    let Ok(raw) = crate::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/environ")))
+    else {
         return false;
     };
     let present: Vec<&[u8]> = raw.split(|&b| b == 0).collect();

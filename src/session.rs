@@ -206,7 +206,7 @@ impl RoleCache {
         };
         // A cache is an optimisation: failing to write it must not fail the command.
         if fsutil::ensure_dir(&playpen.state_dir()).is_ok() {
-            let _ = fsutil::write_atomic(
+            let _ = fsutil::write_runtime(
                 &Self::path(playpen),
                 &serde_json::to_vec(&cache).expect("serialises"),
                 None,
@@ -215,7 +215,7 @@ impl RoleCache {
     }
 
     fn load(playpen: &Playpen) -> Option<RoleCache> {
-        serde_json::from_slice(&std::fs::read(Self::path(playpen)).ok()?).ok()
+        serde_json::from_slice(&fsutil::read_small(&Self::path(playpen)).ok()?).ok()
     }
 
     fn valid_services(self, playpen: &Playpen) -> Option<Vec<String>> {
