@@ -407,29 +407,35 @@ fn wait_for_own_pidfile(
 
 /// service_start: the script starts the service and (unless service_no_pidfile) writes
 /// the pidfile.
-fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
-    let config = &prepared.config;
-    let name = prepared.name();
-    let path = script(playpen, config, "service_start", &prepared.env)?;
-    let output = playpen.output_file(name);
+/// Run the script a config variable names (service_start, service_stop,
+/// service_restart) to completion with NAME VERSION; a failure quotes its output.
+fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Result<PathBuf> {
+    let path = script(playpen, &prepared.config, var, &prepared.env)?;
+    let output = playpen.output_file(prepared.name());
     let finished = hooks::run(
         playpen,
-        &config.id,
+        &prepared.config.id,
         &Runnable::Script(path.clone()),
         &prepared.env,
         Some(&output),
     )?;
     if !finished.success {
         return Err(Error::runtime(format!(
-            "service_start {} {}:\n{}",
+            "{var} {} {}:\n{}",
             path.display(),
             finished.status,
-            hooks::indent(
-                &crate::config::tail(finished.output.trim_end(), 10).replace(" | ", "\n")
-            )
+            hooks::indent(&crate::config::tail(finished.output.trim_end(), 10).replace(" | ", "\n"))
         ))
-        .with_service(name));
+        .with_service(prepared.name())
+        .with_hint(format!("see {} for its full output", output.display())));
     }
+    Ok(path)
+}
+
+fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
+    let config = &prepared.config;
+    let name = prepared.name();
+    let path = run_service_script(playpen, prepared, "service_start")?;
     let mut record = StartRecord {
         program: Some(path.display().to_string()),
         ..base_record(prepared)
@@ -514,23 +520,7 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     run_hook(playpen, prepared, Hook::PreStop)?;
     let halt = config.seconds("service_halt_timeout", DEFAULT_HALT_TIMEOUT)?;
     if config.non_empty("service_stop").is_some() {
-        let path = script(playpen, config, "service_stop", &prepared.env)?;
-        let finished = hooks::run(
-            playpen,
-            &config.id,
-            &Runnable::Script(path.clone()),
-            &prepared.env,
-            Some(&playpen.output_file(name)),
-        )?;
-        if !finished.success {
-            return Err(Error::runtime(format!(
-                "service_stop {} {}",
-                path.display(),
-                finished.status
-            ))
-            .with_service(name)
-            .with_hint(format!("see {}", playpen.output_file(name).display())));
-        }
+        run_service_script(playpen, prepared, "service_stop")?;
         if let Some(pid) = pid {
             terminate(pid, halt, false);
         }
@@ -611,22 +601,7 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
             return Ok(Outcome::Reloaded { pid });
         }
         if config.non_empty("service_restart").is_some() {
-            let path = script(playpen, config, "service_restart", &prepared.env)?;
-            let finished = hooks::run(
-                playpen,
-                &config.id,
-                &Runnable::Script(path.clone()),
-                &prepared.env,
-                Some(&playpen.output_file(name)),
-            )?;
-            if !finished.success {
-                return Err(Error::runtime(format!(
-                    "service_restart {} {}",
-                    path.display(),
-                    finished.status
-                ))
-                .with_service(name));
-            }
+            run_service_script(playpen, prepared, "service_restart")?;
             let pid = pidfile::observe(playpen, name)?.0.pid();
             return Ok(Outcome::Restarted { pid });
         }

@@ -6,6 +6,7 @@ use crate::envars;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{self, Deps, Direction};
 use crate::lifecycle::{self, Outcome, Prepared};
+use crate::playpen::Playpen;
 use crate::session::Session;
 use crate::status::{self, PingResult, ServiceStatus};
 use crate::template;
@@ -212,14 +213,44 @@ pub fn start(
 ) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
-    let (prepared, warnings) = prepare(session, &all, true);
+    run_forward(session, &all, progress, "started", |playpen, good, deps, name| {
+        let p = &good[name];
+        for dep in deps.get(name).into_iter().flatten() {
+            wait_ready(playpen, &good[dep], p)?;
+        }
+        lifecycle::start(playpen, p)
+    })
+}
+
+/// restart: each named service (or the role's), dependencies first.
+pub fn restart(
+    session: &mut Session,
+    names: &[String],
+    progress: Progress,
+) -> Result<(Results<Outcome>, Vec<String>)> {
+    let targets = session.targets(names)?;
+    run_forward(session, &targets, progress, "restarted", |playpen, good, _, name| {
+        lifecycle::restart(playpen, &good[name])
+    })
+}
+
+/// What start and restart share: strict preparation (nothing runs unless every service
+/// is well configured), validation, cycle check, then `action` for each service in
+/// dependency order, in parallel where the order allows.
+fn run_forward(
+    session: &mut Session,
+    services: &[String],
+    progress: Progress,
+    verb: &str,
+    action: impl Fn(&Playpen, &BTreeMap<String, Prepared>, &Deps, &str) -> Result<Outcome> + Sync,
+) -> Result<(Results<Outcome>, Vec<String>)> {
+    let (prepared, warnings) = prepare(session, services, true);
     let (good, mut bad) = partition(prepared);
-    if !bad.is_empty() {
-        return Ok((bad, warnings));
-    }
-    for p in good.values() {
-        if let Err(e) = lifecycle::validate(&session.playpen, p) {
-            bad.push((p.name().to_string(), Err(e)));
+    if bad.is_empty() {
+        for p in good.values() {
+            if let Err(e) = lifecycle::validate(&session.playpen, p) {
+                bad.push((p.name().to_string(), Err(e)));
+            }
         }
     }
     if !bad.is_empty() {
@@ -233,18 +264,14 @@ pub fn start(
         &deps,
         Direction::Forward,
         |name| {
-            let p = &good[name];
-            for dep in deps.get(name).into_iter().flatten() {
-                wait_ready(&playpen, &good[dep], p)?;
-            }
-            let result = lifecycle::start(&playpen, p);
+            let result = action(&playpen, &good, &deps, name);
             forget_upgrade(&playpen, name, &result);
             progress(name, &result);
             result
         },
         |name, failed| {
             let err = Error::runtime(format!(
-                "not started because {failed}, which it depends on, failed to start"
+                "not {verb} because {failed}, which it depends on, failed"
             ))
             .with_service(name);
             progress(name, &Err(err.clone()));
@@ -255,7 +282,7 @@ pub fn start(
 }
 
 /// A fresh process has seen SERVICE_UPGRADED=1: the mark has done its job.
-fn forget_upgrade(playpen: &crate::playpen::Playpen, name: &str, result: &Result<Outcome>) {
+fn forget_upgrade(playpen: &Playpen, name: &str, result: &Result<Outcome>) {
     if matches!(
         result,
         Ok(Outcome::Started { .. } | Outcome::Restarted { .. } | Outcome::Reloaded { .. })
@@ -266,7 +293,7 @@ fn forget_upgrade(playpen: &crate::playpen::Playpen, name: &str, result: &Result
 
 /// Wait until a dependency answers its ping (or, without a ping, runs).
 fn wait_ready(
-    playpen: &crate::playpen::Playpen,
+    playpen: &Playpen,
     dep: &Prepared,
     dependant: &Prepared,
 ) -> Result<()> {
@@ -349,46 +376,6 @@ pub fn stop(
     ordered.reverse();
     ordered.extend(bad);
     Ok((ordered, warnings))
-}
-
-/// restart: each named service (or the role's), dependencies first.
-pub fn restart(
-    session: &mut Session,
-    names: &[String],
-    progress: Progress,
-) -> Result<(Results<Outcome>, Vec<String>)> {
-    let targets = session.targets(names)?;
-    let (prepared, warnings) = prepare(session, &targets, true);
-    let (good, mut bad) = partition(prepared);
-    if !bad.is_empty() {
-        return Ok((bad, warnings));
-    }
-    for p in good.values() {
-        if let Err(e) = lifecycle::validate(&session.playpen, p) {
-            bad.push((p.name().to_string(), Err(e)));
-        }
-    }
-    if !bad.is_empty() {
-        return Ok((bad, warnings));
-    }
-    let deps = dependency_graph(&good);
-    check_cycles(&good, &deps)?;
-    session.playpen.ensure_var()?;
-    let playpen = session.playpen.clone();
-    let results = graph::run_parallel(
-        &deps,
-        Direction::Forward,
-        |name| {
-            let result = lifecycle::restart(&playpen, &good[name]);
-            forget_upgrade(&playpen, name, &result);
-            progress(name, &result);
-            result
-        },
-        |name, failed| {
-            Error::runtime(format!("not restarted because {failed} failed")).with_service(name)
-        },
-    );
-    Ok((in_order(&deps, results), warnings))
 }
 
 /// status: from files only (no config evaluated when the role cache is fresh).
