@@ -123,7 +123,8 @@ impl Catalog {
             let hint = if known.is_empty() {
                 "no services are installed in this playpen; install a package with `servicectl package install DIR`".to_string()
             } else {
-                format!("known services: {}", known.join(", "))
+                let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+                format!("known services: {}", crate::report::short_list(&known, 12))
             };
             Error::new(
                 ErrorKind::UnknownService,

@@ -513,12 +513,22 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let json = cli.json;
     let style = Style::for_stdout();
     let printed = Mutex::new(Vec::<String>::new());
+    // Services left as they were are summed up at the end, not listed one per line.
+    let unchanged = Mutex::new(Vec::<(String, String)>::new());
     let progress = |name: &str, result: &Result<Outcome>| {
         printed.lock().expect("not poisoned").push(name.to_string());
         if json {
             return;
         }
         match result {
+            Ok(outcome @ (Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped))
+                if services.len() != 1 =>
+            {
+                unchanged
+                    .lock()
+                    .expect("not poisoned")
+                    .push((name.to_string(), outcome.to_string()));
+            }
             Ok(outcome) => {
                 let word = outcome.to_string();
                 let shown = match outcome {
@@ -535,6 +545,21 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     };
     let (results, warnings) = op(&mut session, services, &progress)?;
     warnings.iter().for_each(|w| report::warning(w));
+    let mut unchanged = unchanged.into_inner().expect("not poisoned");
+    unchanged.sort();
+    let mut by_state: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (name, state) in unchanged {
+        // "already running (pid 12)" → "already running"
+        let state = state.split(" (").next().unwrap_or(&state).to_string();
+        by_state.entry(state).or_default().push(name);
+    }
+    for (state, names) in by_state {
+        println!(
+            "{state} ({}): {}",
+            names.len(),
+            report::short_list(&names, 12)
+        );
+    }
     let printed = printed.into_inner().expect("not poisoned");
     let mut code = exit::OK;
     for (name, result) in &results {

@@ -605,14 +605,16 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
     };
     let output = reply.output.trim_end();
     let line = syntax_error_line(output);
+    let shell_failed = reply.exit_status.is_none_or(|st| st != 0);
+    // The last file begun never reached its dump: it ran `exit` (even `exit 0`).
+    let ended_early =
+        reply.last_begun > 0 && reply.dumps.iter().all(|(i, _)| *i < reply.last_begun);
     let (file, what) = if let Some((i, status)) = reply.failed {
         (
             file_of(i),
             format!("returned status {status} (its last command failed)"),
         )
-    } else if reply.exit_status.is_none_or(|st| st != 0)
-        || reply.dumps.iter().all(|(i, _)| *i < reply.last_begun) && reply.last_begun > 0
-    {
+    } else if shell_failed || ended_early {
         let what = if output.contains("Syntax error") || output.contains("syntax error") {
             "has a syntax error".to_string()
         } else {
@@ -653,8 +655,13 @@ fn syntax_error_line(output: &str) -> Option<u32> {
 
 /// The last `n` lines of `text`, joined for a one-line message.
 pub fn tail(text: &str, n: usize) -> String {
+    last_lines(text, n).join(" | ")
+}
+
+/// The last `n` lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 /// Build the final variables with their origins by comparing successive dumps: a value

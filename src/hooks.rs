@@ -203,7 +203,7 @@ pub fn run_hook(
     if !output.is_empty() {
         message.push_str(&format!(
             ":\n{}",
-            indent(&crate::config::tail(output, 10).replace(" | ", "\n"))
+            indent(&crate::config::last_lines(output, 10).join("\n"))
         ));
     }
     Err(Error::runtime(message)

@@ -424,7 +424,7 @@ fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Resu
             "{var} {} {}:\n{}",
             path.display(),
             finished.status,
-            hooks::indent(&crate::config::tail(finished.output.trim_end(), 10).replace(" | ", "\n"))
+            hooks::indent(&crate::config::last_lines(finished.output.trim_end(), 10).join("\n"))
         ))
         .with_service(prepared.name())
         .with_hint(format!("see {} for its full output", output.display())));

@@ -213,13 +213,19 @@ pub fn start(
 ) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
-    run_forward(session, &all, progress, "started", |playpen, good, deps, name| {
-        let p = &good[name];
-        for dep in deps.get(name).into_iter().flatten() {
-            wait_ready(playpen, &good[dep], p)?;
-        }
-        lifecycle::start(playpen, p)
-    })
+    run_forward(
+        session,
+        &all,
+        progress,
+        "started",
+        |playpen, good, deps, name| {
+            let p = &good[name];
+            for dep in deps.get(name).into_iter().flatten() {
+                wait_ready(playpen, &good[dep], p)?;
+            }
+            lifecycle::start(playpen, p)
+        },
+    )
 }
 
 /// restart: each named service (or the role's), dependencies first.
@@ -229,9 +235,13 @@ pub fn restart(
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
-    run_forward(session, &targets, progress, "restarted", |playpen, good, _, name| {
-        lifecycle::restart(playpen, &good[name])
-    })
+    run_forward(
+        session,
+        &targets,
+        progress,
+        "restarted",
+        |playpen, good, _, name| lifecycle::restart(playpen, &good[name]),
+    )
 }
 
 /// What start and restart share: strict preparation (nothing runs unless every service
@@ -292,11 +302,7 @@ fn forget_upgrade(playpen: &Playpen, name: &str, result: &Result<Outcome>) {
 }
 
 /// Wait until a dependency answers its ping (or, without a ping, runs).
-fn wait_ready(
-    playpen: &Playpen,
-    dep: &Prepared,
-    dependant: &Prepared,
-) -> Result<()> {
+fn wait_ready(playpen: &Playpen, dep: &Prepared, dependant: &Prepared) -> Result<()> {
     let timeout = dependant.config.seconds("service_depends_timeout", 30.0)?;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(10);

@@ -154,3 +154,15 @@ pub fn status_exit_code(statuses: &[ServiceStatus]) -> i32 {
         3
     }
 }
+
+/// `a, b, c and 7 more`: a list that stays one readable line.
+pub fn short_list(names: &[String], most: usize) -> String {
+    if names.len() <= most {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..most].join(", "),
+        names.len() - most
+    )
+}
