@@ -7,14 +7,6 @@ mod common;
 use common::*;
 use std::time::Instant;
 
-fn daemon(pp: &Playpen, name: &str, extra: &str) {
-    pp.install_sleep("bin/daemon");
-    pp.service(
-        name,
-        &format!("service_program=daemon\nservice_flags=1000\n{extra}"),
-    );
-}
-
 /// Live processes of this playpen whose argv0 is `run_name`.
 fn running_as(pp: &Playpen, run_name: &str) -> Vec<i32> {
     pp.processes()
@@ -27,26 +19,13 @@ fn running_as(pp: &Playpen, run_name: &str) -> Vec<i32> {
 fn simultaneously(pp: &Playpen, n: usize, args: &[&str]) -> Vec<Out> {
     let started = Instant::now();
     let children: Vec<_> = (0..n)
-        .map(|_| {
-            pp.command()
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn servicectl")
-        })
+        .map(|_| spawn_piped(pp.command().args(args)))
         .collect();
     children
         .into_iter()
         .map(|c| {
             let output = c.wait_with_output().expect("wait for servicectl");
-            Out {
-                code: output.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-                elapsed: started.elapsed(),
-            }
+            Out::from_output(output, started.elapsed(), args.join(" "))
         })
         .collect()
 }
@@ -58,7 +37,7 @@ fn count(outs: &[Out], needle: &str) -> usize {
 #[test]
 fn twenty_simultaneous_starts_run_one_process() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     let outs = simultaneously(&pp, 20, &["start", "web"]);
     for out in &outs {
         out.ok();
@@ -89,7 +68,7 @@ fn twenty_simultaneous_starts_run_one_process() {
 #[test]
 fn simultaneous_restarts_leave_exactly_one_process() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "service_start_grace=0.05\n");
+    pp.daemon("web", "service_start_grace=0.05\n");
     pp.start(&["web"]);
     let outs = simultaneously(&pp, 8, &["restart", "web"]);
     for out in &outs {
@@ -106,7 +85,7 @@ fn simultaneous_restarts_leave_exactly_one_process() {
 #[test]
 fn starting_a_running_service_and_stopping_a_stopped_one_succeed_and_say_so() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     pp.run(&["stop", "web"])
         .ok()
         .says(&["web: already stopped"]);
@@ -129,7 +108,7 @@ fn independent_services_start_in_parallel() {
     let pp = Playpen::new();
     let names = ["p1", "p2", "p3", "p4", "p5"];
     for name in names {
-        daemon(&pp, name, "service_start_grace=1\n");
+        pp.daemon(name, "service_start_grace=1\n");
     }
     pp.role_config(&format!("playpen_services=\"{}\"\n", names.join(" ")));
     let out = pp.start(&[]);
@@ -146,14 +125,10 @@ fn dependencies_start_first_and_stop_last() {
     let hooks = "service_start_grace=0.05\n\
                  service_pre_start='echo \"start $SERVICE_NAME\" >> \"$PLAYPEN_ROOT/order\"'\n\
                  service_pre_stop='echo \"stop $SERVICE_NAME\" >> \"$PLAYPEN_ROOT/order\"'\n";
-    daemon(&pp, "web", &format!("service_depends=\"app\"\n{hooks}"));
-    daemon(
-        &pp,
-        "app",
-        &format!("service_depends=\"db cache\"\n{hooks}"),
-    );
-    daemon(&pp, "db", hooks);
-    daemon(&pp, "cache", &format!("service_depends=db\n{hooks}"));
+    pp.daemon("web", &format!("service_depends=\"app\"\n{hooks}"));
+    pp.daemon("app", &format!("service_depends=\"db cache\"\n{hooks}"));
+    pp.daemon("db", hooks);
+    pp.daemon("cache", &format!("service_depends=db\n{hooks}"));
     pp.role_config("playpen_services=\"web app db cache\"\n");
 
     // Naming web starts what it depends on, dependencies first.

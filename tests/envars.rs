@@ -11,10 +11,10 @@
 //! - missing-env: plain, --verbose, --json, --script (applied, it makes missing-env
 //!   clean and the service start with the defaults).
 
-mod typed;
+mod common;
 
+use common::*;
 use std::collections::BTreeMap;
-use typed::{Pen, free_prefix, parse_env0};
 
 /// A value with everything that must survive the trip through sh and servicectl.
 const TRICKY: &str = "It's \"quoted\", $HOME `not run` \\ back\nsecond line — ünïcødé";
@@ -88,13 +88,13 @@ var=__LOCAL_VAR__\n";
 
 #[test]
 fn every_type_resolves_and_reaches_program_hook_and_template() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[11, 12, 13]);
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[11, 12, 13]);
     let explicit = prefix + 20;
     pen.envdump_program();
-    pen.service("app", APP_CONFIG);
+    pen.ext_service("app", APP_CONFIG);
     pen.write("ext/etc/app.conf", APP_TEMPLATE);
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=\"app\"\n\
          PORT_PREFIX={prefix}\n\
          APP_MODE=slow\n\
@@ -348,12 +348,12 @@ const BAD: &[Bad] = &[
 
 #[test]
 fn every_bad_value_stops_the_start_before_anything_happens() {
-    let pen = Pen::new();
+    let pen = Playpen::new();
     pen.envdump_program();
     pen.write("ext/etc/svc.conf", "x=__SVC_MARK__\n");
     for bad in BAD {
         let description = format!("the thing that is {}", bad.what);
-        pen.service(
+        pen.ext_service(
             "svc",
             &format!(
                 "service_program=envdump\n\
@@ -367,7 +367,7 @@ fn every_bad_value_stops_the_start_before_anything_happens() {
                 spec = bad.spec,
             ),
         );
-        pen.role(&format!(
+        pen.role_config(&format!(
             "playpen_services=svc\nSVC_MARK=marked\n{}\n",
             bad.role
         ));
@@ -418,7 +418,7 @@ fn every_bad_value_stops_the_start_before_anything_happens() {
 
 #[test]
 fn a_bad_default_of_an_unset_optional_variable_is_a_problem_a_good_one_is_used() {
-    let pen = Pen::new();
+    let pen = Playpen::new();
     pen.envdump_program();
     let spec = |default: &str| {
         format!(
@@ -430,18 +430,18 @@ fn a_bad_default_of_an_unset_optional_variable_is_a_problem_a_good_one_is_used()
              envar_OPT_N_default={default}\n"
         )
     };
-    pen.role("playpen_services=opt\n");
-    pen.service("opt", &spec("many"));
+    pen.role_config("playpen_services=opt\n");
+    pen.ext_service("opt", &spec("many"));
     pen.run(&["start"]).fails().err_says(&[
         "opt: OPT_N (how many) = \"many\": not an integer",
         "envar_OPT_N_default",
     ]);
     assert!(pen.pid("opt").is_none());
-    pen.service("opt", &spec("12"));
+    pen.ext_service("opt", &spec("12"));
     pen.run(&["start"])
         .fails()
         .err_says(&["OPT_N (how many) = \"12\": outside the allowed range 1-9"]);
-    pen.service("opt", &spec("4"));
+    pen.ext_service("opt", &spec("4"));
     pen.run(&["start"]).ok();
     let env = parse_env0(&pen.wait_file("var/opt.env", 10));
     assert_eq!(env.get("OPT_N").map(String::as_str), Some("4"));
@@ -449,9 +449,9 @@ fn a_bad_default_of_an_unset_optional_variable_is_a_problem_a_good_one_is_used()
 
 #[test]
 fn every_problem_of_every_service_in_one_run() {
-    let pen = Pen::new();
+    let pen = Playpen::new();
     pen.envdump_program();
-    pen.service(
+    pen.ext_service(
         "alpha",
         "service_program=envdump\nservice_flags=alpha\n\
          service_required_envars=\"ALPHA_N ALPHA_HOST\"\n\
@@ -460,20 +460,20 @@ fn every_problem_of_every_service_in_one_run() {
          envar_ALPHA_HOST_type=simple_string\n\
          envar_ALPHA_HOST_description=\"alpha host\"\n",
     );
-    pen.service(
+    pen.ext_service(
         "beta",
         "service_program=envdump\nservice_flags=beta\n\
          service_required_envars=\"BETA_PORT\"\n\
          envar_BETA_PORT_type=port\n\
          envar_BETA_PORT_description=\"beta port\"\n",
     );
-    pen.service(
+    pen.ext_service(
         "gamma",
         "service_program=envdump\nservice_flags=gamma\n\
          service_required_envars=\"GAMMA_MODE\"\n\
          envar_GAMMA_MODE_type=simple_string\n",
     );
-    pen.role(
+    pen.role_config(
         "playpen_services=\"alpha beta gamma\"\n\
          ALPHA_N=x\nBETA_PORT=0\nGAMMA_MODE=fine\n",
     );
@@ -497,7 +497,7 @@ fn every_problem_of_every_service_in_one_run() {
     assert!(!pen.exists("var/gamma.env"));
 
     // Fixed: everything starts.
-    pen.role(
+    pen.role_config(
         "playpen_services=\"alpha beta gamma\"\n\
          ALPHA_N=3\nALPHA_HOST=localhost\nBETA_PORT=20999\nGAMMA_MODE=fine\n",
     );
@@ -507,13 +507,12 @@ fn every_problem_of_every_service_in_one_run() {
     }
 }
 
-#[test]
-fn two_services_on_one_port_is_an_error_naming_both() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[5, 6]);
+/// Services web and api whose ports (WEB_PORT, API_PORT) both resolve to
+/// PORT_PREFIX + 5; the role config lists both and sets PORT_PREFIX to `prefix`.
+fn web_and_api_on_offset_5(pen: &Playpen, prefix: u16) {
     pen.envdump_program();
     for (name, var) in [("web", "WEB_PORT"), ("api", "API_PORT")] {
-        pen.service(
+        pen.ext_service(
             name,
             &format!(
                 "service_program=envdump\nservice_flags={name}\n\
@@ -523,9 +522,16 @@ fn two_services_on_one_port_is_an_error_naming_both() {
             ),
         );
     }
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=\"web api\"\nPORT_PREFIX={prefix}\n"
     ));
+}
+
+#[test]
+fn two_services_on_one_port_is_an_error_naming_both() {
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[5, 6]);
+    web_and_api_on_offset_5(&pen, prefix);
     let port = prefix + 5;
     let out = pen.run(&["start"]);
     out.fails();
@@ -542,7 +548,7 @@ fn two_services_on_one_port_is_an_error_naming_both() {
     assert!(pen.processes().is_empty());
 
     // An explicit value elsewhere removes the conflict.
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=\"web api\"\nPORT_PREFIX={prefix}\nAPI_PORT={}\n",
         prefix + 6
     ));
@@ -555,10 +561,10 @@ fn two_services_on_one_port_is_an_error_naming_both() {
 
 /// Three services: web misses two required variables (both with defaults), db one
 /// (with a default), cache nothing (its port comes from PORT_PREFIX + offset).
-fn missing_env_playpen(greeting_default: &str, web_port_default: u16) -> Pen {
-    let pen = Pen::new();
+fn missing_env_playpen(greeting_default: &str, web_port_default: u16) -> Playpen {
+    let pen = Playpen::new();
     pen.envdump_program();
-    pen.service(
+    pen.ext_service(
         "web",
         &format!(
             "service_program=envdump\nservice_flags=web\n\
@@ -577,7 +583,7 @@ fn missing_env_playpen(greeting_default: &str, web_port_default: u16) -> Pen {
             sh_quote(greeting_default)
         ),
     );
-    pen.service(
+    pen.ext_service(
         "db",
         "service_program=envdump\nservice_flags=db\n\
          service_required_envars=\"DB_NAME\"\n\
@@ -585,7 +591,7 @@ fn missing_env_playpen(greeting_default: &str, web_port_default: u16) -> Pen {
          envar_DB_NAME_description=\"database name\"\n\
          envar_DB_NAME_default=main\n",
     );
-    pen.service(
+    pen.ext_service(
         "cache",
         "service_program=envdump\nservice_flags=cache\n\
          service_required_envars=\"CACHE_PORT\"\n\
@@ -598,10 +604,11 @@ fn missing_env_playpen(greeting_default: &str, web_port_default: u16) -> Pen {
 
 #[test]
 fn missing_env_lists_explains_and_scripts_the_missing_variables() {
-    let prefix = free_prefix(&[3, 4]);
+    let ports = reserve_ports(&[3, 4]);
+    let prefix = ports.prefix;
     let greeting = "Hello, \"world\" — it's $USER's `page`";
     let pen = missing_env_playpen(greeting, prefix + 4);
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=\"web db cache\"\nPORT_PREFIX={prefix}\n"
     ));
 
@@ -724,7 +731,7 @@ fn missing_env_lists_explains_and_scripts_the_missing_variables() {
     // Appended to the role config, it leaves nothing missing…
     let mut role = std::fs::read_to_string(pen.role_config_path()).unwrap();
     role.push_str(&text);
-    pen.role(&role);
+    pen.role_config(&role);
     let after = pen.run(&["missing-env"]);
     after.ok().out_says(&["nothing missing"]);
     pen.run(&["missing-env", "--json"]).ok();
@@ -743,9 +750,9 @@ fn missing_env_lists_explains_and_scripts_the_missing_variables() {
 
 #[test]
 fn missing_env_script_leaves_a_variable_without_default_to_the_user() {
-    let pen = Pen::new();
+    let pen = Playpen::new();
     pen.envdump_program();
-    pen.service(
+    pen.ext_service(
         "vault",
         "service_program=envdump\nservice_flags=vault\n\
          service_required_envars=\"VAULT_TOKEN VAULT_ADDR\"\n\
@@ -754,7 +761,7 @@ fn missing_env_script_leaves_a_variable_without_default_to_the_user() {
          envar_VAULT_ADDR_type=simple_string\n\
          envar_VAULT_ADDR_default=127.0.0.1\n",
     );
-    pen.role("playpen_services=vault\n");
+    pen.role_config("playpen_services=vault\n");
     let script = pen.run(&["missing-env", "--script"]);
     script.no_panic();
     let text = script.stdout.clone();
@@ -769,7 +776,7 @@ fn missing_env_script_leaves_a_variable_without_default_to_the_user() {
     assert!(text.contains("secret token"), "{script}");
     let mut role = std::fs::read_to_string(pen.role_config_path()).unwrap();
     role.push_str(&text);
-    pen.role(&role);
+    pen.role_config(&role);
     let out = pen.run(&["missing-env"]);
     out.fails();
     assert_eq!(out.stdout.trim(), "vault: VAULT_TOKEN", "{out}");
@@ -781,15 +788,15 @@ fn missing_env_script_leaves_a_variable_without_default_to_the_user() {
 
 #[test]
 fn missing_env_is_clean_when_nothing_is_missing_and_port_prefix_resolves_ports() {
-    let pen = Pen::new();
-    pen.service(
+    let pen = Playpen::new();
+    pen.ext_service(
         "cache",
         "service_program=/bin/true\n\
          service_required_envars=\"CACHE_PORT\"\n\
          envar_CACHE_PORT_type=port\n\
          CACHE_PORT_OFFSET=3\n",
     );
-    pen.role("playpen_services=cache\n");
+    pen.role_config("playpen_services=cache\n");
     let out = pen.run(&["missing-env"]);
     out.fails();
     assert_eq!(out.stdout.trim(), "cache: CACHE_PORT", "{out}");
@@ -805,23 +812,9 @@ fn missing_env_is_clean_when_nothing_is_missing_and_port_prefix_resolves_ports()
 /// not only when one command starts both.
 #[test]
 fn services_started_one_at_a_time_cannot_share_a_port() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[5]);
-    pen.envdump_program();
-    for (name, var) in [("web", "WEB_PORT"), ("api", "API_PORT")] {
-        pen.service(
-            name,
-            &format!(
-                "service_program=envdump\nservice_flags={name}\n\
-                 service_required_envars=\"{var}\"\n\
-                 envar_{var}_type=port\n\
-                 {var}_OFFSET=5\n"
-            ),
-        );
-    }
-    pen.role(&format!(
-        "playpen_services=\"web api\"\nPORT_PREFIX={prefix}\n"
-    ));
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[5]);
+    web_and_api_on_offset_5(&pen, prefix);
     let port = prefix + 5;
     let web = pen.run(&["start", "web"]);
     web.no_panic();

@@ -8,16 +8,6 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 
-/// A service whose program is a copy of `sleep` in the playpen's bin/ (a real binary,
-/// so argv0 is what servicectl chose).
-fn daemon(pp: &Playpen, name: &str, extra: &str) {
-    pp.install_sleep("bin/daemon");
-    pp.service(
-        name,
-        &format!("service_program=daemon\nservice_flags=1000\n{extra}"),
-    );
-}
-
 fn link(pp: &Playpen, name: &str) -> PathBuf {
     std::fs::read_link(pp.path(&format!("var/linkfarm/{name}")))
         .unwrap_or_else(|e| panic!("var/linkfarm/{name}: {e}"))
@@ -63,7 +53,7 @@ fn start_links_the_run_name_and_uses_it_as_argv0() {
 #[test]
 fn playpen_tag_is_added_to_the_run_name() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     pp.role_config("playpen_services=web\nPLAYPEN_TAG=alice\n");
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
@@ -83,7 +73,7 @@ fn playpen_tag_is_added_to_the_run_name() {
 #[test]
 fn a_symlink_to_elsewhere_is_replaced_without_writing_through_it() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     let precious = pp.write("precious", "keep me\n");
     std::os::unix::fs::symlink(&precious, pp.path("var/linkfarm/web")).unwrap();
     pp.start(&["web"]);
@@ -96,7 +86,7 @@ fn a_symlink_to_elsewhere_is_replaced_without_writing_through_it() {
 #[test]
 fn a_regular_file_in_the_linkfarm_is_not_clobbered() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     let file = pp.write("var/linkfarm/web", "not a link\n");
     let out = pp.run(&["start", "web"]);
     out.fails().says(&[
@@ -169,7 +159,7 @@ fn service_flags_are_split_with_shell_quoting() {
 #[test]
 fn the_program_runs_in_its_own_session_with_stdin_from_dev_null() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
     let stat = stat_fields(pid).unwrap();
@@ -409,7 +399,9 @@ fn stop_terminates_the_whole_process_group() {
     pp.service("web", "service_program=parent\n");
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
-    assert!(wait_until(PATIENCE, || !pp.read("child.pid").is_empty()));
+    assert!(wait_until(PATIENCE, || !pp
+        .read_or_empty("child.pid")
+        .is_empty()));
     let child: i32 = pp.read("child.pid").trim().parse().unwrap();
     assert!(alive(child));
     assert_eq!(
@@ -460,7 +452,7 @@ fn stop_sends_sigkill_after_the_halt_timeout() {
 fn stopping_a_service_that_exits_on_sigterm_is_quick() {
     let pp = Playpen::new();
     // The default halt timeout is 10 s: stop must not wait for it.
-    daemon(&pp, "web", "");
+    pp.daemon("web", "");
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
     let out = pp.run(&["stop", "web"]);
@@ -521,7 +513,7 @@ fn restart_runs_the_service_restart_script() {
 #[test]
 fn restart_without_hup_stops_waits_and_starts_again() {
     let pp = Playpen::new();
-    daemon(&pp, "web", "service_restart_delay=0.5\n");
+    pp.daemon("web", "service_restart_delay=0.5\n");
     // A stopped service is simply started.
     pp.run(&["restart", "web"]).ok().says(&["web: restarted"]);
     let first = pp.running_pid("web");

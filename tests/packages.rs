@@ -3,16 +3,16 @@
 //! reinstalled while running, removed; new-service / remove-service; profiles, `env`
 //! and share/load-config; packages that must be refused, all or nothing.
 
-mod pkgsupport;
+mod common;
 
-use pkgsupport::*;
+use common::*;
 
 /// Every sample package, for real: install, start, ping (servicectl and directly over
 /// the network), reload nginx with SIGHUP, reinstall each while it runs (the upgrade
 /// path), remove — checking processes, files and the registry at every step.
 #[test]
 fn sample_packages_install_start_ping_upgrade_and_remove() {
-    let pp = Pp::new(&["redis", "nginx", "httpd-python", "echo"]);
+    let pp = Playpen::with_services(&["redis", "nginx", "httpd-python", "echo"]);
     let samples = ["redis", "nginx", "httpd-python", "echo"];
 
     for name in samples {
@@ -94,12 +94,12 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
 
     // Directly over TCP, not through the packages' own ping scripts.
     tcp_echo(pp.port(7)).expect("echo echoes");
-    let (code, page) = http_get(pp.port(81), "/").expect("httpd-python answers");
-    assert_eq!(code, 200, "{page}");
-    assert!(page.contains("servicectl httpd-python demo"), "{page}");
-    let (code, page) = http_get(pp.port(80), "/").expect("nginx answers");
-    assert_eq!(code, 200, "{page}");
-    assert!(page.contains("servicectl nginx demo"), "{page}");
+    let page = http_get(pp.port(81), "/").expect("httpd-python answers");
+    assert_eq!(page.status, 200, "{page}");
+    assert!(page.body.contains("servicectl httpd-python demo"), "{page}");
+    let page = http_get(pp.port(80), "/").expect("nginx answers");
+    assert_eq!(page.status, 200, "{page}");
+    assert!(page.body.contains("servicectl nginx demo"), "{page}");
     redis_ping(pp.port(79)).expect("redis answers PING");
 
     // Rendered configs carry this playpen's ports and paths.
@@ -258,7 +258,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
 /// variables still missing with the `missing-env --script` hint.
 #[test]
 fn new_service_registers_and_reports_missing_variables() {
-    let pp = Pp::new(&[]);
+    let pp = Playpen::with_services(&[]);
     // No PORT_PREFIX: ECHO_PORT cannot be resolved.
     pp.write("etc/roles/dev/config", "playpen_services=\"\"\n");
     let out = pp.install(&sample("echo"));
@@ -309,7 +309,7 @@ fn new_service_registers_and_reports_missing_variables() {
 /// `package remove`, which is an error for a package that is not installed.
 #[test]
 fn remove_service_stops_cleans_up_and_is_idempotent() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.install(&sample("echo")).ok();
     pp.run(&["start", "echo"]).ok();
     let pid = pp.running_pid("echo");
@@ -367,7 +367,7 @@ fn remove_service_stops_cleans_up_and_is_idempotent() {
 /// service's own environment; print-config names the profile as the origin.
 #[test]
 fn profile_variables_reach_programs_and_env() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     let echo = PkgCopy::of(&sample("echo"));
     echo.append(
         "echo-1.0.profile",
@@ -418,7 +418,7 @@ fn profile_variables_reach_programs_and_env() {
     assert!(
         env.stdout
             .lines()
-            .any(|l| l == format!("export PORT_PREFIX={}", pp.prefix)),
+            .any(|l| l == format!("export PORT_PREFIX={}", pp.prefix())),
         "{env}"
     );
     assert!(
@@ -444,7 +444,6 @@ fn profile_variables_reach_programs_and_env() {
             .arg("eval \"$1\" && printf '%s' \"$ECHO_PROFILE_PROBE\"")
             .arg("sh")
             .arg(&env.stdout),
-        "sh eval env".into(),
     );
     out.ok();
     assert_eq!(out.stdout, probe);
@@ -466,9 +465,9 @@ fn profile_variables_reach_programs_and_env() {
 /// line of the issue), and SERVICE=NAME that of one service.
 #[test]
 fn load_config_gives_sh_the_playpen_environment() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.install(&sample("echo")).ok();
-    let load_config = pkgsupport::repo().join("share/load-config");
+    let load_config = repo().join("share/load-config");
     // Run from outside the playpen: only PLAYPEN_ROOT says which playpen.
     let elsewhere = tempfile::tempdir().unwrap();
     let sh = |script: String| {
@@ -484,7 +483,7 @@ fn load_config_gives_sh_the_playpen_environment() {
         ] {
             cmd.env_remove(var);
         }
-        run_command(&mut cmd, script)
+        run_command(&mut cmd)
     };
     let out = sh(format!(
         "SERVICECTL={} PLAYPEN_ROOT={} . {} && echo \"$PORT_PREFIX\"",
@@ -493,7 +492,7 @@ fn load_config_gives_sh_the_playpen_environment() {
         load_config.display()
     ));
     out.ok();
-    assert_eq!(out.stdout.trim(), pp.prefix.to_string(), "{out}");
+    assert_eq!(out.stdout.trim(), pp.prefix().to_string(), "{out}");
 
     let out = sh(format!(
         "SERVICECTL={} PLAYPEN_ROOT={} SERVICE=echo . {} && echo \"$ECHO_PORT $ECHO_HOST $SERVICE_NAME\"",
@@ -522,7 +521,7 @@ fn load_config_gives_sh_the_playpen_environment() {
 /// leaves ext/ and the registry exactly as they were (and starts nothing).
 #[test]
 fn bad_packages_are_refused_all_or_nothing() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.install(&sample("echo")).ok();
     // A project-local service, registered and disabled: a failed install must not
     // change its registration.
@@ -706,7 +705,7 @@ fn bad_packages_are_refused_all_or_nothing() {
 /// config and scripts, registers, starts, and goes with the package.
 #[test]
 fn multi_service_package_with_shared_config() {
-    let pp = Pp::new(&["duo-a", "duo-b", "duo-c"]);
+    let pp = Playpen::with_services(&["duo-a", "duo-b", "duo-c"]);
     let duo = PkgCopy::empty("duo");
     duo.write(
         "duo-1.0.services",
@@ -732,12 +731,8 @@ fn multi_service_package_with_shared_config() {
         )
         .unwrap();
     }
-    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .unwrap();
     std::fs::create_dir_all(duo.path.join("bin")).unwrap();
-    std::fs::copy(sleep, duo.path.join("bin/duo-sleep")).unwrap();
+    std::fs::copy(which_sleep(), duo.path.join("bin/duo-sleep")).unwrap();
 
     pp.install(&duo.path).ok().says(&[
         "installed duo-1.0",
@@ -802,7 +797,7 @@ fn multi_service_package_with_shared_config() {
 /// runs; the running service is left alone.
 #[test]
 fn install_over_running_project_local_service_is_refused() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.sleeper_service("echo", "");
     pp.run(&["new-service", "echo"]).ok();
     pp.run(&["start", "echo"]).ok();

@@ -8,13 +8,11 @@
 //! before the tests). When they are missing these tests fail, saying so: they are the
 //! evidence that servicectl runs real servers, and a skip would hide its absence.
 
-mod typed;
+mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use common::*;
 use std::path::Path;
-use std::time::{Duration, Instant};
-use typed::{Pen, free_prefix, wait_until};
+use std::time::Duration;
 
 const NGINX_OFFSET: u16 = 80;
 const REDIS_OFFSET: u16 = 79;
@@ -33,22 +31,17 @@ fn require_servers() {
     }
 }
 
-fn packages_dir(name: &str) -> String {
-    format!("{}/packages/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A playpen with the nginx and redis sample packages installed and started on
-/// PORT_PREFIX `prefix`.
-fn playpen_with_servers(prefix: u16) -> Pen {
-    let pen = Pen::new();
+/// A playpen with the nginx and redis sample packages installed and started on a
+/// PORT_PREFIX of its own, whose `offsets` are free.
+fn playpen_with_servers(offsets: &[u16]) -> Playpen {
+    let pen = Playpen::new();
+    pen.reserve_ports(offsets);
     for package in ["nginx", "redis"] {
-        pen.run(&["package", "install", &packages_dir(package)])
+        pen.install(&sample(package))
             .ok()
             .out_says(&[&format!("installed {package}-1.0")]);
     }
-    pen.role(&format!(
-        "playpen_services=\"nginx redis\"\nPORT_PREFIX={prefix}\n"
-    ));
+    pen.role_services(&["nginx", "redis"], "");
     let out = pen.run(&["start", "nginx", "redis"]);
     assert_eq!(
         out.code,
@@ -61,82 +54,16 @@ fn playpen_with_servers(prefix: u16) -> Pen {
     pen
 }
 
-/// Connect, retrying until `deadline` (a freshly started server may not listen yet).
-fn connect(port: u16, deadline: Instant) -> std::io::Result<TcpStream> {
-    loop {
-        match TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)) {
-            Ok(s) => {
-                s.set_read_timeout(Some(Duration::from_secs(5)))?;
-                s.set_write_timeout(Some(Duration::from_secs(5)))?;
-                return Ok(s);
-            }
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(25)),
-        }
-    }
-}
-
-/// `GET /` over HTTP/1.0: (status line, body).
-fn http_get(port: u16) -> std::io::Result<(String, String)> {
-    let mut s = connect(port, Instant::now() + Duration::from_secs(10))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\nUser-Agent: servicectl-test\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Ok((
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    ))
-}
-
-/// Send one RESP command and read one reply (up to the end of a bulk string).
-fn redis(port: u16, args: &[&str]) -> std::io::Result<String> {
-    let mut s = connect(port, Instant::now() + Duration::from_secs(10))?;
-    let mut request = format!("*{}\r\n", args.len());
-    for a in args {
-        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(request.as_bytes())?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        reply.extend_from_slice(&buf[..n]);
-        if complete_resp(&reply) {
-            break;
-        }
-    }
-    let _ = s.shutdown(Shutdown::Both);
-    Ok(String::from_utf8_lossy(&reply).into_owned())
-}
-
-/// A whole simple reply (`+…\r\n`, `-…\r\n`) or bulk string (`$N\r\n…\r\n`).
-fn complete_resp(reply: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(reply);
-    let Some((first, rest)) = text.split_once("\r\n") else {
-        return false;
-    };
-    match first.strip_prefix('$') {
-        Some(len) => len
-            .parse::<usize>()
-            .map_or(true, |len| rest.len() >= len + 2),
-        None => true,
-    }
-}
-
 /// Wait for nginx to answer 200 on `port` with a body containing `needle`.
 #[track_caller]
-fn assert_serves(pen: &Pen, port: u16, needle: &str) {
-    let (status, body) = http_get(port).unwrap_or_else(|e| {
+fn assert_serves(pen: &Playpen, port: u16, needle: &str) {
+    let page = http_get(port, "/").unwrap_or_else(|e| {
         panic!(
             "nginx does not answer on 127.0.0.1:{port}: {e}{}",
             pen.outputs()
         )
     });
+    let (status, body) = (page.status_line, page.body);
     assert!(
         status.starts_with("HTTP/1.") && status.contains(" 200"),
         "GET / on {port}: {status}\n{body}"
@@ -148,7 +75,7 @@ fn assert_serves(pen: &Pen, port: u16, needle: &str) {
 }
 
 #[track_caller]
-fn assert_pong(pen: &Pen, port: u16) {
+fn assert_pong(pen: &Playpen, port: u16) {
     let reply = redis(port, &["PING"]).unwrap_or_else(|e| {
         panic!(
             "redis does not answer on 127.0.0.1:{port}: {e}{}",
@@ -158,15 +85,11 @@ fn assert_pong(pen: &Pen, port: u16) {
     assert_eq!(reply, "+PONG\r\n", "PING on port {port}");
 }
 
-fn refused(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_err()
-}
-
 #[test]
 fn nginx_and_redis_render_start_and_answer_over_the_network() {
     require_servers();
-    let prefix = free_prefix(&[NGINX_OFFSET, REDIS_OFFSET, 90]);
-    let pen = playpen_with_servers(prefix);
+    let pen = playpen_with_servers(&[NGINX_OFFSET, REDIS_OFFSET, 90]);
+    let prefix = pen.prefix();
     let root = pen.root_str();
     let (nginx_port, redis_port) = (prefix + NGINX_OFFSET, prefix + REDIS_OFFSET);
 
@@ -231,9 +154,7 @@ fn nginx_and_redis_render_start_and_answer_over_the_network() {
     // checks it, SIGHUP; the same master answers on the new port.
     let master = pen.pid("nginx").expect("nginx pidfile");
     let new_port = prefix + 90;
-    pen.role(&format!(
-        "playpen_services=\"nginx redis\"\nPORT_PREFIX={prefix}\nNGINX_PORT={new_port}\n"
-    ));
+    pen.role_services(&["nginx", "redis"], &format!("NGINX_PORT={new_port}\n"));
     pen.run(&["restart", "nginx"]).ok();
     assert!(
         pen.read("var/etc/nginx/nginx.conf")
@@ -246,13 +167,13 @@ fn nginx_and_redis_render_start_and_answer_over_the_network() {
         "a HUP reload keeps the master"
     );
     assert!(
-        wait_until(Duration::from_secs(10), || refused(nginx_port)),
+        wait_until(Duration::from_secs(10), || port_closed(nginx_port)),
         "nginx still listens on the old port {nginx_port} after the reload"
     );
 
     // stop: nothing answers, nothing of this playpen runs.
     pen.run(&["stop"]).ok();
-    assert!(refused(new_port) && refused(redis_port));
+    assert!(port_closed(new_port) && port_closed(redis_port));
     assert!(
         wait_until(Duration::from_secs(10), || pen.processes().is_empty()),
         "processes left after stop: {:?}",
@@ -263,17 +184,16 @@ fn nginx_and_redis_render_start_and_answer_over_the_network() {
 #[test]
 fn two_playpens_with_different_port_prefixes_run_side_by_side() {
     require_servers();
-    let prefix_a = free_prefix(&[NGINX_OFFSET, REDIS_OFFSET]);
-    let a = playpen_with_servers(prefix_a);
-    let prefix_b = free_prefix(&[NGINX_OFFSET, REDIS_OFFSET]);
+    let a = playpen_with_servers(&[NGINX_OFFSET, REDIS_OFFSET]);
+    let b = playpen_with_servers(&[NGINX_OFFSET, REDIS_OFFSET]);
+    let (prefix_a, prefix_b) = (a.prefix(), b.prefix());
     assert_ne!(prefix_a, prefix_b);
-    let b = playpen_with_servers(prefix_b);
 
     // Different pages per playpen, so each answer proves which nginx gave it.
     for (pen, tag) in [(&a, "playpen A"), (&b, "playpen B")] {
         pen.write(
             "ext/share/nginx/html/index.html",
-            format!("<html><body>{tag}</body></html>\n"),
+            &format!("<html><body>{tag}</body></html>\n"),
         );
     }
     for (pen, prefix, tag) in [(&a, prefix_a, "playpen A"), (&b, prefix_b, "playpen B")] {
@@ -311,7 +231,7 @@ fn two_playpens_with_different_port_prefixes_run_side_by_side() {
 
     // Stopping A leaves B serving.
     a.run(&["stop"]).ok();
-    assert!(refused(prefix_a + NGINX_OFFSET) && refused(prefix_a + REDIS_OFFSET));
+    assert!(port_closed(prefix_a + NGINX_OFFSET) && port_closed(prefix_a + REDIS_OFFSET));
     assert_serves(&b, prefix_b + NGINX_OFFSET, "playpen B");
     assert_pong(&b, prefix_b + REDIS_OFFSET);
     b.run(&["status"]).ok();

@@ -6,12 +6,9 @@ mod common;
 
 use common::*;
 
+/// A daemon that counts as started after 0.05 s.
 fn daemon(pp: &Playpen, name: &str, extra: &str) {
-    pp.install_sleep("bin/daemon");
-    pp.service(
-        name,
-        &format!("service_program=daemon\nservice_flags=1000\nservice_start_grace=0.05\n{extra}"),
-    );
+    pp.daemon(name, &format!("service_start_grace=0.05\n{extra}"));
 }
 
 fn state(pp: &Playpen, name: &str) -> (String, serde_json::Value) {

@@ -5,16 +5,16 @@
 //! templates, and every kind of bad input (clear message, non-zero exit, no panic,
 //! nothing written).
 
-mod typed;
+mod common;
 
+use common::*;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
-use typed::{Pen, free_prefix, mode_of, parse_env0, temporaries, wait_until};
 
 /// A service `app` (program: envdump) rendering the given templates.
-fn app(pen: &Pen, files: &str, extra: &str) {
+fn app(pen: &Playpen, files: &str, extra: &str) {
     pen.envdump_program();
-    pen.service(
+    pen.ext_service(
         "app",
         &format!(
             "service_program=envdump\nservice_flags=app\n\
@@ -30,10 +30,10 @@ fn app(pen: &Pen, files: &str, extra: &str) {
 
 #[test]
 fn template_search_order_is_local_then_project_then_ext() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[7]);
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[7]);
     app(&pen, "etc/app/app.conf", "");
-    pen.role(&format!("playpen_services=app\nPORT_PREFIX={prefix}\n"));
+    pen.role_config(&format!("playpen_services=app\nPORT_PREFIX={prefix}\n"));
     let port = prefix + 7;
     let target = "var/etc/app/app.conf";
 
@@ -74,10 +74,10 @@ const TRICKY: &str = "a 'quoted' \"value\" with $dollar, `ticks`, \\ and ünïc�
 
 #[test]
 fn renders_the_service_environment_with_the_template_mode_atomically() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[7]);
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[7]);
     app(&pen, "etc/app/app.conf share/app/run.sh", "");
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=app\nPORT_PREFIX={prefix}\nAPP_NOTE='{}'\nAPP_EMPTY=\n",
         TRICKY.replace('\'', r"'\''")
     ));
@@ -135,7 +135,7 @@ fn renders_the_service_environment_with_the_template_mode_atomically() {
     assert_eq!(still, "old contents\n");
     for dir in ["var/etc/app", "var/share/app"] {
         assert!(
-            temporaries(&pen.path(dir)).is_empty(),
+            temporaries_in(&pen.path(dir)).is_empty(),
             "temporary files left in {dir}"
         );
     }
@@ -152,8 +152,8 @@ fn renders_the_service_environment_with_the_template_mode_atomically() {
 
 #[test]
 fn an_unset_placeholder_names_file_line_and_variable_and_nothing_is_written() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[7]);
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[7]);
     app(
         &pen,
         "etc/good.conf etc/bad.conf",
@@ -169,7 +169,7 @@ fn an_unset_placeholder_names_file_line_and_variable_and_nothing_is_written() {
          again=__APP_HOST__ plain=__APP_PLAIN__\n",
     );
     // First a good render (APP_HOST and APP_PLAIN set in the role config)…
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=app\nPORT_PREFIX={prefix}\nAPP_HOST=localhost\nAPP_PLAIN=exported\n"
     ));
     pen.run(&["sub-conf", "--service", "app"]).ok();
@@ -184,7 +184,7 @@ fn an_unset_placeholder_names_file_line_and_variable_and_nothing_is_written() {
     );
 
     // …then without them, and with a changed good template.
-    pen.role(&format!("playpen_services=app\nPORT_PREFIX={prefix}\n"));
+    pen.role_config(&format!("playpen_services=app\nPORT_PREFIX={prefix}\n"));
     pen.write("ext/etc/good.conf", "changed port=__APP_PORT__\n");
     let out = pen.run(&["sub-conf", "--service", "app"]);
     out.fails();
@@ -207,7 +207,7 @@ fn an_unset_placeholder_names_file_line_and_variable_and_nothing_is_written() {
         good_before,
         "nothing is written when any template of the service fails"
     );
-    assert!(temporaries(&pen.path("var/etc")).is_empty());
+    assert!(temporaries_in(&pen.path("var/etc")).is_empty());
 
     // start fails the same way, before the hook and the program.
     std::fs::remove_file(pen.path("var/etc/bad.conf")).unwrap();
@@ -231,10 +231,10 @@ fn an_unset_placeholder_names_file_line_and_variable_and_nothing_is_written() {
 
 #[test]
 fn envsubst_style_templates_use_braces() {
-    let pen = Pen::new();
-    let prefix = free_prefix(&[7]);
+    let pen = Playpen::new();
+    let prefix = pen.reserve_ports(&[7]);
     app(&pen, "etc/app.env", "service_config_style=envsubst");
-    pen.role(&format!(
+    pen.role_config(&format!(
         "playpen_services=app\nPORT_PREFIX={prefix}\nAPP_VALUE='has ${{braces}} and __under__'\n"
     ));
     pen.write(
@@ -273,9 +273,9 @@ while :; do sleep 1 & wait $!; done\n";
 
 #[test]
 fn restart_with_service_hup_rerenders_before_the_signal() {
-    let pen = Pen::new();
-    pen.program("greeter", HUP_PROGRAM);
-    pen.service(
+    let pen = Playpen::new();
+    pen.write_exec("ext/bin/greeter", HUP_PROGRAM);
+    pen.ext_service(
         "greeter",
         "service_program=greeter\n\
          service_hup=1\n\
@@ -283,12 +283,12 @@ fn restart_with_service_hup_rerenders_before_the_signal() {
          service_pre_start='printf %s \"$GREETING\" > \"$LOCAL_VAR/hook-saw\"'\n",
     );
     pen.write("etc/greet.conf", "greeting=__GREETING__\n");
-    pen.role("playpen_services=greeter\nGREETING=first\n");
+    pen.role_config("playpen_services=greeter\nGREETING=first\n");
     pen.run(&["start"]).ok();
     let pid = pen.pid("greeter").expect("a pidfile");
     assert_eq!(pen.wait_file("var/seen-at-start", 10), b"greeting=first\n");
 
-    pen.role("playpen_services=greeter\nGREETING='second one'\n");
+    pen.role_config("playpen_services=greeter\nGREETING='second one'\n");
     let out = pen.run(&["restart"]);
     out.ok();
     assert_eq!(pen.read("var/etc/greet.conf"), "greeting=second one\n");
@@ -302,7 +302,7 @@ fn restart_with_service_hup_rerenders_before_the_signal() {
         Some(pid),
         "a HUP restart keeps the process:\n{out}"
     );
-    assert!(typed::alive(pid));
+    assert!(alive(pid));
     assert_eq!(
         pen.read("var/hook-saw"),
         "second one",
@@ -321,23 +321,23 @@ fn restart_with_service_hup_rerenders_before_the_signal() {
         "the process got a SIGHUP although rendering failed"
     );
     assert_eq!(pen.pid("greeter"), Some(pid));
-    assert!(typed::alive(pid));
+    assert!(alive(pid));
 }
 
 #[test]
 fn restart_without_hup_rerenders_on_the_new_start() {
-    let pen = Pen::new();
+    let pen = Playpen::new();
     pen.envdump_program();
-    pen.service(
+    pen.ext_service(
         "plain",
         "service_program=envdump\nservice_flags=plain\nservice_config_files=etc/plain.conf\n",
     );
     pen.write("etc/plain.conf", "v=__PLAIN_V__\n");
-    pen.role("playpen_services=plain\nPLAIN_V=1\n");
+    pen.role_config("playpen_services=plain\nPLAIN_V=1\n");
     pen.run(&["start"]).ok();
     let first = pen.pid("plain").unwrap();
     assert_eq!(pen.read("var/etc/plain.conf"), "v=1\n");
-    pen.role("playpen_services=plain\nPLAIN_V=2\n");
+    pen.role_config("playpen_services=plain\nPLAIN_V=2\n");
     pen.run(&["restart"]).ok();
     assert_eq!(pen.read("var/etc/plain.conf"), "v=2\n");
     let second = pen.pid("plain").unwrap();
@@ -353,8 +353,8 @@ fn restart_without_hup_rerenders_on_the_new_start() {
 
 #[test]
 fn sub_conf_on_its_own_uses_the_playpen_environment() {
-    let pen = Pen::new();
-    pen.role("playpen_services=\"\"\nSITE_NAME='my site'\nPORT_PREFIX=21000\n");
+    let pen = Playpen::new();
+    pen.role_config("playpen_services=\"\"\nSITE_NAME='my site'\nPORT_PREFIX=21000\n");
     pen.write(
         "etc/site/site.conf",
         "name=__SITE_NAME__ prefix=__PORT_PREFIX__\n",
@@ -393,9 +393,9 @@ fn sub_conf_on_its_own_uses_the_playpen_environment() {
 }
 
 /// Render `template` with KEY=k through the real binary and compare with `expected`.
-fn render_bytes_exact(pen: &Pen, name: &str, template: &[u8], expected: &[u8]) {
+fn render_bytes_exact(pen: &Playpen, name: &str, template: &[u8], expected: &[u8]) {
     let rel = format!("etc/bytes/{name}");
-    pen.write(&rel, template);
+    pen.write_bytes(&rel, template);
     pen.run(&["sub-conf", &rel]).ok();
     let got = pen.read_bytes(&format!("var/{rel}"));
     assert!(
@@ -409,8 +409,8 @@ fn render_bytes_exact(pen: &Pen, name: &str, template: &[u8], expected: &[u8]) {
 
 #[test]
 fn binary_crlf_and_very_long_lines_are_byte_exact() {
-    let pen = Pen::new();
-    pen.role("playpen_services=\"\"\nKEY=k\nLONG_VALUE=value\n");
+    let pen = Playpen::new();
+    pen.role_config("playpen_services=\"\"\nKEY=k\nLONG_VALUE=value\n");
 
     // Every byte value, invalid UTF-8 around placeholders, NULs.
     let mut binary: Vec<u8> = (0..=255u8).collect();
@@ -445,7 +445,7 @@ fn binary_crlf_and_very_long_lines_are_byte_exact() {
     let mut bad = b"first\r\nsecond\r\n".to_vec();
     bad.extend_from_slice(&filler);
     bad.extend_from_slice(b"__NOT_SET_ANYWHERE__\r\n");
-    pen.write("etc/bytes/bad.txt", &bad);
+    pen.write_bytes("etc/bytes/bad.txt", &bad);
     pen.run(&["sub-conf", "etc/bytes/bad.txt"])
         .fails()
         .err_says(&["bad.txt", "NOT_SET_ANYWHERE", "line 3"]);
@@ -454,8 +454,8 @@ fn binary_crlf_and_very_long_lines_are_byte_exact() {
 
 #[test]
 fn bad_templates_and_targets_are_clear_errors_and_write_nothing() {
-    let pen = Pen::new();
-    pen.role("playpen_services=\"\"\nKEY=k\n");
+    let pen = Playpen::new();
+    pen.role_config("playpen_services=\"\"\nKEY=k\n");
 
     // Missing in all three places: all three named.
     let out = pen.run(&["sub-conf", "etc/none/missing.conf"]);
@@ -525,15 +525,15 @@ fn bad_templates_and_targets_are_clear_errors_and_write_nothing() {
         "I am a file\n",
         "var/etc must be left alone"
     );
-    assert!(temporaries(&pen.path("var")).is_empty());
+    assert!(temporaries_in(&pen.path("var")).is_empty());
 
     // And for a service at start: the same error, no pidfile, no process.
     pen.envdump_program();
-    pen.service(
+    pen.ext_service(
         "app",
         "service_program=envdump\nservice_flags=app\nservice_config_files=etc/ok.conf\n",
     );
-    pen.role("playpen_services=app\nKEY=k\n");
+    pen.role_config("playpen_services=app\nKEY=k\n");
     let out = pen.run(&["start"]);
     out.fails()
         .err_says(&["app: ", &pen.path("var/etc").display().to_string()]);
@@ -542,7 +542,7 @@ fn bad_templates_and_targets_are_clear_errors_and_write_nothing() {
 
     // A missing template of a service stops its start too.
     std::fs::remove_file(pen.path("var/etc")).unwrap();
-    pen.service(
+    pen.ext_service(
         "app",
         "service_program=envdump\nservice_flags=app\nservice_config_files=\"etc/ok.conf etc/gone.conf\"\n",
     );

@@ -4,9 +4,9 @@
 //! processes really see it (/proc/PID/environ); post-upgrade without pre-upgrade;
 //! failed upgrades rolled back; service_filedep + service_stop_on_filedep on restart.
 
-mod pkgsupport;
+mod common;
 
-use pkgsupport::*;
+use common::*;
 use std::time::{Duration, SystemTime};
 
 fn json(out: &Out) -> serde_json::Value {
@@ -27,7 +27,7 @@ fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
 }
 
 /// The value `servicectl env SERVICE` gives a variable.
-fn env_value(pp: &Pp, service: &str, var: &str) -> Option<String> {
+fn env_value(pp: &Playpen, service: &str, var: &str) -> Option<String> {
     let out = pp.run(&["env", service]);
     out.ok();
     let prefix = format!("export {var}=");
@@ -38,7 +38,7 @@ fn env_value(pp: &Pp, service: &str, var: &str) -> Option<String> {
 }
 
 /// Files under var/servicectl whose lines include `line` (the pre-upgrade records).
-fn records_naming(pp: &Pp, line: &str) -> Vec<String> {
+fn records_naming(pp: &Playpen, line: &str) -> Vec<String> {
     snapshot(&pp.path("var/servicectl"))
         .into_iter()
         .filter_map(|(path, what)| {
@@ -51,7 +51,7 @@ fn records_naming(pp: &Pp, line: &str) -> Vec<String> {
 /// The done-criterion of the issue: echo 1.0 upgraded to 1.1 while it runs.
 #[test]
 fn echo_upgrade_while_running() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.install(&sample("echo")).ok();
     pp.run(&["start"]).ok();
     let old = pp.running_pid("echo");
@@ -158,7 +158,7 @@ fn echo_upgrade_while_running() {
 /// with SERVICE_UPGRADED=1 for those that ran through the upgrade.
 #[test]
 fn pre_and_post_upgrade_handle_dependants() {
-    let pp = Pp::new(&["echo", "stopper", "follower", "bystander", "unrelated"]);
+    let pp = Playpen::with_services(&["echo", "stopper", "follower", "bystander", "unrelated"]);
     pp.install(&sample("echo")).ok();
     // Depend on the echo package (service_packages) with each combination of settings.
     pp.sleeper_service("stopper", "service_packages=echo\n");
@@ -265,7 +265,7 @@ fn pre_and_post_upgrade_handle_dependants() {
 /// service is stopped by pre-upgrade and started by post-upgrade, on the new version.
 #[test]
 fn own_service_stopped_before_upgrade_and_started_after() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.install(&sample("echo")).ok();
     pp.write(
         "services/echo/config.post",
@@ -319,7 +319,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
 /// running services that depend on the package (and must restart) are restarted.
 #[test]
 fn post_upgrade_without_pre_upgrade_is_safe() {
-    let pp = Pp::new(&["echo", "follower", "bystander", "idle"]);
+    let pp = Playpen::with_services(&["echo", "follower", "bystander", "idle"]);
     pp.install(&sample("echo")).ok();
     pp.sleeper_service(
         "follower",
@@ -371,7 +371,7 @@ fn post_upgrade_without_pre_upgrade_is_safe() {
 /// as they were (what pre-upgrade stopped is started again on the old version).
 #[test]
 fn failed_upgrade_is_rolled_back() {
-    let pp = Pp::new(&["echo"]);
+    let pp = Playpen::with_services(&["echo"]);
     pp.install(&sample("echo")).ok();
     pp.run(&["start"]).ok();
     let pid = pp.running_pid("echo");
@@ -463,7 +463,7 @@ fn failed_upgrade_is_rolled_back() {
 /// service is restarted; an unchanged file changes nothing.
 #[test]
 fn filedep_changes_on_restart() {
-    let pp = Pp::new(&["guard", "tolerant"]);
+    let pp = Playpen::with_services(&["guard", "tolerant"]);
     let tolerant_file = pp.write("var/data/tolerant.dat", "v1\n");
     pp.write("etc/guard.dat", "v1\n");
     pp.sleeper_service(
@@ -520,7 +520,7 @@ fn filedep_changes_on_restart() {
 /// restarts (even within the same second).
 #[test]
 fn filedep_written_before_start_is_not_a_change() {
-    let pp = Pp::new(&["guard"]);
+    let pp = Playpen::with_services(&["guard"]);
     let file = pp.write("etc/guard.dat", "v1\n");
     pp.sleeper_service(
         "guard",
