@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -225,7 +226,7 @@ __sc_common() {
   set +a
 }
 __sc_service() (
-  exec </dev/null >>"$1" 2>&1
+  exec </dev/null >"$1" 2>&1
   SERVICE_NAME=$2 SERVICE_VERSION=$3 SERVICE_PIDFILE=$4 SERVICE_OUTPUT_FILE=$5
   export SERVICE_NAME SERVICE_VERSION SERVICE_PIDFILE SERVICE_OUTPUT_FILE
   shift 5
@@ -233,11 +234,21 @@ __sc_service() (
   for __sc_f do
     __sc_i=$((__sc_i + 1))
     printf '\036B %s\n' "$__sc_i" >&9
-    . "$__sc_f" || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; exit 0; }
+    . "$__sc_f" || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; exit 1; }
     __sc_dump "$__sc_i"
   done
+  exit 97
 )
+__sc_show() {
+  while IFS= read -r __sc_l || [ -n "$__sc_l" ]; do
+    printf '\036O %s\n' "$__sc_l"
+  done <"$1" >&9
+}
 "#;
+
+/// The status with which a service's subshell says every fragment was sourced; any
+/// other status means it ended early (a failing fragment, `exit`, a syntax error).
+const SOURCED_ALL: i32 = 97;
 
 /// A raw dump: name → (value, exported).
 type Dump = BTreeMap<String, (String, bool)>;
@@ -250,8 +261,26 @@ struct Reply {
     last_begun: usize,
     /// The request's closing status; None when the shell died.
     exit_status: Option<i32>,
-    output: String,
+    /// What the fragments printed: sent back line by line when a service failed…
+    output_lines: Vec<String>,
+    /// …or left in the scratch file (the shared layer, or a shell that died).
+    output_file: Option<PathBuf>,
 }
+
+impl Reply {
+    fn output(&self) -> String {
+        match &self.output_file {
+            Some(file) if self.output_lines.is_empty() => {
+                std::fs::read_to_string(file).unwrap_or_default()
+            }
+            _ => self.output_lines.join("\n"),
+        }
+    }
+}
+
+/// How many service requests may wait in the shell's input while we read replies: sh
+/// evaluates the next service while we parse the last one.
+const PIPELINE: usize = 16;
 
 struct Running {
     child: Child,
@@ -276,9 +305,11 @@ pub struct ConfigShell {
     role: String,
     common_files: Vec<PathBuf>,
     timeout: Duration,
+    /// Where fragments' own output goes (each service's subshell truncates it; the
+    /// main shell sends it back only when the service failed).
     scratch: tempfile::NamedTempFile,
     shell: Option<Running>,
-    common: Option<Result<CommonConfig>>,
+    common: Option<Result<Arc<CommonConfig>>>,
 }
 
 impl ConfigShell {
@@ -355,15 +386,12 @@ impl ConfigShell {
     }
 
     /// Evaluate the shared layer once per shell.
-    pub fn common(&mut self) -> Result<&CommonConfig> {
+    pub fn common(&mut self) -> Result<Arc<CommonConfig>> {
         if self.common.is_none() {
-            let result = self.evaluate_common();
+            let result = self.evaluate_common().map(Arc::new);
             self.common = Some(result);
         }
-        match self.common.as_ref().expect("set above") {
-            Ok(c) => Ok(c),
-            Err(e) => Err(e.clone()),
-        }
+        self.common.clone().expect("set above")
     }
 
     fn evaluate_common(&mut self) -> Result<CommonConfig> {
@@ -371,14 +399,20 @@ impl ConfigShell {
             self.spawn()?;
         }
         let files = self.common_files.clone();
+        let output = self.scratch.path().to_path_buf();
+        self.scratch
+            .as_file()
+            .set_len(0)
+            .map_err(|e| Error::io("truncate", &output, e))?;
         let mut request = String::from("__sc_common ");
-        request.push_str(&quote(self.scratch.path()));
+        request.push_str(&quote(&output));
         for f in &files {
             request.push(' ');
             request.push_str(&quote(f));
         }
         request.push_str("; printf '\\036E 0\\n' >&9\n");
-        let reply = self.request(&request, &files)?;
+        self.send(&request)?;
+        let reply = self.receive(&files, Some(output))?;
         if let Some(err) = failure(&reply, &files, None) {
             // A broken shared layer leaves the shell unusable for services too.
             self.shell = None;
@@ -388,12 +422,12 @@ impl ConfigShell {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        let vars = fold_dumps(&reply.dumps, &files, |name, _| {
-            if builtins.iter().any(|b| b == name) {
+        let vars = fold_dumps(reply.dumps, &files, |name, _| {
+            Some(if builtins.iter().any(|b| b == name) {
                 Origin::Servicectl
             } else {
                 Origin::Environment
-            }
+            })
         });
         Ok(CommonConfig {
             role: self.role.clone(),
@@ -404,26 +438,83 @@ impl ConfigShell {
 
     /// Evaluate one service's fragments on top of the shared layer.
     pub fn service(&mut self, id: &ServiceId) -> Result<ServiceConfig> {
-        let common = self.common()?.clone();
-        if self.shell.is_none() {
-            // The shell was killed (a hang) after the shared layer: rebuild it.
-            self.common = None;
-            self.common()?;
+        self.services(std::slice::from_ref(id))
+            .pop()
+            .expect("one result per service")
+    }
+
+    /// Evaluate several services, pipelined: up to PIPELINE requests wait in the
+    /// shell's input, so sh evaluates while we read. One result per id, in order.
+    pub fn services(&mut self, ids: &[ServiceId]) -> Vec<Result<ServiceConfig>> {
+        let mut results = Vec::with_capacity(ids.len());
+        // Requests written but not yet answered: (index in ids, its fragments).
+        let mut in_flight: std::collections::VecDeque<(usize, Vec<PathBuf>)> = Default::default();
+        let mut next = 0;
+        while results.len() < ids.len() {
+            let common = match self.common() {
+                Ok(c) => c,
+                Err(e) => {
+                    results.push(Err(e.with_service(&ids[results.len()].name)));
+                    continue;
+                }
+            };
+            if self.shell.is_none() {
+                // The shell was killed (a hang) after the shared layer: rebuild it and
+                // send again what it had not answered.
+                self.common = None;
+                in_flight.clear();
+                next = results.len();
+                continue;
+            }
+            while next < ids.len() && next < results.len() + PIPELINE {
+                let id = &ids[next];
+                let fragments = catalog::config_fragments(&self.playpen, id);
+                if !fragments.is_empty() {
+                    let request = self.service_request(id, &fragments);
+                    if self.send(&request).is_err() {
+                        break;
+                    }
+                    in_flight.push_back((next, fragments));
+                }
+                next += 1;
+            }
+            if self.shell.is_none() {
+                continue;
+            }
+            let index = results.len();
+            let id = &ids[index];
+            let result = match in_flight.front() {
+                Some((i, _)) if *i == index => {
+                    let (_, fragments) = in_flight.pop_front().expect("front exists");
+                    self.evaluate_reply(id, &common, fragments)
+                }
+                _ if catalog::config_fragments(&self.playpen, id).is_empty() => {
+                    Err(self.no_config(id))
+                }
+                // Sending failed: the shell is gone; the loop rebuilds it.
+                _ => continue,
+            };
+            results.push(result);
         }
-        let fragments = catalog::config_fragments(&self.playpen, id);
-        if fragments.is_empty() {
-            return Err(Error::config(format!(
-                "no config: none of {} exists",
-                catalog::project_dirs(&self.playpen, id)
-                    .into_iter()
-                    .chain(catalog::ext_dir(&self.playpen, id))
-                    .map(|d| d.join("config").display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .with_service(&id.name)
-            .with_hint("reinstall the service's package, or write services/NAME/config"));
-        }
+        results
+    }
+
+    fn no_config(&self, id: &ServiceId) -> Error {
+        Error::config(format!(
+            "no config: none of {} exists",
+            catalog::project_dirs(&self.playpen, id)
+                .into_iter()
+                .chain(catalog::ext_dir(&self.playpen, id))
+                .map(|d| d.join("config").display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_service(&id.name)
+        .with_hint("reinstall the service's package, or write services/NAME/config")
+    }
+
+    fn service_request(&self, id: &ServiceId, fragments: &[PathBuf]) -> String {
+        let output = quote(self.scratch.path());
         let mut request = String::from("__sc_service");
         for arg in [
             self.scratch.path().to_path_buf(),
@@ -438,43 +529,49 @@ impl ConfigShell {
             request.push(' ');
             request.push_str(&quote(arg));
         }
-        request.push_str("; printf '\\036E %s\\n' \"$?\" >&9\n");
-        let reply = self
-            .request(&request, &fragments)
+        request.push_str(&format!(
+            "; __sc_st=$?; [ \"$__sc_st\" = {SOURCED_ALL} ] || __sc_show {output}; printf '\\036E %s\\n' \"$__sc_st\" >&9\n"
+        ));
+        request
+    }
+
+    fn evaluate_reply(
+        &mut self,
+        id: &ServiceId,
+        common: &CommonConfig,
+        fragments: Vec<PathBuf>,
+    ) -> Result<ServiceConfig> {
+        let output = self.scratch.path().to_path_buf();
+        let mut reply = self
+            .receive(&fragments, Some(output))
             .map_err(|e| e.with_service(&id.name))?;
+        if reply.exit_status == Some(SOURCED_ALL) {
+            reply.exit_status = Some(0);
+        }
         if let Some(err) = failure(&reply, &fragments, Some(&id.name)) {
             return Err(err);
         }
-        let builtin = [
-            ("SERVICE_NAME", id.name.clone()),
-            ("SERVICE_VERSION", id.version.clone().unwrap_or_default()),
-            (
-                "SERVICE_PIDFILE",
-                self.playpen.pidfile(&id.name).display().to_string(),
-            ),
-            (
-                "SERVICE_OUTPUT_FILE",
-                self.playpen.output_file(&id.name).display().to_string(),
-            ),
-        ];
-        // The subshell starts from the shared layer plus these four: no need for sh to
-        // print that state again for every service.
-        let mut base: Dump = common
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), (v.value.clone(), v.exported)))
-            .collect();
-        for (name, value) in &builtin {
-            base.insert(name.to_string(), (value.clone(), true));
-        }
-        let mut dumps = reply.dumps;
-        dumps.insert(0, (0, base));
-        let builtin: Vec<&str> = builtin.iter().map(|(n, _)| *n).collect();
-        let vars = fold_dumps(&dumps, &fragments, |name, value| {
-            match common.vars.get(name) {
-                Some(v) if v.value == value => v.origin.clone(),
-                _ if builtin.contains(&name) => Origin::Servicectl,
-                _ => Origin::Environment,
+        let pidfile = self.playpen.pidfile(&id.name).display().to_string();
+        let output = self.playpen.output_file(&id.name).display().to_string();
+        let version = id.version.as_deref().unwrap_or("");
+        // The subshell starts from the shared layer plus the four SERVICE_* variables, so
+        // sh need not print that state again for every service.
+        let vars = fold_dumps(reply.dumps, &fragments, |name, value| {
+            let builtin = match name {
+                "SERVICE_NAME" => Some(id.name.as_str()),
+                "SERVICE_VERSION" => Some(version),
+                "SERVICE_PIDFILE" => Some(pidfile.as_str()),
+                "SERVICE_OUTPUT_FILE" => Some(output.as_str()),
+                _ => None,
+            };
+            match builtin {
+                Some(v) if v == value => Some(Origin::Servicectl),
+                Some(_) => None,
+                None => common
+                    .vars
+                    .get(name)
+                    .filter(|v| v.value == value)
+                    .map(|v| v.origin.clone()),
             }
         });
         Ok(ServiceConfig {
@@ -484,12 +581,18 @@ impl ConfigShell {
         })
     }
 
-    /// Send one request and read its reply, enforcing the per-fragment time limit.
-    fn request(&mut self, request: &str, files: &[PathBuf]) -> Result<Reply> {
-        self.scratch
-            .as_file()
-            .set_len(0)
-            .map_err(|e| Error::io("truncate", self.scratch.path(), e))?;
+    /// Write a request to the shell; a dead shell is forgotten.
+    fn send(&mut self, request: &str) -> Result<()> {
+        let shell = self.shell.as_mut().expect("spawned");
+        if let Err(e) = shell.stdin.write_all(request.as_bytes()) {
+            self.shell = None;
+            return Err(Error::io("write to", Path::new("/bin/sh"), e));
+        }
+        Ok(())
+    }
+
+    /// Read the reply to the oldest request, enforcing the per-fragment time limit.
+    fn receive(&mut self, files: &[PathBuf], output_file: Option<PathBuf>) -> Result<Reply> {
         let timeout = self.timeout;
         let shell = self.shell.as_mut().expect("spawned");
         let mut reply = Reply {
@@ -497,15 +600,12 @@ impl ConfigShell {
             failed: None,
             last_begun: 0,
             exit_status: None,
-            output: String::new(),
+            output_lines: Vec::new(),
+            output_file,
         };
-        let written = shell
-            .stdin
-            .write_all(request.as_bytes())
-            .and_then(|_| shell.stdin.flush());
         let mut current: Option<(usize, Dump)> = None;
         let mut progress = Instant::now();
-        let mut dead = written.is_err();
+        let mut dead = false;
         while !dead {
             // Consume every whole item in the buffer.
             let mut consumed = 0;
@@ -513,6 +613,11 @@ impl ConfigShell {
             while let Some((item, used)) = shell_dump::parse_item(&shell.buf[consumed..]) {
                 consumed += used;
                 match item {
+                    Item::Marker(m) if m == "O" || m.starts_with("O ") => {
+                        reply
+                            .output_lines
+                            .push(m.get(2..).unwrap_or("").to_string());
+                    }
                     Item::Marker(m) => {
                         if let Some(done) = current.take() {
                             reply.dumps.push(done);
@@ -585,7 +690,6 @@ impl ConfigShell {
         if dead {
             self.shell = None;
         }
-        reply.output = std::fs::read_to_string(self.scratch.path()).unwrap_or_default();
         Ok(reply)
     }
 }
@@ -603,18 +707,22 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the config shell".to_string())
     };
-    let output = reply.output.trim_end();
-    let line = syntax_error_line(output);
     let shell_failed = reply.exit_status.is_none_or(|st| st != 0);
     // The last file begun never reached its dump: it ran `exit` (even `exit 0`).
     let ended_early =
         reply.last_begun > 0 && reply.dumps.iter().all(|(i, _)| *i < reply.last_begun);
+    if reply.failed.is_none() && !shell_failed && !ended_early {
+        return None;
+    }
+    let output = reply.output();
+    let output = output.trim_end();
+    let line = syntax_error_line(output);
     let (file, what) = if let Some((i, status)) = reply.failed {
         (
             file_of(i),
             format!("returned status {status} (its last command failed)"),
         )
-    } else if shell_failed || ended_early {
+    } else {
         let what = if output.contains("Syntax error") || output.contains("syntax error") {
             "has a syntax error".to_string()
         } else {
@@ -624,8 +732,6 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
             }
         };
         (file_of(reply.last_begun), what)
-    } else {
-        return None;
     };
     let located = match line {
         Some(l) => format!("{file}:{l}"),
@@ -665,35 +771,43 @@ pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
 }
 
 /// Build the final variables with their origins by comparing successive dumps: a value
-/// that appears or changes after file i was set by file i.
+/// that appears or changes in the dump after file i was set by file i. `before` gives
+/// the origin of a value as it stood before the first dump (None: not there, or changed).
 fn fold_dumps(
-    dumps: &[(usize, Dump)],
+    dumps: Vec<(usize, Dump)>,
     files: &[PathBuf],
-    base_origin: impl Fn(&str, &str) -> Origin,
+    before: impl Fn(&str, &str) -> Option<Origin>,
 ) -> Vars {
-    let mut vars = Vars::new();
-    let mut previous: Option<&Dump> = None;
+    let mut vars: Option<Vars> = None;
     for (index, dump) in dumps {
-        let mut next = Vars::new();
-        for (name, (value, exported)) in dump {
-            let origin = match (previous.and_then(|p| p.get(name)), vars.get(name)) {
-                (Some((old, _)), Some(existing)) if old == value => existing.origin.clone(),
-                _ if *index == 0 => base_origin(name, value),
-                _ => Origin::File(files[index - 1].clone()),
-            };
-            next.insert(
-                name.clone(),
-                Value {
-                    value: value.clone(),
-                    exported: *exported,
-                    origin,
-                },
-            );
-        }
-        vars = next;
-        previous = Some(dump);
+        let mut previous = vars.take();
+        let next = dump
+            .into_iter()
+            .map(|(name, (value, exported))| {
+                let kept = match previous.as_mut() {
+                    Some(prev) => prev
+                        .remove(&name)
+                        .filter(|v| v.value == value)
+                        .map(|v| v.origin),
+                    None => before(&name, &value),
+                };
+                let origin = kept.unwrap_or_else(|| match index {
+                    0 => Origin::Environment,
+                    i => Origin::File(files[i - 1].clone()),
+                });
+                (
+                    name,
+                    Value {
+                        value,
+                        exported,
+                        origin,
+                    },
+                )
+            })
+            .collect();
+        vars = Some(next);
     }
-    vars
+    vars.unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::template;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Default time a new process must survive to count as started.
@@ -28,7 +29,7 @@ const DEFAULT_HALT_TIMEOUT: f64 = 10.0;
 /// hooks and scripts see (exported config variables, resolved typed variables, …).
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub config: ServiceConfig,
+    pub config: Arc<ServiceConfig>,
     pub env: BTreeMap<String, String>,
     pub ports: Vec<(String, u16)>,
 }

@@ -30,6 +30,7 @@ pub fn prepare(
     let mut warnings = Vec::new();
     let mut resolutions: Vec<(String, envars::Resolution)> = Vec::new();
     let mut out: BTreeMap<String, Result<Prepared>> = BTreeMap::new();
+    session.preload(names);
     for name in names {
         let config = match session.config(name) {
             Ok(c) => c,
@@ -37,11 +38,11 @@ pub fn prepare(
                 match session.id(name) {
                     Ok(id) => {
                         warnings.push(format!("{name}: {e}; acting without its configuration (no hooks, default timeouts)"));
-                        ServiceConfig {
+                        std::sync::Arc::new(ServiceConfig {
                             id,
                             fragments: Vec::new(),
                             vars: Default::default(),
-                        }
+                        })
                     }
                     Err(e) => {
                         out.insert(name.clone(), Err(e));

@@ -9,12 +9,13 @@ use crate::playpen::Playpen;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub struct Session {
     pub playpen: Playpen,
     pub catalog: Catalog,
     shell: Option<ConfigShell>,
-    configs: BTreeMap<String, Result<ServiceConfig>>,
+    configs: BTreeMap<String, Result<Arc<ServiceConfig>>>,
 }
 
 impl Session {
@@ -101,16 +102,38 @@ impl Session {
     }
 
     /// Evaluate (once) and return a service's configuration.
-    pub fn config(&mut self, name: &str) -> Result<ServiceConfig> {
+    pub fn config(&mut self, name: &str) -> Result<Arc<ServiceConfig>> {
         if let Some(result) = self.configs.get(name) {
             return result.clone();
         }
         let result = match self.catalog.get(name).cloned() {
-            Ok(id) => self.shell().and_then(|s| s.service(&id)),
+            Ok(id) => self.shell().and_then(|s| s.service(&id)).map(Arc::new),
             Err(e) => Err(e),
         };
         self.configs.insert(name.to_string(), result.clone());
         result
+    }
+
+    /// Evaluate every named service not evaluated yet, in one pipelined batch.
+    pub fn preload(&mut self, names: &[String]) {
+        let ids: Vec<ServiceId> = names
+            .iter()
+            .filter(|n| !self.configs.contains_key(*n))
+            .filter_map(|n| self.catalog.get(n).ok().cloned())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let results = match self.shell() {
+            Ok(shell) => shell.services(&ids),
+            Err(e) => ids
+                .iter()
+                .map(|id| Err(e.clone().with_service(&id.name)))
+                .collect(),
+        };
+        for (id, result) in ids.into_iter().zip(results) {
+            self.configs.insert(id.name, result.map(Arc::new));
+        }
     }
 
     pub fn id(&self, name: &str) -> Result<ServiceId> {
@@ -120,12 +143,14 @@ impl Session {
     /// The names plus everything they depend on (service_depends), transitively.
     /// Configs that fail to evaluate are returned as errors alongside.
     pub fn with_dependencies(&mut self, names: &[String]) -> Result<Vec<String>> {
+        self.preload(names);
         let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         // (name, Some((the service that depends on it, where that dependency is set)))
         let mut queue: Vec<(String, Option<(String, String)>)> =
             names.iter().map(|n| (n.clone(), None)).collect();
         while let Some((name, wanted_by)) = queue.pop() {
-            if out.contains(&name) {
+            if seen.contains(&name) {
                 continue;
             }
             if let Err(e) = self.catalog.get(&name) {
@@ -139,6 +164,7 @@ impl Session {
                     None => e,
                 });
             }
+            seen.insert(name.clone());
             out.push(name.clone());
             if let Ok(config) = self.config(&name) {
                 let origin = config.origin_note("service_depends");

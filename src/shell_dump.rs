@@ -25,6 +25,14 @@ pub enum Item {
     Unparsed(String),
 }
 
+/// Bytes as text; invalid UTF-8 (rare: values are UTF-8) is replaced, not an error.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// Parse one item from the start of `buf`. Returns the item and the number of bytes it
 /// used, or None when `buf` does not yet hold a whole item (wait for more input).
 pub fn parse_item(buf: &[u8]) -> Option<(Item, usize)> {
@@ -51,7 +59,7 @@ pub fn parse_item(buf: &[u8]) -> Option<(Item, usize)> {
     if pos == buf.len() {
         return None;
     }
-    let name = String::from_utf8_lossy(&buf[name_start..pos]).into_owned();
+    let name = text(&buf[name_start..pos]);
     let valid_name = !name.is_empty() && !name.as_bytes()[0].is_ascii_digit();
     match buf[pos] {
         b'\n' if exported && valid_name => {
@@ -76,7 +84,7 @@ pub fn parse_item(buf: &[u8]) -> Option<(Item, usize)> {
     Some((
         Item::Var {
             name,
-            value: Some(String::from_utf8_lossy(&value).into_owned()),
+            value: Some(String::from_utf8(value).unwrap_or_else(|e| text(e.as_bytes()))),
             exported,
         },
         pos + used,
