@@ -79,8 +79,15 @@ pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
         if len == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
+        let room = buf.len() - len;
         match file.read(&mut buf[len..]) {
             Ok(0) => break,
+            // A short read of a regular or /proc file is its end: no second call
+            // to hear so (our files are replaced by rename, never grown in place).
+            Ok(n) if n < room => {
+                len += n;
+                break;
+            }
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
