@@ -575,7 +575,7 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
             .iter()
             .map(|(name, r)| match r {
                 Ok(o) => serde_json::json!({"service": name, "ok": true, "result": o.word(), "pid": match o {
-                    Outcome::Started { pid } | Outcome::AlreadyRunning { pid } | Outcome::Stopped { pid } | Outcome::Restarted { pid } => *pid,
+                    Outcome::Started { pid } | Outcome::AlreadyRunning { pid } | Outcome::Stopped { pid, .. } | Outcome::Restarted { pid } => *pid,
                     Outcome::Reloaded { pid } | Outcome::StoppedForFiledep { pid, .. } => Some(*pid),
                     Outcome::AlreadyStopped => None,
                 }}),

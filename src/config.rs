@@ -95,6 +95,53 @@ impl ServiceConfig {
         &self.id.name
     }
 
+    /// What servicectl knows of a service whose config does not evaluate: the
+    /// environment it would run in, no settings. Enough to stop it from its pidfile.
+    pub fn stand_in(id: ServiceId, playpen: &Playpen) -> ServiceConfig {
+        let role = playpen.role().unwrap_or_default();
+        let mut vars = Vars::new();
+        let mut set = |name: String, value: String, origin: Origin| {
+            vars.insert(
+                name,
+                Value {
+                    value,
+                    exported: true,
+                    origin,
+                },
+            );
+        };
+        for (k, v) in std::env::vars() {
+            set(k, v, Origin::Environment);
+        }
+        for (k, v) in playpen_environment(playpen, &role) {
+            set(k, v, Origin::Servicectl);
+        }
+        for (k, v) in [
+            ("SERVICE_NAME", id.name.clone()),
+            ("SERVICE_VERSION", id.version.clone().unwrap_or_default()),
+            (
+                "SERVICE_PIDFILE",
+                playpen.pidfile(&id.name).display().to_string(),
+            ),
+            (
+                "SERVICE_OUTPUT_FILE",
+                playpen.output_file(&id.name).display().to_string(),
+            ),
+        ] {
+            set(k.to_string(), v, Origin::Servicectl);
+        }
+        ServiceConfig {
+            id,
+            fragments: Vec::new(),
+            vars,
+        }
+    }
+
+    /// Made by `stand_in`: no fragment was evaluated.
+    pub fn is_stand_in(&self) -> bool {
+        self.fragments.is_empty()
+    }
+
     /// The value of a shell variable (exported or not), None when unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(|v| v.value.as_str())

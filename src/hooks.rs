@@ -103,8 +103,17 @@ pub fn run(
     env: &BTreeMap<String, String>,
     log: Option<&Path>,
 ) -> Result<Finished> {
-    let capture = tempfile::tempfile()
-        .map_err(|e| Error::io("create a scratch file in", &std::env::temp_dir(), e))?;
+    // With a log (the service's output file) the script writes straight into it, so
+    // that daemons a service_start script leaves behind keep writing where the user
+    // looks; without one (ping) the output is only captured.
+    let (sink, log_start) = match log {
+        Some(log) => (spawn::open_output(log)?, spawn::file_len(log)),
+        None => (
+            tempfile::tempfile()
+                .map_err(|e| Error::io("create a scratch file in", &std::env::temp_dir(), e))?,
+            0,
+        ),
+    };
     let version = id.version.clone().unwrap_or_default();
     let mut cmd = match runnable {
         Runnable::Shell(script) => {
@@ -124,19 +133,26 @@ pub fn run(
             c
         }
     };
-    let out = capture
-        .try_clone()
-        .map_err(|e| Error::io("duplicate", Path::new("scratch file"), e))?;
-    let err = capture
-        .try_clone()
-        .map_err(|e| Error::io("duplicate", Path::new("scratch file"), e))?;
+    let duplicate = |f: &std::fs::File| {
+        f.try_clone()
+            .map_err(|e| Error::io("duplicate", Path::new("output file"), e))
+    };
     cmd.env_clear()
         .envs(env)
         .current_dir(&playpen.root)
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0);
+        .stdout(duplicate(&sink)?)
+        .stderr(duplicate(&sink)?);
+    // Its own session: what it starts is detached from our terminal like a service, and
+    // the whole group can be killed if it hangs.
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| {
         Error::runtime(format!("cannot run {}: {e}", runnable.describe()))
             .with_service(&id.name)
@@ -154,14 +170,10 @@ pub fn run(
     let status = child
         .wait()
         .map_err(|e| Error::io("wait for", Path::new(&runnable.describe()), e))?;
-    let output = read_all(capture);
-    if let Some(log) = log
-        && !output.is_empty()
-        && let Ok(mut f) = spawn::open_output(log)
-    {
-        use std::io::Write;
-        let _ = f.write_all(output.as_bytes());
-    }
+    let output = match log {
+        Some(log) => spawn::tail_file(log, log_start, 200),
+        None => read_all(sink),
+    };
     let status_text = if !finished_in_time {
         format!(
             "did not finish within {:.0} s and was killed",

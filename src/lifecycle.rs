@@ -49,8 +49,10 @@ pub enum Outcome {
     AlreadyRunning {
         pid: Option<i32>,
     },
+    /// `warning`: a pre_stop or post_stop hook failed; the stop went ahead.
     Stopped {
         pid: Option<i32>,
+        warning: Option<String>,
     },
     AlreadyStopped,
     Reloaded {
@@ -72,7 +74,13 @@ impl std::fmt::Display for Outcome {
         match self {
             Outcome::Started { pid: p } => write!(f, "started{}", pid(p)),
             Outcome::AlreadyRunning { pid: p } => write!(f, "already running{}", pid(p)),
-            Outcome::Stopped { pid: p } => write!(f, "stopped{}", pid(p)),
+            Outcome::Stopped { pid: p, warning } => {
+                write!(f, "stopped{}", pid(p))?;
+                match warning {
+                    Some(w) => write!(f, " (but {w})"),
+                    None => Ok(()),
+                }
+            }
             Outcome::AlreadyStopped => f.write_str("already stopped"),
             Outcome::Reloaded { pid } => write!(f, "reloaded with SIGHUP (pid {pid})"),
             Outcome::Restarted { pid: p } => write!(f, "restarted{}", pid(p)),
@@ -111,6 +119,19 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         if config.non_empty(var).is_some() {
             script(playpen, config, var, &prepared.env)?;
         }
+    }
+    if config.flag("service_no_pidfile", false)
+        && config.non_empty("service_start").is_some()
+        && config.non_empty("service_stop").is_none()
+    {
+        return Err(Error::config(format!(
+            "service_no_pidfile=1 with service_start needs a service_stop script{}",
+            config.origin_note("service_no_pidfile")
+        ))
+        .with_service(name)
+        .with_hint(
+            "without a pidfile servicectl cannot know the PID to signal; set service_stop",
+        ));
     }
     if config.flag("service_no_pidfile", false)
         && ping_runnable(playpen, config, &prepared.env)?.is_none()
@@ -189,6 +210,10 @@ pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<Path
 }
 
 fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
+    // Without its configuration we cannot know which hooks the service wants.
+    if prepared.config.is_stand_in() {
+        return Ok(());
+    }
     hooks::run_hook(
         playpen,
         &prepared.config.id,
@@ -210,6 +235,14 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     let (observed, _) = pidfile::observe(playpen, name)?;
     match observed {
         Observed::Running { pid, .. } => return Ok(Outcome::AlreadyRunning { pid: Some(pid) }),
+        Observed::Untracked { pid, .. } => {
+            // Someone removed the pidfile of a process that still runs: put it back.
+            if !prepared.config.flag("service_no_pidfile", false) {
+                pidfile::write_pid(&playpen.pidfile(name), pid)
+                    .map_err(|e| e.with_service(name))?;
+            }
+            return Ok(Outcome::AlreadyRunning { pid: Some(pid) });
+        }
         Observed::Unwatched => return Ok(Outcome::AlreadyRunning { pid: None }),
         Observed::Stale { .. } => pidfile::clear(playpen, name)?,
         Observed::Stopped => {}
@@ -260,11 +293,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     if is_java {
         add_java_classpath(playpen, config, &mut env)?;
     }
-    let run_name = config
-        .non_empty("service_run_name")
-        .map(str::to_string)
-        .or_else(|| catalog::package_of(playpen, &config.id))
-        .unwrap_or_else(|| name.to_string());
+    let run_name = run_name(playpen, config);
     let (executable, arg0, symlink) = if is_java || config.flag("service_no_symlink", false) {
         (program.clone(), program.display().to_string(), None)
     } else {
@@ -277,6 +306,10 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     };
     let output = playpen.output_file(name);
     let output_start = spawn::file_len(&output);
+    // Settings are read before the spawn, so that nothing can fail between the spawn and
+    // the pidfile but the process itself.
+    let grace = config.seconds("service_start_grace", DEFAULT_START_GRACE)?;
+    let pidfile_timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
     let child = spawn::launch(&Launch {
         executable: &executable,
         arg0: &arg0,
@@ -320,9 +353,10 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             .with_service(name)
             .with_hint(format!("see {} for its full output", output.display()))
     };
-    if makes_own {
-        let timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
-        let pid = wait_for_own_pidfile(&pidfile, &child, timeout).map_err(|status| match status {
+    let settled = (|| {
+        if makes_own {
+            let timeout = pidfile_timeout;
+            let pid = wait_for_own_pidfile(&pidfile, &child, timeout).map_err(|status| match status {
             Some(status) => failed(status),
             None => Error::runtime(format!(
                 "the program did not write a live PID to {} within {:.0} s",
@@ -332,24 +366,60 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             .with_service(name)
             .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
         })?;
-        record.pid = Some(pid);
-        record.start_ticks = process::start_ticks(pid);
+            record.pid = Some(pid);
+            record.start_ticks = process::start_ticks(pid);
+            pidfile::write_record(playpen, name, &record)?;
+            return Ok(Some(pid));
+        }
+        record.pid = Some(child_pid);
+        record.start_ticks = process::start_ticks(child_pid);
+        // Record first so that a concurrent `status` sees the service the moment it exists.
+        if !no_pidfile {
+            pidfile::write_pid(&pidfile, child_pid)?;
+        }
         pidfile::write_record(playpen, name, &record)?;
-        return Ok(Some(pid));
+        if let Err(status) = spawn::survive_grace(&child, grace) {
+            return Err(failed(status));
+        }
+        Ok(Some(child_pid))
+    })();
+    if settled.is_err() {
+        // A start that failed must not leave its process behind, untracked: the child
+        // leads its own session and process group, so the group goes with it.
+        let _ = process::signal_service(child_pid, Signal::SIGKILL);
+        process::wait_exit(child_pid, Duration::from_secs(2));
+        let _ = child.try_wait();
+        let _ = pidfile::clear(playpen, name);
     }
-    record.pid = Some(child_pid);
-    record.start_ticks = process::start_ticks(child_pid);
-    // Record first so that a concurrent `status` sees the service the moment it exists.
-    if !no_pidfile {
-        pidfile::write_pid(&pidfile, child_pid)?;
+    settled.map_err(|e| e.with_service(name))
+}
+
+/// argv[0] and the linkfarm name: service_run_name, else the package name, else the
+/// service name.
+fn run_name(playpen: &Playpen, config: &ServiceConfig) -> String {
+    config
+        .non_empty("service_run_name")
+        .map(str::to_string)
+        .or_else(|| catalog::package_of(playpen, &config.id))
+        .unwrap_or_else(|| config.name().to_string())
+}
+
+/// The linkfarm symlink a generic start will make, and the program it points at (None:
+/// started by a script, or without a symlink).
+pub fn planned_link(playpen: &Playpen, prepared: &Prepared) -> Option<(String, PathBuf)> {
+    let config = &prepared.config;
+    if config.non_empty("service_start").is_some() || config.flag("service_no_symlink", false) {
+        return None;
     }
-    pidfile::write_record(playpen, name, &record)?;
-    let grace = config.seconds("service_start_grace", DEFAULT_START_GRACE)?;
-    if let Err(status) = spawn::survive_grace(&child, grace) {
-        pidfile::clear(playpen, name)?;
-        return Err(failed(status));
+    let program = spawn::resolve_program(playpen, config, &prepared.env).ok()?;
+    if program.file_name().is_some_and(|f| f == "java") {
+        return None;
     }
-    Ok(Some(child_pid))
+    let tag = prepared.env.get("PLAYPEN_TAG").map(String::as_str);
+    Some((
+        linkfarm::link_name(&run_name(playpen, config), tag),
+        program,
+    ))
 }
 
 /// Which other running service owns this linkfarm name, if any.
@@ -515,10 +585,21 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
             pidfile::clear(playpen, name)?;
             return Ok(Outcome::AlreadyStopped);
         }
-        Observed::Running { pid, .. } => Some(pid),
+        Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
         Observed::Unwatched => None,
     };
-    run_hook(playpen, prepared, Hook::PreStop)?;
+    if pid.is_none() && config.non_empty("service_stop").is_none() {
+        return Err(Error::config(
+            "it runs without a pidfile and has no service_stop script, so servicectl cannot stop it",
+        )
+        .with_service(name)
+        .with_hint("set service_stop to a script that stops it (it gets NAME VERSION)"));
+    }
+    // A failing hook must not make a service impossible to stop: warn and go on.
+    let mut warnings = Vec::new();
+    if let Err(e) = run_hook(playpen, prepared, Hook::PreStop) {
+        warnings.push(e.message);
+    }
     let halt = config.seconds("service_halt_timeout", DEFAULT_HALT_TIMEOUT)?;
     if config.non_empty("service_stop").is_some() {
         run_service_script(playpen, prepared, "service_stop")?;
@@ -536,8 +617,13 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
             .with_hint("it may be stuck in the kernel (uninterruptible I/O); check `ps -o stat,wchan -p PID`"));
     }
     pidfile::clear(playpen, name)?;
-    run_hook(playpen, prepared, Hook::PostStop)?;
-    Ok(Outcome::Stopped { pid })
+    if let Err(e) = run_hook(playpen, prepared, Hook::PostStop) {
+        warnings.push(e.message);
+    }
+    Ok(Outcome::Stopped {
+        pid,
+        warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
+    })
 }
 
 /// The first file of service_filedep modified since the service started.
@@ -581,7 +667,7 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     let _lock = ServiceLock::acquire(playpen, name)?;
     let (observed, record) = pidfile::observe(playpen, name)?;
     let running_pid = match observed {
-        Observed::Running { pid, .. } => Some(pid),
+        Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
         _ => None,
     };
     if let Some(pid) = running_pid {

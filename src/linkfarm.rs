@@ -50,9 +50,12 @@ pub fn ensure_link(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("inspect", &link, e)),
     }
+    // Unique per call: two threads of one servicectl may link the same name at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = playpen
         .linkfarm()
-        .join(format!(".{name}.{}.tmp", std::process::id()));
+        .join(format!(".{name}.{}.{serial}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::io("create symlink", &tmp, e))?;
     std::fs::rename(&tmp, &link).map_err(|e| {

@@ -34,22 +34,19 @@ pub fn prepare(
     for name in names {
         let config = match session.config(name) {
             Ok(c) => c,
-            Err(e) if !strict => {
-                match session.id(name) {
-                    Ok(id) => {
-                        warnings.push(format!("{name}: {e}; acting without its configuration (no hooks, default timeouts)"));
-                        std::sync::Arc::new(ServiceConfig {
-                            id,
-                            fragments: Vec::new(),
-                            vars: Default::default(),
-                        })
-                    }
-                    Err(e) => {
-                        out.insert(name.clone(), Err(e));
-                        continue;
-                    }
+            Err(e) if !strict => match session.id(name) {
+                Ok(id) => {
+                    warnings.push(format!(
+                        "{name}: {}; acting without its configuration (no hooks, default timeouts)",
+                        e.message
+                    ));
+                    std::sync::Arc::new(ServiceConfig::stand_in(id, &session.playpen))
                 }
-            }
+                Err(e) => {
+                    out.insert(name.clone(), Err(e));
+                    continue;
+                }
+            },
             Err(e) => {
                 out.insert(name.clone(), Err(e));
                 continue;
@@ -58,22 +55,6 @@ pub fn prepare(
         let resolution = envars::resolve(&config);
         warnings.extend(resolution.warnings.iter().cloned());
         let mut env = config.environment();
-        if config.vars.is_empty() {
-            env.extend(std::env::vars());
-            env.extend(crate::config::playpen_environment(
-                &session.playpen,
-                &session.playpen.role().unwrap_or_default(),
-            ));
-            env.insert("SERVICE_NAME".into(), name.clone());
-            env.insert(
-                "SERVICE_PIDFILE".into(),
-                session.playpen.pidfile(name).display().to_string(),
-            );
-            env.insert(
-                "SERVICE_OUTPUT_FILE".into(),
-                session.playpen.output_file(name).display().to_string(),
-            );
-        }
         env.extend(resolution.values.clone());
         let upgraded = crate::upgrade::is_marked(&session.playpen, name);
         env.insert(
@@ -171,6 +152,40 @@ pub fn dependency_graph(prepared: &BTreeMap<String, Prepared>) -> Deps {
         .collect()
 }
 
+/// Services of one command whose linkfarm symlinks would share a name but point at
+/// different programs (a common run name): they would overwrite each other's symlink.
+fn shared_links(playpen: &Playpen, good: &BTreeMap<String, Prepared>) -> Results<Outcome> {
+    let mut by_link: BTreeMap<String, Vec<(&str, std::path::PathBuf)>> = BTreeMap::new();
+    for (name, p) in good {
+        if let Some((link, program)) = lifecycle::planned_link(playpen, p) {
+            by_link.entry(link).or_default().push((name, program));
+        }
+    }
+    let mut bad = Vec::new();
+    for (link, users) in by_link {
+        let differ = users.iter().any(|(_, p)| *p != users[0].1);
+        if !differ {
+            continue;
+        }
+        let who: Vec<String> = users
+            .iter()
+            .map(|(n, p)| format!("{n} ({})", p.display()))
+            .collect();
+        for (name, _) in &users {
+            bad.push((
+                name.to_string(),
+                Err(Error::config(format!(
+                    "the run name {link:?} is shared by {}, which run different programs",
+                    who.join(" and ")
+                ))
+                .with_service(*name)
+                .with_hint("give each its own service_run_name")),
+            ));
+        }
+    }
+    bad
+}
+
 /// A dependency cycle is an error naming the services and the file that declares it.
 fn check_cycles(prepared: &BTreeMap<String, Prepared>, deps: &Deps) -> Result<()> {
     graph::check_cycles(deps).map_err(|mut e| {
@@ -263,6 +278,9 @@ fn run_forward(
                 bad.push((p.name().to_string(), Err(e)));
             }
         }
+    }
+    if bad.is_empty() {
+        bad = shared_links(&session.playpen, &good);
     }
     if !bad.is_empty() {
         return Ok((bad, warnings));
@@ -478,7 +496,7 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
     let mut good = BTreeMap::new();
     for (name, result) in lenient {
         // A config that failed to evaluate was reported above; its stand-in has nothing to validate.
-        if let Some(p) = result.ok().filter(|p| !p.config.fragments.is_empty()) {
+        if let Some(p) = result.ok().filter(|p| !p.config.is_stand_in()) {
             if let Err(e) = lifecycle::validate(&session.playpen, &p) {
                 problem(&mut findings, &name, &e);
             }

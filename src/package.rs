@@ -671,9 +671,8 @@ pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
         )));
     }
     report.unregistered = registry::unregister(&playpen, name)?;
-    // The lock file is servicectl's own (stopping above takes the lock, creating it):
-    // removed quietly, so that a second remove-service says there was nothing to do.
-    let _ = std::fs::remove_file(playpen.lock_file(name));
+    // The lock file stays: a concurrent servicectl may hold or be waiting on it, and
+    // removing it would let two processes lock different files of the same name.
     let mut candidates = vec![playpen.pidfile(name), playpen.start_record(name)];
     if let Some(link) = record.and_then(|r| r.symlink) {
         candidates.push(PathBuf::from(link));

@@ -77,6 +77,9 @@ pub fn clear(playpen: &Playpen, service: &str) -> Result<()> {
 pub enum Observed {
     /// Alive and verified to be the process we started.
     Running { pid: i32, start_ticks: u64 },
+    /// Alive and verified by the start record, but its pidfile is gone: still ours, and
+    /// `start` writes the pidfile again instead of starting a second copy.
+    Untracked { pid: i32, start_ticks: u64 },
     /// Started without a pidfile (service_no_pidfile): only ping can tell.
     Unwatched,
     /// No pidfile and no record.
@@ -88,14 +91,17 @@ pub enum Observed {
 impl Observed {
     pub fn pid(&self) -> Option<i32> {
         match self {
-            Observed::Running { pid, .. } => Some(*pid),
+            Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(*pid),
             Observed::Stale { pid, .. } => *pid,
             _ => None,
         }
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self, Observed::Running { .. } | Observed::Unwatched)
+        matches!(
+            self,
+            Observed::Running { .. } | Observed::Untracked { .. } | Observed::Unwatched
+        )
     }
 }
 
@@ -114,15 +120,9 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
                     Some(pid) => check_identity(pid, r),
                     None => Observed::Unwatched,
                 },
-                Some(r) => match r.pid {
-                    Some(pid) if process::is_alive(pid) && check_identity(pid, r).is_running() => {
-                        Observed::Stale {
-                            pid: Some(pid),
-                            reason: format!(
-                                "{} is missing but PID {pid} still runs; stop it or remove it by hand",
-                                pidfile.display()
-                            ),
-                        }
+                Some(r) => match r.pid.map(|pid| check_identity(pid, r)) {
+                    Some(Observed::Running { pid, start_ticks }) => {
+                        Observed::Untracked { pid, start_ticks }
                     }
                     _ => Observed::Stopped,
                 },
@@ -139,7 +139,7 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
         _ => match process::start_ticks(pid) {
             Some(ticks)
                 if match &record {
-                    Some(r) => looks_like(pid, r),
+                    Some(r) => looks_like(playpen, service, pid, r),
                     None => started_for(playpen, service, pid),
                 } =>
             {
@@ -178,18 +178,27 @@ fn started_for(playpen: &Playpen, service: &str, pid: i32) -> bool {
     )
 }
 
-/// Does process `pid` run the program the record describes (by argv[0] or executable)?
-fn looks_like(pid: i32, record: &StartRecord) -> bool {
-    let argv0 = process::argv0(pid).unwrap_or_default();
-    let by_name = record
-        .run_name
+/// Is process `pid` (named in a pidfile the program rewrote) the one the record
+/// describes? Its environment says it was started for this service of this playpen, or
+/// its title names this playpen's linkfarm symlink (PLAYPEN_TAG included), as daemons
+/// that rewrite their title keep it (`nginx: master process …/linkfarm/nginx-demo`).
+/// The executable alone proves nothing: another playpen runs the same binary.
+fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) -> bool {
+    if started_for(playpen, service, pid) {
+        return true;
+    }
+    let Some(link) = record
+        .symlink
         .as_deref()
-        .is_some_and(|name| !name.is_empty() && argv0.contains(name));
-    let by_exe = record.program.as_deref().is_some_and(|program| {
-        let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.into());
-        process::exe(pid).is_some_and(|exe| exe == program)
-    });
-    by_name || by_exe
+        .and_then(|l| std::path::Path::new(l).file_name())
+    else {
+        return false;
+    };
+    process::argv0(pid).is_some_and(|title| {
+        title
+            .split_whitespace()
+            .any(|word| std::path::Path::new(word).file_name() == Some(link))
+    })
 }
 
 fn check_identity(pid: i32, record: &StartRecord) -> Observed {

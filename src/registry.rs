@@ -3,7 +3,7 @@
 //! service (enabled), `remove-service` drops it; a disabled service is left out when a
 //! command acts on the role's services.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::playpen::Playpen;
 use std::path::PathBuf;
@@ -60,7 +60,24 @@ pub fn save(playpen: &Playpen, entries: &[Entry]) -> Result<()> {
 }
 
 /// Add or update a service's line; returns true when it was new.
+/// Held while the registry is read, changed and written back, so that concurrent
+/// new-service / remove-service calls (a package manager installing in parallel) do
+/// not lose each other's lines.
+fn lock(playpen: &Playpen) -> Result<std::fs::File> {
+    fsutil::ensure_dir(&playpen.state_dir())?;
+    let path = playpen.state_dir().join("state.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    file.lock().map_err(|e| Error::io("lock", &path, e))?;
+    Ok(file)
+}
+
 pub fn register(playpen: &Playpen, entry: Entry) -> Result<bool> {
+    let _lock = lock(playpen)?;
     let mut entries = load(playpen)?;
     let new = match entries.iter_mut().find(|e| e.name == entry.name) {
         Some(existing) => {
@@ -80,6 +97,7 @@ pub fn register(playpen: &Playpen, entry: Entry) -> Result<bool> {
 
 /// Drop a service's line; returns true when there was one.
 pub fn unregister(playpen: &Playpen, name: &str) -> Result<bool> {
+    let _lock = lock(playpen)?;
     let mut entries = load(playpen)?;
     let before = entries.len();
     entries.retain(|e| e.name != name);

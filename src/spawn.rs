@@ -231,15 +231,20 @@ pub fn survive_grace(child: &Spawned, grace: Duration) -> std::result::Result<()
     }
 }
 
-/// The last `n` lines written to a file after byte `since`, for error messages.
+/// The last `n` lines written to a file after byte `since`, for error messages. Reads
+/// at most the last 16 KiB: output files grow without bound.
 pub fn tail_file(path: &Path, since: u64, n: usize) -> String {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(_) => return String::new(),
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
     };
-    let from = (since as usize).min(bytes.len());
-    let start = bytes.len().saturating_sub(16 * 1024).max(from);
-    let text = String::from_utf8_lossy(&bytes[start..]);
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = since.min(len).max(len.saturating_sub(16 * 1024));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

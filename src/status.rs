@@ -59,6 +59,14 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                     uptime.map(|u| process::age(start_ticks, u).as_secs()),
                     None,
                 ),
+                Observed::Untracked { pid, start_ticks } => (
+                    State::Running,
+                    Some(pid),
+                    uptime.map(|u| process::age(start_ticks, u).as_secs()),
+                    Some(format!(
+                        "its pidfile is missing; `servicectl start {name}` writes it again"
+                    )),
+                ),
                 Observed::Stopped => (State::Stopped, None, None, None),
                 Observed::Stale { pid, reason } => (
                     State::Stale,
@@ -130,7 +138,9 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared) -> Result<PingResult> {
         None => {
             let (observed, _) = pidfile::observe(playpen, &name)?;
             let (ok, detail) = match observed {
-                Observed::Running { pid, .. } => (true, format!("running (pid {pid})")),
+                Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => {
+                    (true, format!("running (pid {pid})"))
+                }
                 Observed::Stopped => (false, "not running".to_string()),
                 Observed::Stale { reason, .. } => (false, reason),
                 Observed::Unwatched => (false, "no pidfile and no ping".to_string()),

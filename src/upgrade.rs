@@ -134,6 +134,7 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
             report.marked.push(name.clone());
         }
     }
+    let mut failure = None;
     if !to_stop.is_empty() {
         let (results, warnings) = ops::stop(session, &to_stop, &|_, _| {})?;
         report.warnings.extend(warnings);
@@ -141,17 +142,30 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
             match result {
                 Ok(Outcome::Stopped { .. }) => report.stopped.push(name),
                 Ok(_) => {}
-                Err(e) => return Err(e),
+                Err(e) => failure = failure.or(Some(e)),
             }
         }
     }
+    // Record what was stopped even when something failed to stop, so that post-upgrade
+    // brings it back; a second pre-upgrade adds to the record instead of replacing it.
     for package in packages {
         let path = record_path(&playpen, package);
         fsutil::ensure_dir(path.parent().expect("has parent"))?;
-        let text: String = report.stopped.iter().map(|s| format!("{s}\n")).collect();
+        let mut stopped: Vec<String> = fsutil::read_optional(&path)?
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        stopped.extend(report.stopped.iter().cloned());
+        stopped.sort();
+        stopped.dedup();
+        let text: String = stopped.iter().map(|s| format!("{s}\n")).collect();
         fsutil::write_atomic(&path, text.as_bytes(), Some(0o644))?;
     }
-    Ok(report)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 pub fn post_upgrade(session: &mut Session, packages: &[String]) -> Result<Report> {
