@@ -142,10 +142,6 @@ impl Catalog {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.services.keys().map(String::as_str)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.services.is_empty()
-    }
 }
 
 /// The service's own directory in `ext/`, if it is packaged.
@@ -175,38 +171,64 @@ pub fn config_fragments(playpen: &Playpen, id: &ServiceId) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A package-provided script for the service (`pre-start`, `ping`, …): the project's
-/// `services/$NAME/FILE` is not consulted here (only ping has a project override).
+/// The service's own script (`pre-start`, `ping`, …): in its `ext/` directory for a
+/// packaged service, in `services/$NAME/` for a project-local one. (A project's
+/// override of a packaged service's ping is looked up by the caller.)
 pub fn package_script(playpen: &Playpen, id: &ServiceId, file: &str) -> Option<PathBuf> {
     let dir = ext_dir(playpen, id).or_else(|| project_dirs(playpen, id).pop())?;
     let path = dir.join(file);
     path.is_file().then_some(path)
 }
 
-/// The package that provides a service: the `ext/services/$PACKAGE-$VERSION.services`
-/// file that lists it. None for project-local services.
-pub fn package_of(playpen: &Playpen, id: &ServiceId) -> Option<String> {
-    id.version.as_ref()?;
-    let dir = playpen.ext().join("services");
-    let entries = std::fs::read_dir(&dir).ok()?;
+/// An installed package: its version and the services its `.services` file lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledPackage {
+    pub version: String,
+    pub services: Vec<String>,
+}
+
+/// The installed packages by name, from `ext/services/$PACKAGE-$VERSION.services`.
+pub fn installed_packages(playpen: &Playpen) -> BTreeMap<String, InstalledPackage> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(playpen.ext().join("services")) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else {
             continue;
         };
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+        let Some((name, version)) = split_name_version(stem) else {
             continue;
         };
-        if text.split_whitespace().any(|s| s == id.name) {
-            return Some(
-                split_name_version(stem)
-                    .map(|(p, _)| p)
-                    .unwrap_or(stem)
-                    .to_string(),
-            );
-        }
+        let services =
+            parse_services_list(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        out.insert(
+            name.to_string(),
+            InstalledPackage {
+                version: version.to_string(),
+                services,
+            },
+        );
     }
-    None
+    out
+}
+
+/// The service names of a `.services` file: one per line, `#` comments allowed.
+pub fn parse_services_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The package that provides a service. None for project-local services.
+pub fn package_of(playpen: &Playpen, id: &ServiceId) -> Option<String> {
+    id.version.as_ref()?;
+    installed_packages(playpen)
+        .into_iter()
+        .find(|(_, p)| p.services.contains(&id.name))
+        .map(|(name, _)| name)
 }
 
 #[cfg(test)]

@@ -199,6 +199,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let statuses = match ops::status(&mut session, services) {
                 Ok(s) => s,
                 Err(e) => {
+                    if cli.json {
+                        json_print(&serde_json::json!({"error": e.to_string()}));
+                    }
                     report::error(&e);
                     return Ok(code_for(&e));
                 }

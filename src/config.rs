@@ -373,6 +373,9 @@ impl ConfigShell {
                     Error::config(format!(
                         "{TIMEOUT_ENV}={v:?} is not a positive number of seconds"
                     ))
+                    .with_hint(format!(
+                        "set {TIMEOUT_ENV} to a number such as 10, or unset it"
+                    ))
                 })?,
             Err(_) => DEFAULT_TIMEOUT,
         };

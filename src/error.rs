@@ -17,6 +17,11 @@ pub enum ErrorKind {
     Runtime,
     /// An operating-system call failed (permissions, disk).
     Io,
+    /// Not attempted because of another service's problem (held back, or a dependency
+    /// failed); the other service's error says what to fix.
+    NotAttempted,
+    /// The role lists no services (no playpen_services) and none were named.
+    NoServicesListed,
 }
 
 #[derive(Debug, Clone)]
@@ -79,11 +84,6 @@ impl Error {
         self.hint = Some(hint.into());
         self
     }
-
-    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
-        self.kind = kind;
-        self
-    }
 }
 
 impl fmt::Display for Error {
@@ -100,14 +100,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Attach a service name to any error on the way out.
-pub trait ResultExt<T> {
-    fn for_service(self, service: &str) -> Result<T>;
-}
-
-impl<T> ResultExt<T> for Result<T> {
-    fn for_service(self, service: &str) -> Result<T> {
-        self.map_err(|e| e.with_service(service))
-    }
-}

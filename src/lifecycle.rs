@@ -151,15 +151,21 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
     ] {
         config.seconds(var, 0.0)?;
     }
-    let service_type = config.non_empty("service_type").unwrap_or("init");
-    if !matches!(service_type, "init" | "cron" | "inetd") {
-        return Err(Error::config(format!(
-            "service_type={service_type:?} is not one of init, cron, inetd{}",
+    match config.non_empty("service_type").unwrap_or("init") {
+        "init" => Ok(()),
+        kind @ ("cron" | "inetd") => Err(Error::config(format!(
+            "service_type={kind} is not supported yet{}: cron and inetd services are run by the supervisor (`servicectl supervise`), which this version does not have",
             config.origin_note("service_type")
         ))
-        .with_service(name));
+        .with_service(name)
+        .with_hint("run it as a daemon (service_type=init), or leave it out of playpen_services for now")),
+        other => Err(Error::config(format!(
+            "service_type={other:?} is not one of init, cron, inetd{}",
+            config.origin_note("service_type")
+        ))
+        .with_service(name)
+        .with_hint("set service_type=init (the default)")),
     }
-    Ok(())
 }
 
 /// A script named by a config variable (service_start, service_stop, …), resolved like
@@ -356,7 +362,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     let settled = (|| {
         if makes_own {
             let timeout = pidfile_timeout;
-            let pid = wait_for_own_pidfile(&pidfile, &child, timeout).map_err(|status| match status {
+            let pid = wait_for_pidfile(&pidfile, Some(&child), timeout).map_err(|status| match status {
             Some(status) => failed(status),
             None => Error::runtime(format!(
                 "the program did not write a live PID to {} within {:.0} s",
@@ -446,27 +452,26 @@ fn owner_of_link(playpen: &Playpen, service: &str, link_name: &str) -> Option<St
     None
 }
 
-/// Wait for a program to write its own pidfile; Err(Some(status)) if it failed first.
-fn wait_for_own_pidfile(
+/// Wait until `pidfile` holds a live PID (bounded by `timeout`). With the program as
+/// `child`, its failure ends the wait at once: Err(Some(status)); Err(None) on timeout.
+fn wait_for_pidfile(
     pidfile: &Path,
-    child: &spawn::Spawned,
+    child: Option<&spawn::Spawned>,
     timeout: Duration,
 ) -> std::result::Result<i32, Option<std::process::ExitStatus>> {
     let deadline = Instant::now() + timeout;
-    let mut child_exited_ok = false;
+    let mut child = child;
     loop {
         if let Ok(Some(Ok(pid))) = pidfile::read_pid(pidfile)
             && process::is_alive(pid)
         {
             return Ok(pid);
         }
-        if !child_exited_ok {
-            match child.try_wait() {
-                // Daemons fork and their first process exits 0: keep waiting for the file.
-                Some(status) if status.success() => child_exited_ok = true,
-                Some(status) => return Err(Some(status)),
-                None => {}
-            }
+        match child.and_then(spawn::Spawned::try_wait) {
+            // Daemons fork and their first process exits 0: keep waiting for the file.
+            Some(status) if status.success() => child = None,
+            Some(status) => return Err(Some(status)),
+            None => {}
         }
         if Instant::now() >= deadline {
             return Err(None);
@@ -476,8 +481,6 @@ fn wait_for_own_pidfile(
     }
 }
 
-/// service_start: the script starts the service and (unless service_no_pidfile) writes
-/// the pidfile.
 /// Run the script a config variable names (service_start, service_stop,
 /// service_restart) to completion with NAME VERSION; a failure quotes its output.
 fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Result<PathBuf> {
@@ -503,6 +506,8 @@ fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Resu
     Ok(path)
 }
 
+/// service_start: the script starts the service and (unless service_no_pidfile) writes
+/// the pidfile.
 fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
     let config = &prepared.config;
     let name = prepared.name();
@@ -517,27 +522,19 @@ fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>
     }
     let pidfile = playpen.pidfile(name);
     let timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(Ok(pid))) = pidfile::read_pid(&pidfile)
-            && process::is_alive(pid)
-        {
-            record.pid = Some(pid);
-            record.start_ticks = process::start_ticks(pid);
-            pidfile::write_record(playpen, name, &record)?;
-            return Ok(Some(pid));
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::runtime(format!(
-                "service_start {} finished but {} holds no live PID",
-                path.display(),
-                pidfile.display()
-            ))
-            .with_service(name)
-            .with_hint("the service_start script must write the service's PID to $SERVICE_PIDFILE (or set service_no_pidfile=1)"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let pid = wait_for_pidfile(&pidfile, None, timeout).map_err(|_| {
+        Error::runtime(format!(
+            "service_start {} finished but {} holds no live PID",
+            path.display(),
+            pidfile.display()
+        ))
+        .with_service(name)
+        .with_hint("the service_start script must write the service's PID to $SERVICE_PIDFILE (or set service_no_pidfile=1)")
+    })?;
+    record.pid = Some(pid);
+    record.start_ticks = process::start_ticks(pid);
+    pidfile::write_record(playpen, name, &record)?;
+    Ok(Some(pid))
 }
 
 fn add_java_classpath(
@@ -682,7 +679,9 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
             render_configs(playpen, prepared)?;
             run_hook(playpen, prepared, Hook::PreStart)?;
             process::signal_service_only(pid, Signal::SIGHUP).map_err(|e| {
-                Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}")).with_service(name)
+                Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}"))
+                    .with_service(name)
+                    .with_hint("check `servicectl status`; run servicectl as the user that started the service")
             })?;
             run_hook(playpen, prepared, Hook::PostStart)?;
             return Ok(Outcome::Reloaded { pid });

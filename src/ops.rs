@@ -106,7 +106,8 @@ pub fn prepare(
             // Nothing starts until every problem is fixed: hold back the good ones too.
             for (name, result) in out.iter_mut() {
                 if result.is_ok() {
-                    *result = Err(Error::config(
+                    *result = Err(Error::new(
+                        ErrorKind::NotAttempted,
                         "not started: other services have configuration problems (listed above)",
                     )
                     .with_service(name));
@@ -299,10 +300,14 @@ fn run_forward(
             result
         },
         |name, failed| {
-            let err = Error::runtime(format!(
-                "not {verb} because {failed}, which it depends on, failed"
-            ))
-            .with_service(name);
+            let err = Error::new(
+                ErrorKind::NotAttempted,
+                format!("not {verb} because {failed}, which it depends on, failed"),
+            )
+            .with_service(name)
+            .with_hint(format!(
+                "fix {failed} (its error is above), then run this again"
+            ));
             progress(name, &Err(err.clone()));
             err
         },
@@ -389,10 +394,12 @@ pub fn stop(
             result
         },
         |name, failed| {
-            let err = Error::runtime(format!(
-                "not stopped because {failed}, which depends on it, failed to stop"
-            ))
-            .with_service(name);
+            let err = Error::new(
+                ErrorKind::NotAttempted,
+                format!("not stopped because {failed}, which depends on it, failed to stop"),
+            )
+            .with_service(name)
+            .with_hint(format!("stop {failed} first (its error is above)"));
             progress(name, &Err(err.clone()));
             err
         },
@@ -488,7 +495,7 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
     let (lenient, _) = prepare(session, &targets, false);
     for (name, result) in &prepared {
         if let Err(e) = result
-            && !e.message.starts_with("not started: other services")
+            && e.kind != ErrorKind::NotAttempted
         {
             problem(&mut findings, name, e);
         }
@@ -568,11 +575,7 @@ pub struct Missing {
 pub fn missing_env(session: &mut Session, names: &[String]) -> Result<Vec<Missing>> {
     let targets = match session.targets(names) {
         Ok(t) => t,
-        Err(e)
-            if names.is_empty()
-                && e.kind == ErrorKind::Config
-                && e.message.contains("playpen_services") =>
-        {
+        Err(e) if names.is_empty() && e.kind == ErrorKind::NoServicesListed => {
             session.catalog.names().map(str::to_string).collect()
         }
         Err(e) => return Err(e),

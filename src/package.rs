@@ -3,7 +3,7 @@
 //! `package remove NAME` undoes it. `new-service` and `remove-service` are what a real
 //! package manager calls from its hooks.
 
-use crate::catalog::{split_name_version, valid_service_name};
+use crate::catalog::{self, split_name_version, valid_service_name};
 use crate::envars;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -47,6 +47,7 @@ impl Package {
 
 fn bad_package(dir: &Path, what: String) -> Error {
     Error::config(format!("{}: {what}", dir.display()))
+        .with_hint("fix the package directory (its layout is described in docs/packaging.md); nothing was installed")
 }
 
 /// Read a package directory and plan where each of its files goes.
@@ -101,11 +102,7 @@ pub fn inspect(dir: &Path) -> Result<Package> {
     }
     let text =
         std::fs::read_to_string(services_file).map_err(|e| Error::io("read", services_file, e))?;
-    let services: Vec<String> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let services = catalog::parse_services_list(&text);
     if services.is_empty() {
         return Err(bad_package(
             &dir,
@@ -248,31 +245,6 @@ fn check_symlink(root: &Path, link: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The installed packages: package name → version, from ext/services/*.services.
-pub fn installed(playpen: &Playpen) -> BTreeMap<String, (String, Vec<String>)> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(playpen.ext().join("services")) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else {
-            continue;
-        };
-        let Some((name, version)) = split_name_version(stem) else {
-            continue;
-        };
-        let services = std::fs::read_to_string(entry.path())
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
-        out.insert(name.to_string(), (version.to_string(), services));
-    }
-    out
-}
-
 fn manifest_path(playpen: &Playpen, package_id: &str) -> PathBuf {
     playpen
         .ext()
@@ -303,9 +275,9 @@ pub struct InstallReport {
 pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
     let package = inspect(dir)?;
     let playpen = session.playpen.clone();
-    let installed = installed(&playpen);
+    let installed = catalog::installed_packages(&playpen);
     // Two packages must not provide the same service.
-    for (other, (version, services)) in &installed {
+    for (other, catalog::InstalledPackage { version, services }) in &installed {
         if *other == package.name {
             continue;
         }
@@ -322,7 +294,7 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
     }
     let previous = installed
         .get(&package.name)
-        .map(|(v, _)| format!("{}-{v}", package.name));
+        .map(|p| format!("{}-{}", package.name, p.version));
     // A service of the same name that runs but is not ours (a project-local service).
     if previous.is_none() {
         for s in &package.services {
@@ -485,8 +457,8 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
 /// Every installed file (relative to ext/) → its package.
 fn file_owners(playpen: &Playpen) -> BTreeMap<PathBuf, String> {
     let mut owners = BTreeMap::new();
-    for (name, (version, _)) in installed(playpen) {
-        let id = format!("{name}-{version}");
+    for (name, p) in catalog::installed_packages(playpen) {
+        let id = format!("{name}-{}", p.version);
         for f in read_manifest(playpen, &id) {
             owners.insert(f, id.clone());
         }
@@ -690,8 +662,8 @@ pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
 /// package remove NAME: remove-service for each service, then the package's files.
 pub fn remove(session: &mut Session, name: &str) -> Result<Vec<Removed>> {
     let playpen = session.playpen.clone();
-    let installed = installed(&playpen);
-    let Some((version, services)) = installed.get(name).cloned() else {
+    let installed = catalog::installed_packages(&playpen);
+    let Some(catalog::InstalledPackage { version, services }) = installed.get(name).cloned() else {
         return Err(Error::config(format!(
             "package {name} is not installed (no ext/services/{name}-VERSION.services)"
         ))

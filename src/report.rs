@@ -44,9 +44,6 @@ impl Style {
     pub fn yellow(&self, t: &str) -> String {
         self.paint("33", t)
     }
-    pub fn bold(&self, t: &str) -> String {
-        self.paint("1", t)
-    }
 }
 
 /// Print an error the way every servicectl error looks.

@@ -87,8 +87,9 @@ impl Session {
         let role = shell.role().to_string();
         let common = shell.common()?;
         let role_config = playpen.role_config(&role);
-        let services = common.playpen_services().ok_or_else(|| {
-            Error::config(format!(
+        let services =
+            common.playpen_services().ok_or_else(|| {
+                Error::new(ErrorKind::NoServicesListed, format!(
                 "role {role:?} lists no services: {} does not set playpen_services",
                 role_config.display()
             ))
@@ -96,7 +97,7 @@ impl Session {
                 "add playpen_services=\"NAME …\" to {}, or name the services on the command line",
                 role_config.display()
             ))
-        })?;
+            })?;
         RoleCache::store(&playpen, &role, &services);
         Ok(services)
     }

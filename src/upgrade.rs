@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::lifecycle::Outcome;
 use crate::ops;
-use crate::package;
 use crate::pidfile;
 use crate::playpen::Playpen;
 use crate::session::Session;
@@ -80,11 +79,11 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
         return Relation::Dependent;
     }
     // Depending on a service of an upgraded package counts too.
-    let installed = package::installed(&playpen);
+    let installed = crate::catalog::installed_packages(&playpen);
     let upgraded_services: Vec<&String> = packages
         .iter()
         .filter_map(|p| installed.get(p))
-        .flat_map(|(_, services)| services)
+        .flat_map(|p| &p.services)
         .collect();
     if config
         .list("service_depends")
