@@ -443,6 +443,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 json_print(&report);
             } else {
                 match &report.replaced {
+                    Some(old) if *old == report.package => {
+                        println!("reinstalled {old} ({} files)", report.files)
+                    }
                     Some(old) => println!(
                         "upgraded {old} to {} ({} files)",
                         report.package, report.files

@@ -180,9 +180,9 @@ fn started_for(playpen: &Playpen, service: &str, pid: i32) -> bool {
 
 /// Is process `pid` (named in a pidfile the program rewrote) the one the record
 /// describes? Its environment says it was started for this service of this playpen, or
-/// its title names this playpen's linkfarm symlink (PLAYPEN_TAG included), as daemons
-/// that rewrite their title keep it (`nginx: master process …/linkfarm/nginx-demo`).
-/// The executable alone proves nothing: another playpen runs the same binary.
+/// its title names this playpen's *tagged* linkfarm symlink, as daemons that rewrite
+/// their environment keep it in their title (`nginx: master process …/nginx-demo`).
+/// An untagged run name, or the executable, proves nothing: every playpen has them.
 fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) -> bool {
     if started_for(playpen, service, pid) {
         return true;
@@ -191,6 +191,12 @@ fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) 
         .symlink
         .as_deref()
         .and_then(|l| std::path::Path::new(l).file_name())
+        .filter(|link| {
+            record
+                .run_name
+                .as_deref()
+                .is_some_and(|run| link.to_str() != Some(run))
+        })
     else {
         return false;
     };

@@ -163,7 +163,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
         let before = pp.running_pid(name);
         pp.install(&sample(name))
             .ok()
-            .says(&[&format!("upgraded {name}-1.0 to {name}-1.0"), "restarted"]);
+            .says(&[&format!("reinstalled {name}-1.0"), "restarted"]);
         let after = pp.running_pid(name);
         assert_ne!(before, after, "{name} was restarted by the reinstall");
         assert_dies(before, &format!("{name}'s old process"));
@@ -177,7 +177,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
     }
     pp.install(&sample("nginx"))
         .ok()
-        .says(&["upgraded nginx-1.0 to nginx-1.0"]);
+        .says(&["reinstalled nginx-1.0"]);
     assert_eq!(
         pp.running_pid("nginx"),
         master,

@@ -431,6 +431,17 @@ impl Playpen {
             .collect()
     }
 
+    /// Live processes of this playpen whose argv[0] is `run_name`, sorted.
+    pub fn running_as(&self, run_name: &str) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .processes()
+            .into_iter()
+            .filter(|&pid| cmdline(pid).first().map(String::as_str) == Some(run_name))
+            .collect();
+        pids.sort();
+        pids
+    }
+
     /// Files servicectl left half-written (its temporaries) under var/.
     pub fn temporaries(&self) -> Vec<PathBuf> {
         ["var", "var/run", "var/linkfarm", "var/servicectl"]
