@@ -218,6 +218,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ping { services } => {
             let mut session = open(&cli)?;
             let (results, warnings) = ops::ping(&mut session, services)?;
+            if results.is_empty() && !cli.json {
+                nothing_to_do(&session);
+            }
             warnings.iter().for_each(|w| report::warning(w));
             let style = Style::for_stdout();
             let mut failed = false;
@@ -550,6 +553,9 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
         }
     };
     let (results, warnings) = op(&mut session, services, &progress)?;
+    if results.is_empty() && !json {
+        nothing_to_do(&session);
+    }
     warnings.iter().for_each(|w| report::warning(w));
     let mut unchanged = unchanged.into_inner().expect("not poisoned");
     unchanged.sort();
@@ -641,4 +647,13 @@ fn print_upgrade(r: &crate::upgrade::Report) {
             println!("{what}: {}", list.join(" "));
         }
     }
+}
+
+/// No names given and the role lists no (enabled) services: say so, and where to list them.
+fn nothing_to_do(session: &Session) {
+    let role = session.playpen.role().unwrap_or_default();
+    println!(
+        "no services to act on: playpen_services in {} is empty; list services there or name them",
+        session.playpen.role_config(&role).display()
+    );
 }

@@ -52,8 +52,11 @@ fn bad_package(dir: &Path, what: String) -> Error {
 
 /// Read a package directory and plan where each of its files goes.
 pub fn inspect(dir: &Path) -> Result<Package> {
-    let dir =
-        std::fs::canonicalize(dir).map_err(|e| Error::io("open package directory", dir, e))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        Error::io("open package directory", dir, e).with_hint(
+            "give the path of a package directory (the one holding PACKAGE-VERSION.services)",
+        )
+    })?;
     let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| Error::io("read package directory", &dir, e))?
         .flatten()
