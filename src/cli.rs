@@ -56,15 +56,30 @@ pub enum Command {
         role: String,
     },
     /// Start services (and what they depend on); already running ones are left alone
-    Start { services: Vec<String> },
+    Start {
+        /// Services to start (default: the role's playpen_services)
+        services: Vec<String>,
+    },
     /// Stop services (dependants first); already stopped ones are left alone
-    Stop { services: Vec<String> },
+    Stop {
+        /// Services to stop (default: the role's playpen_services)
+        services: Vec<String>,
+    },
     /// Restart services: SIGHUP if service_hup=1, else service_restart, else stop + start
-    Restart { services: Vec<String> },
+    Restart {
+        /// Services to restart (default: the role's playpen_services)
+        services: Vec<String>,
+    },
     /// Show whether services run (exit 0: all running, 3: some not, 4: unknown service)
-    Status { services: Vec<String> },
+    Status {
+        /// Services to show (default: the role's playpen_services)
+        services: Vec<String>,
+    },
     /// Check that services work: their ping script, else the status check
-    Ping { services: Vec<String> },
+    Ping {
+        /// Services to ping (default: the role's playpen_services)
+        services: Vec<String>,
+    },
     /// Show a service's evaluated configuration and which file set each value
     PrintConfig {
         service: String,
@@ -79,8 +94,13 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Print `export` lines for the playpen's environment, or a service's
-    Env { service: Option<String> },
+    /// Print `export` lines for what the playpen's configs add to the environment, or a service's
+    Env {
+        service: Option<String>,
+        /// Also print the variables inherited from servicectl's own environment
+        #[arg(long)]
+        all: bool,
+    },
     /// List required variables that are still unset, per service (exit 1 when any)
     MissingEnv {
         services: Vec<String>,
@@ -328,9 +348,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if bad > 0 { exit::FAILED } else { exit::OK })
         }
-        Command::Env { service } => {
+        Command::Env { service, all } => {
             let mut session = open(&cli)?;
-            let env = ops::environment(&mut session, service.as_deref())?;
+            let env = ops::environment(&mut session, service.as_deref(), *all)?;
             if cli.json {
                 json_print(&env);
             } else {

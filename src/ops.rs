@@ -545,16 +545,31 @@ pub fn print_config(session: &mut Session, name: &str) -> Result<Prepared> {
 pub fn environment(
     session: &mut Session,
     service: Option<&str>,
+    inherited_too: bool,
 ) -> Result<BTreeMap<String, String>> {
+    // What servicectl's own environment already holds is noise unless asked for.
+    let added = |vars: &crate::config::Vars, name: &str| {
+        inherited_too
+            || vars
+                .get(name)
+                .is_none_or(|v| v.origin != crate::config::Origin::Environment)
+    };
     match service {
-        Some(name) => print_config(session, name).map(|p| p.env),
+        Some(name) => {
+            let prepared = print_config(session, name)?;
+            Ok(prepared
+                .env
+                .into_iter()
+                .filter(|(k, _)| added(&prepared.config.vars, k))
+                .collect())
+        }
         None => {
             let playpen = session.playpen.clone();
-            let common = session.shell()?.common()?.clone();
+            let common = session.shell()?.common()?;
             let mut env: BTreeMap<String, String> = common
                 .vars
                 .iter()
-                .filter(|(_, v)| v.exported)
+                .filter(|(k, v)| v.exported && added(&common.vars, k))
                 .map(|(k, v)| (k.clone(), v.value.clone()))
                 .collect();
             env.extend(crate::config::playpen_environment(&playpen, &common.role));
@@ -629,7 +644,7 @@ pub fn sub_conf(
             if files.is_empty() {
                 return Err(Error::config("no templates named").with_hint("name the templates (servicectl sub-conf etc/FILE …) or a service (--service NAME)"));
             }
-            let env = environment(session, None)?;
+            let env = environment(session, None, true)?;
             template::render_all(&playpen, files, &env, template::Style::Underscores)
         }
     }
