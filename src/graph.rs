@@ -141,7 +141,15 @@ where
                 };
                 let result = match failed_prerequisite {
                     Some(failed) => Err(skipped(node, &failed)),
-                    None => job(node),
+                    // A panicking job must still mark its node done, or every node that
+                    // waits for it would wait forever.
+                    None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(node)))
+                        .unwrap_or_else(|_| {
+                            Err(Error::runtime(
+                                "internal error (servicectl panicked; please report it)",
+                            )
+                            .with_service(node))
+                        }),
                 };
                 let ok = result.is_ok();
                 results

@@ -32,11 +32,34 @@ pub struct Prepared {
     pub config: Arc<ServiceConfig>,
     pub env: BTreeMap<String, String>,
     pub ports: Vec<(String, u16)>,
+    /// service_program resolved once (validation, the run-name check and the start all
+    /// need it, and a PATH search is a dozen system calls).
+    program: std::sync::OnceLock<Result<PathBuf>>,
 }
 
 impl Prepared {
+    pub fn new(
+        config: Arc<ServiceConfig>,
+        env: BTreeMap<String, String>,
+        ports: Vec<(String, u16)>,
+    ) -> Prepared {
+        Prepared {
+            config,
+            env,
+            ports,
+            program: std::sync::OnceLock::new(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.config.name()
+    }
+
+    /// The program service_program names, resolved as §4 says.
+    pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
+        self.program
+            .get_or_init(|| spawn::resolve_program(playpen, &self.config, &self.env))
+            .clone()
     }
 }
 
@@ -111,7 +134,7 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
     let config = &prepared.config;
     let name = config.name();
     if config.non_empty("service_start").is_none() {
-        spawn::resolve_program(playpen, config, &prepared.env)?;
+        prepared.program(playpen)?;
     } else {
         script(playpen, config, "service_start", &prepared.env)?;
     }
@@ -284,7 +307,7 @@ fn base_record(prepared: &Prepared) -> StartRecord {
 fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
     let config = &prepared.config;
     let name = prepared.name();
-    let program = spawn::resolve_program(playpen, config, &prepared.env)?;
+    let program = prepared.program(playpen)?;
     let flags = config.get("service_flags").unwrap_or("");
     let args = shell_words::split(flags).map_err(|e| {
         Error::config(format!(
@@ -417,7 +440,7 @@ pub fn planned_link(playpen: &Playpen, prepared: &Prepared) -> Option<(String, P
     if config.non_empty("service_start").is_some() || config.flag("service_no_symlink", false) {
         return None;
     }
-    let program = spawn::resolve_program(playpen, config, &prepared.env).ok()?;
+    let program = prepared.program(playpen).ok()?;
     if program.file_name().is_some_and(|f| f == "java") {
         return None;
     }

@@ -61,11 +61,7 @@ pub fn prepare(
             "SERVICE_UPGRADED".into(),
             if upgraded { "1" } else { "0" }.into(),
         );
-        let prepared = Prepared {
-            config,
-            env,
-            ports: resolution.ports.clone(),
-        };
+        let prepared = Prepared::new(config, env, resolution.ports.clone());
         let result = match resolution.to_error() {
             Some(err) if strict => Err(err),
             _ => Ok(prepared),
