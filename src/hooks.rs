@@ -96,12 +96,14 @@ fn hook_timeout() -> Duration {
 
 /// Run to completion with the service's environment; output is captured (and appended
 /// to `log` when given).
+/// `limit` bounds the run below SERVICECTL_HOOK_TIMEOUT (a readiness wait has its own).
 pub fn run(
     playpen: &Playpen,
     id: &ServiceId,
     runnable: &Runnable,
     env: &BTreeMap<String, String>,
     log: Option<&Path>,
+    limit: Option<Duration>,
 ) -> Result<Finished> {
     // With a log (the service's output file) the script writes straight into it, so
     // that daemons a service_start script leaves behind keep writing where the user
@@ -159,7 +161,7 @@ pub fn run(
             .with_hint("check that the script exists, is executable and has a #! line")
     })?;
     let pid = child.id() as i32;
-    let timeout = hook_timeout();
+    let timeout = limit.map_or_else(hook_timeout, |l| l.min(hook_timeout()));
     let finished_in_time = process::wait_exit(pid, timeout);
     if !finished_in_time {
         let _ = nix::sys::signal::killpg(
@@ -201,7 +203,7 @@ pub fn run_hook(
     let Some(runnable) = find_hook(playpen, id, command, hook) else {
         return Ok(());
     };
-    let finished = run(playpen, id, &runnable, env, Some(log))?;
+    let finished = run(playpen, id, &runnable, env, Some(log), None)?;
     if finished.success {
         return Ok(());
     }

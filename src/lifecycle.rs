@@ -515,6 +515,7 @@ fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Resu
         &Runnable::Script(path.clone()),
         &prepared.env,
         Some(&output),
+        None,
     )?;
     if !finished.success {
         return Err(Error::runtime(format!(

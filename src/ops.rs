@@ -327,7 +327,8 @@ fn wait_ready(playpen: &Playpen, dep: &Prepared, dependant: &Prepared) -> Result
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(10);
     loop {
-        let result = status::ping(playpen, dep)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = status::ping(playpen, dep, Some(left.max(Duration::from_millis(100))))?;
         if result.ok {
             return Ok(());
         }
@@ -431,7 +432,7 @@ pub fn ping(session: &mut Session, names: &[String]) -> Result<(Results<PingResu
     let pinged = graph::run_parallel(
         &independent,
         Direction::Forward,
-        |name| status::ping(&playpen, &good[name]),
+        |name| status::ping(&playpen, &good[name], None),
         |_, _| Error::runtime("unreachable"),
     );
     let mut ordered: Results<PingResult> = targets

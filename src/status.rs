@@ -9,6 +9,7 @@ use crate::pidfile::{self, Observed};
 use crate::playpen::Playpen;
 use crate::process;
 use serde::Serialize;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,12 +110,12 @@ pub struct PingResult {
 }
 
 /// Run the service's ping, or fall back to the status check.
-pub fn ping(playpen: &Playpen, prepared: &Prepared) -> Result<PingResult> {
+pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> Result<PingResult> {
     let config: &ServiceConfig = &prepared.config;
     let name = config.name().to_string();
     match lifecycle::ping_runnable(playpen, config, &prepared.env)? {
         Some(runnable) => {
-            let finished = hooks::run(playpen, &config.id, &runnable, &prepared.env, None)?;
+            let finished = hooks::run(playpen, &config.id, &runnable, &prepared.env, None, limit)?;
             let output = finished.output.trim_end();
             Ok(PingResult {
                 name,
