@@ -501,19 +501,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::PreUpgrade { packages } => {
+        Command::PreUpgrade { packages } | Command::PostUpgrade { packages } => {
             let mut session = open(&cli)?;
-            let report = crate::upgrade::pre_upgrade(&mut session, packages)?;
-            if cli.json {
-                json_print(&report);
+            let report = if matches!(cli.command, Command::PreUpgrade { .. }) {
+                crate::upgrade::pre_upgrade(&mut session, packages)?
             } else {
-                print_upgrade(&report);
-            }
-            Ok(exit::OK)
-        }
-        Command::PostUpgrade { packages } => {
-            let mut session = open(&cli)?;
-            let report = crate::upgrade::post_upgrade(&mut session, packages)?;
+                crate::upgrade::post_upgrade(&mut session, packages)?
+            };
             if cli.json {
                 json_print(&report);
             } else {

@@ -19,41 +19,50 @@ pub type Progress<'a> = &'a (dyn Fn(&str, &Result<Outcome>) + Sync);
 /// Per-service results in the order the services were acted on.
 pub type Results<T> = Vec<(String, Result<T>)>;
 
-/// Evaluate and check the typed variables of `names`. Strict: any problem in any
-/// service (or a port shared by two services) fails every service, so nothing starts
-/// until all is well. Warnings are returned for display.
-pub fn prepare(
-    session: &mut Session,
-    names: &[String],
-    strict: bool,
-) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
-    let mut warnings = Vec::new();
-    let mut resolutions: Vec<(String, envars::Resolution)> = Vec::new();
-    let mut out: BTreeMap<String, Result<Prepared>> = BTreeMap::new();
+/// Every service of a command, evaluated and checked once. `start` and `restart` take
+/// the strict view, `stop`, `ping` and `print-config` the lenient one, and `check`
+/// reads the problems directly.
+pub struct Preparation {
+    /// Every known service; one whose config failed to evaluate has a stand-in config.
+    prepared: BTreeMap<String, Prepared>,
+    /// Each service's own problem: its config fails to evaluate, or its typed variables
+    /// are wrong (port conflicts are added by the strict view).
+    problems: BTreeMap<String, Error>,
+    /// Names that are not services at all.
+    unknown: BTreeMap<String, Error>,
+    resolutions: Vec<envars::Resolution>,
+    warnings: Vec<String>,
+}
+
+/// Evaluate every service of `names` (one pipelined batch) and resolve its typed
+/// variables.
+pub fn prepare(session: &mut Session, names: &[String]) -> Preparation {
+    let mut preparation = Preparation {
+        prepared: BTreeMap::new(),
+        problems: BTreeMap::new(),
+        unknown: BTreeMap::new(),
+        resolutions: Vec::new(),
+        warnings: Vec::new(),
+    };
     session.preload(names);
     for name in names {
         let config = match session.config(name) {
             Ok(c) => c,
-            Err(e) if !strict => match session.id(name) {
+            Err(e) => match session.id(name) {
                 Ok(id) => {
-                    warnings.push(format!(
-                        "{name}: {}; acting without its configuration (no hooks, default timeouts)",
-                        e.message
-                    ));
+                    preparation.problems.insert(name.clone(), e);
                     std::sync::Arc::new(ServiceConfig::stand_in(id, &session.playpen))
                 }
-                Err(e) => {
-                    out.insert(name.clone(), Err(e));
+                Err(unknown) => {
+                    preparation.unknown.insert(name.clone(), unknown);
                     continue;
                 }
             },
-            Err(e) => {
-                out.insert(name.clone(), Err(e));
-                continue;
-            }
         };
         let resolution = envars::resolve(&config);
-        warnings.extend(resolution.warnings.iter().cloned());
+        preparation
+            .warnings
+            .extend(resolution.warnings.iter().cloned());
         let mut env = config.environment();
         env.extend(resolution.values.clone());
         let upgraded = crate::upgrade::is_marked(&session.playpen, name);
@@ -61,57 +70,95 @@ pub fn prepare(
             "SERVICE_UPGRADED".into(),
             if upgraded { "1" } else { "0" }.into(),
         );
-        let prepared = Prepared::new(config, env, resolution.ports.clone());
-        let result = match resolution.to_error() {
-            Some(err) if strict => Err(err),
-            _ => Ok(prepared),
-        };
-        resolutions.push((name.clone(), resolution));
-        out.insert(name.clone(), result);
-    }
-    if strict {
-        // Ports are playpen-wide: services already running (outside this command) keep
-        // theirs, as their start records say, so starting one at a time cannot collide.
-        let running: Vec<envars::Resolution> = running_ports(session, names);
-        for conflict in
-            envars::port_conflicts(resolutions.iter().map(|(_, r)| r).chain(running.iter()))
+        if let Some(err) = resolution.to_error()
+            && !config.is_stand_in()
         {
-            let ours: Vec<&envars::PortUser> = conflict
-                .users
-                .iter()
-                .filter(|u| out.contains_key(&u.service))
-                .collect();
-            for user in ours {
-                let err = Error::config(conflict.to_string())
-                    .with_service(&user.service)
-                    .with_hint("give each service its own port: change the *_PORT or *_OFFSET values in the role or service config");
-                let entry = out
-                    .get_mut(&user.service)
-                    .expect("conflicts name prepared services");
-                *entry = match std::mem::replace(entry, Err(err.clone())) {
-                    Ok(_) => Err(err),
-                    Err(mut previous) => {
-                        previous.message.push_str(&format!("\n  {conflict}"));
-                        Err(previous)
-                    }
-                };
-            }
+            preparation.problems.insert(name.clone(), err);
         }
-        let all_ok = out.values().all(|r| r.is_ok());
-        if !all_ok {
-            // Nothing starts until every problem is fixed: hold back the good ones too.
-            for (name, result) in out.iter_mut() {
-                if result.is_ok() {
-                    *result = Err(Error::new(
-                        ErrorKind::NotAttempted,
-                        "not started: other services have configuration problems (listed above)",
-                    )
-                    .with_service(name));
+        preparation.prepared.insert(
+            name.clone(),
+            Prepared::new(config, env, resolution.ports.clone()),
+        );
+        preparation.resolutions.push(resolution);
+    }
+    preparation
+}
+
+impl Preparation {
+    /// For acting on running services: a config that fails to evaluate is a warning
+    /// (the service is acted on from its pidfile, without hooks); typed-variable
+    /// problems do not matter.
+    pub fn lenient(self) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
+        let mut warnings = self.warnings;
+        let mut out: BTreeMap<String, Result<Prepared>> =
+            self.unknown.into_iter().map(|(n, e)| (n, Err(e))).collect();
+        for (name, prepared) in self.prepared {
+            if prepared.config.is_stand_in()
+                && let Some(e) = self.problems.get(&name)
+            {
+                warnings.push(format!(
+                    "{name}: {}; acting without its configuration (no hooks, default timeouts)",
+                    e.message
+                ));
+            }
+            out.insert(name, Ok(prepared));
+        }
+        (out, warnings)
+    }
+
+    /// For starting: every problem of every service, port conflicts included (with the
+    /// ports of services already running), and when there is any, nothing goes ahead.
+    pub fn strict(self, session: &Session) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
+        let names: Vec<String> = self.prepared.keys().cloned().collect();
+        let mut problems = self.problems;
+        for (service, err) in port_problems(session, &names, &self.resolutions) {
+            match problems.get_mut(&service) {
+                Some(previous) => previous.message.push_str(&format!("\n  {}", err.message)),
+                None => {
+                    problems.insert(service, err);
                 }
             }
         }
+        let mut out: BTreeMap<String, Result<Prepared>> =
+            self.unknown.into_iter().map(|(n, e)| (n, Err(e))).collect();
+        let any_problem = !problems.is_empty() || !out.is_empty();
+        for (name, prepared) in self.prepared {
+            let result = match problems.remove(&name) {
+                Some(err) => Err(err),
+                // Nothing starts until every problem is fixed: hold back the good ones too.
+                None if any_problem => Err(Error::new(
+                    ErrorKind::NotAttempted,
+                    "not started: other services have configuration problems (listed above)",
+                )
+                .with_service(&name)),
+                None => Ok(prepared),
+            };
+            out.insert(name, result);
+        }
+        (out, self.warnings)
     }
-    (out, warnings)
+}
+
+/// Ports shared by two of `resolutions`, or with a service already running outside
+/// this command (as its start record says, so starting one at a time cannot collide).
+fn port_problems(
+    session: &Session,
+    names: &[String],
+    resolutions: &[envars::Resolution],
+) -> Vec<(String, Error)> {
+    let running = running_ports(session, names);
+    let mut out = Vec::new();
+    for conflict in envars::port_conflicts(resolutions.iter().chain(running.iter())) {
+        for user in conflict.users.iter().filter(|u| names.contains(&u.service)) {
+            out.push((
+                user.service.clone(),
+                Error::config(conflict.to_string())
+                    .with_service(&user.service)
+                    .with_hint("give each service its own port: change the *_PORT or *_OFFSET values in the role or service config"),
+            ));
+        }
+    }
+    out
 }
 
 /// The ports of running services other than `names`, from their start records (no
@@ -267,7 +314,7 @@ fn run_forward(
     verb: &str,
     action: impl Fn(&Playpen, &BTreeMap<String, Prepared>, &Deps, &str) -> Result<Outcome> + Sync,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
-    let (prepared, warnings) = prepare(session, services, true);
+    let (prepared, warnings) = prepare(session, services).strict(session);
     let (good, mut bad) = partition(prepared);
     if bad.is_empty() {
         for p in good.values() {
@@ -366,7 +413,7 @@ pub fn stop(
             Ok((crate::pidfile::Observed::Stopped, _))
         )
     });
-    let (prepared, warnings) = prepare(session, &active, false);
+    let (prepared, warnings) = prepare(session, &active).lenient();
     let (good, mut bad) = partition(prepared);
     for name in idle {
         let result = Ok(Outcome::AlreadyStopped);
@@ -416,7 +463,7 @@ pub fn status(session: &mut Session, names: &[String]) -> Result<Vec<ServiceStat
 /// ping every named service (or the role's), in parallel.
 pub fn ping(session: &mut Session, names: &[String]) -> Result<(Results<PingResult>, Vec<String>)> {
     let targets = session.targets(names)?;
-    let (prepared, warnings) = prepare(session, &targets, false);
+    let (prepared, warnings) = prepare(session, &targets).lenient();
     let playpen = session.playpen.clone();
     let mut results: Results<PingResult> = Vec::new();
     let mut good = BTreeMap::new();
@@ -460,23 +507,23 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
         session.targets(names)?
     };
     let targets = session.with_dependencies(&targets)?;
-    let (prepared, warnings) = prepare(session, &targets, true);
+    let preparation = prepare(session, &targets);
     let mut findings: BTreeMap<String, Finding> = targets
         .iter()
         .map(|n| {
-            (
-                n.clone(),
-                Finding {
-                    service: n.clone(),
-                    ok: true,
-                    problems: Vec::new(),
-                    warnings: warnings
-                        .iter()
-                        .filter(|w| w.starts_with(&format!("{n}:")))
-                        .cloned()
-                        .collect(),
-                },
-            )
+            let warnings = preparation
+                .warnings
+                .iter()
+                .filter(|w| w.starts_with(&format!("{n}:")))
+                .cloned()
+                .collect();
+            let finding = Finding {
+                service: n.clone(),
+                ok: true,
+                problems: Vec::new(),
+                warnings,
+            };
+            (n.clone(), finding)
         })
         .collect();
     fn problem(findings: &mut BTreeMap<String, Finding>, name: &str, err: &Error) {
@@ -487,27 +534,25 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
             f.problems.push(e.to_string());
         }
     }
-    // Strict preparation holds back good services because of bad ones; report only
-    // each service's own problems here.
-    let (lenient, _) = prepare(session, &targets, false);
-    for (name, result) in &prepared {
-        if let Err(e) = result
-            && e.kind != ErrorKind::NotAttempted
-        {
-            problem(&mut findings, name, e);
-        }
+    for (name, err) in preparation.problems.iter().chain(&preparation.unknown) {
+        problem(&mut findings, name, err);
     }
-    let mut good = BTreeMap::new();
-    for (name, result) in lenient {
-        // A config that failed to evaluate was reported above; its stand-in has nothing to validate.
-        if let Some(p) = result.ok().filter(|p| !p.config.is_stand_in()) {
-            if let Err(e) = lifecycle::validate(&session.playpen, &p) {
-                problem(&mut findings, &name, &e);
-            }
-            if let Err(e) = check_templates(session, &p) {
-                problem(&mut findings, &name, &e);
-            }
-            good.insert(name, p);
+    let names: Vec<String> = preparation.prepared.keys().cloned().collect();
+    for (name, err) in port_problems(session, &names, &preparation.resolutions) {
+        problem(&mut findings, &name, &err);
+    }
+    // A config that failed to evaluate was reported above; its stand-in has nothing to validate.
+    let good: BTreeMap<String, Prepared> = preparation
+        .prepared
+        .into_iter()
+        .filter(|(_, p)| !p.config.is_stand_in())
+        .collect();
+    for (name, p) in &good {
+        if let Err(e) = lifecycle::validate(&session.playpen, p) {
+            problem(&mut findings, name, &e);
+        }
+        if let Err(e) = check_templates(session, p) {
+            problem(&mut findings, name, &e);
         }
     }
     if let Err(e) = check_cycles(&good, &dependency_graph(&good)) {
@@ -532,7 +577,7 @@ fn check_templates(session: &Session, p: &Prepared) -> Result<()> {
 pub fn print_config(session: &mut Session, name: &str) -> Result<Prepared> {
     session.id(name)?;
     session.config(name)?;
-    let (mut prepared, _) = prepare(session, &[name.to_string()], false);
+    let (mut prepared, _) = prepare(session, &[name.to_string()]).lenient();
     prepared.remove(name).unwrap_or_else(|| {
         Err(Error::new(ErrorKind::UnknownService, "unknown service").with_service(name))
     })

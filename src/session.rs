@@ -209,6 +209,10 @@ impl RoleCache {
         if let Ok(list) = crate::config::common_files(playpen, role) {
             files.extend(list);
         }
+        // The role and cluster configs are listed above even when missing (creating one
+        // must invalidate the cache) and again by common_files when present.
+        files.sort();
+        files.dedup();
         files
     }
 
