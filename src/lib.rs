@@ -1,35 +1,24 @@
 //! servicectl: a service runtime for a project playpen.
 //!
-//! Modules follow the life of a command: find the [`playpen`], know its services
-//! ([`catalog`]), evaluate their sh configuration ([`config`], [`shell_dump`]), check
-//! typed variables ([`envars`]) and render templates ([`template`]), then act on
-//! processes ([`linkfarm`], [`spawn`], [`pidfile`], [`hooks`], [`lock`], [`lifecycle`])
-//! in dependency order ([`graph`], [`ops`]), and report ([`status`], [`report`]). The
-//! [`cli`] only parses and calls.
+//! The folders follow the data path of a command, and imports run one way, from the
+//! top of this list to the bottom:
+//!
+//! - [`cli`]: parse the command line, call [`ops`], render tables, JSON and errors.
+//! - [`ops`]: the commands as library calls, across services in dependency order.
+//! - [`service`]: one service made ready ([`service::prepare`]) and acted on: start,
+//!   stop, restart, hooks, status and ping.
+//! - [`config`]: the sh configuration of every service, evaluated, typed and rendered.
+//! - [`process`]: processes as the kernel sees them: spawn, pidfiles, the linkfarm.
+//! - [`playpen`]: where things are: discovery, paths, the catalog of services, locks.
+//! - [`text`] and [`error`]: leaves that import nothing of ours.
 
-pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod envars;
 pub mod error;
-pub mod fsutil;
-pub mod graph;
-pub mod hooks;
-pub mod lifecycle;
-pub mod linkfarm;
-pub mod lock;
 pub mod ops;
-pub mod package;
-pub mod pidfile;
 pub mod playpen;
 pub mod process;
-pub mod registry;
-pub mod report;
-pub mod session;
-pub mod shell_dump;
-pub mod spawn;
-pub mod status;
-pub mod template;
-pub mod upgrade;
+pub mod service;
+pub mod text;
 
 pub use error::{Error, ErrorKind, Result};

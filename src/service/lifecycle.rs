@@ -1,21 +1,21 @@
 //! Starting, stopping and restarting one service (§6). Every operation holds the
 //! service's lock; orchestration across services (order, parallelism) is in `graph`.
 
-use crate::catalog;
 use crate::config::ServiceConfig;
+use crate::config::template;
 use crate::error::{Error, Result};
-use crate::hooks::{self, Hook, Runnable};
-use crate::linkfarm;
-use crate::lock::ServiceLock;
-use crate::pidfile::{self, Observed, StartRecord};
 use crate::playpen::Playpen;
-use crate::process;
-use crate::spawn::{self, Launch};
-use crate::template;
+use crate::playpen::catalog;
+use crate::playpen::lock::ServiceLock;
+use crate::process::linkfarm;
+use crate::process::pidfile::{self, Observed, StartRecord};
+use crate::process::proc;
+use crate::process::spawn::{self, Launch};
+use crate::service::hooks::{self, Hook, Runnable};
+use crate::service::prepare::Prepared;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Default time a new process must survive to count as started.
@@ -24,44 +24,6 @@ const DEFAULT_START_GRACE: f64 = 0.25;
 const DEFAULT_PIDFILE_TIMEOUT: f64 = 10.0;
 /// Default seconds between SIGTERM and SIGKILL.
 const DEFAULT_HALT_TIMEOUT: f64 = 10.0;
-
-/// A service ready to act on: its configuration and the environment its program,
-/// hooks and scripts see (exported config variables, resolved typed variables, …).
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub config: Arc<ServiceConfig>,
-    pub env: BTreeMap<String, String>,
-    pub ports: Vec<(String, u16)>,
-    /// service_program resolved once (validation, the run-name check and the start all
-    /// need it, and a PATH search is a dozen system calls).
-    program: std::sync::OnceLock<Result<PathBuf>>,
-}
-
-impl Prepared {
-    pub fn new(
-        config: Arc<ServiceConfig>,
-        env: BTreeMap<String, String>,
-        ports: Vec<(String, u16)>,
-    ) -> Prepared {
-        Prepared {
-            config,
-            env,
-            ports,
-            program: std::sync::OnceLock::new(),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.config.name()
-    }
-
-    /// The program service_program names, resolved as §4 says.
-    pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
-        self.program
-            .get_or_init(|| spawn::resolve_program(playpen, &self.config, &self.env))
-            .clone()
-    }
-}
 
 /// What an operation did.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +162,7 @@ fn script(
     env: &BTreeMap<String, String>,
 ) -> Result<PathBuf> {
     let value = config.non_empty(var).unwrap_or_default();
-    spawn::resolve_executable(playpen, value.trim(), env).map_err(|mut e| {
+    crate::service::program::resolve_executable(playpen, value.trim(), env).map_err(|mut e| {
         e.message = format!("{var}: {}{}", e.message, config.origin_note(var));
         e.with_service(config.name())
     })
@@ -334,7 +296,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         (link.clone(), link_name, Some(link))
     };
     let output = playpen.output_file(name);
-    let output_start = spawn::file_len(&output);
+    let output_start = crate::process::output::file_len(&output);
     // Settings are read before the spawn, so that nothing can fail between the spawn and
     // the pidfile but the process itself.
     let grace = config.seconds("service_start_grace", DEFAULT_START_GRACE)?;
@@ -365,7 +327,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     };
     let pidfile = playpen.pidfile(name);
     let failed = |status: std::process::ExitStatus| {
-        let tail = spawn::tail_file(&output, output_start, 10);
+        let tail = crate::process::output::tail_file(&output, output_start, 10);
         let mut message = format!(
             "{} {} right after starting",
             program.display(),
@@ -375,7 +337,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             message.push_str(&format!(
                 "; last lines of {}:\n{}",
                 output.display(),
-                hooks::indent(&tail)
+                crate::text::indent(&tail)
             ));
         }
         Error::runtime(message)
@@ -396,12 +358,12 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
         })?;
             record.pid = Some(pid);
-            record.start_ticks = process::start_ticks(pid);
+            record.start_ticks = proc::start_ticks(pid);
             pidfile::write_record(playpen, name, &record)?;
             return Ok(Some(pid));
         }
         record.pid = Some(child_pid);
-        record.start_ticks = process::start_ticks(child_pid);
+        record.start_ticks = proc::start_ticks(child_pid);
         // Record first so that a concurrent `status` sees the service the moment it exists.
         if !no_pidfile {
             pidfile::write_pid(&pidfile, child_pid)?;
@@ -415,8 +377,8 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     if settled.is_err() {
         // A start that failed must not leave its process behind, untracked: the child
         // leads its own session and process group, so the group goes with it.
-        let _ = process::signal_service(child_pid, Signal::SIGKILL);
-        process::wait_exit(child_pid, Duration::from_secs(2));
+        let _ = proc::signal_service(child_pid, Signal::SIGKILL);
+        proc::wait_exit(child_pid, Duration::from_secs(2));
         let _ = child.try_wait();
         let _ = pidfile::clear(playpen, name);
     }
@@ -486,7 +448,7 @@ fn wait_for_pidfile(
     let mut child = child;
     loop {
         if let Ok(Some(Ok(pid))) = pidfile::read_pid(pidfile)
-            && process::is_alive(pid)
+            && proc::is_alive(pid)
         {
             return Ok(pid);
         }
@@ -522,7 +484,9 @@ fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Resu
             "{var} {} {}:\n{}",
             path.display(),
             finished.status,
-            hooks::indent(&crate::config::last_lines(finished.output.trim_end(), 10).join("\n"))
+            crate::text::indent(
+                &crate::text::last_lines(finished.output.trim_end(), 10).join("\n")
+            )
         ))
         .with_service(prepared.name())
         .with_hint(format!("see {} for its full output", output.display())));
@@ -556,7 +520,7 @@ fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>
         .with_hint("the service_start script must write the service's PID to $SERVICE_PIDFILE (or set service_no_pidfile=1)")
     })?;
     record.pid = Some(pid);
-    record.start_ticks = process::start_ticks(pid);
+    record.start_ticks = proc::start_ticks(pid);
     pidfile::write_record(playpen, name, &record)?;
     Ok(Some(pid))
 }
@@ -631,7 +595,7 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
         terminate(pid, halt, true);
     }
     if let Some(pid) = pid
-        && process::is_alive(pid)
+        && proc::is_alive(pid)
     {
         return Err(Error::runtime(format!("PID {pid} is still alive after SIGKILL"))
             .with_service(name)
@@ -669,15 +633,15 @@ fn changed_filedep(
 /// SIGTERM (when `term`), wait up to `halt`, then SIGKILL and wait a little more.
 fn terminate(pid: i32, halt: Duration, term: bool) {
     if term {
-        let _ = process::signal_service(pid, Signal::SIGTERM);
+        let _ = proc::signal_service(pid, Signal::SIGTERM);
         // A stopped process only sees SIGTERM once continued.
-        let _ = process::signal_service(pid, Signal::SIGCONT);
+        let _ = proc::signal_service(pid, Signal::SIGCONT);
     }
-    if process::wait_exit(pid, halt) {
+    if proc::wait_exit(pid, halt) {
         return;
     }
-    let _ = process::signal_service(pid, Signal::SIGKILL);
-    process::wait_exit(pid, Duration::from_secs(5));
+    let _ = proc::signal_service(pid, Signal::SIGKILL);
+    proc::wait_exit(pid, Duration::from_secs(5));
 }
 
 /// Restart: HUP path if service_hup, else the service_restart script, else stop, wait
@@ -702,7 +666,7 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
         if config.flag("service_hup", false) {
             render_configs(playpen, prepared)?;
             run_hook(playpen, prepared, Hook::PreStart)?;
-            process::signal_service_only(pid, Signal::SIGHUP).map_err(|e| {
+            proc::signal_service_only(pid, Signal::SIGHUP).map_err(|e| {
                 Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}"))
                     .with_service(name)
                     .with_hint("check `servicectl status`; run servicectl as the user that started the service")

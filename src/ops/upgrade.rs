@@ -3,13 +3,14 @@
 //! A service that kept running while its package (or one it depends on) changed is
 //! marked, so its next start sees SERVICE_UPGRADED=1.
 
+use crate::config::session::Session;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::lifecycle::Outcome;
 use crate::ops;
-use crate::pidfile;
 use crate::playpen::Playpen;
-use crate::session::Session;
+use crate::playpen::fsutil;
+use crate::playpen::marks::{clear_mark, is_marked, mark};
+use crate::process::pidfile;
+use crate::service::lifecycle::Outcome;
 use std::path::PathBuf;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -32,26 +33,6 @@ fn record_path(playpen: &Playpen, package: &str) -> PathBuf {
         .join(format!("{package}.stopped"))
 }
 
-fn mark_path(playpen: &Playpen, service: &str) -> PathBuf {
-    playpen.state_dir().join("upgraded").join(service)
-}
-
-/// Was this service upgraded while it ran, since its last (re)start?
-pub fn is_marked(playpen: &Playpen, service: &str) -> bool {
-    mark_path(playpen, service).exists()
-}
-
-/// Forget the mark once the service has been (re)started with SERVICE_UPGRADED=1.
-pub fn clear_mark(playpen: &Playpen, service: &str) {
-    let _ = std::fs::remove_file(mark_path(playpen, service));
-}
-
-fn mark(playpen: &Playpen, service: &str) -> Result<()> {
-    let path = mark_path(playpen, service);
-    fsutil::ensure_dir(path.parent().expect("has parent"))?;
-    fsutil::write_atomic(&path, b"1\n", None)
-}
-
 /// How a service relates to the packages being upgraded.
 enum Relation {
     Own,
@@ -64,7 +45,7 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
     let own_package = session
         .id(service)
         .ok()
-        .and_then(|id| crate::catalog::package_of(&playpen, &id));
+        .and_then(|id| crate::playpen::catalog::package_of(&playpen, &id));
     if own_package.as_ref().is_some_and(|p| packages.contains(p)) {
         return Relation::Own;
     }
@@ -79,7 +60,7 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
         return Relation::Dependent;
     }
     // Depending on a service of an upgraded package counts too.
-    let installed = crate::catalog::installed_packages(&playpen);
+    let installed = crate::playpen::catalog::installed_packages(&playpen);
     let upgraded_services: Vec<&String> = packages
         .iter()
         .filter_map(|p| installed.get(p))

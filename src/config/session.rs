@@ -1,11 +1,11 @@
 //! One command's view of a playpen: its catalog, its config shell (started only when a
 //! config must be evaluated), and which services the command acts on (§2).
 
-use crate::catalog::{Catalog, ServiceId};
 use crate::config::{ConfigShell, ServiceConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fsutil;
 use crate::playpen::Playpen;
+use crate::playpen::catalog::{Catalog, ServiceId};
+use crate::playpen::fsutil;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ impl Session {
 
     /// Leave out services registered as disabled (§9).
     fn enabled(&self, services: Vec<String>) -> Vec<String> {
-        let disabled = crate::registry::disabled(&self.playpen);
+        let disabled = crate::playpen::registry::disabled(&self.playpen);
         services
             .into_iter()
             .filter(|s| !disabled.contains(s))

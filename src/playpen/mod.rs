@@ -1,7 +1,12 @@
 //! Playpen discovery, its role and cluster, and the paths of everything inside it (§2).
 
+pub mod catalog;
+pub mod fsutil;
+pub mod lock;
+pub mod marks;
+pub mod registry;
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::fsutil;
 use std::path::{Path, PathBuf};
 
 /// One checkout of a project: its own ports, `var/` and processes.

@@ -3,11 +3,12 @@
 
 use crate::config::ServiceConfig;
 use crate::error::Result;
-use crate::hooks;
-use crate::lifecycle::{self, Prepared};
-use crate::pidfile::{self, Observed};
 use crate::playpen::Playpen;
-use crate::process;
+use crate::process::pidfile::{self, Observed};
+use crate::process::proc;
+use crate::service::hooks;
+use crate::service::lifecycle;
+use crate::service::prepare::Prepared;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ pub struct ServiceStatus {
 
 /// The status of each named service, from files and /proc only.
 pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>> {
-    let uptime = process::uptime_secs();
+    let uptime = proc::uptime_secs();
     names
         .iter()
         .map(|name| {
@@ -57,13 +58,13 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                 Observed::Running { pid, start_ticks } => (
                     State::Running,
                     Some(pid),
-                    uptime.map(|u| process::age(start_ticks, u).as_secs()),
+                    uptime.map(|u| proc::age(start_ticks, u).as_secs()),
                     None,
                 ),
                 Observed::Untracked { pid, start_ticks } => (
                     State::Running,
                     Some(pid),
-                    uptime.map(|u| process::age(start_ticks, u).as_secs()),
+                    uptime.map(|u| proc::age(start_ticks, u).as_secs()),
                     Some(format!(
                         "its pidfile is missing; `servicectl start {name}` writes it again"
                     )),
@@ -122,7 +123,7 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> 
                 ok: finished.success,
                 by: runnable.describe(),
                 detail: if finished.success {
-                    crate::config::tail(output, 1)
+                    crate::text::tail(output, 1)
                 } else {
                     format!(
                         "{}{}",
@@ -130,7 +131,7 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> 
                         if output.is_empty() {
                             String::new()
                         } else {
-                            format!(": {}", crate::config::tail(output, 5))
+                            format!(": {}", crate::text::tail(output, 5))
                         }
                     )
                 },

@@ -3,17 +3,17 @@
 //! `package remove NAME` undoes it. `new-service` and `remove-service` are what a real
 //! package manager calls from its hooks.
 
-use crate::catalog::{self, split_name_version, valid_service_name};
-use crate::envars;
+use crate::config::envars;
+use crate::config::session::Session;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::lifecycle::Outcome;
 use crate::ops;
-use crate::pidfile;
+use crate::ops::upgrade;
 use crate::playpen::Playpen;
-use crate::registry;
-use crate::session::Session;
-use crate::upgrade;
+use crate::playpen::catalog::{self, split_name_version, valid_service_name};
+use crate::playpen::fsutil;
+use crate::playpen::registry;
+use crate::process::pidfile;
+use crate::service::lifecycle::Outcome;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 

@@ -1,25 +1,17 @@
 //! The command line: parse with clap, call the library, print, pick the exit code.
 
+pub mod exit;
+pub mod render;
+
+use crate::config::session::Session;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lifecycle::Outcome;
 use crate::ops;
 use crate::playpen::Playpen;
-use crate::report::{self, Style};
-use crate::session::Session;
+use crate::service::lifecycle::Outcome;
 use clap::{CommandFactory, Parser, Subcommand};
+use render::Style;
 use std::path::PathBuf;
 use std::sync::Mutex;
-
-/// Exit codes (documented in docs/cli.md).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    /// status: some service is not running (LSB).
-    pub const NOT_RUNNING: i32 = 3;
-    /// An unknown service was named (LSB status code 4).
-    pub const UNKNOWN_SERVICE: i32 = 4;
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -171,7 +163,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            report::error(&e);
+            render::error(&e);
             code_for(&e)
         }
     }
@@ -222,7 +214,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     if cli.json {
                         json_print(&serde_json::json!({"error": e.to_string()}));
                     }
-                    report::error(&e);
+                    render::error(&e);
                     return Ok(code_for(&e));
                 }
             };
@@ -231,9 +223,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else if statuses.is_empty() {
                 println!("no services");
             } else {
-                print!("{}", report::status_table(&statuses, Style::for_stdout()));
+                print!("{}", render::status_table(&statuses, Style::for_stdout()));
             }
-            Ok(report::status_exit_code(&statuses))
+            Ok(render::status_exit_code(&statuses))
         }
         Command::Ping { services } => {
             let mut session = open(&cli)?;
@@ -241,7 +233,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if results.is_empty() && !cli.json {
                 nothing_to_do(&session);
             }
-            warnings.iter().for_each(|w| report::warning(w));
+            warnings.iter().for_each(|w| render::warning(w));
             let style = Style::for_stdout();
             let mut failed = false;
             let mut json = Vec::new();
@@ -271,7 +263,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                         if cli.json {
                             json.push(serde_json::json!({"name": name, "ok": false, "error": e.to_string()}));
                         }
-                        report::error(e);
+                        render::error(e);
                     }
                 }
             }
@@ -334,7 +326,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 let style = Style::for_stdout();
                 for f in &findings {
                     for w in &f.warnings {
-                        report::warning(w);
+                        render::warning(w);
                     }
                     if f.ok {
                         println!("{}: {}", f.service, style.green("ok"));
@@ -373,7 +365,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else if *script {
                 for r in &report {
                     if !r.missing.is_empty() {
-                        print!("{}", crate::envars::missing_script(&r.service, &r.missing));
+                        print!(
+                            "{}",
+                            crate::config::envars::missing_script(&r.service, &r.missing)
+                        );
                     }
                 }
             } else {
@@ -382,7 +377,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                         continue;
                     }
                     if *verbose {
-                        print!("{}", crate::envars::describe(&r.service, &r.missing));
+                        print!(
+                            "{}",
+                            crate::config::envars::describe(&r.service, &r.missing)
+                        );
                     } else {
                         for m in &r.missing {
                             println!("{}: {}", r.service, m.name);
@@ -419,7 +417,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             let mut reports = Vec::new();
             for name in services {
-                let r = crate::package::new_service(&mut session, name)?;
+                let r = crate::ops::package::new_service(&mut session, name)?;
                 if !cli.json {
                     print_new_service(&session, &r);
                 }
@@ -434,7 +432,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             let mut reports = Vec::new();
             for name in services {
-                let r = crate::package::remove_service(&mut session, name)?;
+                let r = crate::ops::package::remove_service(&mut session, name)?;
                 if !cli.json {
                     let mut done = Vec::new();
                     if r.stopped {
@@ -461,7 +459,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Package(PackageCommand::Install { dir }) => {
             let mut session = open(&cli)?;
-            let report = crate::package::install(&mut session, dir)?;
+            let report = crate::ops::package::install(&mut session, dir)?;
             if cli.json {
                 json_print(&report);
             } else {
@@ -486,7 +484,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Package(PackageCommand::Remove { name }) => {
             let mut session = open(&cli)?;
-            let removed = crate::package::remove(&mut session, name)?;
+            let removed = crate::ops::package::remove(&mut session, name)?;
             if cli.json {
                 json_print(&removed);
             } else {
@@ -504,9 +502,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::PreUpgrade { packages } | Command::PostUpgrade { packages } => {
             let mut session = open(&cli)?;
             let report = if matches!(cli.command, Command::PreUpgrade { .. }) {
-                crate::upgrade::pre_upgrade(&mut session, packages)?
+                crate::ops::upgrade::pre_upgrade(&mut session, packages)?
             } else {
-                crate::upgrade::post_upgrade(&mut session, packages)?
+                crate::ops::upgrade::post_upgrade(&mut session, packages)?
             };
             if cli.json {
                 json_print(&report);
@@ -563,14 +561,14 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
                 };
                 println!("{name}: {shown}");
             }
-            Err(e) => report::error(e),
+            Err(e) => render::error(e),
         }
     };
     let (results, warnings) = op(&mut session, services, &progress)?;
     if results.is_empty() && !json {
         nothing_to_do(&session);
     }
-    warnings.iter().for_each(|w| report::warning(w));
+    warnings.iter().for_each(|w| render::warning(w));
     let mut unchanged = unchanged.into_inner().expect("not poisoned");
     unchanged.sort();
     let mut by_state: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -583,7 +581,7 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
         println!(
             "{state} ({}): {}",
             names.len(),
-            report::short_list(&names, 12)
+            crate::text::short_list(&names, 12)
         );
     }
     let printed = printed.into_inner().expect("not poisoned");
@@ -592,7 +590,7 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
         if let Err(e) = result {
             code = exit::FAILED;
             if !json && !printed.contains(name) {
-                report::error(e);
+                render::error(e);
             }
         }
     }
@@ -613,7 +611,7 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     Ok(code)
 }
 
-fn print_new_service(session: &Session, r: &crate::package::NewService) {
+fn print_new_service(session: &Session, r: &crate::ops::package::NewService) {
     println!(
         "{}: {}",
         r.service,
@@ -647,9 +645,9 @@ fn print_new_service(session: &Session, r: &crate::package::NewService) {
     }
 }
 
-fn print_upgrade(r: &crate::upgrade::Report) {
+fn print_upgrade(r: &crate::ops::upgrade::Report) {
     for w in &r.warnings {
-        report::warning(w);
+        render::warning(w);
     }
     for (what, list) in [
         ("stopped", &r.stopped),

@@ -5,11 +5,10 @@
 //! environment, in PLAYPEN_ROOT, with NAME VERSION as arguments; their output is
 //! appended to the service's output file and quoted in the error when they fail.
 
-use crate::catalog::{self, ServiceId};
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
-use crate::process;
-use crate::spawn;
+use crate::playpen::catalog::{self, ServiceId};
+use crate::process::proc;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -109,7 +108,10 @@ pub fn run(
     // that daemons a service_start script leaves behind keep writing where the user
     // looks; without one (ping) the output is only captured.
     let (sink, log_start) = match log {
-        Some(log) => (spawn::open_output(log)?, spawn::file_len(log)),
+        Some(log) => (
+            crate::process::output::open_output(log)?,
+            crate::process::output::file_len(log),
+        ),
         None => (
             tempfile::tempfile()
                 .map_err(|e| Error::io("create a scratch file in", &std::env::temp_dir(), e))?,
@@ -162,7 +164,7 @@ pub fn run(
     })?;
     let pid = child.id() as i32;
     let timeout = limit.map_or_else(hook_timeout, |l| l.min(hook_timeout()));
-    let finished_in_time = process::wait_exit(pid, timeout);
+    let finished_in_time = proc::wait_exit(pid, timeout);
     if !finished_in_time {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
@@ -173,7 +175,7 @@ pub fn run(
         .wait()
         .map_err(|e| Error::io("wait for", Path::new(&runnable.describe()), e))?;
     let output = match log {
-        Some(log) => spawn::tail_file(log, log_start, 200),
+        Some(log) => crate::process::output::tail_file(log, log_start, 200),
         None => read_all(sink),
     };
     let status_text = if !finished_in_time {
@@ -217,7 +219,7 @@ pub fn run_hook(
     if !output.is_empty() {
         message.push_str(&format!(
             ":\n{}",
-            indent(&crate::config::last_lines(output, 10).join("\n"))
+            crate::text::indent(&crate::text::last_lines(output, 10).join("\n"))
         ));
     }
     Err(Error::runtime(message)
@@ -241,13 +243,6 @@ pub fn describe_status(status: std::process::ExitStatus) -> String {
         ),
         _ => "ended".to_string(),
     }
-}
-
-pub fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn read_all(mut file: std::fs::File) -> String {

@@ -2,7 +2,8 @@
 //! respected), errors as `servicectl: SERVICE: what happened — what to do`.
 
 use crate::error::Error;
-use crate::status::{ServiceStatus, State};
+use crate::service::status::{ServiceStatus, State};
+use crate::text::human_duration;
 use std::io::IsTerminal;
 
 /// How to write: colour or not.
@@ -92,15 +93,6 @@ pub fn table(
     out
 }
 
-pub fn human_duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s if s < 86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        s => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
-    }
-}
-
 /// The status table.
 pub fn status_table(statuses: &[ServiceStatus], style: Style) -> String {
     let rows: Vec<Vec<String>> = statuses
@@ -150,16 +142,4 @@ pub fn status_exit_code(statuses: &[ServiceStatus]) -> i32 {
     } else {
         3
     }
-}
-
-/// `a, b, c and 7 more`: a list that stays one readable line.
-pub fn short_list(names: &[String], most: usize) -> String {
-    if names.len() <= most {
-        return names.join(", ");
-    }
-    format!(
-        "{} and {} more",
-        names[..most].join(", "),
-        names.len() - most
-    )
 }

@@ -4,8 +4,8 @@
 //! command acts on the role's services.
 
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::playpen::Playpen;
+use crate::playpen::fsutil;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -124,7 +124,7 @@ impl Catalog {
                 "no services are installed in this playpen; install a package with `servicectl package install DIR`".to_string()
             } else {
                 let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
-                format!("known services: {}", crate::report::short_list(&known, 12))
+                format!("known services: {}", crate::text::short_list(&known, 12))
             };
             Error::new(
                 ErrorKind::UnknownService,

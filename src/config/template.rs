@@ -28,8 +28,8 @@
 
 use crate::config::ServiceConfig;
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::playpen::Playpen;
+use crate::playpen::fsutil;
 use regex::bytes::Regex;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -720,8 +720,8 @@ mod tests {
 
     #[test]
     fn style_from_config() {
-        use crate::catalog::ServiceId;
         use crate::config::{Origin, Value};
+        use crate::playpen::catalog::ServiceId;
         let with = |style: Option<&str>| {
             let mut c = ServiceConfig {
                 id: ServiceId {

@@ -6,9 +6,9 @@
 //! PID is recognised), its program, run name and ports, for `status` to report.
 
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::playpen::Playpen;
-use crate::process;
+use crate::playpen::fsutil;
+use crate::process::proc;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -136,7 +136,7 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
         // The program wrote another PID, or we have no record: a live PID is ours if it
         // looks like our program (with a record) or was started for this service of
         // this playpen (without one: its environment says so).
-        _ => match process::start_ticks(pid) {
+        _ => match proc::start_ticks(pid) {
             Some(ticks)
                 if match &record {
                     Some(r) => looks_like(playpen, service, pid, r),
@@ -153,7 +153,7 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
                 reason: format!(
                     "PID {pid} in {} belongs to another program ({})",
                     pidfile.display(),
-                    process::argv0(pid).unwrap_or_else(|| "unknown".into())
+                    proc::argv0(pid).unwrap_or_else(|| "unknown".into())
                 ),
             },
             None => Observed::Stale {
@@ -169,7 +169,7 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
 /// starts for a service (and every daemon it forks) inherits PLAYPEN_ROOT and
 /// SERVICE_NAME; an unrelated process that got a recycled PID does not have them.
 fn started_for(playpen: &Playpen, service: &str, pid: i32) -> bool {
-    process::environ_has(
+    proc::environ_has(
         pid,
         &[
             format!("PLAYPEN_ROOT={}", playpen.root.display()),
@@ -200,7 +200,7 @@ fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) 
     else {
         return false;
     };
-    process::argv0(pid).is_some_and(|title| {
+    proc::argv0(pid).is_some_and(|title| {
         title
             .split_whitespace()
             .any(|word| std::path::Path::new(word).file_name() == Some(link))
@@ -208,7 +208,7 @@ fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) 
 }
 
 fn check_identity(pid: i32, record: &StartRecord) -> Observed {
-    match (process::start_ticks(pid), record.start_ticks) {
+    match (proc::start_ticks(pid), record.start_ticks) {
         (None, _) => Observed::Stale {
             pid: Some(pid),
             reason: format!("PID {pid} is not running"),
@@ -217,7 +217,7 @@ fn check_identity(pid: i32, record: &StartRecord) -> Observed {
             pid: Some(pid),
             reason: format!(
                 "PID {pid} now belongs to another process ({}); the service died and its PID was reused",
-                process::argv0(pid).unwrap_or_else(|| "unknown".into())
+                proc::argv0(pid).unwrap_or_else(|| "unknown".into())
             ),
         },
         (Some(now), _) => Observed::Running {

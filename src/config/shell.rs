@@ -1,4 +1,4 @@
-//! Config evaluation (§4): the layered sh fragments of every service, read back exactly.
+//! Config evaluation: the layered sh fragments of every service, read back exactly.
 //!
 //! One `sh` process serves a whole command. servicectl writes requests to its standard
 //! input; the shell sources the cluster config, role config and profiles once (under
@@ -7,11 +7,10 @@
 //! own output goes to a scratch file, so a fragment that prints cannot corrupt what is
 //! read back, and a syntax error, a failing fragment or a hang is pinned to its file.
 
-use crate::catalog::{self, ServiceId};
+use crate::config::shell_dump::{self, Item};
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
-use crate::shell_dump::{self, Item};
-use serde::Serialize;
+use crate::playpen::catalog::{self, ServiceId};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +18,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+
+use super::{CommonConfig, Origin, ServiceConfig, Value, Vars, common_files, playpen_environment};
 
 /// Environment variable giving the per-fragment time limit in seconds.
 pub const TIMEOUT_ENV: &str = "SERVICECTL_CONFIG_TIMEOUT";
@@ -28,230 +29,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const SHELL_INTERNALS: &[&str] = &[
     "IFS", "PS1", "PS2", "PS4", "OPTIND", "PPID", "LINENO", "OLDPWD", "PWD", "_",
 ];
-
-/// Where a value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// The environment servicectl was run in.
-    Environment,
-    /// Set by servicectl itself (SERVICE_NAME, PLAYPEN_ROOT, …).
-    Servicectl,
-    /// Assigned by this config file.
-    File(PathBuf),
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Origin::Environment => f.write_str("(environment)"),
-            Origin::Servicectl => f.write_str("(servicectl)"),
-            Origin::File(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-impl Serialize for Origin {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Value {
-    pub value: String,
-    pub exported: bool,
-    pub origin: Origin,
-}
-
-pub type Vars = BTreeMap<String, Value>;
-
-/// The layer every service shares: cluster config, role config, profiles.
-#[derive(Debug, Clone)]
-pub struct CommonConfig {
-    pub role: String,
-    pub files: Vec<PathBuf>,
-    pub vars: Vars,
-}
-
-impl CommonConfig {
-    /// The role's `playpen_services`, None when the role config does not set it.
-    pub fn playpen_services(&self) -> Option<Vec<String>> {
-        self.vars
-            .get("playpen_services")
-            .map(|v| v.value.split_whitespace().map(str::to_string).collect())
-    }
-}
-
-/// One service's evaluated configuration.
-#[derive(Debug, Clone)]
-pub struct ServiceConfig {
-    pub id: ServiceId,
-    pub fragments: Vec<PathBuf>,
-    pub vars: Vars,
-}
-
-impl ServiceConfig {
-    pub fn name(&self) -> &str {
-        &self.id.name
-    }
-
-    /// What servicectl knows of a service whose config does not evaluate: the
-    /// environment it would run in, no settings. Enough to stop it from its pidfile.
-    pub fn stand_in(id: ServiceId, playpen: &Playpen) -> ServiceConfig {
-        let role = playpen.role().unwrap_or_default();
-        let mut vars = Vars::new();
-        let mut set = |name: String, value: String, origin: Origin| {
-            vars.insert(
-                name,
-                Value {
-                    value,
-                    exported: true,
-                    origin,
-                },
-            );
-        };
-        for (k, v) in std::env::vars() {
-            set(k, v, Origin::Environment);
-        }
-        for (k, v) in playpen_environment(playpen, &role) {
-            set(k, v, Origin::Servicectl);
-        }
-        for (k, v) in [
-            ("SERVICE_NAME", id.name.clone()),
-            ("SERVICE_VERSION", id.version.clone().unwrap_or_default()),
-            (
-                "SERVICE_PIDFILE",
-                playpen.pidfile(&id.name).display().to_string(),
-            ),
-            (
-                "SERVICE_OUTPUT_FILE",
-                playpen.output_file(&id.name).display().to_string(),
-            ),
-        ] {
-            set(k.to_string(), v, Origin::Servicectl);
-        }
-        ServiceConfig {
-            id,
-            fragments: Vec::new(),
-            vars,
-        }
-    }
-
-    /// Made by `stand_in`: no fragment was evaluated.
-    pub fn is_stand_in(&self) -> bool {
-        self.fragments.is_empty()
-    }
-
-    /// The value of a shell variable (exported or not), None when unset.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(|v| v.value.as_str())
-    }
-
-    /// A set, non-empty value.
-    pub fn non_empty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|v| !v.trim().is_empty())
-    }
-
-    /// A 0/1 switch; `default` when unset or empty.
-    pub fn flag(&self, name: &str, default: bool) -> bool {
-        match self.non_empty(name).map(str::trim) {
-            None => default,
-            Some(v) => matches!(v, "1" | "yes" | "true" | "on" | "y"),
-        }
-    }
-
-    /// A whitespace-separated list.
-    pub fn list(&self, name: &str) -> Vec<String> {
-        self.get(name)
-            .map(|v| v.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default()
-    }
-
-    /// A number of seconds (fractions allowed), `default` when unset.
-    pub fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
-        match self.non_empty(name) {
-            None => Ok(Duration::from_secs_f64(default)),
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| {
-                    Error::config(format!(
-                        "{name}={v:?} is not a number of seconds{}",
-                        self.origin_note(name)
-                    ))
-                    .with_service(self.name())
-                    .with_hint(format!("set {name} to a number such as 5"))
-                }),
-        }
-    }
-
-    /// " (set in FILE)" for messages.
-    pub fn origin_note(&self, name: &str) -> String {
-        match self.vars.get(name).map(|v| &v.origin) {
-            Some(Origin::File(p)) => format!(" (set in {})", p.display()),
-            _ => String::new(),
-        }
-    }
-
-    /// What the service's program, hooks and scripts see: every exported variable.
-    pub fn environment(&self) -> BTreeMap<String, String> {
-        self.vars
-            .iter()
-            .filter(|(_, v)| v.exported)
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect()
-    }
-}
-
-/// The config files every service shares, in sourcing order.
-pub fn common_files(playpen: &Playpen, role: &str) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    if let Some(cluster) = playpen.cluster()? {
-        let path = playpen.cluster_config(&cluster);
-        if path.is_file() {
-            files.push(path);
-        }
-    }
-    let role_config = playpen.role_config(role);
-    if role_config.is_file() {
-        files.push(role_config);
-    }
-    let mut profiles: Vec<PathBuf> = std::fs::read_dir(playpen.ext().join("etc/profile.d"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "profile") && p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    profiles.sort();
-    files.extend(profiles);
-    Ok(files)
-}
-
-/// The variables servicectl itself gives every fragment and service.
-pub fn playpen_environment(playpen: &Playpen, role: &str) -> Vec<(String, String)> {
-    let mut env = vec![
-        (
-            "PLAYPEN_ROOT".to_string(),
-            playpen.root.display().to_string(),
-        ),
-        ("LOCAL_VAR".to_string(), playpen.var().display().to_string()),
-        (
-            "LOCAL_RUNVAR".to_string(),
-            playpen.run_dir().display().to_string(),
-        ),
-        ("PLAYPEN_ROLE".to_string(), role.to_string()),
-    ];
-    if let Ok(Some(cluster)) = playpen.cluster() {
-        env.push(("PLAYPEN_CLUSTER".to_string(), cluster));
-    }
-    env
-}
 
 const PRELUDE: &str = r#"exec 9>&1 >/dev/null
 __sc_dump() {
@@ -789,7 +566,7 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
     };
     let mut message = format!("config {located} {what}");
     if !output.is_empty() {
-        message.push_str(&format!("; sh said: {}", tail(output, 5)));
+        message.push_str(&format!("; sh said: {}", crate::text::tail(output, 5)));
     }
     let mut err = Error::config(message).with_hint(
         "fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds",
@@ -807,17 +584,6 @@ fn syntax_error_line(output: &str) -> Option<u32> {
         regex::Regex::new(r"(?m)^[^:\n]*: (?:line )?(\d+): ").expect("valid regex")
     });
     re.captures(output).and_then(|c| c[1].parse().ok())
-}
-
-/// The last `n` lines of `text`, joined for a one-line message.
-pub fn tail(text: &str, n: usize) -> String {
-    last_lines(text, n).join(" | ")
-}
-
-/// The last `n` lines of `text`.
-pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 /// Build the final variables with their origins by comparing successive dumps: a value

@@ -729,8 +729,8 @@ pub fn describe(service: &str, specs: &[VarSpec]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ServiceId;
     use crate::config::{Origin, Value};
+    use crate::playpen::catalog::ServiceId;
     use std::path::PathBuf;
 
     fn config_named(service: &str, pairs: &[(&str, &str)]) -> ServiceConfig {

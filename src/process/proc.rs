@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 /// Together with the PID it identifies one process for good: a reused PID has a later
 /// start time.
 pub fn start_ticks(pid: i32) -> Option<u64> {
-    let raw = crate::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/stat"))).ok()?;
+    let raw =
+        crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/stat")))
+            .ok()?;
     let stat = String::from_utf8_lossy(&raw);
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];
@@ -30,11 +32,13 @@ pub fn is_alive(pid: i32) -> bool {
 
 /// Seconds since boot, from /proc/uptime.
 pub fn uptime_secs() -> Option<f64> {
-    String::from_utf8_lossy(&crate::fsutil::read_small(std::path::Path::new("/proc/uptime")).ok()?)
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    String::from_utf8_lossy(
+        &crate::playpen::fsutil::read_small(std::path::Path::new("/proc/uptime")).ok()?,
+    )
+    .split_whitespace()
+    .next()?
+    .parse()
+    .ok()
 }
 
 pub fn clock_ticks_per_sec() -> u64 {
@@ -52,7 +56,8 @@ pub fn age(start_ticks: u64, uptime: f64) -> Duration {
 /// argv[0] of a process, from /proc/PID/cmdline.
 pub fn argv0(pid: i32) -> Option<String> {
     let raw =
-        crate::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/cmdline"))).ok()?;
+        crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/cmdline")))
+            .ok()?;
     let first = raw.split(|&b| b == 0).next()?;
     Some(String::from_utf8_lossy(first).into_owned())
 }
@@ -65,7 +70,8 @@ pub fn exe(pid: i32) -> Option<std::path::PathBuf> {
 /// Does the environment a process started with (/proc/PID/environ) hold every one of
 /// these `NAME=VALUE` entries? False when it cannot be read.
 pub fn environ_has(pid: i32, entries: &[String]) -> bool {
-    let Ok(raw) = crate::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/environ")))
+    let Ok(raw) =
+        crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/environ")))
     else {
         return false;
     };

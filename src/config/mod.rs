@@ -1,0 +1,244 @@
+//! A service's configuration (§4) as servicectl holds it: every variable its fragments
+//! set, where each came from, and the environment its programs see. Evaluated by
+//! [`shell`], typed by [`settings`] and [`envars`], rendered into files by [`template`].
+
+pub mod envars;
+pub mod session;
+pub mod settings;
+pub mod shell;
+pub mod shell_dump;
+pub mod template;
+
+pub use shell::ConfigShell;
+
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use crate::playpen::catalog::ServiceId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The environment servicectl was run in.
+    Environment,
+    /// Set by servicectl itself (SERVICE_NAME, PLAYPEN_ROOT, …).
+    Servicectl,
+    /// Assigned by this config file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Environment => f.write_str("(environment)"),
+            Origin::Servicectl => f.write_str("(servicectl)"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Value {
+    pub value: String,
+    pub exported: bool,
+    pub origin: Origin,
+}
+
+pub type Vars = BTreeMap<String, Value>;
+
+/// The layer every service shares: cluster config, role config, profiles.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    pub role: String,
+    pub files: Vec<PathBuf>,
+    pub vars: Vars,
+}
+
+impl CommonConfig {
+    /// The role's `playpen_services`, None when the role config does not set it.
+    pub fn playpen_services(&self) -> Option<Vec<String>> {
+        self.vars
+            .get("playpen_services")
+            .map(|v| v.value.split_whitespace().map(str::to_string).collect())
+    }
+}
+
+/// One service's evaluated configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub id: ServiceId,
+    pub fragments: Vec<PathBuf>,
+    pub vars: Vars,
+}
+
+impl ServiceConfig {
+    pub fn name(&self) -> &str {
+        &self.id.name
+    }
+
+    /// What servicectl knows of a service whose config does not evaluate: the
+    /// environment it would run in, no settings. Enough to stop it from its pidfile.
+    pub fn stand_in(id: ServiceId, playpen: &Playpen) -> ServiceConfig {
+        let role = playpen.role().unwrap_or_default();
+        let mut vars = Vars::new();
+        let mut set = |name: String, value: String, origin: Origin| {
+            vars.insert(
+                name,
+                Value {
+                    value,
+                    exported: true,
+                    origin,
+                },
+            );
+        };
+        for (k, v) in std::env::vars() {
+            set(k, v, Origin::Environment);
+        }
+        for (k, v) in playpen_environment(playpen, &role) {
+            set(k, v, Origin::Servicectl);
+        }
+        for (k, v) in [
+            ("SERVICE_NAME", id.name.clone()),
+            ("SERVICE_VERSION", id.version.clone().unwrap_or_default()),
+            (
+                "SERVICE_PIDFILE",
+                playpen.pidfile(&id.name).display().to_string(),
+            ),
+            (
+                "SERVICE_OUTPUT_FILE",
+                playpen.output_file(&id.name).display().to_string(),
+            ),
+        ] {
+            set(k.to_string(), v, Origin::Servicectl);
+        }
+        ServiceConfig {
+            id,
+            fragments: Vec::new(),
+            vars,
+        }
+    }
+
+    /// Made by `stand_in`: no fragment was evaluated.
+    pub fn is_stand_in(&self) -> bool {
+        self.fragments.is_empty()
+    }
+
+    /// The value of a shell variable (exported or not), None when unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(|v| v.value.as_str())
+    }
+
+    /// A set, non-empty value.
+    pub fn non_empty(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A 0/1 switch; `default` when unset or empty.
+    pub fn flag(&self, name: &str, default: bool) -> bool {
+        match self.non_empty(name).map(str::trim) {
+            None => default,
+            Some(v) => matches!(v, "1" | "yes" | "true" | "on" | "y"),
+        }
+    }
+
+    /// A whitespace-separated list.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// A number of seconds (fractions allowed), `default` when unset.
+    pub fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
+        match self.non_empty(name) {
+            None => Ok(Duration::from_secs_f64(default)),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "{name}={v:?} is not a number of seconds{}",
+                        self.origin_note(name)
+                    ))
+                    .with_service(self.name())
+                    .with_hint(format!("set {name} to a number such as 5"))
+                }),
+        }
+    }
+
+    /// " (set in FILE)" for messages.
+    pub fn origin_note(&self, name: &str) -> String {
+        match self.vars.get(name).map(|v| &v.origin) {
+            Some(Origin::File(p)) => format!(" (set in {})", p.display()),
+            _ => String::new(),
+        }
+    }
+
+    /// What the service's program, hooks and scripts see: every exported variable.
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        self.vars
+            .iter()
+            .filter(|(_, v)| v.exported)
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    }
+}
+
+/// The config files every service shares, in sourcing order.
+pub fn common_files(playpen: &Playpen, role: &str) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    if let Some(cluster) = playpen.cluster()? {
+        let path = playpen.cluster_config(&cluster);
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    let role_config = playpen.role_config(role);
+    if role_config.is_file() {
+        files.push(role_config);
+    }
+    let mut profiles: Vec<PathBuf> = std::fs::read_dir(playpen.ext().join("etc/profile.d"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "profile") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    profiles.sort();
+    files.extend(profiles);
+    Ok(files)
+}
+
+/// The variables servicectl itself gives every fragment and service.
+pub fn playpen_environment(playpen: &Playpen, role: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "PLAYPEN_ROOT".to_string(),
+            playpen.root.display().to_string(),
+        ),
+        ("LOCAL_VAR".to_string(), playpen.var().display().to_string()),
+        (
+            "LOCAL_RUNVAR".to_string(),
+            playpen.run_dir().display().to_string(),
+        ),
+        ("PLAYPEN_ROLE".to_string(), role.to_string()),
+    ];
+    if let Ok(Some(cluster)) = playpen.cluster() {
+        env.push(("PLAYPEN_CLUSTER".to_string(), cluster));
+    }
+    env
+}

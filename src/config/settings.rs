@@ -1,0 +1,1 @@
+//! Typed service settings (filled in next).

@@ -1,0 +1,28 @@
+//! Upgrade marks: a service that kept running while its package (or one it depends on)
+//! changed is marked, so that its next start sees SERVICE_UPGRADED=1. Read when a
+//! service is prepared, written by upgrades: a file each, so neither side imports the other.
+
+use crate::error::Result;
+use crate::playpen::Playpen;
+use crate::playpen::fsutil;
+use std::path::PathBuf;
+
+fn mark_path(playpen: &Playpen, service: &str) -> PathBuf {
+    playpen.state_dir().join("upgraded").join(service)
+}
+
+/// Was this service upgraded while it ran, since its last (re)start?
+pub fn is_marked(playpen: &Playpen, service: &str) -> bool {
+    mark_path(playpen, service).exists()
+}
+
+/// Forget the mark once the service has been (re)started with SERVICE_UPGRADED=1.
+pub fn clear_mark(playpen: &Playpen, service: &str) {
+    let _ = std::fs::remove_file(mark_path(playpen, service));
+}
+
+pub fn mark(playpen: &Playpen, service: &str) -> Result<()> {
+    let path = mark_path(playpen, service);
+    fsutil::ensure_dir(path.parent().expect("has parent"))?;
+    fsutil::write_atomic(&path, b"1\n", None)
+}

@@ -1,0 +1,9 @@
+//! Processes as the kernel sees them: launching one in its own session, its identity
+//! and exit from /proc and pidfds, the pidfiles and start records that keep it on record,
+//! the linkfarm symlinks that name it, and the output file it writes.
+
+pub mod linkfarm;
+pub mod output;
+pub mod pidfile;
+pub mod proc;
+pub mod spawn;

@@ -1,0 +1,9 @@
+//! One service, made ready and acted on: its environment and program resolved once
+//! ([`prepare`]), then started, stopped and restarted ([`lifecycle`]) with its hooks
+//! ([`hooks`]), and observed ([`status`]).
+
+pub mod hooks;
+pub mod lifecycle;
+pub mod prepare;
+pub mod program;
+pub mod status;

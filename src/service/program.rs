@@ -1,0 +1,92 @@
+//! Which executable a service runs: service_program (and the scripts service_start,
+//! service_stop, …) resolved in the order of the playpen: `bin/`, `ext/bin/`, a path
+//! relative to `ext/`, then an absolute path or a name on PATH.
+
+use crate::config::ServiceConfig;
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use crate::playpen::fsutil;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Resolve `service_program` in the order of §4: `$PLAYPEN_ROOT/bin`, `ext/bin`, a path
+/// relative to `ext/`, then an absolute path or a name on PATH.
+pub fn resolve_program(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
+    let program = config.non_empty("service_program").ok_or_else(|| {
+        Error::config(format!(
+            "no service_program is set in {}",
+            fragment_list(config)
+        ))
+        .with_service(config.name())
+        .with_hint("set service_program (or service_start) in the service's config")
+    })?;
+    resolve_executable(playpen, program, env)
+        .map_err(|e| e.with_service(config.name()))
+        .map_err(|mut e| {
+            e.message.push_str(&config.origin_note("service_program"));
+            e
+        })
+}
+
+/// Resolve a program name the way service_program is resolved.
+pub fn resolve_executable(
+    playpen: &Playpen,
+    program: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
+    let relative = Path::new(program);
+    let mut candidates = Vec::new();
+    if !relative.is_absolute() {
+        if !program.contains('/') {
+            candidates.push(playpen.root.join("bin").join(program));
+            candidates.push(playpen.ext().join("bin").join(program));
+        }
+        candidates.push(playpen.ext().join(program));
+    } else {
+        candidates.push(relative.to_path_buf());
+    }
+    for candidate in &candidates {
+        if candidate.is_file() {
+            return if fsutil::is_executable(candidate) {
+                Ok(candidate.clone())
+            } else {
+                Err(
+                    Error::config(format!("program {} is not executable", candidate.display()))
+                        .with_hint(format!("chmod +x {}", candidate.display())),
+                )
+            };
+        }
+    }
+    if !relative.is_absolute() && !program.contains('/') {
+        let path = env
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        if let Ok(found) = which::which_in(program, Some(path), &playpen.root) {
+            return Ok(found);
+        }
+    }
+    let mut looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    if !relative.is_absolute() && !program.contains('/') {
+        looked.push("PATH".into());
+    }
+    Err(Error::config(format!(
+        "program {program:?} not found (looked in {})",
+        looked.join(", ")
+    ))
+    .with_hint("install the program, or fix service_program"))
+}
+
+fn fragment_list(config: &ServiceConfig) -> String {
+    config
+        .fragments
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,41 @@
+//! Small text helpers every layer shares: lists that stay one line, tails of output,
+//! indentation and durations. A leaf: it imports nothing of ours, so any module may use it.
+
+/// `a, b, c and 7 more`: a list that stays one readable line.
+pub fn short_list(names: &[String], most: usize) -> String {
+    if names.len() <= most {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..most].join(", "),
+        names.len() - most
+    )
+}
+
+/// The last `n` lines of `text`, joined for a one-line message.
+pub fn tail(text: &str, n: usize) -> String {
+    last_lines(text, n).join(" | ")
+}
+
+/// The last `n` lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+pub fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
