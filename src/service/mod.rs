@@ -4,6 +4,7 @@
 
 pub mod hooks;
 pub mod lifecycle;
+pub mod outcome;
 pub mod prepare;
 pub mod program;
 pub mod status;
