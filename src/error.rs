@@ -80,9 +80,47 @@ impl Error {
         self
     }
 
+    /// One error for several problems of one service: the single one as it is, or a
+    /// list with each message and hint on its own line.
+    pub fn all(service: &str, mut errors: Vec<Error>) -> Option<Error> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            n => {
+                let kind = errors[0].kind;
+                let lines: Vec<String> = errors
+                    .iter()
+                    .map(|e| {
+                        let mut line = e.message.replace('\n', "\n    ");
+                        if let Some(hint) = &e.hint {
+                            line.push_str(&format!(" — {hint}"));
+                        }
+                        line
+                    })
+                    .collect();
+                Some(Error {
+                    kind,
+                    service: Some(service.to_string()),
+                    message: format!("{n} problems:\n  {}", lines.join("\n  ")),
+                    hint: None,
+                })
+            }
+        }
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+}
+
+impl Error {
+    /// What happened and what to do, without the service (for lists under its name).
+    pub fn detail(&self) -> String {
+        match &self.hint {
+            Some(hint) => format!("{} — {hint}", self.message),
+            None => self.message.clone(),
+        }
     }
 }
 

@@ -247,6 +247,8 @@ fn a_program_that_writes_its_own_pidfile() {
     );
     pp.start(&["web"]);
     let daemon = pp.running_pid("web");
+    // The forker's `&` child may not have exec'd sleep yet when the pidfile appears.
+    wait_until(PATIENCE, || cmdline(daemon) == ["sleep", "1000"]);
     assert_eq!(cmdline(daemon), ["sleep", "1000"]);
     let json = pp.run(&["status", "web", "--json"]).ok().json();
     assert_eq!(json[0]["state"], "running");
@@ -311,6 +313,8 @@ fn service_start_and_stop_scripts_get_name_and_version() {
     );
     pp.start(&["ctl"]);
     let pid = pp.running_pid("ctl");
+    // The script's `&` child may not have exec'd sleep yet when the script exits.
+    wait_until(PATIENCE, || cmdline(pid) == ["sleep", "1000"]);
     assert_eq!(cmdline(pid), ["sleep", "1000"]);
     assert_eq!(lines(&pp.path("ctl.log")), ["start ctl 1.0"]);
     pp.run(&["stop", "ctl"]).ok().says(&["ctl: stopped"]);

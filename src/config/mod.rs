@@ -11,13 +11,12 @@ pub mod template;
 
 pub use shell::ConfigShell;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::playpen::Playpen;
 use crate::playpen::catalog::ServiceId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,40 +141,11 @@ impl ServiceConfig {
         self.get(name).filter(|v| !v.trim().is_empty())
     }
 
-    /// A 0/1 switch; `default` when unset or empty.
-    pub fn flag(&self, name: &str, default: bool) -> bool {
-        match self.non_empty(name).map(str::trim) {
-            None => default,
-            Some(v) => matches!(v, "1" | "yes" | "true" | "on" | "y"),
-        }
-    }
-
     /// A whitespace-separated list.
     pub fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
             .map(|v| v.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default()
-    }
-
-    /// A number of seconds (fractions allowed), `default` when unset.
-    pub fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
-        match self.non_empty(name) {
-            None => Ok(Duration::from_secs_f64(default)),
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| {
-                    Error::config(format!(
-                        "{name}={v:?} is not a number of seconds{}",
-                        self.origin_note(name)
-                    ))
-                    .with_service(self.name())
-                    .with_hint(format!("set {name} to a number such as 5"))
-                }),
-        }
     }
 
     /// " (set in FILE)" for messages.

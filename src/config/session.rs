@@ -1,6 +1,7 @@
 //! One command's view of a playpen: its catalog, its config shell (started only when a
 //! config must be evaluated), and which services the command acts on (§2).
 
+use crate::config::settings::Settings;
 use crate::config::{ConfigShell, ServiceConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
@@ -16,6 +17,7 @@ pub struct Session {
     pub catalog: Catalog,
     shell: Option<ConfigShell>,
     configs: BTreeMap<String, Result<Arc<ServiceConfig>>>,
+    settings: BTreeMap<String, (Arc<Settings>, Option<Error>)>,
 }
 
 impl Session {
@@ -26,6 +28,7 @@ impl Session {
             catalog,
             shell: None,
             configs: BTreeMap::new(),
+            settings: BTreeMap::new(),
         })
     }
 
@@ -115,6 +118,19 @@ impl Session {
         result
     }
 
+    /// A service's settings, read once from its evaluated configuration. Where a value is
+    /// bad, its default stands in; the problem is returned beside it.
+    pub fn settings(&mut self, name: &str) -> Result<(Arc<Settings>, Option<Error>)> {
+        if let Some(known) = self.settings.get(name) {
+            return Ok(known.clone());
+        }
+        let config = self.config(name)?;
+        let (settings, problem) = Settings::read(&config);
+        let known = (Arc::new(settings), problem);
+        self.settings.insert(name.to_string(), known.clone());
+        Ok(known)
+    }
+
     /// Evaluate every named service not evaluated yet, in one pipelined batch.
     pub fn preload(&mut self, names: &[String]) {
         let ids: Vec<ServiceId> = names
@@ -167,9 +183,11 @@ impl Session {
             }
             seen.insert(name.clone());
             out.push(name.clone());
-            if let Ok(config) = self.config(&name) {
+            if let Ok(config) = self.config(&name)
+                && let Ok((settings, _)) = self.settings(&name)
+            {
                 let origin = config.origin_note("service_depends");
-                for dep in config.list("service_depends") {
+                for dep in settings.depends.iter().cloned() {
                     queue.push((dep, Some((name.clone(), origin.clone()))));
                 }
             }

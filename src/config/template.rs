@@ -26,7 +26,6 @@
 //! crate works on UTF-8 strings only and refuses any value containing `$`, `{` or `}`,
 //! while values must round-trip exactly (§4) and templates may be binary.
 
-use crate::config::ServiceConfig;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::fsutil;
@@ -36,9 +35,6 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
-
-/// The service variable that selects the placeholder style.
-pub const STYLE_VAR: &str = "service_config_style";
 
 /// How placeholders are written in a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,22 +47,6 @@ pub enum Style {
 }
 
 impl Style {
-    /// The style a service asks for with service_config_style (unset or empty: the default).
-    pub fn from_config(config: &ServiceConfig) -> Result<Style> {
-        match config.non_empty(STYLE_VAR).map(str::trim) {
-            None | Some("underscores" | "sub-conf" | "default") => Ok(Style::Underscores),
-            Some("envsubst") => Ok(Style::Envsubst),
-            Some(other) => Err(Error::config(format!(
-                "{STYLE_VAR}={other:?}{} is not a template style",
-                config.origin_note(STYLE_VAR)
-            ))
-            .with_service(config.name())
-            .with_hint(format!(
-                "leave {STYLE_VAR} unset for __NAME__ placeholders, or set it to envsubst for ${{NAME}}"
-            ))),
-        }
-    }
-
     fn regex(self) -> &'static Regex {
         static UNDERSCORES: OnceLock<Regex> = OnceLock::new();
         static ENVSUBST: OnceLock<Regex> = OnceLock::new();
@@ -385,6 +365,72 @@ pub fn render_all<S: AsRef<str>>(
         .into_iter()
         .map(Rendered::write)
         .collect()
+}
+
+/// Render like [`render_all`], keeping what the targets held before: a reload that
+/// fails after rendering puts them back (by dropping the [`Previous`] without calling
+/// [`Previous::keep`]), so the files on disk stay the ones the running process was
+/// started or last reloaded with.
+pub fn render_all_keeping_previous<S: AsRef<str>>(
+    playpen: &Playpen,
+    rels: &[S],
+    vars: &BTreeMap<String, String>,
+    style: Style,
+) -> Result<(Vec<PathBuf>, Previous)> {
+    let rendered = prepare_all(playpen, rels, vars, style)?;
+    let mut previous = Previous {
+        files: Vec::new(),
+        kept: false,
+    };
+    for r in &rendered {
+        let before = match std::fs::read(&r.target) {
+            Ok(bytes) => {
+                let mode = std::fs::metadata(&r.target)
+                    .map(|m| m.permissions().mode() & 0o7777)
+                    .unwrap_or(0o644);
+                Some((bytes, mode))
+            }
+            Err(_) => None,
+        };
+        previous.files.push((r.target.clone(), before));
+    }
+    let written = rendered
+        .into_iter()
+        .map(Rendered::write)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((written, previous))
+}
+
+/// A file's contents and mode, as saved before it was rendered anew.
+type Saved = (Vec<u8>, u32);
+
+/// Rendered files as they were before a render; restored on drop unless kept.
+#[must_use = "dropping it restores the previous files"]
+pub struct Previous {
+    files: Vec<(PathBuf, Option<Saved>)>,
+    kept: bool,
+}
+
+impl Previous {
+    /// The new files are in use: forget the old ones.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Previous {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for (path, before) in &self.files {
+            // Best effort: the reload's own error is what the user must see.
+            let _ = match before {
+                Some((bytes, mode)) => fsutil::write_runtime(path, bytes, Some(*mode)).map(drop),
+                None => std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e)),
+            };
+        }
+    }
 }
 
 /// What [`render_all`] would report, without writing anything: missing or unreadable
@@ -716,40 +762,6 @@ mod tests {
             err.message,
             "cannot render t.conf: variable NOPE is not set: ${NOPE} (line 2)"
         );
-    }
-
-    #[test]
-    fn style_from_config() {
-        use crate::config::{Origin, Value};
-        use crate::playpen::catalog::ServiceId;
-        let with = |style: Option<&str>| {
-            let mut c = ServiceConfig {
-                id: ServiceId {
-                    name: "web".into(),
-                    version: None,
-                },
-                fragments: Vec::new(),
-                vars: Default::default(),
-            };
-            if let Some(s) = style {
-                c.vars.insert(
-                    STYLE_VAR.into(),
-                    Value {
-                        value: s.into(),
-                        exported: false,
-                        origin: Origin::Environment,
-                    },
-                );
-            }
-            Style::from_config(&c)
-        };
-        assert_eq!(with(None).unwrap(), Style::Underscores);
-        assert_eq!(with(Some("")).unwrap(), Style::Underscores);
-        assert_eq!(with(Some("sub-conf")).unwrap(), Style::Underscores);
-        assert_eq!(with(Some(" envsubst ")).unwrap(), Style::Envsubst);
-        let err = with(Some("jinja")).unwrap_err();
-        assert_eq!(err.service.as_deref(), Some("web"));
-        assert!(err.message.contains("\"jinja\""));
     }
 
     #[test]

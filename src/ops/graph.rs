@@ -9,8 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 /// name → the names it depends on (restricted to the set being acted on).
 pub type Deps = BTreeMap<String, Vec<String>>;
 
-/// Fail with the path of the first cycle found.
-pub fn check_cycles(deps: &Deps) -> Result<()> {
+/// The first cycle found, as a path that ends where it starts.
+pub fn find_cycle(deps: &Deps) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -21,19 +21,14 @@ pub fn check_cycles(deps: &Deps) -> Result<()> {
         deps: &'a Deps,
         marks: &mut BTreeMap<&'a str, Mark>,
         path: &mut Vec<&'a str>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Vec<String>> {
         match marks.get(node) {
             Some(Mark::Done) => return Ok(()),
             Some(Mark::Visiting) => {
                 let start = path.iter().position(|n| *n == node).unwrap_or(0);
-                let mut cycle: Vec<&str> = path[start..].to_vec();
-                cycle.push(node);
-                return Err(Error::config(format!(
-                    "dependency cycle in service_depends: {}",
-                    cycle.join(" → ")
-                ))
-                .with_service(node)
-                .with_hint("remove one of these dependencies"));
+                let mut cycle: Vec<String> = path[start..].iter().map(|n| n.to_string()).collect();
+                cycle.push(node.to_string());
+                return Err(cycle);
             }
             None => {}
         }
@@ -49,10 +44,8 @@ pub fn check_cycles(deps: &Deps) -> Result<()> {
         Ok(())
     }
     let mut marks = BTreeMap::new();
-    for node in deps.keys() {
-        visit(node, deps, &mut marks, &mut Vec::new())?;
-    }
-    Ok(())
+    deps.keys()
+        .find_map(|node| visit(node, deps, &mut marks, &mut Vec::new()).err())
 }
 
 /// A topological order (dependencies first), for reports and sequential work.
@@ -84,7 +77,7 @@ pub enum Direction {
 
 /// Run `job` for every node in parallel, each as soon as the nodes it waits for are done.
 /// A node whose prerequisite failed is not run; `skipped` gives its error instead.
-/// The graph must be acyclic (see `check_cycles`).
+/// The graph must be acyclic (see `find_cycle`).
 pub fn run_parallel<T, F, S>(
     deps: &Deps,
     direction: Direction,
@@ -178,9 +171,9 @@ mod tests {
 
     #[test]
     fn finds_cycles_and_names_them() {
-        let err = check_cycles(&deps(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"])])).unwrap_err();
-        assert!(err.message.contains("a → b → c → a"), "{}", err.message);
-        assert!(check_cycles(&deps(&[("a", &["b"]), ("b", &[])])).is_ok());
+        let cycle = find_cycle(&deps(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"])])).unwrap();
+        assert_eq!(cycle, ["a", "b", "c", "a"]);
+        assert_eq!(find_cycle(&deps(&[("a", &["b"]), ("b", &[])])), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
 use crate::process::pidfile;
 use crate::service::lifecycle::{self, Outcome};
-use crate::service::prepare::{Prepared, port_problems, prepare};
+use crate::service::prepare::{Preparation, Prepared, Stage, prepare};
 use crate::service::status::{self, PingResult, ServiceStatus};
 use graph::{Deps, Direction};
 use std::collections::BTreeMap;
@@ -30,58 +30,46 @@ pub fn dependency_graph(prepared: &BTreeMap<String, Prepared>) -> Deps {
         .iter()
         .map(|(name, p)| {
             let deps = p
-                .config
-                .list("service_depends")
-                .into_iter()
-                .filter(|d| prepared.contains_key(d) && d != name)
+                .settings
+                .depends
+                .iter()
+                .filter(|d| prepared.contains_key(*d) && *d != name)
+                .cloned()
                 .collect();
             (name.clone(), deps)
         })
         .collect()
 }
 
-/// Services of one command whose linkfarm symlinks would share a name but point at
-/// different programs (a common run name): they would overwrite each other's symlink.
-fn shared_links(playpen: &Playpen, good: &BTreeMap<String, Prepared>) -> Results<Outcome> {
-    let mut by_link: BTreeMap<String, Vec<(&str, std::path::PathBuf)>> = BTreeMap::new();
-    for (name, p) in good {
-        if let Some((link, program)) = lifecycle::planned_link(playpen, p) {
-            by_link.entry(link).or_default().push((name, program));
-        }
-    }
-    let mut bad = Vec::new();
-    for (link, users) in by_link {
-        let differ = users.iter().any(|(_, p)| *p != users[0].1);
-        if !differ {
-            continue;
-        }
-        let who: Vec<String> = users
-            .iter()
-            .map(|(n, p)| format!("{n} ({})", p.display()))
-            .collect();
-        for (name, _) in &users {
-            bad.push((
-                name.to_string(),
-                Err(Error::config(format!(
-                    "the run name {link:?} is shared by {}, which run different programs",
-                    who.join(" and ")
-                ))
-                .with_service(*name)
-                .with_hint("give each its own service_run_name")),
-            ));
-        }
-    }
-    bad
-}
-
 /// A dependency cycle is an error naming the services and the file that declares it.
 fn check_cycles(prepared: &BTreeMap<String, Prepared>, deps: &Deps) -> Result<()> {
-    graph::check_cycles(deps).map_err(|mut e| {
-        if let Some(p) = e.service.as_ref().and_then(|s| prepared.get(s)) {
-            e.message.push_str(&p.config.origin_note("service_depends"));
-        }
-        e
-    })
+    let Some(cycle) = graph::find_cycle(deps) else {
+        return Ok(());
+    };
+    let first = &cycle[0];
+    let origin = prepared
+        .get(first)
+        .map(|p| p.config.origin_note("service_depends"))
+        .unwrap_or_default();
+    Err(Error::config(format!(
+        "dependency cycle in service_depends: {}{origin}",
+        cycle.join(" → ")
+    ))
+    .with_service(first)
+    .with_hint("remove one of these dependencies"))
+}
+
+/// Every service of `names` prepared, with every problem `start` would meet before its
+/// first process: what `start` refuses and `check` reports are the same list.
+fn audited(session: &mut Session, names: &[String]) -> Preparation {
+    let mut preparation = prepare(session, names);
+    preparation.audit(session);
+    let deps = dependency_graph(&preparation.prepared);
+    if let Err(e) = check_cycles(&preparation.prepared, &deps) {
+        let name = e.service.clone().unwrap_or_default();
+        preparation.add(&name, Stage::Audit, e);
+    }
+    preparation
 }
 
 /// Split prepared results into the good ones and the errors.
@@ -158,23 +146,12 @@ fn run_forward(
     verb: &str,
     action: impl Fn(&Playpen, &BTreeMap<String, Prepared>, &Deps, &str) -> Result<Outcome> + Sync,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
-    let (prepared, warnings) = prepare(session, services).strict(session);
-    let (good, mut bad) = partition(prepared);
-    if bad.is_empty() {
-        for p in good.values() {
-            if let Err(e) = lifecycle::validate(&session.playpen, p) {
-                bad.push((p.name().to_string(), Err(e)));
-            }
-        }
-    }
-    if bad.is_empty() {
-        bad = shared_links(&session.playpen, &good);
-    }
+    let (prepared, warnings) = audited(session, services).strict();
+    let (good, bad) = partition(prepared);
     if !bad.is_empty() {
         return Ok((bad, warnings));
     }
     let deps = dependency_graph(&good);
-    check_cycles(&good, &deps)?;
     session.playpen.ensure_var()?;
     let playpen = session.playpen.clone();
     let results = graph::run_parallel(
@@ -214,7 +191,7 @@ fn forget_upgrade(playpen: &Playpen, name: &str, result: &Result<Outcome>) {
 
 /// Wait until a dependency answers its ping (or, without a ping, runs).
 fn wait_ready(playpen: &Playpen, dep: &Prepared, dependant: &Prepared) -> Result<()> {
-    let timeout = dependant.config.seconds("service_depends_timeout", 30.0)?;
+    let timeout = dependant.settings.depends_timeout;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(10);
     loop {
@@ -265,7 +242,7 @@ pub fn stop(
         bad.push((name, result));
     }
     let deps = dependency_graph(&good);
-    let acyclic = graph::check_cycles(&deps).is_ok();
+    let acyclic = graph::find_cycle(&deps).is_none();
     // A cycle must not prevent stopping: fall back to stopping everything at once.
     let deps_used: Deps = if acyclic {
         deps.clone()
@@ -351,7 +328,7 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
         session.targets(names)?
     };
     let targets = session.with_dependencies(&targets)?;
-    let preparation = prepare(session, &targets);
+    let preparation = audited(session, &targets);
     let mut findings: BTreeMap<String, Finding> = targets
         .iter()
         .map(|n| {
@@ -361,60 +338,24 @@ pub fn check(session: &mut Session, names: &[String], all: bool) -> Result<Vec<F
                 .filter(|w| w.starts_with(&format!("{n}:")))
                 .cloned()
                 .collect();
+            let problems: Vec<String> = preparation
+                .problems
+                .get(n)
+                .into_iter()
+                .flatten()
+                .map(|(_, e)| e.detail())
+                .chain(preparation.unknown.get(n).map(Error::detail))
+                .collect();
             let finding = Finding {
                 service: n.clone(),
-                ok: true,
-                problems: Vec::new(),
+                ok: problems.is_empty(),
+                problems,
                 warnings,
             };
             (n.clone(), finding)
         })
         .collect();
-    fn problem(findings: &mut BTreeMap<String, Finding>, name: &str, err: &Error) {
-        if let Some(f) = findings.get_mut(name) {
-            f.ok = false;
-            let mut e = err.clone();
-            e.service = None;
-            f.problems.push(e.to_string());
-        }
-    }
-    for (name, err) in preparation.problems.iter().chain(&preparation.unknown) {
-        problem(&mut findings, name, err);
-    }
-    let names: Vec<String> = preparation.prepared.keys().cloned().collect();
-    for (name, err) in port_problems(session, &names, &preparation.resolutions) {
-        problem(&mut findings, &name, &err);
-    }
-    // A config that failed to evaluate was reported above; its stand-in has nothing to validate.
-    let good: BTreeMap<String, Prepared> = preparation
-        .prepared
-        .into_iter()
-        .filter(|(_, p)| !p.config.is_stand_in())
-        .collect();
-    for (name, p) in &good {
-        if let Err(e) = lifecycle::validate(&session.playpen, p) {
-            problem(&mut findings, name, &e);
-        }
-        if let Err(e) = check_templates(session, p) {
-            problem(&mut findings, name, &e);
-        }
-    }
-    if let Err(e) = check_cycles(&good, &dependency_graph(&good)) {
-        let name = e.service.clone().unwrap_or_default();
-        problem(&mut findings, &name, &e);
-    }
     Ok(targets.iter().filter_map(|n| findings.remove(n)).collect())
-}
-
-/// Render every template in memory: finds missing templates and unset placeholders.
-fn check_templates(session: &Session, p: &Prepared) -> Result<()> {
-    let style = template::Style::from_config(&p.config)?;
-    template::check_all(
-        &session.playpen,
-        &p.config.list("service_config_files"),
-        &p.env,
-        style,
-    )
 }
 
 /// print-config: the evaluated configuration of one service with origins.
@@ -508,9 +449,11 @@ pub fn sub_conf(
             if let Some(e) = resolution_error {
                 return Err(e);
             }
-            let style = template::Style::from_config(&prepared.config)?;
+            // A bad setting must not render with its default in its place.
+            crate::config::settings::Settings::parse(&prepared.config)?;
+            let style = prepared.settings.config_style;
             let files: Vec<String> = if files.is_empty() {
-                prepared.config.list("service_config_files")
+                prepared.settings.config_files.clone()
             } else {
                 files.to_vec()
             };

@@ -562,8 +562,9 @@ pub fn new_service(session: &mut Session, name: &str) -> Result<NewService> {
     let playpen = session.playpen.clone();
     session.id(name)?;
     let config = session.config(name)?;
+    let (settings, _) = session.settings(name)?;
     playpen.ensure_var()?;
-    for rel in config.list("service_config_files") {
+    for rel in &settings.config_files {
         if let Some(parent) = Path::new(&rel)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -577,10 +578,7 @@ pub fn new_service(session: &mut Session, name: &str) -> Result<NewService> {
         }
     }
     let resolution = envars::resolve(&config);
-    let service_type = config
-        .non_empty("service_type")
-        .unwrap_or("init")
-        .to_string();
+    let service_type = settings.service_type.name().to_string();
     let newly_registered = registry::register(
         &playpen,
         registry::Entry {

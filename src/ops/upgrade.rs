@@ -34,6 +34,7 @@ fn record_path(playpen: &Playpen, package: &str) -> PathBuf {
 }
 
 /// How a service relates to the packages being upgraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Relation {
     Own,
     Dependent,
@@ -49,14 +50,10 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
     if own_package.as_ref().is_some_and(|p| packages.contains(p)) {
         return Relation::Own;
     }
-    let Ok(config) = session.config(service) else {
+    let Ok((settings, _)) = session.settings(service) else {
         return Relation::None;
     };
-    if config
-        .list("service_packages")
-        .iter()
-        .any(|p| packages.contains(p))
-    {
+    if settings.packages.iter().any(|p| packages.contains(p)) {
         return Relation::Dependent;
     }
     // Depending on a service of an upgraded package counts too.
@@ -66,8 +63,8 @@ fn relation(session: &mut Session, service: &str, packages: &[String]) -> Relati
         .filter_map(|p| installed.get(p))
         .flat_map(|p| &p.services)
         .collect();
-    if config
-        .list("service_depends")
+    if settings
+        .depends
         .iter()
         .any(|d| upgraded_services.contains(&d))
     {
@@ -92,18 +89,17 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
         if !running(&playpen, name) {
             continue;
         }
-        let (stop, var) = match relation(session, name, packages) {
-            Relation::Own => (true, "service_stop_before_upgrade"),
-            Relation::Dependent => (true, "service_stop_before_dep_upgrade"),
-            Relation::None => (false, ""),
-        };
-        if !stop {
+        let relation = relation(session, name, packages);
+        if relation == Relation::None {
             continue;
         }
+        // A service whose config fails now is stopped: the safe side of an upgrade.
         let must_stop = session
-            .config(name)
-            .map(|c| c.flag(var, true))
-            .unwrap_or(true);
+            .settings(name)
+            .map_or(true, |(s, _)| match relation {
+                Relation::Own => s.upgrade.stop_before_upgrade,
+                _ => s.upgrade.stop_before_dep_upgrade,
+            });
         if must_stop {
             to_stop.push(name.clone());
         } else {
@@ -182,9 +178,8 @@ pub fn post_upgrade(session: &mut Session, packages: &[String]) -> Result<Report
         // It ran through the upgrade: its next start is an upgraded one.
         mark(&playpen, name)?;
         let restart = session
-            .config(name)
-            .map(|c| c.flag("service_restart_on_dep_upgrade", true))
-            .unwrap_or(true);
+            .settings(name)
+            .map_or(true, |(s, _)| s.upgrade.restart_on_dep_upgrade);
         if restart {
             to_restart.push(name.clone());
         } else {

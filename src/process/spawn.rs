@@ -14,7 +14,10 @@ use std::time::Duration;
 
 /// Everything needed to start one process.
 pub struct Launch<'a> {
+    /// What is executed: the linkfarm symlink, or the program itself.
     pub executable: &'a Path,
+    /// The program the symlink points at (the same as `executable` without one).
+    pub program: &'a Path,
     pub arg0: &'a str,
     pub args: &'a [String],
     pub env: &'a BTreeMap<String, String>,
@@ -35,6 +38,41 @@ impl Spawned {
         // SAFETY: waitpid on our own child with a valid out pointer.
         let reaped = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
         (reaped == self.pid).then(|| ExitStatus::from_raw(status))
+    }
+}
+
+/// A started process that must not outlive a start that fails: dropped while armed,
+/// it kills the process's whole group and reaps it. `disarm` once the process is on
+/// record (pidfile and start record written, grace survived).
+#[must_use = "dropping the guard kills the process"]
+pub struct KillOnDrop {
+    child: Option<Spawned>,
+}
+
+impl KillOnDrop {
+    pub fn new(child: Spawned) -> KillOnDrop {
+        KillOnDrop { child: Some(child) }
+    }
+
+    pub fn child(&self) -> &Spawned {
+        self.child.as_ref().expect("armed until disarmed")
+    }
+
+    /// The process may now outlive this start.
+    pub fn disarm(mut self) -> Spawned {
+        self.child.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            // The child leads its own session and process group: the group goes with it.
+            let _ =
+                crate::process::proc::signal_service(child.pid, nix::sys::signal::Signal::SIGKILL);
+            crate::process::proc::wait_exit(child.pid, Duration::from_secs(2));
+            let _ = child.try_wait();
+        }
     }
 }
 
@@ -111,18 +149,25 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
     };
     if rc != 0 {
         let e = std::io::Error::from_raw_os_error(rc);
-        return Err(Error::runtime(format!(
-            "cannot execute {}: {e}",
-            launch.executable.display()
-        ))
-        .with_hint(match rc {
-            libc::ENOENT => {
-                "the program, its #! interpreter or the working directory does not exist"
-            }
-            libc::EACCES => "make the program executable (chmod +x)",
-            libc::ENOEXEC => "the program is not a valid executable; add a #! line to scripts",
-            _ => "check the program",
-        }));
+        let what = if launch.executable == launch.program {
+            launch.executable.display().to_string()
+        } else {
+            format!(
+                "{} (program {})",
+                launch.executable.display(),
+                launch.program.display()
+            )
+        };
+        return Err(
+            Error::runtime(format!("cannot execute {what}: {e}")).with_hint(match rc {
+                libc::ENOENT => {
+                    "the program, its #! interpreter or the working directory does not exist"
+                }
+                libc::EACCES => "make the program executable (chmod +x)",
+                libc::ENOEXEC => "the program is not a valid executable; add a #! line to scripts",
+                _ => "check the program",
+            }),
+        );
     }
     Ok(Spawned { pid })
 }

@@ -1,7 +1,7 @@
 //! Starting, stopping and restarting one service (§6). Every operation holds the
 //! service's lock; orchestration across services (order, parallelism) is in `graph`.
 
-use crate::config::ServiceConfig;
+use crate::config::settings::{PidfileMode, ServiceType};
 use crate::config::template;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
@@ -10,132 +10,107 @@ use crate::playpen::lock::ServiceLock;
 use crate::process::linkfarm;
 use crate::process::pidfile::{self, Observed, StartRecord};
 use crate::process::proc;
-use crate::process::spawn::{self, Launch};
+use crate::process::spawn::{self, KillOnDrop, Launch};
 use crate::service::hooks::{self, Hook, Runnable};
-use crate::service::prepare::Prepared;
 pub use crate::service::outcome::Outcome;
+use crate::service::prepare::Prepared;
+use crate::service::program;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Default time a new process must survive to count as started.
-const DEFAULT_START_GRACE: f64 = 0.25;
-/// Default time a program that writes its own pidfile gets to write it.
-const DEFAULT_PIDFILE_TIMEOUT: f64 = 10.0;
-/// Default seconds between SIGTERM and SIGKILL.
-const DEFAULT_HALT_TIMEOUT: f64 = 10.0;
-
-
-
-
-/// Checks that need no process: the program exists, required pairs of settings.
+/// Checks that need no process: the program and scripts exist, a service without a
+/// pidfile has a ping, the service type is one this command can run.
 pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
-    let config = &prepared.config;
-    let name = config.name();
-    if config.non_empty("service_start").is_none() {
-        prepared.program(playpen)?;
-    } else {
-        script(playpen, config, "service_start", &prepared.env)?;
+    let settings = &prepared.settings;
+    let name = prepared.name();
+    match &settings.scripts.start {
+        None if settings.program.is_some() => drop(prepared.program(playpen)?),
+        // No program and no start script: the settings reported it.
+        None => {}
+        Some(start) => drop(script(playpen, prepared, "service_start", start)?),
     }
-    for var in ["service_stop", "service_restart", "service_ping"] {
-        if config.non_empty(var).is_some() {
-            script(playpen, config, var, &prepared.env)?;
+    for (setting, value) in [
+        ("service_stop", &settings.scripts.stop),
+        ("service_restart", &settings.scripts.restart),
+        ("service_ping", &settings.scripts.ping),
+    ] {
+        if let Some(value) = value {
+            script(playpen, prepared, setting, value)?;
         }
     }
-    if config.flag("service_no_pidfile", false)
-        && config.non_empty("service_start").is_some()
-        && config.non_empty("service_stop").is_none()
-    {
-        return Err(Error::config(format!(
-            "service_no_pidfile=1 with service_start needs a service_stop script{}",
-            config.origin_note("service_no_pidfile")
-        ))
-        .with_service(name)
-        .with_hint(
-            "without a pidfile servicectl cannot know the PID to signal; set service_stop",
-        ));
-    }
-    if config.flag("service_no_pidfile", false)
-        && ping_runnable(playpen, config, &prepared.env)?.is_none()
-    {
+    if settings.pidfile == PidfileMode::None && ping_runnable(playpen, prepared)?.is_none() {
         return Err(Error::config(format!(
             "service_no_pidfile=1 but there is no ping{}",
-            config.origin_note("service_no_pidfile")
+            prepared.config.origin_note("service_no_pidfile")
         ))
         .with_service(name)
         .with_hint("a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked"));
     }
-    for var in [
-        "service_halt_timeout",
-        "service_restart_delay",
-        "service_start_grace",
-        "service_pidfile_timeout",
-    ] {
-        config.seconds(var, 0.0)?;
-    }
-    match config.non_empty("service_type").unwrap_or("init") {
-        "init" => Ok(()),
-        kind @ ("cron" | "inetd") => Err(Error::config(format!(
-            "service_type={kind} is not supported yet{}: cron and inetd services are run by the supervisor (`servicectl supervise`), which this version does not have",
-            config.origin_note("service_type")
+    match &settings.service_type {
+        ServiceType::Init => Ok(()),
+        kind => Err(Error::config(format!(
+            "service_type={} needs the supervisor{}: cron and inetd services are run by `servicectl supervise`, which this version does not have",
+            kind.name(),
+            prepared.config.origin_note("service_type")
         ))
         .with_service(name)
         .with_hint("run it as a daemon (service_type=init), or leave it out of playpen_services for now")),
-        other => Err(Error::config(format!(
-            "service_type={other:?} is not one of init, cron, inetd{}",
-            config.origin_note("service_type")
-        ))
-        .with_service(name)
-        .with_hint("set service_type=init (the default)")),
     }
 }
 
-/// A script named by a config variable (service_start, service_stop, …), resolved like
+/// A script named by a setting (service_start, service_stop, …), resolved like
 /// service_program.
-fn script(
-    playpen: &Playpen,
-    config: &ServiceConfig,
-    var: &str,
-    env: &BTreeMap<String, String>,
-) -> Result<PathBuf> {
-    let value = config.non_empty(var).unwrap_or_default();
-    crate::service::program::resolve_executable(playpen, value.trim(), env).map_err(|mut e| {
-        e.message = format!("{var}: {}{}", e.message, config.origin_note(var));
-        e.with_service(config.name())
-    })
+fn script(playpen: &Playpen, prepared: &Prepared, setting: &str, value: &str) -> Result<PathBuf> {
+    program::resolve_setting(playpen, &prepared.config, setting, value, &prepared.env)
 }
 
 /// The ping for a service: the project's `services/$NAME/ping`, else service_ping,
 /// else the package's `ping` script. None means: fall back to the status check.
-pub fn ping_runnable(
-    playpen: &Playpen,
-    config: &ServiceConfig,
-    env: &BTreeMap<String, String>,
-) -> Result<Option<Runnable>> {
-    for dir in catalog::project_dirs(playpen, &config.id).into_iter().rev() {
+pub fn ping_runnable(playpen: &Playpen, prepared: &Prepared) -> Result<Option<Runnable>> {
+    let id = &prepared.config.id;
+    for dir in catalog::project_dirs(playpen, id).into_iter().rev() {
         let path = dir.join("ping");
         if path.is_file() {
             return Ok(Some(Runnable::Script(path)));
         }
     }
-    if config.non_empty("service_ping").is_some() {
+    if let Some(ping) = &prepared.settings.scripts.ping {
         return Ok(Some(Runnable::Script(script(
             playpen,
-            config,
+            prepared,
             "service_ping",
-            env,
+            ping,
         )?)));
     }
-    Ok(catalog::package_script(playpen, &config.id, "ping").map(Runnable::Script))
+    Ok(catalog::package_script(playpen, id, "ping").map(Runnable::Script))
+}
+
+/// The restart script: service_restart, else the package's `.restart` script (as a
+/// package's `.pre-start` is the default of service_pre_start).
+fn restart_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<PathBuf>> {
+    match &prepared.settings.scripts.restart {
+        Some(value) => script(playpen, prepared, "service_restart", value).map(Some),
+        None if prepared.config.is_stand_in() => Ok(None),
+        None => Ok(catalog::package_script(
+            playpen,
+            &prepared.config.id,
+            "restart",
+        )),
+    }
 }
 
 /// Render the service's config templates (service_config_files) into var/.
 pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<PathBuf>> {
-    let style = template::Style::from_config(&prepared.config)?;
-    let files = prepared.config.list("service_config_files");
-    template::render_all(playpen, &files, &prepared.env, style)
-        .map_err(|e| e.with_service(prepared.name()))
+    let settings = &prepared.settings;
+    template::render_all(
+        playpen,
+        &settings.config_files,
+        &prepared.env,
+        settings.config_style,
+    )
+    .map_err(|e| e.with_service(prepared.name()))
 }
 
 fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
@@ -143,10 +118,17 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
     if prepared.config.is_stand_in() {
         return Ok(());
     }
+    let hooks = &prepared.settings.hooks;
+    let command = match hook {
+        Hook::PreStart => &hooks.pre_start,
+        Hook::PostStart => &hooks.post_start,
+        Hook::PreStop => &hooks.pre_stop,
+        Hook::PostStop => &hooks.post_stop,
+    };
     hooks::run_hook(
         playpen,
         &prepared.config.id,
-        prepared.config.get(hook.variable()),
+        command.as_deref(),
         hook,
         &prepared.env,
         &playpen.output_file(prepared.name()),
@@ -166,7 +148,7 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
         Observed::Running { pid, .. } => return Ok(Outcome::AlreadyRunning { pid: Some(pid) }),
         Observed::Untracked { pid, .. } => {
             // Someone removed the pidfile of a process that still runs: put it back.
-            if !prepared.config.flag("service_no_pidfile", false) {
+            if prepared.settings.pidfile != PidfileMode::None {
                 pidfile::write_pid(&playpen.pidfile(name), pid)
                     .map_err(|e| e.with_service(name))?;
             }
@@ -178,15 +160,15 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     }
     render_configs(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
-    let pid = if prepared.config.non_empty("service_start").is_some() {
-        start_by_script(playpen, prepared)?
-    } else {
-        start_program(playpen, prepared)?
+    let pid = match &prepared.settings.scripts.start {
+        Some(start) => start_by_script(playpen, prepared, start)?,
+        None => start_program(playpen, prepared)?,
     };
-    run_hook(playpen, prepared, Hook::PostStart).map_err(|mut e| {
-        e.message = format!("started, but {}", e.message);
-        e
-    })?;
+    if let Err(e) = run_hook(playpen, prepared, Hook::PostStart) {
+        return Err(Error::runtime(format!("started, but {}", e.message))
+            .with_service(name)
+            .with_hint(e.hint.unwrap_or_default()));
+    }
     Ok(Outcome::Started { pid })
 }
 
@@ -198,72 +180,62 @@ fn base_record(prepared: &Prepared) -> StartRecord {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0),
         ports: prepared.ports.clone(),
-        no_pidfile: prepared.config.flag("service_no_pidfile", false),
+        no_pidfile: prepared.settings.pidfile == PidfileMode::None,
         ..StartRecord::default()
     }
 }
 
+/// How the program is executed: through its linkfarm symlink (so `ps` shows the run
+/// name), or directly.
+struct Exec {
+    executable: PathBuf,
+    arg0: String,
+    symlink: Option<PathBuf>,
+}
+
 /// The generic start: linkfarm symlink, spawn, pidfile, grace period.
 fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
-    let config = &prepared.config;
+    let settings = &prepared.settings;
     let name = prepared.name();
     let program = prepared.program(playpen)?;
-    let flags = config.get("service_flags").unwrap_or("");
-    let args = shell_words::split(flags).map_err(|e| {
-        Error::config(format!(
-            "service_flags {flags:?} cannot be split: {e}{}",
-            config.origin_note("service_flags")
-        ))
-        .with_service(name)
-        .with_hint("balance the quotes in service_flags")
-    })?;
     let is_java = program.file_name().is_some_and(|f| f == "java");
     let mut env = prepared.env.clone();
     if is_java {
-        add_java_classpath(playpen, config, &mut env)?;
+        add_java_classpath(playpen, prepared, &mut env)?;
     }
-    let run_name = run_name(playpen, config);
-    let (executable, arg0, symlink) = if is_java || config.flag("service_no_symlink", false) {
-        (program.clone(), program.display().to_string(), None)
+    let run_name = run_name(playpen, prepared);
+    let exec = if is_java || !settings.symlink {
+        Exec {
+            executable: program.clone(),
+            arg0: program.display().to_string(),
+            symlink: None,
+        }
     } else {
         let link_name = linkfarm::link_name(&run_name, env.get("PLAYPEN_TAG").map(String::as_str));
         let link = linkfarm::ensure_link(playpen, &link_name, &program, || {
             owner_of_link(playpen, name, &link_name)
         })
         .map_err(|e| e.with_service(name))?;
-        (link.clone(), link_name, Some(link))
+        Exec {
+            executable: link.clone(),
+            arg0: link_name,
+            symlink: Some(link),
+        }
     };
     let output = playpen.output_file(name);
     let output_start = crate::process::output::file_len(&output);
-    // Settings are read before the spawn, so that nothing can fail between the spawn and
-    // the pidfile but the process itself.
-    let grace = config.seconds("service_start_grace", DEFAULT_START_GRACE)?;
-    let pidfile_timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
     let child = spawn::launch(&Launch {
-        executable: &executable,
-        arg0: &arg0,
-        args: &args,
+        executable: &exec.executable,
+        // The symlink is what is executed; a failure names the program it points at too.
+        program: &program,
+        arg0: &exec.arg0,
+        args: &settings.flags,
         env: &env,
         cwd: &playpen.root,
         output: &output,
     })
-    .map_err(|mut e| {
-        // The symlink is what was executed; name the program it points at too.
-        if executable != program {
-            e.message = format!("{} (program {})", e.message, program.display());
-        }
-        e.with_service(name)
-    })?;
-    let child_pid = child.pid;
-    let makes_own = config.flag("service_makes_own_pidfile", false);
-    let no_pidfile = config.flag("service_no_pidfile", false);
-    let mut record = StartRecord {
-        program: Some(program.display().to_string()),
-        run_name: Some(run_name),
-        symlink: symlink.map(|s| s.display().to_string()),
-        ..base_record(prepared)
-    };
-    let pidfile = playpen.pidfile(name);
+    .map_err(|e| e.with_service(name))?;
+    let guard = KillOnDrop::new(child);
     let failed = |status: std::process::ExitStatus| {
         let tail = crate::process::output::tail_file(&output, output_start, 10);
         let mut message = format!(
@@ -282,62 +254,82 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             .with_service(name)
             .with_hint(format!("see {} for its full output", output.display()))
     };
-    let settled = (|| {
-        if makes_own {
-            let timeout = pidfile_timeout;
-            let pid = wait_for_pidfile(&pidfile, Some(&child), timeout).map_err(|status| match status {
-            Some(status) => failed(status),
-            None => Error::runtime(format!(
-                "the program did not write a live PID to {} within {:.0} s",
-                pidfile.display(),
-                timeout.as_secs_f64()
-            ))
-            .with_service(name)
-            .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
-        })?;
+    let mut record = StartRecord {
+        program: Some(program.display().to_string()),
+        run_name: Some(run_name),
+        symlink: exec.symlink.map(|s| s.display().to_string()),
+        ..base_record(prepared)
+    };
+    let pidfile = playpen.pidfile(name);
+    let settled = match settings.pidfile {
+        PidfileMode::Program => {
+            let timeout = settings.pidfile_timeout;
+            wait_for_pidfile(&pidfile, Some(guard.child()), timeout)
+                .map_err(|status| match status {
+                    Some(status) => failed(status),
+                    None => Error::runtime(format!(
+                        "the program did not write a live PID to {} within {:.0} s",
+                        pidfile.display(),
+                        timeout.as_secs_f64()
+                    ))
+                    .with_service(name)
+                    .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
+                })
+                .and_then(|pid| {
+                    record.pid = Some(pid);
+                    record.start_ticks = proc::start_ticks(pid);
+                    pidfile::write_record(playpen, name, &record)?;
+                    Ok(pid)
+                })
+        }
+        mode => {
+            let pid = guard.child().pid;
             record.pid = Some(pid);
             record.start_ticks = proc::start_ticks(pid);
-            pidfile::write_record(playpen, name, &record)?;
-            return Ok(Some(pid));
+            // Record first so that a concurrent `status` sees the service the moment it exists.
+            let recorded = if mode == PidfileMode::None {
+                Ok(())
+            } else {
+                pidfile::write_pid(&pidfile, pid)
+            }
+            .and_then(|()| pidfile::write_record(playpen, name, &record));
+            recorded.and_then(|()| {
+                spawn::survive_grace(guard.child(), settings.start_grace)
+                    .map(|()| pid)
+                    .map_err(failed)
+            })
         }
-        record.pid = Some(child_pid);
-        record.start_ticks = proc::start_ticks(child_pid);
-        // Record first so that a concurrent `status` sees the service the moment it exists.
-        if !no_pidfile {
-            pidfile::write_pid(&pidfile, child_pid)?;
+    };
+    match settled {
+        Ok(pid) => {
+            guard.disarm();
+            Ok(Some(pid))
         }
-        pidfile::write_record(playpen, name, &record)?;
-        if let Err(status) = spawn::survive_grace(&child, grace) {
-            return Err(failed(status));
+        Err(e) => {
+            // The guard kills what this start left; its files must go with it.
+            drop(guard);
+            let _ = pidfile::clear(playpen, name);
+            Err(e.with_service(name))
         }
-        Ok(Some(child_pid))
-    })();
-    if settled.is_err() {
-        // A start that failed must not leave its process behind, untracked: the child
-        // leads its own session and process group, so the group goes with it.
-        let _ = proc::signal_service(child_pid, Signal::SIGKILL);
-        proc::wait_exit(child_pid, Duration::from_secs(2));
-        let _ = child.try_wait();
-        let _ = pidfile::clear(playpen, name);
     }
-    settled.map_err(|e| e.with_service(name))
 }
 
 /// argv[0] and the linkfarm name: service_run_name, else the package name, else the
 /// service name.
-fn run_name(playpen: &Playpen, config: &ServiceConfig) -> String {
-    config
-        .non_empty("service_run_name")
-        .map(str::to_string)
-        .or_else(|| catalog::package_of(playpen, &config.id))
-        .unwrap_or_else(|| config.name().to_string())
+fn run_name(playpen: &Playpen, prepared: &Prepared) -> String {
+    prepared
+        .settings
+        .run_name
+        .clone()
+        .or_else(|| catalog::package_of(playpen, &prepared.config.id))
+        .unwrap_or_else(|| prepared.name().to_string())
 }
 
 /// The linkfarm symlink a generic start will make, and the program it points at (None:
 /// started by a script, or without a symlink).
 pub fn planned_link(playpen: &Playpen, prepared: &Prepared) -> Option<(String, PathBuf)> {
-    let config = &prepared.config;
-    if config.non_empty("service_start").is_some() || config.flag("service_no_symlink", false) {
+    let settings = &prepared.settings;
+    if settings.scripts.start.is_some() || !settings.symlink {
         return None;
     }
     let program = prepared.program(playpen).ok()?;
@@ -346,7 +338,7 @@ pub fn planned_link(playpen: &Playpen, prepared: &Prepared) -> Option<(String, P
     }
     let tag = prepared.env.get("PLAYPEN_TAG").map(String::as_str);
     Some((
-        linkfarm::link_name(&run_name(playpen, config), tag),
+        linkfarm::link_name(&run_name(playpen, prepared), tag),
         program,
     ))
 }
@@ -404,22 +396,27 @@ fn wait_for_pidfile(
     }
 }
 
-/// Run the script a config variable names (service_start, service_stop,
-/// service_restart) to completion with NAME VERSION; a failure quotes its output.
-fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Result<PathBuf> {
-    let path = script(playpen, &prepared.config, var, &prepared.env)?;
+/// Run a service script (service_start, service_stop, service_restart or the
+/// package's restart script) to completion with NAME VERSION; a failure quotes its
+/// output.
+fn run_service_script(
+    playpen: &Playpen,
+    prepared: &Prepared,
+    setting: &str,
+    path: &Path,
+) -> Result<()> {
     let output = playpen.output_file(prepared.name());
     let finished = hooks::run(
         playpen,
         &prepared.config.id,
-        &Runnable::Script(path.clone()),
+        &Runnable::Script(path.to_path_buf()),
         &prepared.env,
         Some(&output),
         None,
     )?;
     if !finished.success {
         return Err(Error::runtime(format!(
-            "{var} {} {}:\n{}",
+            "{setting} {} {}:\n{}",
             path.display(),
             finished.status,
             crate::text::indent(
@@ -429,26 +426,26 @@ fn run_service_script(playpen: &Playpen, prepared: &Prepared, var: &str) -> Resu
         .with_service(prepared.name())
         .with_hint(format!("see {} for its full output", output.display())));
     }
-    Ok(path)
+    Ok(())
 }
 
 /// service_start: the script starts the service and (unless service_no_pidfile) writes
 /// the pidfile.
-fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
-    let config = &prepared.config;
+fn start_by_script(playpen: &Playpen, prepared: &Prepared, start: &str) -> Result<Option<i32>> {
+    let settings = &prepared.settings;
     let name = prepared.name();
-    let path = run_service_script(playpen, prepared, "service_start")?;
+    let path = script(playpen, prepared, "service_start", start)?;
+    run_service_script(playpen, prepared, "service_start", &path)?;
     let mut record = StartRecord {
         program: Some(path.display().to_string()),
         ..base_record(prepared)
     };
-    if config.flag("service_no_pidfile", false) {
+    if settings.pidfile == PidfileMode::None {
         pidfile::write_record(playpen, name, &record)?;
         return Ok(None);
     }
     let pidfile = playpen.pidfile(name);
-    let timeout = config.seconds("service_pidfile_timeout", DEFAULT_PIDFILE_TIMEOUT)?;
-    let pid = wait_for_pidfile(&pidfile, None, timeout).map_err(|_| {
+    let pid = wait_for_pidfile(&pidfile, None, settings.pidfile_timeout).map_err(|_| {
         Error::runtime(format!(
             "service_start {} finished but {} holds no live PID",
             path.display(),
@@ -465,14 +462,15 @@ fn start_by_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>
 
 fn add_java_classpath(
     playpen: &Playpen,
-    config: &ServiceConfig,
+    prepared: &Prepared,
     env: &mut BTreeMap<String, String>,
 ) -> Result<()> {
+    let java = &prepared.settings.java;
     let mut entries: Vec<String> = Vec::new();
-    for dir in config.list("service_java_jardirs") {
+    for dir in &java.jardirs {
         let dir = playpen.ext().join(dir);
         let mut jars: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io("read jar directory", &dir, e).with_service(config.name()))?
+            .map_err(|e| Error::io("read jar directory", &dir, e).with_service(prepared.name()))?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "jar"))
@@ -480,7 +478,7 @@ fn add_java_classpath(
         jars.sort();
         entries.extend(jars.iter().map(|j| j.display().to_string()));
     }
-    for jar in config.list("service_java_jars") {
+    for jar in &java.jars {
         entries.push(playpen.ext().join(jar).display().to_string());
     }
     if let Some(existing) = env.get("CLASSPATH").filter(|c| !c.is_empty()) {
@@ -499,7 +497,7 @@ pub fn stop(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
 }
 
 fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    let config = &prepared.config;
+    let settings = &prepared.settings;
     let name = prepared.name();
     let (observed, _) = pidfile::observe(playpen, name)?;
     let pid = match observed {
@@ -511,7 +509,7 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
         Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
         Observed::Unwatched => None,
     };
-    if pid.is_none() && config.non_empty("service_stop").is_none() {
+    if pid.is_none() && settings.scripts.stop.is_none() {
         return Err(Error::config(
             "it runs without a pidfile and has no service_stop script, so servicectl cannot stop it",
         )
@@ -523,9 +521,10 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     if let Err(e) = run_hook(playpen, prepared, Hook::PreStop) {
         warnings.push(e.message);
     }
-    let halt = config.seconds("service_halt_timeout", DEFAULT_HALT_TIMEOUT)?;
-    if config.non_empty("service_stop").is_some() {
-        run_service_script(playpen, prepared, "service_stop")?;
+    let halt = settings.halt_timeout;
+    if let Some(stop) = &settings.scripts.stop {
+        let path = script(playpen, prepared, "service_stop", stop)?;
+        run_service_script(playpen, prepared, "service_stop", &path)?;
         if let Some(pid) = pid {
             terminate(pid, halt, false);
         }
@@ -552,20 +551,26 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
 /// The first file of service_filedep modified since the service started.
 fn changed_filedep(
     playpen: &Playpen,
-    config: &ServiceConfig,
+    prepared: &Prepared,
     record: Option<&StartRecord>,
 ) -> Option<String> {
     let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(record?.started_at);
-    config.list("service_filedep").into_iter().find(|f| {
-        let path = if Path::new(f).is_absolute() {
-            PathBuf::from(f)
-        } else {
-            playpen.root.join(f)
-        };
-        std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified| modified > started)
-    })
+    prepared
+        .settings
+        .filedep
+        .files
+        .iter()
+        .find(|f| {
+            let path = if Path::new(f).is_absolute() {
+                PathBuf::from(f)
+            } else {
+                playpen.root.join(f)
+            };
+            std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified > started)
+        })
+        .cloned()
 }
 
 /// SIGTERM (when `term`), wait up to `halt`, then SIGKILL and wait a little more.
@@ -582,10 +587,38 @@ fn terminate(pid: i32, halt: Duration, term: bool) {
     proc::wait_exit(pid, Duration::from_secs(5));
 }
 
-/// Restart: HUP path if service_hup, else the service_restart script, else stop, wait
-/// service_restart_delay, start. A stopped service is simply started.
+/// The reload of service_hup: render the templates, pre_start (such as `nginx -t`),
+/// SIGHUP, post_start. When any step before the signal fails, the rendered files go
+/// back to what the running process read last.
+fn reload(playpen: &Playpen, prepared: &Prepared, pid: i32) -> Result<Outcome> {
+    let name = prepared.name();
+    let settings = &prepared.settings;
+    let (_, previous) = template::render_all_keeping_previous(
+        playpen,
+        &settings.config_files,
+        &prepared.env,
+        settings.config_style,
+    )
+    .map_err(|e| e.with_service(name))?;
+    run_hook(playpen, prepared, Hook::PreStart)?;
+    proc::signal_service_only(pid, Signal::SIGHUP).map_err(|e| {
+        Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}"))
+            .with_service(name)
+            .with_hint(
+                "check `servicectl status`; run servicectl as the user that started the service",
+            )
+    })?;
+    // The process has been told to read the new files: they are its files now.
+    previous.keep();
+    run_hook(playpen, prepared, Hook::PostStart)?;
+    Ok(Outcome::Reloaded { pid })
+}
+
+/// Restart: HUP path if service_hup, else the restart script (service_restart or the
+/// package's `.restart`), else stop, wait service_restart_delay, start. A stopped
+/// service is simply started.
 pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    let config = &prepared.config;
+    let settings = &prepared.settings;
     let name = prepared.name();
     let _lock = ServiceLock::acquire(playpen, name)?;
     let (observed, record) = pidfile::observe(playpen, name)?;
@@ -594,35 +627,26 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
         _ => None,
     };
     if let Some(pid) = running_pid {
-        if config.flag("service_stop_on_filedep", false)
-            && let Some(changed) = changed_filedep(playpen, config, record.as_ref())
+        if settings.filedep.stop_on_change
+            && let Some(changed) = changed_filedep(playpen, prepared, record.as_ref())
         {
             // The service must not run on the changed file: stop, and leave it stopped.
             stop_locked(playpen, prepared)?;
             return Ok(Outcome::StoppedForFiledep { pid, file: changed });
         }
-        if config.flag("service_hup", false) {
-            render_configs(playpen, prepared)?;
-            run_hook(playpen, prepared, Hook::PreStart)?;
-            proc::signal_service_only(pid, Signal::SIGHUP).map_err(|e| {
-                Error::runtime(format!("cannot send SIGHUP to PID {pid}: {e}"))
-                    .with_service(name)
-                    .with_hint("check `servicectl status`; run servicectl as the user that started the service")
-            })?;
-            run_hook(playpen, prepared, Hook::PostStart)?;
-            return Ok(Outcome::Reloaded { pid });
+        if settings.hup {
+            return reload(playpen, prepared, pid);
         }
-        if config.non_empty("service_restart").is_some() {
-            run_service_script(playpen, prepared, "service_restart")?;
+        if let Some(path) = restart_script(playpen, prepared)? {
+            run_service_script(playpen, prepared, "service_restart", &path)?;
             let pid = pidfile::observe(playpen, name)?.0.pid();
             return Ok(Outcome::Restarted { pid });
         }
     }
     if running_pid.is_some() || matches!(observed, Observed::Unwatched) {
         stop_locked(playpen, prepared)?;
-        let delay = config.seconds("service_restart_delay", 0.0)?;
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
+        if !settings.restart_delay.is_zero() {
+            std::thread::sleep(settings.restart_delay);
         }
     }
     match start_locked(playpen, prepared)? {

@@ -7,20 +7,26 @@
 use crate::config::ServiceConfig;
 use crate::config::envars;
 use crate::config::session::Session;
+use crate::config::settings::Settings;
+use crate::config::template;
 use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
 use crate::playpen::marks;
 use crate::process::pidfile;
-use crate::service::program;
+use crate::service::{lifecycle, program};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A service ready to act on: its configuration and the environment its program,
-/// hooks and scripts see (exported config variables, resolved typed variables, …).
+/// A service ready to act on: its configuration, its typed settings, and the
+/// environment its program, hooks and scripts see (exported config variables, resolved
+/// typed variables, …).
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub config: Arc<ServiceConfig>,
+    /// The settings as parsed; where a value was bad, its default (the problem is in
+    /// the Preparation, and a strict command never acts on it).
+    pub settings: Arc<Settings>,
     pub env: BTreeMap<String, String>,
     pub ports: Vec<(String, u16)>,
     /// service_program resolved once (validation, the run-name check and the start all
@@ -31,11 +37,13 @@ pub struct Prepared {
 impl Prepared {
     pub fn new(
         config: Arc<ServiceConfig>,
+        settings: Arc<Settings>,
         env: BTreeMap<String, String>,
         ports: Vec<(String, u16)>,
     ) -> Prepared {
         Prepared {
             config,
+            settings,
             env,
             ports,
             program: std::sync::OnceLock::new(),
@@ -49,7 +57,9 @@ impl Prepared {
     /// The program service_program names, resolved as §4 says.
     pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
         self.program
-            .get_or_init(|| program::resolve_program(playpen, &self.config, &self.env))
+            .get_or_init(|| {
+                program::resolve_program(playpen, &self.config, &self.settings, &self.env)
+            })
             .clone()
     }
 }
@@ -60,17 +70,32 @@ impl Prepared {
 pub struct Preparation {
     /// Every known service; one whose config failed to evaluate has a stand-in config.
     pub prepared: BTreeMap<String, Prepared>,
-    /// Each service's own problem: its config fails to evaluate, or its typed variables
-    /// are wrong (port conflicts are added by the strict view).
-    pub problems: BTreeMap<String, Error>,
+    /// Each service's own problems: its config fails to evaluate, a setting or a typed
+    /// variable is wrong; [`Preparation::audit`] adds what only a look at the playpen
+    /// finds (programs, templates, ports in use, shared run names).
+    pub problems: BTreeMap<String, Vec<(Stage, Error)>>,
     /// Names that are not services at all.
     pub unknown: BTreeMap<String, Error>,
     pub resolutions: Vec<envars::Resolution>,
     pub warnings: Vec<String>,
 }
 
-/// Evaluate every service of `names` (one pipelined batch) and resolve its typed
-/// variables.
+/// Where a problem was found; a lenient command acts despite typed-variable and audit
+/// problems, but warns that it acts with less than the full config otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The fragments do not evaluate.
+    Evaluation,
+    /// A setting has a bad value.
+    Settings,
+    /// A typed variable is missing or invalid.
+    Variables,
+    /// Found by looking at the playpen: programs, templates, ports, run names.
+    Audit,
+}
+
+/// Evaluate every service of `names` (one pipelined batch), parse its settings and
+/// resolve its typed variables.
 pub fn prepare(session: &mut Session, names: &[String]) -> Preparation {
     let mut preparation = Preparation {
         prepared: BTreeMap::new(),
@@ -85,14 +110,24 @@ pub fn prepare(session: &mut Session, names: &[String]) -> Preparation {
             Ok(c) => c,
             Err(e) => match session.id(name) {
                 Ok(id) => {
-                    preparation.problems.insert(name.clone(), e);
-                    std::sync::Arc::new(ServiceConfig::stand_in(id, &session.playpen))
+                    preparation.add(name, Stage::Evaluation, e);
+                    Arc::new(ServiceConfig::stand_in(id, &session.playpen))
                 }
                 Err(unknown) => {
                     preparation.unknown.insert(name.clone(), unknown);
                     continue;
                 }
             },
+        };
+        let settings = match session.settings(name) {
+            Ok((settings, problem)) => {
+                if let Some(err) = problem {
+                    preparation.add(name, Stage::Settings, err);
+                }
+                settings
+            }
+            // The config did not evaluate (reported above): nothing is known but defaults.
+            Err(_) => Arc::new(Settings::default()),
         };
         let resolution = envars::resolve(&config);
         preparation
@@ -108,11 +143,11 @@ pub fn prepare(session: &mut Session, names: &[String]) -> Preparation {
         if let Some(err) = resolution.to_error()
             && !config.is_stand_in()
         {
-            preparation.problems.insert(name.clone(), err);
+            preparation.add(name, Stage::Variables, err);
         }
         preparation.prepared.insert(
             name.clone(),
-            Prepared::new(config, env, resolution.ports.clone()),
+            Prepared::new(config, settings, env, resolution.ports.clone()),
         );
         preparation.resolutions.push(resolution);
     }
@@ -120,40 +155,92 @@ pub fn prepare(session: &mut Session, names: &[String]) -> Preparation {
 }
 
 impl Preparation {
-    /// For acting on running services: a config that fails to evaluate is a warning
-    /// (the service is acted on from its pidfile, without hooks); typed-variable
-    /// problems do not matter.
+    /// Record a problem of one service.
+    pub fn add(&mut self, name: &str, stage: Stage, err: Error) {
+        self.problems
+            .entry(name.to_string())
+            .or_default()
+            .push((stage, err));
+    }
+
+    /// Services whose own config evaluated and parsed: the ones worth a deeper look.
+    fn well_formed(&self) -> impl Iterator<Item = &Prepared> {
+        self.prepared
+            .values()
+            .filter(|p| !p.config.is_stand_in() && !self.problems.contains_key(p.name()))
+    }
+
+    /// Add every problem that `start` would meet before its first process: ports shared
+    /// with each other or with running services, programs and scripts that are missing,
+    /// templates that do not render, run names shared by different programs.
+    pub fn audit(&mut self, session: &Session) {
+        let names: Vec<String> = self.prepared.keys().cloned().collect();
+        let mut found: Vec<(String, Error)> = port_problems(session, &names, &self.resolutions);
+        for p in self.well_formed() {
+            if let Err(e) = lifecycle::validate(&session.playpen, p) {
+                found.push((p.name().to_string(), e));
+            }
+            if let Err(e) = template::check_all(
+                &session.playpen,
+                &p.settings.config_files,
+                &p.env,
+                p.settings.config_style,
+            ) {
+                found.push((p.name().to_string(), e.with_service(p.name())));
+            }
+        }
+        found.extend(shared_run_names(&session.playpen, self.well_formed()));
+        for (name, err) in found {
+            self.add(&name, Stage::Audit, err);
+        }
+    }
+
+    /// Each service's problems of the given stages as one error.
+    pub fn errors(&self, stages: &[Stage]) -> BTreeMap<String, Error> {
+        self.problems
+            .iter()
+            .filter_map(|(name, problems)| {
+                let errors = problems
+                    .iter()
+                    .filter(|(stage, _)| stages.contains(stage))
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                Error::all(name, errors).map(|e| (name.clone(), e))
+            })
+            .collect()
+    }
+
+    /// For acting on running services: a config that fails to evaluate or has bad
+    /// settings is a warning (the service is acted on from its pidfile, with the settings
+    /// that could be read); typed-variable problems do not matter.
     pub fn lenient(self) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
+        let errors = self.errors(&[Stage::Evaluation, Stage::Settings]);
         let mut warnings = self.warnings;
         let mut out: BTreeMap<String, Result<Prepared>> =
             self.unknown.into_iter().map(|(n, e)| (n, Err(e))).collect();
         for (name, prepared) in self.prepared {
-            if prepared.config.is_stand_in()
-                && let Some(e) = self.problems.get(&name)
-            {
-                warnings.push(format!(
-                    "{name}: {}; acting without its configuration (no hooks, default timeouts)",
-                    e.message
-                ));
+            if let Some(e) = errors.get(&name) {
+                let what = if prepared.config.is_stand_in() {
+                    "acting without its configuration (no hooks, default timeouts)"
+                } else {
+                    "acting with the defaults of the settings that are wrong"
+                };
+                warnings.push(format!("{name}: {}; {what}", e.message));
             }
             out.insert(name, Ok(prepared));
         }
         (out, warnings)
     }
 
-    /// For starting: every problem of every service, port conflicts included (with the
-    /// ports of services already running), and when there is any, nothing goes ahead.
-    pub fn strict(self, session: &Session) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
-        let names: Vec<String> = self.prepared.keys().cloned().collect();
-        let mut problems = self.problems;
-        for (service, err) in port_problems(session, &names, &self.resolutions) {
-            match problems.get_mut(&service) {
-                Some(previous) => previous.message.push_str(&format!("\n  {}", err.message)),
-                None => {
-                    problems.insert(service, err);
-                }
-            }
-        }
+    /// For starting: every problem of every service (after [`Preparation::audit`]), and
+    /// when there is any, nothing goes ahead.
+    pub fn strict(self) -> (BTreeMap<String, Result<Prepared>>, Vec<String>) {
+        let mut problems = self.errors(&[
+            Stage::Evaluation,
+            Stage::Settings,
+            Stage::Variables,
+            Stage::Audit,
+        ]);
         let mut out: BTreeMap<String, Result<Prepared>> =
             self.unknown.into_iter().map(|(n, e)| (n, Err(e))).collect();
         let any_problem = !problems.is_empty() || !out.is_empty();
@@ -172,6 +259,42 @@ impl Preparation {
         }
         (out, self.warnings)
     }
+}
+
+/// Services whose linkfarm symlinks would share a name but point at different programs
+/// (a common run name): they would overwrite each other's symlink.
+fn shared_run_names<'a>(
+    playpen: &Playpen,
+    prepared: impl Iterator<Item = &'a Prepared>,
+) -> Vec<(String, Error)> {
+    let mut by_link: BTreeMap<String, Vec<(&str, PathBuf)>> = BTreeMap::new();
+    for p in prepared {
+        if let Some((link, program)) = lifecycle::planned_link(playpen, p) {
+            by_link.entry(link).or_default().push((p.name(), program));
+        }
+    }
+    let mut bad = Vec::new();
+    for (link, users) in by_link {
+        if users.iter().all(|(_, p)| *p == users[0].1) {
+            continue;
+        }
+        let who: Vec<String> = users
+            .iter()
+            .map(|(n, p)| format!("{n} ({})", p.display()))
+            .collect();
+        for (name, _) in &users {
+            bad.push((
+                name.to_string(),
+                Error::config(format!(
+                    "the run name {link:?} is shared by {}, which run different programs",
+                    who.join(" and ")
+                ))
+                .with_service(*name)
+                .with_hint("give each its own service_run_name"),
+            ));
+        }
+    }
+    bad
 }
 
 /// Ports shared by two of `resolutions`, or with a service already running outside

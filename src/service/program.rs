@@ -3,6 +3,7 @@
 //! relative to `ext/`, then an absolute path or a name on PATH.
 
 use crate::config::ServiceConfig;
+use crate::config::settings::Settings;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::fsutil;
@@ -14,9 +15,10 @@ use std::path::{Path, PathBuf};
 pub fn resolve_program(
     playpen: &Playpen,
     config: &ServiceConfig,
+    settings: &Settings,
     env: &BTreeMap<String, String>,
 ) -> Result<PathBuf> {
-    let program = config.non_empty("service_program").ok_or_else(|| {
+    let program = settings.program.as_deref().ok_or_else(|| {
         Error::config(format!(
             "no service_program is set in {}",
             fragment_list(config)
@@ -24,19 +26,30 @@ pub fn resolve_program(
         .with_service(config.name())
         .with_hint("set service_program (or service_start) in the service's config")
     })?;
-    resolve_executable(playpen, program, env)
+    resolve_setting(playpen, config, "service_program", program, env)
+}
+
+/// Resolve the executable a setting names (service_program, service_start, …); an
+/// error names the service, the setting and the file that set it.
+pub fn resolve_setting(
+    playpen: &Playpen,
+    config: &ServiceConfig,
+    setting: &str,
+    value: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
+    let context = format!("{setting}{}", config.origin_note(setting));
+    resolve_executable(playpen, value.trim(), env, &context)
         .map_err(|e| e.with_service(config.name()))
-        .map_err(|mut e| {
-            e.message.push_str(&config.origin_note("service_program"));
-            e
-        })
 }
 
 /// Resolve a program name the way service_program is resolved.
+/// `context` (such as "service_program (set in FILE)") leads every message.
 pub fn resolve_executable(
     playpen: &Playpen,
     program: &str,
     env: &BTreeMap<String, String>,
+    context: &str,
 ) -> Result<PathBuf> {
     let relative = Path::new(program);
     let mut candidates = Vec::new();
@@ -54,10 +67,11 @@ pub fn resolve_executable(
             return if fsutil::is_executable(candidate) {
                 Ok(candidate.clone())
             } else {
-                Err(
-                    Error::config(format!("program {} is not executable", candidate.display()))
-                        .with_hint(format!("chmod +x {}", candidate.display())),
-                )
+                Err(Error::config(format!(
+                    "{context}: program {} is not executable",
+                    candidate.display()
+                ))
+                .with_hint(format!("chmod +x {}", candidate.display())))
             };
         }
     }
@@ -76,7 +90,7 @@ pub fn resolve_executable(
         looked.push("PATH".into());
     }
     Err(Error::config(format!(
-        "program {program:?} not found (looked in {})",
+        "{context}: program {program:?} not found (looked in {})",
         looked.join(", ")
     ))
     .with_hint("install the program, or fix service_program"))

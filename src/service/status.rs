@@ -114,7 +114,7 @@ pub struct PingResult {
 pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> Result<PingResult> {
     let config: &ServiceConfig = &prepared.config;
     let name = config.name().to_string();
-    match lifecycle::ping_runnable(playpen, config, &prepared.env)? {
+    match lifecycle::ping_runnable(playpen, prepared)? {
         Some(runnable) => {
             let finished = hooks::run(playpen, &config.id, &runnable, &prepared.env, None, limit)?;
             let output = finished.output.trim_end();
