@@ -163,11 +163,10 @@ impl Preparation {
             .push((stage, err));
     }
 
-    /// Services whose own config evaluated and parsed: the ones worth a deeper look.
+    /// Services whose own config evaluated: the ones worth a deeper look (a bad setting
+    /// stands at its default, so what else is wrong is still found).
     fn well_formed(&self) -> impl Iterator<Item = &Prepared> {
-        self.prepared
-            .values()
-            .filter(|p| !p.config.is_stand_in() && !self.problems.contains_key(p.name()))
+        self.prepared.values().filter(|p| !p.config.is_stand_in())
     }
 
     /// Add every problem that `start` would meet before its first process: ports shared
