@@ -21,15 +21,43 @@ pub struct Session {
 }
 
 impl Session {
+    /// The playpen's catalog. Where the role's playpen_services could change how a
+    /// `NAME-VERSION` directory reads (§2: listed names decide an ambiguous split), the
+    /// catalog is loaded with them: from the role cache while it is valid (no process),
+    /// else by evaluating the role config now (the shell is kept for the command). The
+    /// `.services` files decide in every case; a role that does not evaluate is left out.
     pub fn open(playpen: Playpen) -> Result<Session> {
-        let catalog = Catalog::load(&playpen)?;
-        Ok(Session {
+        let catalog = Catalog::load(&playpen, None)?;
+        let mut session = Session {
             playpen,
             catalog,
             shell: None,
             configs: BTreeMap::new(),
             settings: BTreeMap::new(),
-        })
+        };
+        if session.catalog.role_sensitive() {
+            let cached =
+                RoleCache::load(&session.playpen).and_then(|c| c.valid_services(&session.playpen));
+            let services = match cached {
+                Some(services) => Some(services),
+                None => session.evaluate_role_services(),
+            };
+            if let Some(services) = services {
+                session.catalog = Catalog::load(&session.playpen, Some(&services))?;
+            }
+        }
+        Ok(session)
+    }
+
+    /// playpen_services evaluated now (and cached), None when the role does not
+    /// evaluate or does not set it.
+    fn evaluate_role_services(&mut self) -> Option<Vec<String>> {
+        let playpen = self.playpen.clone();
+        let shell = self.shell().ok()?;
+        let role = shell.role().to_string();
+        let services = shell.common().ok()?.playpen_services()?;
+        RoleCache::store(&playpen, &role, &services);
+        Some(services)
     }
 
     pub fn shell(&mut self) -> Result<&mut ConfigShell> {
@@ -102,6 +130,11 @@ impl Session {
             ))
             })?;
         RoleCache::store(&playpen, &role, &services);
+        // The catalog was loaded with another list (a stale cache, or none): reload it.
+        if self.catalog.role_sensitive() && self.catalog.role_services() != Some(&services[..]) {
+            self.catalog = Catalog::load(&playpen, Some(&services))?;
+            self.configs.clear();
+        }
         Ok(services)
     }
 

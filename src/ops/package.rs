@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::ops;
 use crate::ops::upgrade;
 use crate::playpen::Playpen;
-use crate::playpen::catalog::{self, split_name_version, valid_service_name};
+use crate::playpen::catalog::{self, split_package_id, valid_service_name};
 use crate::playpen::fsutil;
 use crate::playpen::registry;
 use crate::process::pidfile;
@@ -94,7 +94,18 @@ pub fn inspect(dir: &Path) -> Result<Package> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("");
-    let (name, version) = split_name_version(stem).ok_or_else(|| {
+    let text =
+        std::fs::read_to_string(services_file).map_err(|e| Error::io("read", services_file, e))?;
+    let services = catalog::parse_services_list(&text);
+    // PACKAGE-VERSION splits after one of its listed services (`worker-2-1.0` listing
+    // worker-2), else before a version its services' own files carry
+    // (`duo-a-1.0-2.config`), else at the last `-` followed by a digit (§2).
+    let carries = |service: &str, version: &str| {
+        std::iter::once("config")
+            .chain(SCRIPT_KINDS.iter().copied())
+            .any(|kind| dir.join(format!("{service}-{version}.{kind}")).is_file())
+    };
+    let (name, version) = split_package_id(stem, &services, carries).ok_or_else(|| {
         bad_package(&dir, format!("{stem}.services is not named PACKAGE-VERSION.services (the version must start with a digit)"))
     })?;
     if !valid_service_name(name) || !valid_service_name(version) {
@@ -103,9 +114,6 @@ pub fn inspect(dir: &Path) -> Result<Package> {
             format!("invalid package name or version in {stem:?}"),
         ));
     }
-    let text =
-        std::fs::read_to_string(services_file).map_err(|e| Error::io("read", services_file, e))?;
-    let services = catalog::parse_services_list(&text);
     if services.is_empty() {
         return Err(bad_package(
             &dir,
