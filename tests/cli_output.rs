@@ -1,0 +1,109 @@
+//! What the command line shows (SPEC §10), as a person and a program read it: the
+//! start/stop summary of services left as they were, and the JSON of start/stop/restart
+//! with each service's PID.
+
+mod common;
+
+use common::*;
+
+/// bin/reloader: a sh program that appends to `$PLAYPEN_ROOT/NAME.hups` on SIGHUP,
+/// and writes `$PLAYPEN_ROOT/NAME.ready` once its trap is set.
+fn reloader(pp: &Playpen) {
+    pp.write_exec(
+        "bin/reloader",
+        "#!/bin/sh\n\
+         trap 'echo hup >> \"$PLAYPEN_ROOT/$SERVICE_NAME.hups\"' HUP\n\
+         echo ready > \"$PLAYPEN_ROOT/$SERVICE_NAME.ready\"\n\
+         while :; do sleep 1000 & wait $!; done\n",
+    );
+}
+
+/// Several services, some already as asked: a line for each that changed, and the
+/// others summed up by state (sorted, counted), not one line each.
+#[test]
+fn unchanged_services_are_summed_up_by_state() {
+    let pp = Playpen::new();
+    for name in ["a", "b", "c"] {
+        pp.sleeper_service(name, "");
+    }
+    pp.start(&["b"]);
+    let b = pp.running_pid("b");
+
+    let out = pp.run(&["start", "c", "b", "a"]);
+    out.ok();
+    let a = pp.running_pid("a");
+    let c = pp.running_pid("c");
+    assert!(
+        out.stdout.contains(&format!("a: started (pid {a})\n")),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("c: started (pid {c})\n")),
+        "{out}"
+    );
+    assert!(
+        out.stdout.ends_with("already running (1): b\n"),
+        "the unchanged service is summed up last:\n{out}"
+    );
+    assert!(!out.stdout.contains(&format!("pid {b}")), "{out}");
+
+    // One service named: its own line, with the PID.
+    pp.run(&["start", "b"])
+        .ok()
+        .out_says(&[&format!("b: already running (pid {b})")]);
+
+    pp.run(&["stop", "a"]).ok();
+    let out = pp.run(&["stop", "a", "b", "c"]);
+    out.ok();
+    assert!(out.stdout.ends_with("already stopped (1): a\n"), "{out}");
+    let out = pp.run(&["stop", "c", "a", "b"]);
+    assert_eq!(out.ok().stdout, "already stopped (3): a, b, c\n", "{out}");
+}
+
+/// start/stop/restart --json: one row per service with its result and PID (the PID a
+/// reload kept, the one a stop ended, none for a service that was not running).
+#[test]
+fn json_rows_carry_each_outcome_and_its_pid() {
+    let pp = Playpen::new();
+    reloader(&pp);
+    pp.service("hupper", "service_program=reloader\nservice_hup=1\n");
+    pp.sleeper_service("plain", "");
+
+    let rows = pp.run(&["--json", "start", "hupper", "plain"]).ok().json();
+    let hupper = pp.running_pid("hupper");
+    let plain = pp.running_pid("plain");
+    let row = |rows: &serde_json::Value, name: &str| -> serde_json::Value {
+        rows.as_array()
+            .expect("an array")
+            .iter()
+            .find(|r| r["service"] == name)
+            .unwrap_or_else(|| panic!("no row for {name} in {rows}"))
+            .clone()
+    };
+    assert_eq!(
+        row(&rows, "hupper"),
+        serde_json::json!({"service": "hupper", "ok": true, "result": "started", "pid": hupper})
+    );
+    assert_eq!(row(&rows, "plain")["pid"], plain);
+    assert!(
+        wait_until(PATIENCE, || pp.exists("hupper.ready")),
+        "hupper set its HUP trap"
+    );
+
+    let rows = pp.run(&["--json", "restart", "hupper"]).ok().json();
+    assert_eq!(
+        row(&rows, "hupper"),
+        serde_json::json!({"service": "hupper", "ok": true, "result": "reloaded", "pid": hupper})
+    );
+
+    let rows = pp.run(&["--json", "stop", "plain"]).ok().json();
+    assert_eq!(
+        row(&rows, "plain"),
+        serde_json::json!({"service": "plain", "ok": true, "result": "stopped", "pid": plain})
+    );
+    let rows = pp.run(&["--json", "stop", "plain"]).ok().json();
+    assert_eq!(
+        row(&rows, "plain"),
+        serde_json::json!({"service": "plain", "ok": true, "result": "already-stopped", "pid": null})
+    );
+}
