@@ -1,10 +1,23 @@
 //! What the command line shows (SPEC §10), as a person and a program read it: the
-//! start/stop summary of services left as they were, and the JSON of start/stop/restart
-//! with each service's PID.
+//! start/stop summary of services left as they were, the JSON of start/stop/restart
+//! with each service's PID, and the upgrade report, where a service reloaded with
+//! SIGHUP (service_hup=1) is listed as reloaded, apart from those restarted.
 
 mod common;
 
 use common::*;
+
+/// The names in one list of an upgrade report, sorted.
+fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no list {key:?} in {report}"))
+        .iter()
+        .map(|s| s.as_str().expect("a name").to_string())
+        .collect();
+    v.sort();
+    v
+}
 
 /// bin/reloader: a sh program that appends to `$PLAYPEN_ROOT/NAME.hups` on SIGHUP,
 /// and writes `$PLAYPEN_ROOT/NAME.ready` once its trap is set.
@@ -16,6 +29,67 @@ fn reloader(pp: &Playpen) {
          echo ready > \"$PLAYPEN_ROOT/$SERVICE_NAME.ready\"\n\
          while :; do sleep 1000 & wait $!; done\n",
     );
+}
+
+/// post-upgrade of a package two running services depend on: the one with
+/// service_hup=1 keeps its process and gets SIGHUP, and the report says "reloaded"
+/// for it (text and JSON), "restarted" only for the one that got a new process.
+#[test]
+fn post_upgrade_lists_a_sighup_reload_as_reloaded() {
+    let pp = Playpen::with_services(&["hupper", "plain"]);
+    reloader(&pp);
+    pp.service(
+        "hupper",
+        "service_program=reloader\nservice_hup=1\nservice_packages=lib\nservice_stop_before_dep_upgrade=0\n",
+    );
+    pp.sleeper_service(
+        "plain",
+        "service_packages=lib\nservice_stop_before_dep_upgrade=0\n",
+    );
+    pp.run(&["start"]).ok();
+    let hupper = pp.running_pid("hupper");
+    let plain = pp.running_pid("plain");
+    assert!(
+        wait_until(PATIENCE, || pp.exists("hupper.ready")),
+        "hupper set its HUP trap"
+    );
+
+    let pre = pp.run(&["--json", "pre-upgrade", "lib"]).ok().json();
+    assert_eq!(names(&pre, "marked"), ["hupper", "plain"], "{pre}");
+
+    let out = pp.run(&["post-upgrade", "lib"]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.contains(&"reloaded: hupper"), "{out}");
+    assert!(lines.contains(&"restarted: plain"), "{out}");
+    assert!(
+        !out.stdout.contains("restarted: hupper")
+            && !out.stdout.contains("restarted: plain hupper"),
+        "a reload is not a restart:\n{out}"
+    );
+    assert!(
+        wait_until(PATIENCE, || lines_of(&pp, "hupper.hups").len() == 1),
+        "hupper got SIGHUP"
+    );
+    assert_eq!(
+        pp.running_pid("hupper"),
+        hupper,
+        "a reload keeps the process"
+    );
+    let new_plain = pp.running_pid("plain");
+    assert_ne!(new_plain, plain);
+    assert_dies(plain, "plain's old process");
+
+    // Again, as JSON: the report carries the reloaded list.
+    let post = pp.run(&["--json", "post-upgrade", "lib"]).ok().json();
+    assert_eq!(names(&post, "reloaded"), ["hupper"], "{post}");
+    assert_eq!(names(&post, "restarted"), ["plain"], "{post}");
+    assert!(names(&post, "started").is_empty(), "{post}");
+    assert_eq!(pp.running_pid("hupper"), hupper);
+}
+
+fn lines_of(pp: &Playpen, rel: &str) -> Vec<String> {
+    lines(&pp.path(rel))
 }
 
 /// Several services, some already as asked: a line for each that changed, and the

@@ -601,6 +601,7 @@ pub fn upgrade_text(r: &Report) -> String {
         ("stopped", &r.stopped),
         ("started", &r.started),
         ("restarted", &r.restarted),
+        ("reloaded", &r.reloaded),
         ("left running, marked upgraded", &r.marked),
     ] {
         if !list.is_empty() {
@@ -660,5 +661,19 @@ mod tests {
             file: "f".into(),
         };
         assert!(!outcome_line("a", &filedep, colour).contains('\x1b'));
+    }
+
+    #[test]
+    fn upgrade_report_lists_reloaded_apart_from_restarted() {
+        let report = Report {
+            restarted: vec!["echo".into()],
+            reloaded: vec!["nginx".into()],
+            marked: vec!["db".into()],
+            ..Report::default()
+        };
+        assert_eq!(
+            upgrade_text(&report),
+            "restarted: echo\nreloaded: nginx\nleft running, marked upgraded: db\n"
+        );
     }
 }
