@@ -1,5 +1,9 @@
-//! Exit codes, the same for every command (documented in docs/cli.md); status follows
-//! the LSB init-script convention.
+//! Exit codes, the same for every command (documented in docs/cli.md), and the rules
+//! that pick one from a command's results, in one place so that no command invents its
+//! own; status follows the LSB init-script convention.
+
+use crate::error::{Error, ErrorKind};
+use crate::service::status::{ServiceStatus, State};
 
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -8,3 +12,25 @@ pub const USAGE: i32 = 2;
 pub const NOT_RUNNING: i32 = 3;
 /// An unknown service was named (LSB status code 4).
 pub const UNKNOWN_SERVICE: i32 = 4;
+
+/// A command that failed as a whole with this error.
+pub fn for_error(e: &Error) -> i32 {
+    match e.kind {
+        ErrorKind::UnknownService => UNKNOWN_SERVICE,
+        _ => FAILED,
+    }
+}
+
+/// OK, or FAILED when anything failed.
+pub fn failed_if(failed: bool) -> i32 {
+    if failed { FAILED } else { OK }
+}
+
+/// status: OK when every listed service runs, else NOT_RUNNING (LSB).
+pub fn for_status(statuses: &[ServiceStatus]) -> i32 {
+    if statuses.iter().all(|s| s.state == State::Running) {
+        OK
+    } else {
+        NOT_RUNNING
+    }
+}

@@ -1,17 +1,20 @@
-//! The command line: parse with clap, call the library, print, pick the exit code.
+//! The command line: the clap definitions (also the source of `--help`, completions and
+//! the man page) and `run`, which parses, calls the library ([`crate::ops`]), and hands
+//! the values it returns to [`render`] for printing and to [`exit`] for the exit code.
+//! Nothing here formats output: the commands stay library calls, and what they print
+//! is decided in one place.
 
 pub mod exit;
 pub mod render;
 
 use crate::config::session::Session;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::ops;
 use crate::playpen::Playpen;
-use crate::service::lifecycle::Outcome;
+use crate::service::outcome::Outcome;
 use clap::{CommandFactory, Parser, Subcommand};
 use render::Style;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -164,15 +167,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             render::error(&e);
-            code_for(&e)
+            exit::for_error(&e)
         }
-    }
-}
-
-fn code_for(e: &Error) -> i32 {
-    match e.kind {
-        ErrorKind::UnknownService => exit::UNKNOWN_SERVICE,
-        _ => exit::FAILED,
     }
 }
 
@@ -180,26 +176,26 @@ fn open(cli: &Cli) -> Result<Session> {
     Session::open(Playpen::discover(cli.playpen.as_deref())?)
 }
 
-fn json_print(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serialisable")
-    );
+/// The role config of the session's playpen (where output tells people to list services
+/// and set variables).
+fn role_config(session: &Session) -> PathBuf {
+    session
+        .playpen
+        .role_config(&session.playpen.role().unwrap_or_default())
 }
 
+/// Run one parsed command: call the library, hand its values to [`render`], pick the
+/// exit code ([`exit`]).
 pub fn run(cli: Cli) -> Result<i32> {
+    let json = cli.json;
+    let style = Style::for_stdout();
     match &cli.command {
         Command::Init { dir, role } => {
             let playpen = Playpen::init(dir, role)?;
-            if cli.json {
-                json_print(&serde_json::json!({"playpen": playpen.root, "role": role}));
+            if json {
+                render::print_json(&render::init_json(&playpen, role));
             } else {
-                println!(
-                    "created playpen {} (role {role})\nnext: install services with `servicectl --playpen {} package install DIR`, list them in {}",
-                    playpen.root.display(),
-                    playpen.root.display(),
-                    playpen.role_config(role).display()
-                );
+                print!("{}", render::init_text(&playpen, role));
             }
             Ok(exit::OK)
         }
@@ -211,144 +207,58 @@ pub fn run(cli: Cli) -> Result<i32> {
             let statuses = match ops::status(&mut session, services) {
                 Ok(s) => s,
                 Err(e) => {
-                    if cli.json {
-                        json_print(&serde_json::json!({"error": e.to_string()}));
+                    if json {
+                        render::print_json(&render::error_json(&e));
                     }
                     render::error(&e);
-                    return Ok(code_for(&e));
+                    return Ok(exit::for_error(&e));
                 }
             };
-            if cli.json {
-                json_print(&statuses);
-            } else if statuses.is_empty() {
-                println!("no services");
+            if json {
+                render::print_json(&statuses);
             } else {
-                print!("{}", render::status_table(&statuses, Style::for_stdout()));
+                print!("{}", render::status_text(&statuses, style));
             }
-            Ok(render::status_exit_code(&statuses))
+            Ok(exit::for_status(&statuses))
         }
         Command::Ping { services } => {
             let mut session = open(&cli)?;
             let (results, warnings) = ops::ping(&mut session, services)?;
-            if results.is_empty() && !cli.json {
-                nothing_to_do(&session);
+            if results.is_empty() && !json {
+                print!("{}", render::nothing_to_do(&role_config(&session)));
             }
-            warnings.iter().for_each(|w| render::warning(w));
-            let style = Style::for_stdout();
-            let mut failed = false;
-            let mut json = Vec::new();
-            for (name, result) in &results {
-                match result {
-                    Ok(p) => {
-                        failed |= !p.ok;
-                        if cli.json {
-                            json.push(serde_json::to_value(p).expect("serialisable"));
-                        } else if p.ok {
-                            println!(
-                                "{name}: {} ({}){}",
-                                style.green("ok"),
-                                p.by,
-                                if p.detail.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(": {}", p.detail)
-                                }
-                            );
-                        } else {
-                            println!("{name}: {} ({}): {}", style.red("FAILED"), p.by, p.detail);
-                        }
-                    }
-                    Err(e) => {
-                        failed = true;
-                        if cli.json {
-                            json.push(serde_json::json!({"name": name, "ok": false, "error": e.to_string()}));
-                        }
-                        render::error(e);
-                    }
-                }
-            }
-            if cli.json {
-                json_print(&json);
-            }
-            Ok(if failed { exit::FAILED } else { exit::OK })
+            render::warnings(&warnings);
+            render::ping(&results, json, style);
+            let failed = results.iter().any(|(_, r)| !r.as_ref().is_ok_and(|p| p.ok));
+            Ok(exit::failed_if(failed))
         }
         Command::PrintConfig { service, all } => {
             let mut session = open(&cli)?;
             let prepared = ops::print_config(&mut session, service)?;
-            if cli.json {
-                json_print(&serde_json::json!({
-                    "service": service,
-                    "version": prepared.config.id.version,
-                    "fragments": prepared.config.fragments,
-                    "variables": prepared.config.vars,
-                    "environment": prepared.env,
-                }));
+            if json {
+                render::print_json(&render::print_config_json(service, &prepared));
             } else {
-                println!(
-                    "# {service}: evaluated from {}",
-                    prepared
-                        .config
-                        .fragments
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                for (name, value) in &prepared.config.vars {
-                    if !all && value.origin == crate::config::Origin::Environment {
-                        continue;
-                    }
-                    let marker = if value.exported { "export " } else { "" };
-                    println!(
-                        "{marker}{name}={}  # {}",
-                        shell_words::quote(&value.value),
-                        value.origin
-                    );
-                }
-                for (name, value) in &prepared.env {
-                    if !prepared.config.vars.contains_key(name) {
-                        println!(
-                            "export {name}={}  # (resolved typed variable)",
-                            shell_words::quote(value)
-                        );
-                    }
-                }
+                print!("{}", render::print_config_text(service, &prepared, *all));
             }
             Ok(exit::OK)
         }
         Command::Check { services, all } => {
             let mut session = open(&cli)?;
             let findings = ops::check(&mut session, services, *all)?;
-            let bad = findings.iter().filter(|f| !f.ok).count();
-            if cli.json {
-                json_print(&findings);
+            if json {
+                render::print_json(&findings);
             } else {
-                let style = Style::for_stdout();
-                for f in &findings {
-                    for w in &f.warnings {
-                        render::warning(w);
-                    }
-                    if f.ok {
-                        println!("{}: {}", f.service, style.green("ok"));
-                    } else {
-                        for p in &f.problems {
-                            println!("{}: {} {p}", f.service, style.red("problem:"));
-                        }
-                    }
-                }
-                println!("{} checked, {} with problems", findings.len(), bad);
+                render::check(&findings, style);
             }
-            Ok(if bad > 0 { exit::FAILED } else { exit::OK })
+            Ok(exit::failed_if(findings.iter().any(|f| !f.ok)))
         }
         Command::Env { service, all } => {
             let mut session = open(&cli)?;
             let env = ops::environment(&mut session, service.as_deref(), *all)?;
-            if cli.json {
-                json_print(&env);
+            if json {
+                render::print_json(&env);
             } else {
-                for (k, v) in env {
-                    println!("export {k}={}", shell_words::quote(&v));
-                }
+                print!("{}", render::env_text(&env));
             }
             Ok(exit::OK)
         }
@@ -359,57 +269,27 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => {
             let mut session = open(&cli)?;
             let report = ops::missing_env(&mut session, services)?;
-            let any_missing = report.iter().any(|r| !r.missing.is_empty());
-            if cli.json {
-                json_print(&report);
-            } else if *script {
-                for r in &report {
-                    if !r.missing.is_empty() {
-                        print!(
-                            "{}",
-                            crate::config::envars::missing_script(&r.service, &r.missing)
-                        );
-                    }
-                }
+            if json {
+                render::print_json(&report);
             } else {
-                for r in &report {
-                    if r.missing.is_empty() {
-                        continue;
-                    }
-                    if *verbose {
-                        print!(
-                            "{}",
-                            crate::config::envars::describe(&r.service, &r.missing)
-                        );
-                    } else {
-                        for m in &r.missing {
-                            println!("{}: {}", r.service, m.name);
-                        }
-                    }
-                }
-                if !any_missing {
-                    println!("nothing missing");
-                } else if !*script {
-                    eprintln!(
-                        "hint: `servicectl missing-env --script >> {}` sets each to its default",
-                        session
-                            .playpen
-                            .role_config(&session.playpen.role().unwrap_or_default())
-                            .display()
-                    );
-                }
+                let form = match (*script, *verbose) {
+                    (true, _) => render::MissingForm::Script,
+                    (false, true) => render::MissingForm::Verbose,
+                    (false, false) => render::MissingForm::Names,
+                };
+                render::missing_env(&report, form, &role_config(&session));
             }
-            Ok(if any_missing { exit::FAILED } else { exit::OK })
+            Ok(exit::failed_if(
+                report.iter().any(|r| !r.missing.is_empty()),
+            ))
         }
         Command::SubConf { service, files } => {
             let mut session = open(&cli)?;
             let written = ops::sub_conf(&mut session, service.as_deref(), files)?;
-            if cli.json {
-                json_print(&written);
+            if json {
+                render::print_json(&written);
             } else {
-                for w in written {
-                    println!("rendered {}", w.display());
-                }
+                print!("{}", render::rendered_text(&written));
             }
             Ok(exit::OK)
         }
@@ -417,14 +297,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             let mut reports = Vec::new();
             for name in services {
-                let r = crate::ops::package::new_service(&mut session, name)?;
-                if !cli.json {
-                    print_new_service(&session, &r);
+                let r = ops::package::new_service(&mut session, name)?;
+                if !json {
+                    print!("{}", render::new_service_text(&r, &role_config(&session)));
                 }
                 reports.push(r);
             }
-            if cli.json {
-                json_print(&reports);
+            if json {
+                render::print_json(&reports);
             }
             Ok(exit::OK)
         }
@@ -432,84 +312,48 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             let mut reports = Vec::new();
             for name in services {
-                let r = crate::ops::package::remove_service(&mut session, name)?;
-                if !cli.json {
-                    let mut done = Vec::new();
-                    if r.stopped {
-                        done.push("stopped".to_string());
-                    }
-                    if r.unregistered {
-                        done.push("unregistered".to_string());
-                    }
-                    if !r.removed_files.is_empty() {
-                        done.push(format!("removed {} file(s)", r.removed_files.len()));
-                    }
-                    if done.is_empty() {
-                        println!("{name}: nothing to remove (not registered)");
-                    } else {
-                        println!("{name}: {}", done.join(", "));
-                    }
+                let r = ops::package::remove_service(&mut session, name)?;
+                if !json {
+                    print!("{}", render::remove_service_text(&r));
                 }
                 reports.push(r);
             }
-            if cli.json {
-                json_print(&reports);
+            if json {
+                render::print_json(&reports);
             }
             Ok(exit::OK)
         }
         Command::Package(PackageCommand::Install { dir }) => {
             let mut session = open(&cli)?;
-            let report = crate::ops::package::install(&mut session, dir)?;
-            if cli.json {
-                json_print(&report);
+            let report = ops::package::install(&mut session, dir)?;
+            if json {
+                render::print_json(&report);
             } else {
-                match &report.replaced {
-                    Some(old) if *old == report.package => {
-                        println!("reinstalled {old} ({} files)", report.files)
-                    }
-                    Some(old) => println!(
-                        "upgraded {old} to {} ({} files)",
-                        report.package, report.files
-                    ),
-                    None => println!("installed {} ({} files)", report.package, report.files),
-                }
-                if let Some(u) = &report.upgrade {
-                    print_upgrade(u);
-                }
-                for s in &report.services {
-                    print_new_service(&session, s);
-                }
+                render::install(&report, &role_config(&session));
             }
             Ok(exit::OK)
         }
         Command::Package(PackageCommand::Remove { name }) => {
             let mut session = open(&cli)?;
-            let removed = crate::ops::package::remove(&mut session, name)?;
-            if cli.json {
-                json_print(&removed);
+            let removed = ops::package::remove(&mut session, name)?;
+            if json {
+                render::print_json(&removed);
             } else {
-                for r in &removed {
-                    println!(
-                        "{}: removed{}",
-                        r.service,
-                        if r.stopped { " (stopped first)" } else { "" }
-                    );
-                }
-                println!("package {name} removed");
+                print!("{}", render::package_removed_text(name, &removed));
             }
             Ok(exit::OK)
         }
         Command::PreUpgrade { packages } | Command::PostUpgrade { packages } => {
             let mut session = open(&cli)?;
             let report = if matches!(cli.command, Command::PreUpgrade { .. }) {
-                crate::ops::upgrade::pre_upgrade(&mut session, packages)?
+                ops::upgrade::pre_upgrade(&mut session, packages)?
             } else {
-                crate::ops::upgrade::post_upgrade(&mut session, packages)?
+                ops::upgrade::post_upgrade(&mut session, packages)?
             };
-            if cli.json {
-                json_print(&report);
+            if json {
+                render::print_json(&report);
             } else {
-                print_upgrade(&report);
+                render::upgrade(&report);
             }
             Ok(exit::OK)
         }
@@ -531,141 +375,11 @@ type Op =
 /// start / stop / restart: progress as each service finishes, then a summary.
 fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let mut session = open(cli)?;
-    let json = cli.json;
-    let style = Style::for_stdout();
-    let printed = Mutex::new(Vec::<String>::new());
-    // Services left as they were are summed up at the end, not listed one per line.
-    let unchanged = Mutex::new(Vec::<(String, String)>::new());
-    let progress = |name: &str, result: &Result<Outcome>| {
-        printed.lock().expect("not poisoned").push(name.to_string());
-        if json {
-            return;
-        }
-        match result {
-            Ok(outcome @ (Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped))
-                if services.len() != 1 =>
-            {
-                unchanged
-                    .lock()
-                    .expect("not poisoned")
-                    .push((name.to_string(), outcome.to_string()));
-            }
-            Ok(outcome) => {
-                let word = outcome.to_string();
-                let shown = match outcome {
-                    Outcome::Started { .. }
-                    | Outcome::Stopped { .. }
-                    | Outcome::Restarted { .. }
-                    | Outcome::Reloaded { .. } => style.green(&word),
-                    _ => word,
-                };
-                println!("{name}: {shown}");
-            }
-            Err(e) => render::error(e),
-        }
-    };
-    let (results, warnings) = op(&mut session, services, &progress)?;
-    if results.is_empty() && !json {
-        nothing_to_do(&session);
-    }
-    warnings.iter().for_each(|w| render::warning(w));
-    let mut unchanged = unchanged.into_inner().expect("not poisoned");
-    unchanged.sort();
-    let mut by_state: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (name, state) in unchanged {
-        // "already running (pid 12)" → "already running"
-        let state = state.split(" (").next().unwrap_or(&state).to_string();
-        by_state.entry(state).or_default().push(name);
-    }
-    for (state, names) in by_state {
-        println!(
-            "{state} ({}): {}",
-            names.len(),
-            crate::text::short_list(&names, 12)
-        );
-    }
-    let printed = printed.into_inner().expect("not poisoned");
-    let mut code = exit::OK;
-    for (name, result) in &results {
-        if let Err(e) = result {
-            code = exit::FAILED;
-            if !json && !printed.contains(name) {
-                render::error(e);
-            }
-        }
-    }
-    if json {
-        let rows: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(name, r)| match r {
-                Ok(o) => serde_json::json!({"service": name, "ok": true, "result": o.word(), "pid": match o {
-                    Outcome::Started { pid } | Outcome::AlreadyRunning { pid } | Outcome::Stopped { pid, .. } | Outcome::Restarted { pid } => *pid,
-                    Outcome::Reloaded { pid } | Outcome::StoppedForFiledep { pid, .. } => Some(*pid),
-                    Outcome::AlreadyStopped => None,
-                }}),
-                Err(e) => serde_json::json!({"service": name, "ok": false, "error": e.to_string()}),
-            })
-            .collect();
-        json_print(&rows);
-    }
-    Ok(code)
-}
-
-fn print_new_service(session: &Session, r: &crate::ops::package::NewService) {
-    println!(
-        "{}: {}",
-        r.service,
-        if r.newly_registered {
-            "registered"
-        } else {
-            "already registered (checked again)"
-        }
-    );
-    let role_config = session
-        .playpen
-        .role_config(&session.playpen.role().unwrap_or_default());
-    if !r.missing.is_empty() {
-        println!(
-            "{}: missing variables: {} — add them to {} (`servicectl missing-env --script {} >> {}` sets defaults):\n{}",
-            r.service,
-            r.missing.join(" "),
-            role_config.display(),
-            r.service,
-            role_config.display(),
-            r.missing_script.trim_end()
-        );
-    }
-    if !r.in_role {
-        println!(
-            "{}: not in playpen_services of {}; add it there to start it with the role (or `servicectl start {}`)",
-            r.service,
-            role_config.display(),
-            r.service
-        );
-    }
-}
-
-fn print_upgrade(r: &crate::ops::upgrade::Report) {
-    for w in &r.warnings {
-        render::warning(w);
-    }
-    for (what, list) in [
-        ("stopped", &r.stopped),
-        ("started", &r.started),
-        ("restarted", &r.restarted),
-        ("left running, marked upgraded", &r.marked),
-    ] {
-        if !list.is_empty() {
-            println!("{what}: {}", list.join(" "));
-        }
-    }
-}
-
-/// No names given and the role lists no (enabled) services: say so, and where to list them.
-fn nothing_to_do(session: &Session) {
-    let role = session.playpen.role().unwrap_or_default();
-    println!(
-        "no services to act on: playpen_services in {} is empty; list services there or name them",
-        session.playpen.role_config(&role).display()
-    );
+    let progress = render::Progress::new(cli.json, Style::for_stdout(), services.len());
+    let (results, warnings) = op(&mut session, services, &|name, result| {
+        progress.service_done(name, result)
+    })?;
+    let failed = results.iter().any(|(_, r)| r.is_err());
+    progress.finish(&results, &warnings, &role_config(&session));
+    Ok(exit::failed_if(failed))
 }

@@ -1,10 +1,29 @@
-//! Human and JSON output: aligned tables, colour only on a terminal (NO_COLOR
-//! respected), errors as `servicectl: SERVICE: what happened — what to do`.
+//! Everything servicectl shows, in one place: the library returns values ([`Outcome`],
+//! reports, statuses) and never prints, and each value has exactly one text form and one
+//! JSON form here, so `cli::run` only parses and dispatches and the output of a command
+//! can be changed (and tested) without touching what the command does.
+//!
+//! Human output: aligned tables, colour only on a terminal (NO_COLOR respected), progress
+//! on multi-service operations, errors as `servicectl: SERVICE: what happened — what to
+//! do`. Text goes to stdout, errors and warnings to stderr; `--json` prints one document
+//! on stdout.
 
-use crate::error::Error;
-use crate::service::status::{ServiceStatus, State};
-use crate::text::human_duration;
+use crate::config::Origin;
+use crate::config::envars;
+use crate::error::{Error, Result};
+use crate::ops::package::{InstallReport, NewService, Removed};
+use crate::ops::upgrade::Report;
+use crate::ops::{Finding, Missing, Results};
+use crate::playpen::Playpen;
+use crate::service::outcome::Outcome;
+use crate::service::prepare::Prepared;
+use crate::service::status::{PingResult, ServiceStatus};
+use crate::text::{human_duration, short_list};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// How to write: colour or not.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +76,163 @@ pub fn warning(text: &str) {
     let style = Style::for_stderr();
     eprintln!("{} {text}", style.yellow("servicectl: warning:"));
 }
+
+pub fn warnings(texts: &[String]) {
+    texts.iter().for_each(|w| warning(w));
+}
+
+/// The one JSON document of a `--json` run.
+pub fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
+}
+
+/// A command that failed as a whole, for `--json`.
+pub fn error_json(err: &Error) -> Value {
+    json!({"error": err.to_string()})
+}
+
+/// No names given and the role lists no (enabled) services: say so, and where to list them.
+pub fn nothing_to_do(role_config: &Path) -> String {
+    format!(
+        "no services to act on: playpen_services in {} is empty; list services there or name them\n",
+        role_config.display()
+    )
+}
+
+// ---- init ----
+
+pub fn init_text(playpen: &Playpen, role: &str) -> String {
+    format!(
+        "created playpen {} (role {role})\nnext: install services with `servicectl --playpen {} package install DIR`, list them in {}\n",
+        playpen.root.display(),
+        playpen.root.display(),
+        playpen.role_config(role).display()
+    )
+}
+
+pub fn init_json(playpen: &Playpen, role: &str) -> Value {
+    json!({"playpen": playpen.root, "role": role})
+}
+
+// ---- start / stop / restart ----
+
+/// One service's result of start, stop or restart, for `--json`.
+pub fn outcome_json(name: &str, result: &Result<Outcome>) -> Value {
+    match result {
+        Ok(o) => json!({"service": name, "ok": true, "result": o.word(), "pid": o.pid()}),
+        Err(e) => json!({"service": name, "ok": false, "error": e.to_string()}),
+    }
+}
+
+/// `NAME: started (pid 12)`, green when the operation did what was asked.
+pub fn outcome_line(name: &str, outcome: &Outcome, style: Style) -> String {
+    let word = outcome.to_string();
+    let shown = if outcome.is_done_as_asked() {
+        style.green(&word)
+    } else {
+        word
+    };
+    format!("{name}: {shown}\n")
+}
+
+/// Services left as they were, one line per state: `already running (3): a, b, c`.
+pub fn unchanged_summary(unchanged: &[(String, Outcome)]) -> String {
+    let mut by_label: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, outcome) in unchanged {
+        by_label
+            .entry(outcome.summary_label())
+            .or_default()
+            .push(name.clone());
+    }
+    let mut out = String::new();
+    for (label, mut names) in by_label {
+        names.sort();
+        out.push_str(&format!(
+            "{label} ({}): {}\n",
+            names.len(),
+            short_list(&names, 12)
+        ));
+    }
+    out
+}
+
+/// The output of start, stop and restart: a line per service as it finishes (errors on
+/// stderr), then the services left as they were summed up, then what was not shown yet;
+/// with `--json`, one document at the end.
+pub struct Progress {
+    json: bool,
+    style: Style,
+    /// Several services were named (or none: the role's): sum up the unchanged ones
+    /// instead of a line each.
+    sum_up_unchanged: bool,
+    reported: Mutex<Vec<String>>,
+    unchanged: Mutex<Vec<(String, Outcome)>>,
+}
+
+impl Progress {
+    pub fn new(json: bool, style: Style, named: usize) -> Progress {
+        Progress {
+            json,
+            style,
+            sum_up_unchanged: named != 1,
+            reported: Mutex::new(Vec::new()),
+            unchanged: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Called (from any thread) as each service finishes.
+    pub fn service_done(&self, name: &str, result: &Result<Outcome>) {
+        self.reported
+            .lock()
+            .expect("not poisoned")
+            .push(name.to_string());
+        if self.json {
+            return;
+        }
+        match result {
+            Ok(outcome) if outcome.is_unchanged() && self.sum_up_unchanged => {
+                self.unchanged
+                    .lock()
+                    .expect("not poisoned")
+                    .push((name.to_string(), outcome.clone()));
+            }
+            Ok(outcome) => print!("{}", outcome_line(name, outcome, self.style)),
+            Err(e) => error(e),
+        }
+    }
+
+    /// After the operation: `role_config` names where to list services when there were
+    /// none to act on.
+    pub fn finish(self, results: &Results<Outcome>, warnings_: &[String], role_config: &Path) {
+        if results.is_empty() && !self.json {
+            print!("{}", nothing_to_do(role_config));
+        }
+        warnings(warnings_);
+        let unchanged = self.unchanged.into_inner().expect("not poisoned");
+        print!("{}", unchanged_summary(&unchanged));
+        let reported = self.reported.into_inner().expect("not poisoned");
+        if self.json {
+            let rows: Vec<Value> = results
+                .iter()
+                .map(|(name, r)| outcome_json(name, r))
+                .collect();
+            print_json(&rows);
+            return;
+        }
+        for (name, result) in results {
+            if let Err(e) = result
+                && !reported.contains(name)
+            {
+                error(e);
+            }
+        }
+    }
+}
+
+// ---- status ----
 
 /// Lay out rows in aligned columns; `paint` may colour a cell after padding.
 pub fn table(
@@ -135,11 +311,369 @@ pub fn status_table(statuses: &[ServiceStatus], style: Style) -> String {
     )
 }
 
-/// LSB exit code for status: 0 all running, 3 any not running.
-pub fn status_exit_code(statuses: &[ServiceStatus]) -> i32 {
-    if statuses.iter().all(|s| s.state == State::Running) {
-        0
+/// The status command's text: the table, or a word when there is nothing to show.
+pub fn status_text(statuses: &[ServiceStatus], style: Style) -> String {
+    if statuses.is_empty() {
+        "no services\n".to_string()
     } else {
-        3
+        status_table(statuses, style)
+    }
+}
+
+// ---- ping ----
+
+/// `NAME: ok (BY): DETAIL` or `NAME: FAILED (BY): DETAIL`.
+pub fn ping_line(name: &str, p: &PingResult, style: Style) -> String {
+    if p.ok {
+        format!(
+            "{name}: {} ({}){}\n",
+            style.green("ok"),
+            p.by,
+            if p.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.detail)
+            }
+        )
+    } else {
+        format!("{name}: {} ({}): {}\n", style.red("FAILED"), p.by, p.detail)
+    }
+}
+
+pub fn ping_json(name: &str, result: &Result<PingResult>) -> Value {
+    match result {
+        Ok(p) => serde_json::to_value(p).expect("serialisable"),
+        Err(e) => json!({"name": name, "ok": false, "error": e.to_string()}),
+    }
+}
+
+/// The ping command's output; errors go to stderr in both forms.
+pub fn ping(results: &Results<PingResult>, as_json: bool, style: Style) {
+    let mut rows = Vec::new();
+    for (name, result) in results {
+        if as_json {
+            rows.push(ping_json(name, result));
+        }
+        match result {
+            Ok(p) if !as_json => print!("{}", ping_line(name, p, style)),
+            Ok(_) => {}
+            Err(e) => error(e),
+        }
+    }
+    if as_json {
+        print_json(&rows);
+    }
+}
+
+// ---- print-config ----
+
+/// Every variable with the file that set it, as sh; `all`: also those inherited from
+/// servicectl's environment.
+pub fn print_config_text(service: &str, prepared: &Prepared, all: bool) -> String {
+    let mut out = format!(
+        "# {service}: evaluated from {}\n",
+        prepared
+            .config
+            .fragments
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (name, value) in &prepared.config.vars {
+        if !all && value.origin == Origin::Environment {
+            continue;
+        }
+        let marker = if value.exported { "export " } else { "" };
+        out.push_str(&format!(
+            "{marker}{name}={}  # {}\n",
+            shell_words::quote(&value.value),
+            value.origin
+        ));
+    }
+    for (name, value) in &prepared.env {
+        if !prepared.config.vars.contains_key(name) {
+            out.push_str(&format!(
+                "export {name}={}  # (resolved typed variable)\n",
+                shell_words::quote(value)
+            ));
+        }
+    }
+    out
+}
+
+pub fn print_config_json(service: &str, prepared: &Prepared) -> Value {
+    json!({
+        "service": service,
+        "version": prepared.config.id.version,
+        "fragments": prepared.config.fragments,
+        "variables": prepared.config.vars,
+        "environment": prepared.env,
+    })
+}
+
+// ---- check ----
+
+/// `NAME: ok`, or a `NAME: problem: …` line per problem.
+pub fn finding_text(f: &Finding, style: Style) -> String {
+    if f.ok {
+        format!("{}: {}\n", f.service, style.green("ok"))
+    } else {
+        f.problems
+            .iter()
+            .map(|p| format!("{}: {} {p}\n", f.service, style.red("problem:")))
+            .collect()
+    }
+}
+
+pub fn check_summary(findings: &[Finding]) -> String {
+    let bad = findings.iter().filter(|f| !f.ok).count();
+    format!("{} checked, {} with problems\n", findings.len(), bad)
+}
+
+/// The check command's text: each service's warnings (stderr) and findings, a summary.
+pub fn check(findings: &[Finding], style: Style) {
+    for f in findings {
+        warnings(&f.warnings);
+        print!("{}", finding_text(f, style));
+    }
+    print!("{}", check_summary(findings));
+}
+
+// ---- env ----
+
+/// `export NAME=VALUE` lines, quoted for sh (what share/load-config evaluates).
+pub fn env_text(env: &BTreeMap<String, String>) -> String {
+    env.iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_words::quote(v)))
+        .collect()
+}
+
+// ---- missing-env ----
+
+/// How missing-env shows what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingForm {
+    /// `SERVICE: NAME` lines.
+    Names,
+    /// Each variable with its description, type, constraints and default.
+    Verbose,
+    /// A sh snippet setting each to its default.
+    Script,
+}
+
+pub fn missing_text(report: &[Missing], form: MissingForm) -> String {
+    let mut out = String::new();
+    for r in report.iter().filter(|r| !r.missing.is_empty()) {
+        match form {
+            MissingForm::Script => out.push_str(&envars::missing_script(&r.service, &r.missing)),
+            MissingForm::Verbose => out.push_str(&envars::describe(&r.service, &r.missing)),
+            MissingForm::Names => {
+                for m in &r.missing {
+                    out.push_str(&format!("{}: {}\n", r.service, m.name));
+                }
+            }
+        }
+    }
+    if form != MissingForm::Script && !report.iter().any(|r| !r.missing.is_empty()) {
+        out.push_str("nothing missing\n");
+    }
+    out
+}
+
+/// The missing-env command's text; unless it is the script, a hint (stderr) on how to
+/// fill in what is missing.
+pub fn missing_env(report: &[Missing], form: MissingForm, role_config: &Path) {
+    print!("{}", missing_text(report, form));
+    if form != MissingForm::Script && report.iter().any(|r| !r.missing.is_empty()) {
+        eprintln!(
+            "hint: `servicectl missing-env --script >> {}` sets each to its default",
+            role_config.display()
+        );
+    }
+}
+
+// ---- sub-conf ----
+
+pub fn rendered_text(written: &[PathBuf]) -> String {
+    written
+        .iter()
+        .map(|w| format!("rendered {}\n", w.display()))
+        .collect()
+}
+
+// ---- new-service, remove-service, package ----
+
+/// What new-service did, and what is left to do (missing variables, the role's list).
+pub fn new_service_text(r: &NewService, role_config: &Path) -> String {
+    let mut out = format!(
+        "{}: {}\n",
+        r.service,
+        if r.newly_registered {
+            "registered"
+        } else {
+            "already registered (checked again)"
+        }
+    );
+    if !r.missing.is_empty() {
+        out.push_str(&format!(
+            "{}: missing variables: {} — add them to {} (`servicectl missing-env --script {} >> {}` sets defaults):\n{}\n",
+            r.service,
+            r.missing.join(" "),
+            role_config.display(),
+            r.service,
+            role_config.display(),
+            r.missing_script.trim_end()
+        ));
+    }
+    if !r.in_role {
+        out.push_str(&format!(
+            "{}: not in playpen_services of {}; add it there to start it with the role (or `servicectl start {}`)\n",
+            r.service,
+            role_config.display(),
+            r.service
+        ));
+    }
+    out
+}
+
+/// `NAME: stopped, unregistered, removed 2 file(s)`.
+pub fn remove_service_text(r: &Removed) -> String {
+    let mut done = Vec::new();
+    if r.stopped {
+        done.push("stopped".to_string());
+    }
+    if r.unregistered {
+        done.push("unregistered".to_string());
+    }
+    if !r.removed_files.is_empty() {
+        done.push(format!("removed {} file(s)", r.removed_files.len()));
+    }
+    if done.is_empty() {
+        format!("{}: nothing to remove (not registered)\n", r.service)
+    } else {
+        format!("{}: {}\n", r.service, done.join(", "))
+    }
+}
+
+/// package install: what was installed or replaced, the upgrade it went through, and
+/// each service's new-service report.
+pub fn install(report: &InstallReport, role_config: &Path) {
+    match &report.replaced {
+        Some(old) if *old == report.package => {
+            println!("reinstalled {old} ({} files)", report.files)
+        }
+        Some(old) => println!(
+            "upgraded {old} to {} ({} files)",
+            report.package, report.files
+        ),
+        None => println!("installed {} ({} files)", report.package, report.files),
+    }
+    if let Some(u) = &report.upgrade {
+        upgrade(u);
+    }
+    for s in &report.services {
+        print!("{}", new_service_text(s, role_config));
+    }
+}
+
+pub fn package_removed_text(package: &str, removed: &[Removed]) -> String {
+    let mut out: String = removed
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: removed{}\n",
+                r.service,
+                if r.stopped { " (stopped first)" } else { "" }
+            )
+        })
+        .collect();
+    out.push_str(&format!("package {package} removed\n"));
+    out
+}
+
+// ---- pre-upgrade, post-upgrade ----
+
+/// One line per non-empty list: `stopped: a b`, `reloaded: c`, …
+pub fn upgrade_text(r: &Report) -> String {
+    let mut out = String::new();
+    for (what, list) in [
+        ("stopped", &r.stopped),
+        ("started", &r.started),
+        ("restarted", &r.restarted),
+        ("reloaded", &r.reloaded),
+        ("left running, marked upgraded", &r.marked),
+    ] {
+        if !list.is_empty() {
+            out.push_str(&format!("{what}: {}\n", list.join(" ")));
+        }
+    }
+    out
+}
+
+/// An upgrade report: its warnings (stderr), then what happened to which service.
+pub fn upgrade(r: &Report) {
+    warnings(&r.warnings);
+    print!("{}", upgrade_text(r));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: Style = Style { colour: false };
+
+    #[test]
+    fn unchanged_services_are_grouped_by_label() {
+        let unchanged = vec![
+            ("b".to_string(), Outcome::AlreadyRunning { pid: Some(2) }),
+            ("c".to_string(), Outcome::AlreadyStopped),
+            ("a".to_string(), Outcome::AlreadyRunning { pid: None }),
+        ];
+        assert_eq!(
+            unchanged_summary(&unchanged),
+            "already running (2): a, b\nalready stopped (1): c\n"
+        );
+    }
+
+    #[test]
+    fn outcome_json_takes_the_pid_from_the_outcome() {
+        let row = outcome_json("web", &Ok(Outcome::Reloaded { pid: 42 }));
+        assert_eq!(
+            row,
+            json!({"service": "web", "ok": true, "result": "reloaded", "pid": 42})
+        );
+        let row = outcome_json("web", &Ok(Outcome::AlreadyStopped));
+        assert_eq!(row["pid"], Value::Null);
+    }
+
+    #[test]
+    fn outcome_lines_are_coloured_only_when_asked() {
+        let started = Outcome::Started { pid: Some(7) };
+        assert_eq!(outcome_line("a", &started, PLAIN), "a: started (pid 7)\n");
+        let colour = Style { colour: true };
+        assert_eq!(
+            outcome_line("a", &started, colour),
+            "a: \x1b[32mstarted (pid 7)\x1b[0m\n"
+        );
+        let filedep = Outcome::StoppedForFiledep {
+            pid: 7,
+            file: "f".into(),
+        };
+        assert!(!outcome_line("a", &filedep, colour).contains('\x1b'));
+    }
+
+    #[test]
+    fn upgrade_report_lists_reloaded_apart_from_restarted() {
+        let report = Report {
+            restarted: vec!["echo".into()],
+            reloaded: vec!["nginx".into()],
+            marked: vec!["db".into()],
+            ..Report::default()
+        };
+        assert_eq!(
+            upgrade_text(&report),
+            "restarted: echo\nreloaded: nginx\nleft running, marked upgraded: db\n"
+        );
     }
 }

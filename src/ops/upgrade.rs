@@ -13,11 +13,15 @@ use crate::process::pidfile;
 use crate::service::lifecycle::Outcome;
 use std::path::PathBuf;
 
+/// What an upgrade step did, service by service, filed by each one's [`Outcome`].
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Report {
     pub stopped: Vec<String>,
     pub started: Vec<String>,
+    /// Restarted: stopped and started again, or their service_restart script ran.
     pub restarted: Vec<String>,
+    /// Kept their process and re-read their configuration on SIGHUP (service_hup=1).
+    pub reloaded: Vec<String>,
     /// Left running during the upgrade, marked SERVICE_UPGRADED for their next start.
     pub marked: Vec<String>,
     pub warnings: Vec<String>,
@@ -114,13 +118,7 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
     if !to_stop.is_empty() {
         let (results, warnings) = ops::stop(session, &to_stop, &|_, _| {})?;
         report.warnings.extend(warnings);
-        for (name, result) in results {
-            match result {
-                Ok(Outcome::Stopped { .. }) => report.stopped.push(name),
-                Ok(_) => {}
-                Err(e) => failure = failure.or(Some(e)),
-            }
-        }
+        failure = report.collect(results).err();
     }
     // Record what was stopped even when something failed to stop, so that post-upgrade
     // brings it back; a second pre-upgrade adds to the record instead of replacing it.
@@ -189,12 +187,12 @@ pub fn post_upgrade(session: &mut Session, packages: &[String]) -> Result<Report
     if !to_start.is_empty() {
         let (results, warnings) = ops::start(session, &to_start, &|_, _| {})?;
         report.warnings.extend(warnings);
-        collect(&mut report.started, results)?;
+        report.collect(results)?;
     }
     if !to_restart.is_empty() {
         let (results, warnings) = ops::restart(session, &to_restart, &|_, _| {})?;
         report.warnings.extend(warnings);
-        collect(&mut report.restarted, results)?;
+        report.collect(results)?;
     }
     Ok(report)
 }
@@ -219,21 +217,43 @@ pub fn abort(session: &mut Session, packages: &[String], pre: &Report) -> Result
     if !to_start.is_empty() {
         let (results, warnings) = ops::start(session, &to_start, &|_, _| {})?;
         report.warnings.extend(warnings);
-        collect(&mut report.started, results)?;
+        report.collect(results)?;
     }
     Ok(report)
 }
 
-fn collect(into: &mut Vec<String>, results: ops::Results<Outcome>) -> Result<()> {
-    let mut errors: Vec<Error> = Vec::new();
-    for (name, result) in results {
-        match result {
-            Ok(_) => into.push(name),
-            Err(e) => errors.push(e),
+impl Report {
+    /// File each service under what its outcome says happened to it (a SIGHUP reload is
+    /// not a restart); services left as they were are not listed. Every result is
+    /// filed before the first error, if any, is returned.
+    fn collect(&mut self, results: ops::Results<Outcome>) -> Result<()> {
+        let mut first_error: Option<Error> = None;
+        for (name, result) in results {
+            match result {
+                Ok(outcome) => self.file(name, &outcome),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
-    match errors.into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(()),
+
+    fn file(&mut self, name: String, outcome: &Outcome) {
+        match outcome {
+            Outcome::Started { .. } => self.started.push(name),
+            Outcome::Restarted { .. } => self.restarted.push(name),
+            Outcome::Reloaded { .. } => self.reloaded.push(name),
+            Outcome::Stopped { .. } => self.stopped.push(name),
+            Outcome::StoppedForFiledep { .. } => {
+                // Stopped, and left stopped on purpose: say why.
+                self.warnings.push(format!("{name}: {outcome}"));
+                self.stopped.push(name);
+            }
+            Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped => {}
+        }
     }
 }

@@ -54,6 +54,7 @@ impl std::fmt::Display for Outcome {
 }
 
 impl Outcome {
+    /// The word JSON carries (`result`).
     pub fn word(&self) -> &'static str {
         match self {
             Outcome::Started { .. } => "started",
@@ -64,5 +65,74 @@ impl Outcome {
             Outcome::Restarted { .. } => "restarted",
             Outcome::StoppedForFiledep { .. } => "stopped-for-filedep",
         }
+    }
+
+    /// The service's process: the one now running, or the one that was stopped.
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            Outcome::Started { pid }
+            | Outcome::AlreadyRunning { pid }
+            | Outcome::Stopped { pid, .. }
+            | Outcome::Restarted { pid } => *pid,
+            Outcome::Reloaded { pid } | Outcome::StoppedForFiledep { pid, .. } => Some(*pid),
+            Outcome::AlreadyStopped => None,
+        }
+    }
+
+    /// The state in a few words, without PID or details: what a summary groups by.
+    pub fn summary_label(&self) -> &'static str {
+        match self {
+            Outcome::Started { .. } => "started",
+            Outcome::AlreadyRunning { .. } => "already running",
+            Outcome::Stopped { .. } => "stopped",
+            Outcome::AlreadyStopped => "already stopped",
+            Outcome::Reloaded { .. } => "reloaded",
+            Outcome::Restarted { .. } => "restarted",
+            Outcome::StoppedForFiledep { .. } => "stopped, not restarted",
+        }
+    }
+
+    /// The operation found the service as it wanted it and left it alone.
+    pub fn is_unchanged(&self) -> bool {
+        matches!(
+            self,
+            Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped
+        )
+    }
+
+    /// The operation did what it was asked (started, stopped, restarted, reloaded).
+    pub fn is_done_as_asked(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Started { .. }
+                | Outcome::Stopped { .. }
+                | Outcome::Restarted { .. }
+                | Outcome::Reloaded { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_and_label_need_no_parsing() {
+        let running = Outcome::AlreadyRunning { pid: Some(12) };
+        assert_eq!(running.pid(), Some(12));
+        assert_eq!(running.summary_label(), "already running");
+        assert_eq!(running.to_string(), "already running (pid 12)");
+        assert!(running.is_unchanged());
+        assert_eq!(Outcome::AlreadyStopped.pid(), None);
+        assert_eq!(Outcome::AlreadyStopped.summary_label(), "already stopped");
+        let reloaded = Outcome::Reloaded { pid: 7 };
+        assert_eq!(reloaded.pid(), Some(7));
+        assert!(reloaded.is_done_as_asked() && !reloaded.is_unchanged());
+        let filedep = Outcome::StoppedForFiledep {
+            pid: 9,
+            file: "etc/x".into(),
+        };
+        assert_eq!(filedep.pid(), Some(9));
+        assert!(!filedep.is_done_as_asked() && !filedep.is_unchanged());
     }
 }
