@@ -13,7 +13,7 @@ use crate::process::proc;
 use crate::process::spawn::{self, KillOnDrop, Launch};
 use crate::service::hooks::{self, Hook, Runnable};
 pub use crate::service::outcome::Outcome;
-use crate::service::prepare::Prepared;
+use crate::service::prepared::Prepared;
 use crate::service::program;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;

@@ -6,5 +6,6 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod outcome;
 pub mod prepare;
+pub mod prepared;
 pub mod program;
 pub mod status;

@@ -8,7 +8,7 @@ use crate::process::pidfile::{self, Observed};
 use crate::process::proc;
 use crate::service::hooks;
 use crate::service::lifecycle;
-use crate::service::prepare::Prepared;
+use crate::service::prepared::Prepared;
 use serde::Serialize;
 use std::time::Duration;
 

@@ -1,0 +1,57 @@
+//! One service ready to act on: what every operation on it reads (its configuration,
+//! typed settings, environment, ports) and its program, resolved once.
+
+use crate::config::ServiceConfig;
+use crate::config::settings::Settings;
+use crate::error::Result;
+use crate::playpen::Playpen;
+use crate::service::program;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A service ready to act on: its configuration, its typed settings, and the
+/// environment its program, hooks and scripts see (exported config variables, resolved
+/// typed variables, …).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub config: Arc<ServiceConfig>,
+    /// The settings as parsed; where a value was bad, its default (the problem is in
+    /// the Preparation, and a strict command never acts on it).
+    pub settings: Arc<Settings>,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<(String, u16)>,
+    /// service_program resolved once (validation, the run-name check and the start all
+    /// need it, and a PATH search is a dozen system calls).
+    program: std::sync::OnceLock<Result<PathBuf>>,
+}
+
+impl Prepared {
+    pub fn new(
+        config: Arc<ServiceConfig>,
+        settings: Arc<Settings>,
+        env: BTreeMap<String, String>,
+        ports: Vec<(String, u16)>,
+    ) -> Prepared {
+        Prepared {
+            config,
+            settings,
+            env,
+            ports,
+            program: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.config.name()
+    }
+
+    /// The program service_program names, resolved as §4 says.
+    pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
+        self.program
+            .get_or_init(|| {
+                program::resolve_program(playpen, &self.config, &self.settings, &self.env)
+            })
+            .clone()
+    }
+}
