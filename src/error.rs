@@ -108,6 +108,15 @@ impl Error {
         }
     }
 
+    /// This error, with what followed from it (such as "package X was not installed")
+    /// added to its message: a new error, so every message is complete when built.
+    pub fn followed_by(self, consequence: impl fmt::Display) -> Error {
+        Error {
+            message: format!("{}; {consequence}", self.message),
+            ..self
+        }
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

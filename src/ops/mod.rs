@@ -478,3 +478,79 @@ pub fn sub_conf(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::Settings;
+    use crate::config::{Origin, ServiceConfig, Value, Vars};
+    use crate::playpen::catalog::ServiceId;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    fn prepared(name: &str, depends: &[&str]) -> (String, Prepared) {
+        let mut vars = Vars::new();
+        vars.insert(
+            "service_depends".into(),
+            Value {
+                value: depends.join(" "),
+                exported: false,
+                origin: Origin::File(PathBuf::from(format!("/p/services/{name}/config"))),
+            },
+        );
+        let config = ServiceConfig {
+            id: ServiceId {
+                name: name.into(),
+                version: None,
+            },
+            fragments: vec![PathBuf::from(format!("/p/services/{name}/config"))],
+            vars,
+        };
+        let settings = Settings {
+            depends: depends.iter().map(|d| d.to_string()).collect(),
+            ..Settings::default()
+        };
+        let p = Prepared::new(
+            Arc::new(config),
+            Arc::new(settings),
+            Default::default(),
+            Vec::new(),
+        );
+        (name.to_string(), p)
+    }
+
+    #[test]
+    fn the_graph_keeps_only_dependencies_being_acted_on() {
+        let all: BTreeMap<String, Prepared> = [
+            prepared("web", &["db", "cache", "web"]),
+            prepared("db", &["elsewhere"]),
+            prepared("cache", &["db"]),
+        ]
+        .into_iter()
+        .collect();
+        let deps = dependency_graph(&all);
+        assert_eq!(
+            deps["web"],
+            ["db", "cache"],
+            "itself and unknown names are left out"
+        );
+        assert!(deps["db"].is_empty());
+        assert_eq!(graph::order(&deps), ["db", "cache", "web"]);
+        check_cycles(&all, &deps).unwrap();
+    }
+
+    #[test]
+    fn a_cycle_names_the_services_and_the_file_that_declares_it() {
+        let all: BTreeMap<String, Prepared> = [prepared("a", &["b"]), prepared("b", &["a"])]
+            .into_iter()
+            .collect();
+        let err = check_cycles(&all, &dependency_graph(&all)).unwrap_err();
+        assert_eq!(err.service.as_deref(), Some("a"));
+        assert!(err.message.contains("a → b → a"), "{}", err.message);
+        assert!(
+            err.message.contains("/p/services/a/config"),
+            "{}",
+            err.message
+        );
+    }
+}

@@ -365,83 +365,51 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
         None => None,
     };
     // From here on: set the previous version aside, move the new one into place and
-    // register its services, rolling everything back on any failure.
-    let aside = staging.path().join(".previous");
-    let mut moved: Vec<PathBuf> = Vec::new();
-    let mut saved: Vec<PathBuf> = Vec::new();
+    // register its services; until committed, the transaction puts everything back.
+    let mut transaction = Transaction {
+        playpen: playpen.clone(),
+        aside: staging.path().join(".previous"),
+        moved: Vec::new(),
+        saved: Vec::new(),
+        registry_before,
+        dirs_before,
+        committed: false,
+    };
     let mut services = Vec::new();
-    let result = (|| -> Result<()> {
-        if let Some(prev) = &previous {
-            let mut old = old_files.clone();
-            old.push(
-                manifest_path(&playpen, prev)
-                    .strip_prefix(playpen.ext())
-                    .expect("under ext")
-                    .to_path_buf(),
-            );
-            for f in old {
-                let full = playpen.ext().join(&f);
-                if std::fs::symlink_metadata(&full).is_err() {
-                    continue;
-                }
-                let target = aside.join(&f);
-                fsutil::ensure_dir(target.parent().expect("has parent"))?;
-                std::fs::rename(&full, &target).map_err(|e| Error::io("set aside", &full, e))?;
-                saved.push(f);
-            }
-        }
-        for dest in package.files.keys() {
-            let full = playpen.ext().join(dest);
-            fsutil::ensure_dir(full.parent().expect("has parent"))?;
-            std::fs::rename(staging.path().join(dest), &full)
-                .map_err(|e| Error::io("move into place", &full, e))?;
-            moved.push(full);
-        }
-        let manifest: String = package
-            .files
-            .keys()
-            .map(|d| format!("{}\n", d.display()))
-            .collect();
-        let manifest_file = manifest_path(&playpen, &package.id());
-        fsutil::write_atomic(&manifest_file, manifest.as_bytes(), Some(0o644))?;
-        moved.push(manifest_file);
-        // The catalog changed under the session.
-        *session = Session::open(playpen.clone())?;
+    let result = install_files(
+        session,
+        &package,
+        previous.as_deref(),
+        &old_files,
+        staging.path(),
+        &mut transaction,
+    )
+    .and_then(|()| {
         // A package whose config does not even evaluate is not installed.
         for s in &package.services {
             services.push(new_service(session, s)?);
         }
         Ok(())
-    })();
-    if let Err(mut e) = result {
-        e.message.push_str(&format!(
-            "; package {} was not installed (ext/ and the registry are as before)",
-            package.id()
-        ));
-        for path in moved.iter().rev() {
-            let _ = std::fs::remove_file(path);
-            remove_new_empty_parents(path, &dirs_before);
-        }
-        for f in &saved {
-            let full = playpen.ext().join(f);
-            let _ = fsutil::ensure_dir(full.parent().expect("has parent"));
-            let _ = std::fs::rename(aside.join(f), &full);
-        }
-        let _ = registry::save(&playpen, &registry_before);
+    });
+    if let Err(e) = result {
+        drop(transaction);
         if let Ok(reopened) = Session::open(playpen.clone()) {
             *session = reopened;
         }
-        if let Some(report) = &upgrade_report {
-            // Nothing changed after all: start again what pre-upgrade stopped.
-            if let Err(again) = upgrade::abort(session, std::slice::from_ref(&package.name), report)
-            {
-                e.message
-                    .push_str(&format!("; the previous version is back in place, but restarting what pre-upgrade stopped failed: {again}"));
-                return Err(e);
-            }
-        }
-        return Err(e);
+        let not_installed = format!(
+            "package {} was not installed (ext/ and the registry are as before)",
+            package.id()
+        );
+        // Nothing changed after all: start again what pre-upgrade stopped.
+        let restarted = match &upgrade_report {
+            Some(report) => upgrade::abort(session, std::slice::from_ref(&package.name), report)
+                .err()
+                .map(|again| format!("; the previous version is back in place, but restarting what pre-upgrade stopped failed: {again}")),
+            None => None,
+        };
+        return Err(e.followed_by(format!("{not_installed}{}", restarted.unwrap_or_default())));
     }
+    let saved = transaction.commit();
     // The previous version's files are gone for good: drop directories left empty.
     for f in &saved {
         remove_empty_parents(&playpen, &playpen.ext().join(f));
@@ -449,8 +417,9 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
     let upgrade_report = match upgrade_report {
         Some(pre) => {
             let mut post = upgrade::post_upgrade(session, std::slice::from_ref(&package.name))?;
-            // One report for the whole upgrade: what pre-upgrade stopped, and its warnings.
-            post.stopped = pre.stopped;
+            // One report for the whole upgrade: what pre-upgrade stopped (and anything
+            // post-upgrade stopped), and its warnings.
+            post.stopped.splice(0..0, pre.stopped);
             post.warnings.splice(0..0, pre.warnings);
             Some(post)
         }
@@ -463,6 +432,98 @@ pub fn install(session: &mut Session, dir: &Path) -> Result<InstallReport> {
         services,
         upgrade: upgrade_report,
     })
+}
+
+/// Set the previous version aside and move the staged package into `ext/`, recording
+/// each step in the transaction.
+fn install_files(
+    session: &mut Session,
+    package: &Package,
+    previous: Option<&str>,
+    old_files: &[PathBuf],
+    staging: &Path,
+    transaction: &mut Transaction,
+) -> Result<()> {
+    let playpen = session.playpen.clone();
+    if let Some(prev) = previous {
+        let mut old = old_files.to_vec();
+        old.push(
+            manifest_path(&playpen, prev)
+                .strip_prefix(playpen.ext())
+                .expect("under ext")
+                .to_path_buf(),
+        );
+        for f in old {
+            let full = playpen.ext().join(&f);
+            if std::fs::symlink_metadata(&full).is_err() {
+                continue;
+            }
+            let target = transaction.aside.join(&f);
+            fsutil::ensure_dir(target.parent().expect("has parent"))?;
+            std::fs::rename(&full, &target).map_err(|e| Error::io("set aside", &full, e))?;
+            transaction.saved.push(f);
+        }
+    }
+    for dest in package.files.keys() {
+        let full = playpen.ext().join(dest);
+        fsutil::ensure_dir(full.parent().expect("has parent"))?;
+        std::fs::rename(staging.join(dest), &full)
+            .map_err(|e| Error::io("move into place", &full, e))?;
+        transaction.moved.push(full);
+    }
+    let manifest: String = package
+        .files
+        .keys()
+        .map(|d| format!("{}\n", d.display()))
+        .collect();
+    let manifest_file = manifest_path(&playpen, &package.id());
+    fsutil::write_atomic(&manifest_file, manifest.as_bytes(), Some(0o644))?;
+    transaction.moved.push(manifest_file);
+    // The catalog changed under the session.
+    *session = Session::open(playpen)?;
+    Ok(())
+}
+
+/// What an install changed in `ext/` and the registry; dropped before `commit`, it puts
+/// everything back as it was.
+struct Transaction {
+    playpen: Playpen,
+    /// Where the previous version's files wait (inside the staging directory).
+    aside: PathBuf,
+    /// Files moved into ext/, in order.
+    moved: Vec<PathBuf>,
+    /// The previous version's files set aside (relative to ext/).
+    saved: Vec<PathBuf>,
+    registry_before: Vec<registry::Entry>,
+    dirs_before: std::collections::BTreeSet<PathBuf>,
+    committed: bool,
+}
+
+impl Transaction {
+    /// The install stands; returns the previous version's files, gone for good.
+    fn commit(mut self) -> Vec<PathBuf> {
+        self.committed = true;
+        std::mem::take(&mut self.saved)
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        // Best effort, in reverse: the install's own error is what the user must see.
+        for path in self.moved.iter().rev() {
+            let _ = std::fs::remove_file(path);
+            remove_new_empty_parents(path, &self.dirs_before);
+        }
+        for f in &self.saved {
+            let full = self.playpen.ext().join(f);
+            let _ = fsutil::ensure_dir(full.parent().expect("has parent"));
+            let _ = std::fs::rename(self.aside.join(f), &full);
+        }
+        let _ = registry::save(&self.playpen, &self.registry_before);
+    }
 }
 
 /// Every installed file (relative to ext/) → its package.

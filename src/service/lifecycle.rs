@@ -1,7 +1,7 @@
 //! Starting, stopping and restarting one service (§6). Every operation holds the
 //! service's lock; orchestration across services (order, parallelism) is in `graph`.
 
-use crate::config::settings::{PidfileMode, ServiceType};
+use crate::config::settings::{PidfileMode, ServiceType, Settings};
 use crate::config::template;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
@@ -614,6 +614,41 @@ fn reload(playpen: &Playpen, prepared: &Prepared, pid: i32) -> Result<Outcome> {
     Ok(Outcome::Reloaded { pid })
 }
 
+/// How a restart goes, decided from what runs and what the settings ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RestartPath {
+    /// A service_filedep file changed and service_stop_on_filedep=1: stop, stay stopped.
+    StopForFiledep { pid: i32, file: String },
+    /// service_hup=1: render, pre_start, SIGHUP, post_start.
+    Reload { pid: i32 },
+    /// The restart script (service_restart or the package's `.restart`).
+    Script(PathBuf),
+    /// Stop, wait service_restart_delay, start.
+    StopThenStart,
+    /// Nothing runs: a restart is a start.
+    Start,
+}
+
+/// The restart decision on its own: `running` is the PID when the service runs with a
+/// pidfile, `unwatched` when it runs without one.
+fn restart_path(
+    settings: &Settings,
+    running: Option<i32>,
+    unwatched: bool,
+    changed_filedep: Option<String>,
+    script: Option<PathBuf>,
+) -> RestartPath {
+    match running {
+        Some(pid) => match (settings.filedep.stop_on_change, changed_filedep) {
+            (true, Some(file)) => RestartPath::StopForFiledep { pid, file },
+            _ if settings.hup => RestartPath::Reload { pid },
+            _ => script.map_or(RestartPath::StopThenStart, RestartPath::Script),
+        },
+        None if unwatched => RestartPath::StopThenStart,
+        None => RestartPath::Start,
+    }
+}
+
 /// Restart: HUP path if service_hup, else the restart script (service_restart or the
 /// package's `.restart`), else stop, wait service_restart_delay, start. A stopped
 /// service is simply started.
@@ -622,35 +657,207 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     let name = prepared.name();
     let _lock = ServiceLock::acquire(playpen, name)?;
     let (observed, record) = pidfile::observe(playpen, name)?;
-    let running_pid = match observed {
+    let running = match observed {
         Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
         _ => None,
     };
-    if let Some(pid) = running_pid {
-        if settings.filedep.stop_on_change
-            && let Some(changed) = changed_filedep(playpen, prepared, record.as_ref())
-        {
+    let (changed, script) = match running {
+        Some(_) => (
+            changed_filedep(playpen, prepared, record.as_ref()),
+            restart_script(playpen, prepared)?,
+        ),
+        None => (None, None),
+    };
+    let unwatched = matches!(observed, Observed::Unwatched);
+    match restart_path(settings, running, unwatched, changed, script) {
+        RestartPath::StopForFiledep { pid, file } => {
             // The service must not run on the changed file: stop, and leave it stopped.
             stop_locked(playpen, prepared)?;
-            return Ok(Outcome::StoppedForFiledep { pid, file: changed });
+            Ok(Outcome::StoppedForFiledep { pid, file })
         }
-        if settings.hup {
-            return reload(playpen, prepared, pid);
-        }
-        if let Some(path) = restart_script(playpen, prepared)? {
+        RestartPath::Reload { pid } => reload(playpen, prepared, pid),
+        RestartPath::Script(path) => {
             run_service_script(playpen, prepared, "service_restart", &path)?;
             let pid = pidfile::observe(playpen, name)?.0.pid();
-            return Ok(Outcome::Restarted { pid });
+            Ok(Outcome::Restarted { pid })
+        }
+        path @ (RestartPath::StopThenStart | RestartPath::Start) => {
+            if path == RestartPath::StopThenStart {
+                stop_locked(playpen, prepared)?;
+                if !settings.restart_delay.is_zero() {
+                    std::thread::sleep(settings.restart_delay);
+                }
+            }
+            match start_locked(playpen, prepared)? {
+                Outcome::Started { pid } => Ok(Outcome::Restarted { pid }),
+                other => Ok(other),
+            }
         }
     }
-    if running_pid.is_some() || matches!(observed, Observed::Unwatched) {
-        stop_locked(playpen, prepared)?;
-        if !settings.restart_delay.is_zero() {
-            std::thread::sleep(settings.restart_delay);
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Origin, ServiceConfig, Value, Vars};
+    use crate::playpen::catalog::ServiceId;
+    use std::sync::Arc;
+
+    fn settings(f: impl FnOnce(&mut Settings)) -> Settings {
+        let mut s = Settings::default();
+        f(&mut s);
+        s
     }
-    match start_locked(playpen, prepared)? {
-        Outcome::Started { pid } => Ok(Outcome::Restarted { pid }),
-        other => Ok(other),
+
+    #[test]
+    fn restart_takes_the_path_the_settings_ask_for() {
+        let plain = Settings::default();
+        let script = Some(PathBuf::from("/p/ext/services/web-1.0/restart"));
+        assert_eq!(
+            restart_path(&plain, None, false, None, None),
+            RestartPath::Start
+        );
+        assert_eq!(
+            restart_path(&plain, None, true, None, None),
+            RestartPath::StopThenStart
+        );
+        assert_eq!(
+            restart_path(&plain, Some(7), false, None, None),
+            RestartPath::StopThenStart
+        );
+        assert_eq!(
+            restart_path(&plain, Some(7), false, None, script.clone()),
+            RestartPath::Script(script.clone().unwrap())
+        );
+        let hup = settings(|s| s.hup = true);
+        assert_eq!(
+            restart_path(&hup, Some(7), false, None, script.clone()),
+            RestartPath::Reload { pid: 7 },
+            "service_hup wins over the restart script"
+        );
+        // A changed file stops the service only when it asks for that, even with hup.
+        let filedep = settings(|s| {
+            s.hup = true;
+            s.filedep.stop_on_change = true;
+        });
+        assert_eq!(
+            restart_path(&filedep, Some(7), false, Some("etc/x".into()), None),
+            RestartPath::StopForFiledep {
+                pid: 7,
+                file: "etc/x".into()
+            }
+        );
+        assert_eq!(
+            restart_path(&hup, Some(7), false, Some("etc/x".into()), None),
+            RestartPath::Reload { pid: 7 }
+        );
+        // Nothing runs: no reload, no script, a start.
+        assert_eq!(
+            restart_path(&filedep, None, false, Some("etc/x".into()), script),
+            RestartPath::Start
+        );
+    }
+
+    /// A playpen in a temporary directory with one project-local service.
+    fn playpen_with(program: &str) -> (tempfile::TempDir, Playpen, Prepared) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let playpen = Playpen::init(&root, "dev").unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        let path = root.join("bin/prog");
+        std::fs::write(&path, program).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut vars = Vars::new();
+        vars.insert(
+            "PATH".into(),
+            Value {
+                value: std::env::var("PATH").unwrap_or_default(),
+                exported: true,
+                origin: Origin::Environment,
+            },
+        );
+        vars.insert(
+            "PLAYPEN_ROOT".into(),
+            Value {
+                value: root.display().to_string(),
+                exported: true,
+                origin: Origin::Servicectl,
+            },
+        );
+        let config = ServiceConfig {
+            id: ServiceId {
+                name: "web".into(),
+                version: None,
+            },
+            fragments: vec![root.join("services/web/config")],
+            vars,
+        };
+        let settings = Settings {
+            program: Some("prog".into()),
+            start_grace: Duration::from_millis(300),
+            ..Settings::default()
+        };
+        let env = config.environment();
+        let prepared = Prepared::new(Arc::new(config), Arc::new(settings), env, Vec::new());
+        playpen.ensure_var().unwrap();
+        (dir, playpen, prepared)
+    }
+
+    #[test]
+    fn a_failed_start_leaves_no_process_and_no_record() {
+        let (_dir, playpen, prepared) =
+            playpen_with("#!/bin/sh\necho \"pid $$\"\necho starting >&2\nexit 3\n");
+        let err = start(&playpen, &prepared).unwrap_err();
+        assert!(
+            err.message
+                .contains("exited with status 3 right after starting"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("starting"),
+            "the output's tail is quoted: {}",
+            err.message
+        );
+        assert!(!playpen.pidfile("web").exists());
+        assert!(!playpen.start_record("web").exists());
+        let output = std::fs::read_to_string(playpen.output_file("web")).unwrap();
+        let pid: i32 = output
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("pid ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(!proc::is_alive(pid));
+    }
+
+    #[test]
+    fn a_start_then_stop_leaves_records_only_while_it_runs() {
+        let (_dir, playpen, prepared) = playpen_with("#!/bin/sh\nexec sleep 1000\n");
+        let Outcome::Started { pid: Some(pid) } = start(&playpen, &prepared).unwrap() else {
+            panic!("not started");
+        };
+        assert!(proc::is_alive(pid));
+        assert_eq!(
+            std::fs::read_to_string(playpen.pidfile("web"))
+                .unwrap()
+                .trim(),
+            pid.to_string()
+        );
+        assert!(playpen.start_record("web").exists());
+        assert_eq!(
+            start(&playpen, &prepared).unwrap(),
+            Outcome::AlreadyRunning { pid: Some(pid) }
+        );
+        assert!(
+            matches!(stop(&playpen, &prepared).unwrap(), Outcome::Stopped { pid: Some(p), .. } if p == pid)
+        );
+        assert!(!proc::is_alive(pid));
+        assert!(!playpen.pidfile("web").exists());
+        assert!(!playpen.start_record("web").exists());
+        assert_eq!(stop(&playpen, &prepared).unwrap(), Outcome::AlreadyStopped);
     }
 }
