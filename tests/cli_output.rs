@@ -3,9 +3,7 @@
 //! with each service's PID, and the upgrade report, where a service reloaded with
 //! SIGHUP (service_hup=1) is listed as reloaded, apart from those restarted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The names in one list of an upgrade report, sorted.
 fn names(report: &serde_json::Value, key: &str) -> Vec<String> {

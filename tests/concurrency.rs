@@ -2,9 +2,7 @@
 //! repeated start/stop are harmless and say so, independent services start in
 //! parallel, and dependencies start first and stop last.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Instant;
 
 /// Live processes of this playpen whose argv0 is `run_name`.

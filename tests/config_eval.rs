@@ -2,9 +2,7 @@
 //! print-config and through the environment a started program really gets), errors
 //! for broken, failing and hanging fragments, and one sh process for every service.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeSet;
 
 fn print_config(pp: &Playpen, name: &str) -> serde_json::Value {

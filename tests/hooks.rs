@@ -3,9 +3,7 @@
 //! pre_start aborts the start and shows its output; pre/post start also run around a
 //! SIGHUP restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A hook command appending one line about itself to $PLAYPEN_ROOT/hooks.log.
 fn logged(tag: &str) -> String {

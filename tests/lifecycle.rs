@@ -3,9 +3,7 @@
 //! pidfiles (own, none, script-made), java, exec failures, process-group stop with
 //! SIGKILL after the halt timeout, and the three restart paths.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::PathBuf;
 
 fn link(pp: &Playpen, name: &str) -> PathBuf {

@@ -3,9 +3,7 @@
 //! reinstalled while running, removed; new-service / remove-service; profiles, `env`
 //! and share/load-config; packages that must be refused, all or nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Every sample package, for real: install, start, ping (servicectl and directly over
 /// the network), reload nginx with SIGHUP, reinstall each while it runs (the upgrade

@@ -2,9 +2,7 @@
 //! the previous commit got wrong, with the real binary, temporary playpens and real
 //! processes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The session of a process (field 6 of /proc/PID/stat).
 fn session_of(pid: i32) -> String {

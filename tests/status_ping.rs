@@ -2,9 +2,7 @@
 //! stale pidfiles (dead PID, reused PID) and their cleanup, status without evaluating
 //! any config, the ping order, origins in print-config, and check starting nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A daemon that counts as started after 0.05 s.
 fn daemon(pp: &Playpen, name: &str, extra: &str) {

@@ -4,9 +4,7 @@
 //! processes really see it (/proc/PID/environ); post-upgrade without pre-upgrade;
 //! failed upgrades rolled back; service_filedep + service_stop_on_filedep on restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, SystemTime};
 
 fn json(out: &Out) -> serde_json::Value {

@@ -1,5 +1,5 @@
-//! The one fixture of the integration tests (every tests/*.rs says `mod common;` and
-//! `use common::*;`):
+//! The one fixture of the integration tests (tests/main.rs declares it; every test
+//! module says `use crate::common::*;`):
 //!
 //! - running the real binary with a clean environment, and what a run produced ([`Out`]);
 //! - a temporary playpen made with `servicectl init` ([`Playpen`], playpen.rs), with
@@ -8,11 +8,6 @@
 //! - real processes through /proc (procfs.rs);
 //! - files: sample packages, package copies, tree snapshots (files.rs);
 //! - polling with a deadline ([`wait_until`], [`PATIENCE`]).
-//!
-//! Every test crate compiles this module and uses only part of it, hence
-//! `allow(dead_code)`.
-
-#![allow(dead_code)]
 
 mod files;
 mod playpen;
