@@ -1,6 +1,7 @@
 //! Per-service locks and ordering (§6): simultaneous invocations never double-start,
-//! repeated start/stop are harmless and say so, independent services start in
-//! parallel, and dependencies start first and stop last.
+//! repeated start/stop are harmless and say so, simultaneous new-service calls keep
+//! every registration, independent services start in parallel, and dependencies start
+//! first and stop last.
 
 use crate::common::*;
 use std::time::Instant;
@@ -78,6 +79,30 @@ fn simultaneous_restarts_leave_exactly_one_process() {
         running_as(&pp, "web")
     );
     assert_eq!(running_as(&pp, "web"), [pp.running_pid("web")]);
+}
+
+/// Concurrent new-service calls do not lose each other's registry lines.
+#[test]
+fn concurrent_new_service_calls_keep_every_registration() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/daemon");
+    let names: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
+    for name in &names {
+        pp.service(name, "service_program=daemon\nservice_flags=1000\n");
+    }
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| spawn_piped(pp.command().args(["new-service", n])))
+        .collect();
+    for (child, name) in children.into_iter().zip(&names) {
+        let output = child.wait_with_output().expect("wait for servicectl");
+        Out::from_output(output, Default::default(), format!("new-service {name}")).ok();
+    }
+    let registry = pp.registry();
+    assert_eq!(registry.lines().count(), 20, "{registry}");
+    for name in &names {
+        assert!(pp.registry_line(name).is_some(), "{name} in:\n{registry}");
+    }
 }
 
 #[test]

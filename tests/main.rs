@@ -18,7 +18,6 @@ mod lifecycle;
 mod packages;
 mod playpen;
 mod real_servers;
-mod regressions;
 mod service_names;
 mod settings;
 mod status_ping;

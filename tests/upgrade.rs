@@ -1,8 +1,9 @@
 //! Upgrades (SPEC §8): echo 1.0 → packages/testing/echo-1.1 while it runs;
 //! pre-upgrade / post-upgrade with services that depend on the package
 //! (service_packages) and their stop/restart settings; SERVICE_UPGRADED as the new
-//! processes really see it (/proc/PID/environ); post-upgrade without pre-upgrade;
-//! failed upgrades rolled back; service_filedep + service_stop_on_filedep on restart.
+//! processes really see it (/proc/PID/environ); pre-upgrade when one stop fails;
+//! post-upgrade without pre-upgrade; failed upgrades rolled back; service_filedep +
+//! service_stop_on_filedep on restart.
 
 use crate::common::*;
 use std::time::{Duration, SystemTime};
@@ -46,7 +47,7 @@ fn records_naming(pp: &Playpen, line: &str) -> Vec<String> {
         .collect()
 }
 
-/// The done-criterion of the issue: echo 1.0 upgraded to 1.1 while it runs.
+/// echo 1.0 upgraded to 1.1 while it runs.
 #[test]
 fn echo_upgrade_while_running() {
     let pp = Playpen::with_services(&["echo"]);
@@ -257,6 +258,67 @@ fn pre_and_post_upgrade_handle_dependants() {
         env_of(pp.running_pid("bystander"), "SERVICE_UPGRADED").as_deref(),
         Some("0")
     );
+}
+
+/// pre-upgrade where one of two services fails to stop still records the one that
+/// stopped (also across a second pre-upgrade), and post-upgrade starts it again.
+#[test]
+fn pre_upgrade_records_what_it_stopped_when_another_stop_fails() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/daemon");
+    pp.write("etc/roles/dev/config", "playpen_services=\"good stuck\"\n");
+    pp.write("ext/services/duo-1.0.services", "good\nstuck\n");
+    pp.write(
+        "ext/services/good-1.0/config",
+        "service_program=daemon\nservice_flags=1000\nservice_run_name=good\n",
+    );
+    pp.write(
+        "ext/services/stuck-1.0/config",
+        "service_program=daemon\nservice_flags=1000\nservice_run_name=stuck\nservice_stop=stuck-stop\n",
+    );
+    // Refuses to stop while $PLAYPEN_ROOT/stuck exists.
+    pp.write_exec(
+        "bin/stuck-stop",
+        "#!/bin/sh\nif [ -e \"$PLAYPEN_ROOT/stuck\" ]; then echo 'cannot stop now' >&2; exit 1; fi\n\
+         kill \"$(cat \"$SERVICE_PIDFILE\")\"\n",
+    );
+    pp.write("stuck", "");
+    pp.start(&["good", "stuck"]);
+    let good = pp.running_pid("good");
+    let stuck = pp.running_pid("stuck");
+    let record = "var/servicectl/upgrade/duo.stopped";
+
+    pp.run(&["pre-upgrade", "duo"])
+        .fails()
+        .says(&["stuck", "cannot stop now"]);
+    assert_dies(good, "good");
+    assert_eq!(pp.pid("good"), None);
+    assert_eq!(pp.running_pid("stuck"), stuck, "stuck still runs");
+    assert_eq!(lines(&pp.path(record)), ["good"], "{record}");
+
+    // Again: good is stopped already, stuck still fails; the record is kept.
+    pp.run(&["pre-upgrade", "duo"]).fails().says(&["stuck"]);
+    assert_eq!(lines(&pp.path(record)), ["good"], "{record} after a retry");
+
+    std::fs::remove_file(pp.path("stuck")).unwrap();
+    let json = pp.run(&["--json", "post-upgrade", "duo"]).ok().json();
+    assert!(
+        json["started"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|n| n == "good")),
+        "post-upgrade started good: {json}"
+    );
+    let again = pp.running_pid("good");
+    assert_ne!(again, good);
+    assert_eq!(pp.running_as("good"), [again]);
+    assert!(
+        json["restarted"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|n| n == "stuck")),
+        "post-upgrade restarted stuck, which ran through the upgrade: {json}"
+    );
+    assert_dies(stuck, "the old stuck");
+    assert!(!pp.exists(record), "the record was used up");
 }
 
 /// service_stop_before_upgrade=1 (set by the project's config.post): the package's own
