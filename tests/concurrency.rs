@@ -6,14 +6,6 @@
 use crate::common::*;
 use std::time::Instant;
 
-/// Live processes of this playpen whose argv0 is `run_name`.
-fn running_as(pp: &Playpen, run_name: &str) -> Vec<i32> {
-    pp.processes()
-        .into_iter()
-        .filter(|&pid| cmdline(pid).first().map(String::as_str) == Some(run_name))
-        .collect()
-}
-
 /// Run the same servicectl command `n` times at once.
 fn simultaneously(pp: &Playpen, n: usize, args: &[&str]) -> Vec<Out> {
     let started = Instant::now();
@@ -43,7 +35,7 @@ fn twenty_simultaneous_starts_run_one_process() {
     }
     assert_eq!(count(&outs, "web: started"), 1, "{outs:#?}");
     assert_eq!(count(&outs, "web: already running"), 19, "{outs:#?}");
-    let pids = running_as(&pp, "web");
+    let pids = pp.running_as("web");
     assert_eq!(pids.len(), 1, "exactly one web process: {pids:?}");
     assert_eq!(pp.running_pid("web"), pids[0]);
     let pidfiles: Vec<_> = std::fs::read_dir(pp.path("var/run"))
@@ -74,11 +66,11 @@ fn simultaneous_restarts_leave_exactly_one_process() {
         out.ok();
     }
     assert!(
-        wait_until(PATIENCE, || running_as(&pp, "web").len() == 1),
+        wait_until(PATIENCE, || pp.running_as("web").len() == 1),
         "{:?}",
-        running_as(&pp, "web")
+        pp.running_as("web")
     );
-    assert_eq!(running_as(&pp, "web"), [pp.running_pid("web")]);
+    assert_eq!(pp.running_as("web"), [pp.running_pid("web")]);
 }
 
 /// Concurrent new-service calls do not lose each other's registry lines.

@@ -8,11 +8,6 @@
 use crate::common::*;
 use std::time::{Duration, SystemTime};
 
-fn json(out: &Out) -> serde_json::Value {
-    out.ok();
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
 /// The names in one list of an upgrade report, sorted.
 fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
     let mut v: Vec<String> = report[key]
@@ -177,7 +172,7 @@ fn pre_and_post_upgrade_handle_dependants() {
     assert_eq!(pp.pid("idle"), None);
     pp.wait_ping(&["echo"]);
 
-    let pre = json(&pp.run(&["--json", "pre-upgrade", "echo"]));
+    let pre = pp.run(&["--json", "pre-upgrade", "echo"]).ok().json();
     assert_eq!(names(&pre, "stopped"), ["stopper"], "{pre}");
     assert_eq!(
         names(&pre, "marked"),
@@ -201,7 +196,7 @@ fn pre_and_post_upgrade_handle_dependants() {
     tcp_echo(pp.port(7)).expect("echo keeps serving during the upgrade");
 
     // (The package manager replaces the files here.)
-    let post = json(&pp.run(&["--json", "post-upgrade", "echo"]));
+    let post = pp.run(&["--json", "post-upgrade", "echo"]).ok().json();
     assert_eq!(names(&post, "started"), ["stopper"], "{post}");
     assert_eq!(names(&post, "restarted"), ["echo", "follower"], "{post}");
     assert_eq!(names(&post, "marked"), ["bystander"], "{post}");
@@ -335,7 +330,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
     let first = pp.running_pid("echo");
 
     // By hand, as dpkg's hooks would.
-    let pre = json(&pp.run(&["--json", "pre-upgrade", "echo"]));
+    let pre = pp.run(&["--json", "pre-upgrade", "echo"]).ok().json();
     assert_eq!(names(&pre, "stopped"), ["echo"], "{pre}");
     assert_dies(first, "echo stopped by pre-upgrade");
     assert!(port_closed(pp.port(7)));
@@ -344,7 +339,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
         !records_naming(&pp, "echo").is_empty(),
         "pre-upgrade recorded echo"
     );
-    let post = json(&pp.run(&["--json", "post-upgrade", "echo"]));
+    let post = pp.run(&["--json", "post-upgrade", "echo"]).ok().json();
     assert_eq!(names(&post, "started"), ["echo"], "{post}");
     let second = pp.running_pid("echo");
     assert_eq!(
@@ -419,7 +414,7 @@ fn post_upgrade_without_pre_upgrade_is_safe() {
 
     // For a package nobody depends on and nothing installed: a warning, nothing else.
     let out = pp.run(&["--json", "post-upgrade", "no-such-package"]);
-    let report = json(&out);
+    let report = out.ok().json();
     assert!(
         names(&report, "started").is_empty() && names(&report, "restarted").is_empty(),
         "{report}"
@@ -546,7 +541,7 @@ fn filedep_changes_on_restart() {
 
     // Unchanged: restart restarts.
     let out = pp.run(&["--json", "restart", "guard"]);
-    let rows = json(&out);
+    let rows = out.ok().json();
     assert_eq!(rows[0]["result"], "restarted", "{out}");
     let guard2 = pp.running_pid("guard");
     assert_ne!(guard2, guard);
@@ -563,14 +558,14 @@ fn filedep_changes_on_restart() {
     let guard3 = pp.running_pid("guard");
     set_mtime(&pp.path("etc/guard.dat"), an_hour_ago); // unchanged since this start
     let out = pp.run(&["--json", "restart", "guard"]);
-    assert_eq!(json(&out)[0]["result"], "restarted", "{out}");
+    assert_eq!(out.ok().json()[0]["result"], "restarted", "{out}");
     assert_dies(guard3, "guard restarted");
     pp.running_pid("guard");
 
     // Changed, stop_on_filedep=0: restarted.
     std::fs::write(&tolerant_file, "v2\n").unwrap();
     let out = pp.run(&["--json", "restart", "tolerant"]);
-    assert_eq!(json(&out)[0]["result"], "restarted", "{out}");
+    assert_eq!(out.ok().json()[0]["result"], "restarted", "{out}");
     let tolerant2 = pp.running_pid("tolerant");
     assert_ne!(tolerant2, tolerant);
     assert_dies(tolerant, "tolerant's old process");
@@ -598,7 +593,7 @@ fn filedep_written_before_start_is_not_a_change() {
     let guard = pp.running_pid("guard");
     let out = pp.run(&["--json", "restart", "guard"]);
     assert_eq!(
-        json(&out)[0]["result"],
+        out.ok().json()[0]["result"],
         "restarted",
         "the file did not change since the start:\n{out}"
     );
