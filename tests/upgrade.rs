@@ -8,18 +8,6 @@
 use crate::common::*;
 use std::time::{Duration, SystemTime};
 
-/// The names in one list of an upgrade report, sorted.
-fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
-    let mut v: Vec<String> = report[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} in {report}"))
-        .iter()
-        .map(|s| s.as_str().expect("a name").to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 /// The value `servicectl env SERVICE` gives a variable.
 fn env_value(pp: &Playpen, service: &str, var: &str) -> Option<String> {
     let out = pp.run(&["env", service]);
@@ -173,9 +161,9 @@ fn pre_and_post_upgrade_handle_dependants() {
     pp.wait_ping(&["echo"]);
 
     let pre = pp.run(&["--json", "pre-upgrade", "echo"]).ok().json();
-    assert_eq!(names(&pre, "stopped"), ["stopper"], "{pre}");
+    assert_eq!(report_names(&pre, "stopped"), ["stopper"], "{pre}");
     assert_eq!(
-        names(&pre, "marked"),
+        report_names(&pre, "marked"),
         ["bystander", "echo", "follower"],
         "{pre}"
     );
@@ -197,9 +185,13 @@ fn pre_and_post_upgrade_handle_dependants() {
 
     // (The package manager replaces the files here.)
     let post = pp.run(&["--json", "post-upgrade", "echo"]).ok().json();
-    assert_eq!(names(&post, "started"), ["stopper"], "{post}");
-    assert_eq!(names(&post, "restarted"), ["echo", "follower"], "{post}");
-    assert_eq!(names(&post, "marked"), ["bystander"], "{post}");
+    assert_eq!(report_names(&post, "started"), ["stopper"], "{post}");
+    assert_eq!(
+        report_names(&post, "restarted"),
+        ["echo", "follower"],
+        "{post}"
+    );
+    assert_eq!(report_names(&post, "marked"), ["bystander"], "{post}");
 
     let stopper = pp.running_pid("stopper");
     assert_ne!(stopper, before["stopper"]);
@@ -331,7 +323,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
 
     // By hand, as dpkg's hooks would.
     let pre = pp.run(&["--json", "pre-upgrade", "echo"]).ok().json();
-    assert_eq!(names(&pre, "stopped"), ["echo"], "{pre}");
+    assert_eq!(report_names(&pre, "stopped"), ["echo"], "{pre}");
     assert_dies(first, "echo stopped by pre-upgrade");
     assert!(port_closed(pp.port(7)));
     pp.run(&["status", "echo"]).code_is(3);
@@ -340,7 +332,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
         "pre-upgrade recorded echo"
     );
     let post = pp.run(&["--json", "post-upgrade", "echo"]).ok().json();
-    assert_eq!(names(&post, "started"), ["echo"], "{post}");
+    assert_eq!(report_names(&post, "started"), ["echo"], "{post}");
     let second = pp.running_pid("echo");
     assert_eq!(
         env_of(second, "SERVICE_UPGRADED").as_deref(),
@@ -416,7 +408,8 @@ fn post_upgrade_without_pre_upgrade_is_safe() {
     let out = pp.run(&["--json", "post-upgrade", "no-such-package"]);
     let report = out.ok().json();
     assert!(
-        names(&report, "started").is_empty() && names(&report, "restarted").is_empty(),
+        report_names(&report, "started").is_empty()
+            && report_names(&report, "restarted").is_empty(),
         "{report}"
     );
     assert_eq!(pp.running_pid("follower"), restarted);

@@ -256,6 +256,20 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The names in one list of an upgrade report (`servicectl --json pre-upgrade` etc.),
+/// sorted.
+#[track_caller]
+pub fn report_names(report: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no list {key:?} in {report}"))
+        .iter()
+        .map(|s| s.as_str().expect("a name").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
