@@ -4,9 +4,7 @@
 //! and hanging fragments are in config_eval.rs; a missing playpen in playpen.rs; a
 //! reused PID in status_ping.rs.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The common expectations of a refused start of `service`.
 #[track_caller]

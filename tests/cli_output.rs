@@ -3,21 +3,7 @@
 //! with each service's PID, and the upgrade report, where a service reloaded with
 //! SIGHUP (service_hup=1) is listed as reloaded, apart from those restarted.
 
-mod common;
-
-use common::*;
-
-/// The names in one list of an upgrade report, sorted.
-fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
-    let mut v: Vec<String> = report[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no list {key:?} in {report}"))
-        .iter()
-        .map(|s| s.as_str().expect("a name").to_string())
-        .collect();
-    v.sort();
-    v
-}
+use crate::common::*;
 
 /// bin/reloader: a sh program that appends to `$PLAYPEN_ROOT/NAME.hups` on SIGHUP,
 /// and writes `$PLAYPEN_ROOT/NAME.ready` once its trap is set.
@@ -55,7 +41,7 @@ fn post_upgrade_lists_a_sighup_reload_as_reloaded() {
     );
 
     let pre = pp.run(&["--json", "pre-upgrade", "lib"]).ok().json();
-    assert_eq!(names(&pre, "marked"), ["hupper", "plain"], "{pre}");
+    assert_eq!(report_names(&pre, "marked"), ["hupper", "plain"], "{pre}");
 
     let out = pp.run(&["post-upgrade", "lib"]);
     out.ok();
@@ -82,9 +68,9 @@ fn post_upgrade_lists_a_sighup_reload_as_reloaded() {
 
     // Again, as JSON: the report carries the reloaded list.
     let post = pp.run(&["--json", "post-upgrade", "lib"]).ok().json();
-    assert_eq!(names(&post, "reloaded"), ["hupper"], "{post}");
-    assert_eq!(names(&post, "restarted"), ["plain"], "{post}");
-    assert!(names(&post, "started").is_empty(), "{post}");
+    assert_eq!(report_names(&post, "reloaded"), ["hupper"], "{post}");
+    assert_eq!(report_names(&post, "restarted"), ["plain"], "{post}");
+    assert!(report_names(&post, "started").is_empty(), "{post}");
     assert_eq!(pp.running_pid("hupper"), hupper);
 }
 

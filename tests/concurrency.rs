@@ -1,19 +1,10 @@
 //! Per-service locks and ordering (§6): simultaneous invocations never double-start,
-//! repeated start/stop are harmless and say so, independent services start in
-//! parallel, and dependencies start first and stop last.
+//! repeated start/stop are harmless and say so, simultaneous new-service calls keep
+//! every registration, independent services start in parallel, and dependencies start
+//! first and stop last.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Instant;
-
-/// Live processes of this playpen whose argv0 is `run_name`.
-fn running_as(pp: &Playpen, run_name: &str) -> Vec<i32> {
-    pp.processes()
-        .into_iter()
-        .filter(|&pid| cmdline(pid).first().map(String::as_str) == Some(run_name))
-        .collect()
-}
 
 /// Run the same servicectl command `n` times at once.
 fn simultaneously(pp: &Playpen, n: usize, args: &[&str]) -> Vec<Out> {
@@ -44,7 +35,7 @@ fn twenty_simultaneous_starts_run_one_process() {
     }
     assert_eq!(count(&outs, "web: started"), 1, "{outs:#?}");
     assert_eq!(count(&outs, "web: already running"), 19, "{outs:#?}");
-    let pids = running_as(&pp, "web");
+    let pids = pp.running_as("web");
     assert_eq!(pids.len(), 1, "exactly one web process: {pids:?}");
     assert_eq!(pp.running_pid("web"), pids[0]);
     let pidfiles: Vec<_> = std::fs::read_dir(pp.path("var/run"))
@@ -75,11 +66,35 @@ fn simultaneous_restarts_leave_exactly_one_process() {
         out.ok();
     }
     assert!(
-        wait_until(PATIENCE, || running_as(&pp, "web").len() == 1),
+        wait_until(PATIENCE, || pp.running_as("web").len() == 1),
         "{:?}",
-        running_as(&pp, "web")
+        pp.running_as("web")
     );
-    assert_eq!(running_as(&pp, "web"), [pp.running_pid("web")]);
+    assert_eq!(pp.running_as("web"), [pp.running_pid("web")]);
+}
+
+/// Concurrent new-service calls do not lose each other's registry lines.
+#[test]
+fn concurrent_new_service_calls_keep_every_registration() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/daemon");
+    let names: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
+    for name in &names {
+        pp.service(name, "service_program=daemon\nservice_flags=1000\n");
+    }
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| spawn_piped(pp.command().args(["new-service", n])))
+        .collect();
+    for (child, name) in children.into_iter().zip(&names) {
+        let output = child.wait_with_output().expect("wait for servicectl");
+        Out::from_output(output, Default::default(), format!("new-service {name}")).ok();
+    }
+    let registry = pp.registry();
+    assert_eq!(registry.lines().count(), 20, "{registry}");
+    for name in &names {
+        assert!(pp.registry_line(name).is_some(), "{name} in:\n{registry}");
+    }
 }
 
 #[test]

@@ -1,10 +1,9 @@
 //! Config evaluation (§4): the layered order, exact round-trips of values (through
 //! print-config and through the environment a started program really gets), errors
-//! for broken, failing and hanging fragments, and one sh process for every service.
+//! for broken, failing and hanging fragments, stopping a service whose config broke
+//! while it ran, and one sh process for every service.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeSet;
 
 fn print_config(pp: &Playpen, name: &str) -> serde_json::Value {
@@ -316,6 +315,35 @@ fn a_hanging_role_config_times_out_naming_the_file() {
     out.fails().says(&[&role.display().to_string()]);
     assert!(out.elapsed < secs(6.0), "took too long:\n{out}");
     assert!(wait_until(PATIENCE, || pp.processes().is_empty()));
+}
+
+/// A running service whose config no longer evaluates is stopped from its pidfile,
+/// with a warning, and without the project's hooks.
+#[test]
+fn stopping_with_a_broken_config_warns_and_runs_no_hooks() {
+    let pp = Playpen::new();
+    pp.daemon("brk", "");
+    pp.write_exec(
+        "services/brk/pre-stop",
+        "#!/bin/sh\ntouch \"$PLAYPEN_ROOT/pre-stop-ran\"\n",
+    );
+    pp.start(&["brk"]);
+    let pid = pp.running_pid("brk");
+    // Break the config while it runs.
+    pp.service(
+        "brk",
+        "service_program=daemon\nservice_flags=1000\nif then\n",
+    );
+    let out = pp.run(&["stop", "brk"]);
+    out.ok()
+        .says(&["brk: stopped", "without its configuration", "syntax error"]);
+    assert!(!out.all().contains("brk: brk:"), "name twice:\n{out}");
+    assert_dies(pid, "brk");
+    assert!(!pp.pidfile("brk").exists());
+    assert!(
+        !pp.exists("pre-stop-ran"),
+        "the pre-stop hook ran without a configuration:\n{out}"
+    );
 }
 
 #[test]

@@ -11,9 +11,7 @@
 //! - missing-env: plain, --verbose, --json, --script (applied, it makes missing-env
 //!   clean and the service start with the defaults).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 
 /// A value with everything that must survive the trip through sh and servicectl.

@@ -1,11 +1,9 @@
 //! Hooks around start and stop (§4, §6): config variables and the package's hook
 //! files, run with the service environment and NAME VERSION arguments; a failing
-//! pre_start aborts the start and shows its output; pre/post start also run around a
-//! SIGHUP restart.
+//! pre_start aborts the start and shows its output, a failing pre_stop only warns;
+//! pre/post start also run around a SIGHUP restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A hook command appending one line about itself to $PLAYPEN_ROOT/hooks.log.
 fn logged(tag: &str) -> String {
@@ -135,6 +133,26 @@ fn a_failing_pre_start_aborts_the_start_and_shows_its_output() {
         .fails()
         .says(&["servicectl: web:", "disk full"]);
     assert!(!pp.exists("program-ran"));
+}
+
+/// A failing service_pre_stop does not prevent the stop; it is reported as a warning.
+#[test]
+fn a_failing_pre_stop_hook_does_not_prevent_stop() {
+    let pp = Playpen::new();
+    pp.daemon("web", "service_pre_stop='echo pre-stop-fails; false'\n");
+    pp.start(&["web"]);
+    let pid = pp.running_pid("web");
+    let out = pp.run(&["stop", "web"]);
+    out.ok().says(&[
+        "web: stopped",
+        "(but pre-stop",
+        "status 1",
+        "pre-stop-fails",
+    ]);
+    assert_dies(pid, "web");
+    assert!(!pp.pidfile("web").exists());
+    assert!(!pp.exists("var/run/web.start"));
+    pp.run(&["status", "web"]).code_is(3);
 }
 
 #[test]

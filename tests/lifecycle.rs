@@ -1,11 +1,10 @@
-//! Starting, stopping and restarting (§6): linkfarm symlinks and argv0, program
-//! resolution, argument splitting, session, stdin, output file, environment,
-//! pidfiles (own, none, script-made), java, exec failures, process-group stop with
+//! Starting, stopping and restarting (§6): linkfarm symlinks and argv0, a run name shared
+//! by different programs, program resolution, argument splitting, session, stdin,
+//! output file, environment, pidfiles (own, also never written; none; script-made),
+//! start scripts and their daemons, java, exec failures, process-group stop with
 //! SIGKILL after the halt timeout, and the three restart paths.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::PathBuf;
 
 fn link(pp: &Playpen, name: &str) -> PathBuf {
@@ -98,6 +97,54 @@ fn a_regular_file_in_the_linkfarm_is_not_clobbered() {
     assert!(pp.pid("web").is_none());
     assert!(!pp.exists("var/run/web.start"));
     assert!(pp.processes().is_empty());
+}
+
+/// Two services of one `start` sharing a run name but running different programs
+/// are refused before anything starts; with the same program both start.
+#[test]
+fn a_run_name_shared_by_different_programs_is_caught_before_start() {
+    let pp = Playpen::new();
+    let sleep = pp.install_sleep("bin/daemon");
+    let other = pp.install_sleep("bin/other-daemon");
+    pp.service(
+        "ra",
+        "service_program=daemon\nservice_flags=1000\nservice_run_name=shared\n",
+    );
+    pp.service(
+        "rb",
+        "service_program=other-daemon\nservice_flags=1000\nservice_run_name=shared\n",
+    );
+    let out = pp.run(&["start", "ra", "rb"]);
+    out.fails().says(&[
+        "ra",
+        "rb",
+        "\"shared\"",
+        &sleep.display().to_string(),
+        &other.display().to_string(),
+    ]);
+    assert!(
+        pp.processes().is_empty(),
+        "nothing started: {:?}",
+        pp.processes()
+    );
+    assert!(pp.running_as("shared").is_empty());
+    assert!(pp.pid("ra").is_none() && pp.pid("rb").is_none());
+    assert!(!pp.exists("var/linkfarm/shared"), "no symlink made");
+
+    pp.service(
+        "rb",
+        "service_program=daemon\nservice_flags=1000\nservice_run_name=shared\n",
+    );
+    pp.start(&["ra", "rb"]);
+    let (ra, rb) = (pp.running_pid("ra"), pp.running_pid("rb"));
+    assert_ne!(ra, rb);
+    let mut both = vec![ra, rb];
+    both.sort();
+    assert_eq!(pp.running_as("shared"), both);
+    assert_eq!(
+        std::fs::read_link(pp.path("var/linkfarm/shared")).unwrap(),
+        sleep
+    );
 }
 
 #[test]
@@ -258,6 +305,34 @@ fn a_program_that_writes_its_own_pidfile() {
     assert!(!pp.pidfile("web").exists());
 }
 
+/// A program that was to write its own pidfile and never does: the start fails
+/// after service_pidfile_timeout and leaves no process, pidfile or start record.
+#[test]
+fn a_start_that_times_out_on_its_own_pidfile_leaves_no_process() {
+    let pp = Playpen::new();
+    pp.daemon(
+        "web",
+        "service_makes_own_pidfile=1\nservice_pidfile_timeout=1\n",
+    );
+    let out = pp.run(&["start", "web"]);
+    out.fails()
+        .says(&["servicectl: web:", &pp.pidfile("web").display().to_string()]);
+    assert!(
+        wait_until(PATIENCE, || pp.processes().is_empty()),
+        "processes of the failed start remain: {:?} {:?}",
+        pp.processes(),
+        pp.processes()
+            .iter()
+            .map(|&p| cmdline(p))
+            .collect::<Vec<_>>()
+    );
+    assert!(pp.running_as("web").is_empty());
+    assert!(!pp.pidfile("web").exists());
+    assert!(!pp.exists("var/run/web.start"));
+    let status = pp.run(&["status", "web"]);
+    status.code_is(3).says(&["stopped"]);
+}
+
 #[test]
 fn service_no_pidfile_needs_a_ping() {
     let pp = Playpen::new();
@@ -295,6 +370,57 @@ fn service_no_pidfile_needs_a_ping() {
         .says(&["web", "ok", &format!("alive {pid}")]);
 }
 
+/// service_no_pidfile=1 with a service_start script needs a service_stop script:
+/// without one, start is refused by validation and check reports it.
+#[test]
+fn no_pidfile_with_a_start_script_needs_a_stop_script() {
+    let pp = Playpen::new();
+    pp.write_exec(
+        "bin/nopid-start",
+        "#!/bin/sh\nsleep 1000 >/dev/null 2>&1 &\necho $! > \"$PLAYPEN_ROOT/nopid.pid\"\n",
+    );
+    pp.write_exec(
+        "bin/nopid-ping",
+        "#!/bin/sh\ntest -d \"/proc/$(cat \"$PLAYPEN_ROOT/nopid.pid\")\"\n",
+    );
+    let config = pp.service(
+        "web",
+        "service_start=nopid-start\nservice_no_pidfile=1\nservice_ping=nopid-ping\n",
+    );
+    let config = config.display().to_string();
+    pp.run(&["start", "web"]).fails().says(&[
+        "servicectl: web:",
+        "service_no_pidfile",
+        "service_stop",
+    ]);
+    assert!(!pp.exists("nopid.pid"), "the start script did not run");
+    assert!(
+        pp.processes().is_empty(),
+        "nothing started: {:?}",
+        pp.processes()
+    );
+    assert!(!pp.exists("var/run/web.start"));
+    pp.run(&["check", "web"])
+        .fails()
+        .says(&["web", "service_stop", &config]);
+
+    // With a service_stop script it is accepted, and stoppable.
+    pp.write_exec(
+        "bin/nopid-stop",
+        "#!/bin/sh\nkill \"$(cat \"$PLAYPEN_ROOT/nopid.pid\")\"\n",
+    );
+    pp.service(
+        "web",
+        "service_start=nopid-start\nservice_no_pidfile=1\nservice_ping=nopid-ping\nservice_stop=nopid-stop\n",
+    );
+    pp.run(&["check", "web"]).ok();
+    pp.start(&["web"]);
+    let pid: i32 = pp.read("nopid.pid").trim().parse().unwrap();
+    assert!(alive(pid));
+    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    assert_dies(pid, "the script's daemon");
+}
+
 #[test]
 fn service_start_and_stop_scripts_get_name_and_version() {
     let pp = Playpen::new();
@@ -324,6 +450,56 @@ fn service_start_and_stop_scripts_get_name_and_version() {
         ["start ctl 1.0", "stop ctl 1.0"]
     );
     assert!(!pp.pidfile("ctl").exists());
+}
+
+/// The session of a process (field 6 of /proc/PID/stat).
+fn session_of(pid: i32) -> String {
+    stat_fields(pid).unwrap_or_else(|| panic!("no /proc/{pid}/stat"))[3].clone()
+}
+
+/// A service_start script's background daemon writes to the service's output file
+/// (not a scratch file) and runs in a session of its own.
+#[test]
+fn a_start_script_daemon_writes_to_the_output_file_in_its_own_session() {
+    let pp = Playpen::new();
+    // The daemon speaks only once servicectl has returned (when the test says `go`).
+    pp.write_exec(
+        "bin/bg-start",
+        "#!/bin/sh\n\
+         echo script-says-hi\n\
+         (while [ ! -e \"$PLAYPEN_ROOT/go\" ]; do sleep 0.05; done; echo daemon-says-hi; exec sleep 1000) &\n\
+         echo $! > \"$SERVICE_PIDFILE\"\n",
+    );
+    pp.service("bg", "service_start=bg-start\n");
+    pp.start(&["bg"]);
+    let pid = pp.running_pid("bg");
+    assert!(
+        pp.output("bg").contains("script-says-hi"),
+        "{}",
+        pp.outputs()
+    );
+    pp.write("go", "");
+    assert!(
+        wait_until(PATIENCE, || pp.output("bg").contains("daemon-says-hi")),
+        "the daemon's line is not in var/run/bg.output:\n{}",
+        pp.output("bg")
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap(),
+        pp.path("var/run/bg.output")
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/2")).unwrap(),
+        pp.path("var/run/bg.output")
+    );
+    let mine = session_of(std::process::id() as i32);
+    assert_ne!(
+        session_of(pid),
+        mine,
+        "the daemon is not in the test's (and servicectl's) session"
+    );
+    pp.run(&["stop", "bg"]).ok();
+    assert_dies(pid, "the daemon");
 }
 
 #[test]

@@ -1,11 +1,10 @@
 //! Package integration (SPEC §3): the sample packages of packages/ installed into a
 //! temporary playpen with `servicectl package install`, started, pinged for real,
-//! reinstalled while running, removed; new-service / remove-service; profiles, `env`
-//! and share/load-config; packages that must be refused, all or nothing.
+//! reinstalled while running, removed; new-service / remove-service (which keeps the
+//! lock file); profiles, `env` and share/load-config; packages that must be refused,
+//! all or nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Every sample package, for real: install, start, ping (servicectl and directly over
 /// the network), reload nginx with SIGHUP, reinstall each while it runs (the upgrade
@@ -362,6 +361,28 @@ fn remove_service_stops_cleans_up_and_is_idempotent() {
     pp.run(&["remove-service", "echo"]).ok();
 }
 
+/// remove-service keeps the lock file (another servicectl may hold it), and a
+/// second remove-service still finds nothing to remove.
+#[test]
+fn remove_service_keeps_the_lock_file() {
+    let pp = Playpen::new();
+    pp.daemon("web", "");
+    pp.run(&["new-service", "web"]).ok();
+    pp.start(&["web"]);
+    let pid = pp.running_pid("web");
+    assert!(pp.exists("var/run/web.lock"));
+    pp.run(&["remove-service", "web"])
+        .ok()
+        .says(&["web: stopped", "unregistered"]);
+    assert_dies(pid, "web");
+    assert!(pp.exists("var/run/web.lock"), "the lock file stays");
+    assert_eq!(pp.registry_line("web"), None);
+    pp.run(&["remove-service", "web"])
+        .ok()
+        .says(&["nothing to remove"]);
+    assert!(pp.exists("var/run/web.lock"));
+}
+
 /// A variable assigned in a package's profile reaches every service's program, `env`
 /// prints it (and the playpen's variables) as export lines, `env SERVICE` adds the
 /// service's own environment; print-config names the profile as the origin.
@@ -461,8 +482,8 @@ fn profile_variables_reach_programs_and_env() {
     );
 }
 
-/// `. share/load-config` gives a sh script the playpen's environment (the command
-/// line of the issue), and SERVICE=NAME that of one service.
+/// `. share/load-config` gives a sh script the playpen's environment, and SERVICE=NAME
+/// that of one service.
 #[test]
 fn load_config_gives_sh_the_playpen_environment() {
     let pp = Playpen::with_services(&["echo"]);

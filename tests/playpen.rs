@@ -2,9 +2,7 @@
 //! walking up from a subdirectory, role and cluster selection, `servicectl init`, and
 //! the error outside any playpen.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const SLEEPER: &str = "service_program=sleep\nservice_flags=1000\n";
 

@@ -8,9 +8,7 @@
 //! before the tests). When they are missing these tests fail, saying so: they are the
 //! evidence that servicectl runs real servers, and a skip would hide its absence.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! playpen_services decide, else the version follows the last `-` followed by a digit;
 //! an unknown name says how its directory was read instead, and what to do.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// An sh program that idles (exec, so the service's PID is the sleep).
 const PROG: &str = "#!/bin/sh\nexec sleep 1000\n";

@@ -3,9 +3,7 @@
 //! package's `.restart` script restarts; a failed reload leaves the files the running
 //! process uses.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// One bad value per setting, with a word of the rule each message must carry.
 /// Settings of cron and inetd services are tried on a service of that type.

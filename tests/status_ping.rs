@@ -1,10 +1,10 @@
 //! status, ping, print-config and check (§7): the table and JSON, LSB exit codes,
-//! stale pidfiles (dead PID, reused PID) and their cleanup, status without evaluating
-//! any config, the ping order, origins in print-config, and check starting nothing.
+//! stale pidfiles (dead PID, reused PID, another playpen's process of the same program)
+//! and their cleanup, a running service whose pidfile was deleted, status without
+//! evaluating any config, the ping order, origins in print-config, and check starting
+//! nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A daemon that counts as started after 0.05 s.
 fn daemon(pp: &Playpen, name: &str, extra: &str) {
@@ -137,6 +137,66 @@ fn a_reused_pid_is_stale_not_running_and_is_never_signalled() {
     assert!(alive(other));
 }
 
+/// Playpen `tag` (PLAYPEN_TAG `tag`, or untagged when empty) running service `web` as
+/// `sleep 1000` from PATH: every playpen runs the very same executable.
+fn sleep_playpen(tag: &str) -> Playpen {
+    let pp = Playpen::new();
+    if tag.is_empty() {
+        pp.role_config("playpen_services=web\n");
+    } else {
+        pp.role_config(&format!("playpen_services=web\nPLAYPEN_TAG={tag}\n"));
+    }
+    pp.service("web", "service_program=sleep\nservice_flags=1000\n");
+    pp.start(&["web"]);
+    pp
+}
+
+/// Point playpen `a`'s pidfile of `web` at `b`'s process; a's status must call it
+/// stale and a's stop must leave it alone.
+fn foreign_pid_is_not_ours(a: &Playpen, b: &Playpen) {
+    let mine = a.running_pid("web");
+    let theirs = b.running_pid("web");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{mine}/exe")).unwrap(),
+        std::fs::read_link(format!("/proc/{theirs}/exe")).unwrap(),
+        "both run the same program"
+    );
+    write_file(&a.pidfile("web"), format!("{theirs}\n"), None);
+
+    let json = a.run(&["status", "web", "--json"]).json();
+    assert_eq!(
+        json[0]["state"], "stale",
+        "PID {theirs} belongs to another playpen: {json}"
+    );
+    a.run(&["status", "web"]).code_is(3);
+
+    a.run(&["stop", "web"]).ok();
+    // stop returns once what it signalled has exited.
+    assert!(alive(theirs), "a's stop killed b's process {theirs}");
+    b.run(&["status", "web"]).ok().says(&["running"]);
+    assert_eq!(b.running_pid("web"), theirs);
+}
+
+/// A pidfile rewritten to the PID of another playpen's process running the same
+/// program (tagged run names `web-a`, `web-b`) is not taken for the service.
+#[test]
+fn another_playpens_process_with_the_same_program_is_not_ours() {
+    let a = sleep_playpen("a");
+    let b = sleep_playpen("b");
+    assert_eq!(cmdline(b.running_pid("web"))[0], "web-b");
+    foreign_pid_is_not_ours(&a, &b);
+}
+
+/// The same with untagged playpens: the other process has the very same title
+/// (`web 1000`), so only its environment (PLAYPEN_ROOT) tells it apart.
+#[test]
+fn another_playpens_process_with_the_same_untagged_run_name_is_not_ours() {
+    let a = sleep_playpen("");
+    let b = sleep_playpen("");
+    assert_eq!(cmdline(b.running_pid("web"))[0], "web");
+    foreign_pid_is_not_ours(&a, &b);
+}
+
 #[test]
 fn a_pidfile_without_start_record_naming_a_stranger_is_stale() {
     let pp = Playpen::new();
@@ -161,6 +221,47 @@ fn a_pidfile_without_start_record_naming_a_stranger_is_stale() {
     assert_eq!(state(&pp, "web").0, "running");
     pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
     assert_dies(pid, "web");
+}
+
+/// A running service whose pidfile was deleted (its start record intact) is still
+/// running: status says so with a note, start puts the pidfile back instead of
+/// starting a second copy, stop stops it.
+#[test]
+fn a_deleted_pidfile_does_not_double_a_running_service() {
+    let pp = Playpen::new();
+    pp.daemon("web", "");
+    pp.start(&["web"]);
+    let pid = pp.running_pid("web");
+    assert!(pp.exists("var/run/web.start"));
+    std::fs::remove_file(pp.pidfile("web")).unwrap();
+
+    let status = pp.run(&["status", "web"]);
+    status.ok().says(&["running", &pid.to_string(), "pidfile"]);
+    let json = pp.run(&["status", "web", "--json"]).ok().json();
+    assert_eq!(json[0]["state"], "running", "{json}");
+    assert_eq!(json[0]["pid"], pid, "{json}");
+    assert!(
+        json[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("pidfile") && n.contains("missing")),
+        "a note about the missing pidfile: {json}"
+    );
+
+    pp.run(&["start", "web"])
+        .ok()
+        .says(&["web: already running", &pid.to_string()]);
+    assert_eq!(
+        pp.running_as("web"),
+        [pid],
+        "no second process; output files: {}",
+        pp.outputs()
+    );
+    assert_eq!(pp.pid("web"), Some(pid), "the pidfile was written back");
+
+    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    assert_dies(pid, "web");
+    assert!(!pp.pidfile("web").exists());
+    assert!(pp.running_as("web").is_empty());
 }
 
 #[test]

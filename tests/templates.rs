@@ -5,9 +5,7 @@
 //! templates, and every kind of bad input (clear message, non-zero exit, no panic,
 //! nothing written).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 

@@ -1,30 +1,12 @@
 //! Upgrades (SPEC §8): echo 1.0 → packages/testing/echo-1.1 while it runs;
 //! pre-upgrade / post-upgrade with services that depend on the package
 //! (service_packages) and their stop/restart settings; SERVICE_UPGRADED as the new
-//! processes really see it (/proc/PID/environ); post-upgrade without pre-upgrade;
-//! failed upgrades rolled back; service_filedep + service_stop_on_filedep on restart.
+//! processes really see it (/proc/PID/environ); pre-upgrade when one stop fails;
+//! post-upgrade without pre-upgrade; failed upgrades rolled back; service_filedep +
+//! service_stop_on_filedep on restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, SystemTime};
-
-fn json(out: &Out) -> serde_json::Value {
-    out.ok();
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
-/// The names in one list of an upgrade report, sorted.
-fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
-    let mut v: Vec<String> = report[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} in {report}"))
-        .iter()
-        .map(|s| s.as_str().expect("a name").to_string())
-        .collect();
-    v.sort();
-    v
-}
 
 /// The value `servicectl env SERVICE` gives a variable.
 fn env_value(pp: &Playpen, service: &str, var: &str) -> Option<String> {
@@ -48,7 +30,7 @@ fn records_naming(pp: &Playpen, line: &str) -> Vec<String> {
         .collect()
 }
 
-/// The done-criterion of the issue: echo 1.0 upgraded to 1.1 while it runs.
+/// echo 1.0 upgraded to 1.1 while it runs.
 #[test]
 fn echo_upgrade_while_running() {
     let pp = Playpen::with_services(&["echo"]);
@@ -178,10 +160,10 @@ fn pre_and_post_upgrade_handle_dependants() {
     assert_eq!(pp.pid("idle"), None);
     pp.wait_ping(&["echo"]);
 
-    let pre = json(&pp.run(&["--json", "pre-upgrade", "echo"]));
-    assert_eq!(names(&pre, "stopped"), ["stopper"], "{pre}");
+    let pre = pp.run(&["--json", "pre-upgrade", "echo"]).ok().json();
+    assert_eq!(report_names(&pre, "stopped"), ["stopper"], "{pre}");
     assert_eq!(
-        names(&pre, "marked"),
+        report_names(&pre, "marked"),
         ["bystander", "echo", "follower"],
         "{pre}"
     );
@@ -202,10 +184,14 @@ fn pre_and_post_upgrade_handle_dependants() {
     tcp_echo(pp.port(7)).expect("echo keeps serving during the upgrade");
 
     // (The package manager replaces the files here.)
-    let post = json(&pp.run(&["--json", "post-upgrade", "echo"]));
-    assert_eq!(names(&post, "started"), ["stopper"], "{post}");
-    assert_eq!(names(&post, "restarted"), ["echo", "follower"], "{post}");
-    assert_eq!(names(&post, "marked"), ["bystander"], "{post}");
+    let post = pp.run(&["--json", "post-upgrade", "echo"]).ok().json();
+    assert_eq!(report_names(&post, "started"), ["stopper"], "{post}");
+    assert_eq!(
+        report_names(&post, "restarted"),
+        ["echo", "follower"],
+        "{post}"
+    );
+    assert_eq!(report_names(&post, "marked"), ["bystander"], "{post}");
 
     let stopper = pp.running_pid("stopper");
     assert_ne!(stopper, before["stopper"]);
@@ -261,6 +247,67 @@ fn pre_and_post_upgrade_handle_dependants() {
     );
 }
 
+/// pre-upgrade where one of two services fails to stop still records the one that
+/// stopped (also across a second pre-upgrade), and post-upgrade starts it again.
+#[test]
+fn pre_upgrade_records_what_it_stopped_when_another_stop_fails() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/daemon");
+    pp.write("etc/roles/dev/config", "playpen_services=\"good stuck\"\n");
+    pp.write("ext/services/duo-1.0.services", "good\nstuck\n");
+    pp.write(
+        "ext/services/good-1.0/config",
+        "service_program=daemon\nservice_flags=1000\nservice_run_name=good\n",
+    );
+    pp.write(
+        "ext/services/stuck-1.0/config",
+        "service_program=daemon\nservice_flags=1000\nservice_run_name=stuck\nservice_stop=stuck-stop\n",
+    );
+    // Refuses to stop while $PLAYPEN_ROOT/stuck exists.
+    pp.write_exec(
+        "bin/stuck-stop",
+        "#!/bin/sh\nif [ -e \"$PLAYPEN_ROOT/stuck\" ]; then echo 'cannot stop now' >&2; exit 1; fi\n\
+         kill \"$(cat \"$SERVICE_PIDFILE\")\"\n",
+    );
+    pp.write("stuck", "");
+    pp.start(&["good", "stuck"]);
+    let good = pp.running_pid("good");
+    let stuck = pp.running_pid("stuck");
+    let record = "var/servicectl/upgrade/duo.stopped";
+
+    pp.run(&["pre-upgrade", "duo"])
+        .fails()
+        .says(&["stuck", "cannot stop now"]);
+    assert_dies(good, "good");
+    assert_eq!(pp.pid("good"), None);
+    assert_eq!(pp.running_pid("stuck"), stuck, "stuck still runs");
+    assert_eq!(lines(&pp.path(record)), ["good"], "{record}");
+
+    // Again: good is stopped already, stuck still fails; the record is kept.
+    pp.run(&["pre-upgrade", "duo"]).fails().says(&["stuck"]);
+    assert_eq!(lines(&pp.path(record)), ["good"], "{record} after a retry");
+
+    std::fs::remove_file(pp.path("stuck")).unwrap();
+    let json = pp.run(&["--json", "post-upgrade", "duo"]).ok().json();
+    assert!(
+        json["started"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|n| n == "good")),
+        "post-upgrade started good: {json}"
+    );
+    let again = pp.running_pid("good");
+    assert_ne!(again, good);
+    assert_eq!(pp.running_as("good"), [again]);
+    assert!(
+        json["restarted"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|n| n == "stuck")),
+        "post-upgrade restarted stuck, which ran through the upgrade: {json}"
+    );
+    assert_dies(stuck, "the old stuck");
+    assert!(!pp.exists(record), "the record was used up");
+}
+
 /// service_stop_before_upgrade=1 (set by the project's config.post): the package's own
 /// service is stopped by pre-upgrade and started by post-upgrade, on the new version.
 #[test]
@@ -275,8 +322,8 @@ fn own_service_stopped_before_upgrade_and_started_after() {
     let first = pp.running_pid("echo");
 
     // By hand, as dpkg's hooks would.
-    let pre = json(&pp.run(&["--json", "pre-upgrade", "echo"]));
-    assert_eq!(names(&pre, "stopped"), ["echo"], "{pre}");
+    let pre = pp.run(&["--json", "pre-upgrade", "echo"]).ok().json();
+    assert_eq!(report_names(&pre, "stopped"), ["echo"], "{pre}");
     assert_dies(first, "echo stopped by pre-upgrade");
     assert!(port_closed(pp.port(7)));
     pp.run(&["status", "echo"]).code_is(3);
@@ -284,8 +331,8 @@ fn own_service_stopped_before_upgrade_and_started_after() {
         !records_naming(&pp, "echo").is_empty(),
         "pre-upgrade recorded echo"
     );
-    let post = json(&pp.run(&["--json", "post-upgrade", "echo"]));
-    assert_eq!(names(&post, "started"), ["echo"], "{post}");
+    let post = pp.run(&["--json", "post-upgrade", "echo"]).ok().json();
+    assert_eq!(report_names(&post, "started"), ["echo"], "{post}");
     let second = pp.running_pid("echo");
     assert_eq!(
         env_of(second, "SERVICE_UPGRADED").as_deref(),
@@ -359,9 +406,10 @@ fn post_upgrade_without_pre_upgrade_is_safe() {
 
     // For a package nobody depends on and nothing installed: a warning, nothing else.
     let out = pp.run(&["--json", "post-upgrade", "no-such-package"]);
-    let report = json(&out);
+    let report = out.ok().json();
     assert!(
-        names(&report, "started").is_empty() && names(&report, "restarted").is_empty(),
+        report_names(&report, "started").is_empty()
+            && report_names(&report, "restarted").is_empty(),
         "{report}"
     );
     assert_eq!(pp.running_pid("follower"), restarted);
@@ -486,7 +534,7 @@ fn filedep_changes_on_restart() {
 
     // Unchanged: restart restarts.
     let out = pp.run(&["--json", "restart", "guard"]);
-    let rows = json(&out);
+    let rows = out.ok().json();
     assert_eq!(rows[0]["result"], "restarted", "{out}");
     let guard2 = pp.running_pid("guard");
     assert_ne!(guard2, guard);
@@ -503,14 +551,14 @@ fn filedep_changes_on_restart() {
     let guard3 = pp.running_pid("guard");
     set_mtime(&pp.path("etc/guard.dat"), an_hour_ago); // unchanged since this start
     let out = pp.run(&["--json", "restart", "guard"]);
-    assert_eq!(json(&out)[0]["result"], "restarted", "{out}");
+    assert_eq!(out.ok().json()[0]["result"], "restarted", "{out}");
     assert_dies(guard3, "guard restarted");
     pp.running_pid("guard");
 
     // Changed, stop_on_filedep=0: restarted.
     std::fs::write(&tolerant_file, "v2\n").unwrap();
     let out = pp.run(&["--json", "restart", "tolerant"]);
-    assert_eq!(json(&out)[0]["result"], "restarted", "{out}");
+    assert_eq!(out.ok().json()[0]["result"], "restarted", "{out}");
     let tolerant2 = pp.running_pid("tolerant");
     assert_ne!(tolerant2, tolerant);
     assert_dies(tolerant, "tolerant's old process");
@@ -538,7 +586,7 @@ fn filedep_written_before_start_is_not_a_change() {
     let guard = pp.running_pid("guard");
     let out = pp.run(&["--json", "restart", "guard"]);
     assert_eq!(
-        json(&out)[0]["result"],
+        out.ok().json()[0]["result"],
         "restarted",
         "the file did not change since the start:\n{out}"
     );

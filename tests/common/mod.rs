@@ -1,5 +1,5 @@
-//! The one fixture of the integration tests (every tests/*.rs says `mod common;` and
-//! `use common::*;`):
+//! The one fixture of the integration tests (tests/main.rs declares it; every test
+//! module says `use crate::common::*;`):
 //!
 //! - running the real binary with a clean environment, and what a run produced ([`Out`]);
 //! - a temporary playpen made with `servicectl init` ([`Playpen`], playpen.rs), with
@@ -8,11 +8,6 @@
 //! - real processes through /proc (procfs.rs);
 //! - files: sample packages, package copies, tree snapshots (files.rs);
 //! - polling with a deadline ([`wait_until`], [`PATIENCE`]).
-//!
-//! Every test crate compiles this module and uses only part of it, hence
-//! `allow(dead_code)`.
-
-#![allow(dead_code)]
 
 mod files;
 mod playpen;
@@ -259,6 +254,20 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// The names in one list of an upgrade report (`servicectl --json pre-upgrade` etc.),
+/// sorted.
+#[track_caller]
+pub fn report_names(report: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no list {key:?} in {report}"))
+        .iter()
+        .map(|s| s.as_str().expect("a name").to_string())
+        .collect();
+    v.sort();
+    v
 }
 
 pub fn secs(s: f64) -> Duration {

@@ -26,12 +26,6 @@ pub struct PortPrefix {
     _lock: std::fs::File,
 }
 
-impl PortPrefix {
-    pub fn port(&self, offset: u16) -> u16 {
-        self.prefix + offset
-    }
-}
-
 /// The first port of the ephemeral range (outgoing connections take ports from it).
 fn ephemeral_start() -> u32 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
