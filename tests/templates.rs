@@ -265,7 +265,7 @@ fn envsubst_style_templates_use_braces() {
 const HUP_PROGRAM: &str = "#!/bin/sh\n\
 conf=\"$LOCAL_VAR/etc/greet.conf\"\n\
 n=0\n\
-trap 'n=$((n + 1)); cp \"$conf\" \"$LOCAL_VAR/seen-at-hup-$n\"' HUP\n\
+trap 'n=$((n + 1)); cp \"$conf\" \"$LOCAL_VAR/.seen.tmp\" && mv \"$LOCAL_VAR/.seen.tmp\" \"$LOCAL_VAR/seen-at-hup-$n\"' HUP\n\
 cp \"$conf\" \"$LOCAL_VAR/seen-at-start\"\n\
 while :; do sleep 1 & wait $!; done\n";
 
