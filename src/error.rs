@@ -63,6 +63,10 @@ impl Error {
                 path.display()
             )),
             std::io::ErrorKind::StorageFull => Some("free some disk space".to_string()),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(format!(
+                "the file system holding {} is mounted read-only: remount it read-write, or use a playpen on a writable file system",
+                path.display()
+            )),
             _ => None,
         };
         Error {
@@ -147,3 +151,27 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_hints_say_what_is_wrong() {
+        let path = Path::new("/p/var/run/web.pid");
+        let rofs = Error::io(
+            "write",
+            path,
+            std::io::Error::from_raw_os_error(libc::EROFS),
+        );
+        let hint = rofs.hint.unwrap();
+        assert!(hint.contains("read-only"), "{hint}");
+        assert!(!hint.contains("chmod"), "{hint}");
+        let denied = Error::io(
+            "write",
+            path,
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert!(denied.hint.unwrap().contains("permissions"));
+    }
+}

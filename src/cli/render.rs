@@ -104,17 +104,34 @@ pub fn nothing_to_do(role_config: &Path) -> String {
 
 // ---- init ----
 
+/// What init did. An existing playpen of another role is left as it is: say what was
+/// found, not that a playpen of the asked role was created.
 pub fn init_text(playpen: &Playpen, role: &str) -> String {
-    format!(
-        "created playpen {} (role {role})\nnext: install services with `servicectl --playpen {} package install DIR`, list them in {}\n",
-        playpen.root.display(),
-        playpen.root.display(),
-        playpen.role_config(role).display()
-    )
+    let next = |role: &str| {
+        format!(
+            "next: install services with `servicectl --playpen {} package install DIR`, list them in {}\n",
+            playpen.root.display(),
+            playpen.role_config(role).display()
+        )
+    };
+    match playpen.role_on_disk().filter(|found| found != role) {
+        Some(found) => format!(
+            "found an existing playpen {} with role {found} (etc/role) and left it alone: its role stays {found}, not {role}; to change it, edit {}\n{}",
+            playpen.root.display(),
+            playpen.root.join("etc/role").display(),
+            next(&found)
+        ),
+        None => format!(
+            "created playpen {} (role {role})\n{}",
+            playpen.root.display(),
+            next(role)
+        ),
+    }
 }
 
 pub fn init_json(playpen: &Playpen, role: &str) -> Value {
-    json!({"playpen": playpen.root, "role": role})
+    let found = playpen.role_on_disk().unwrap_or_else(|| role.to_string());
+    json!({"playpen": playpen.root, "role": found, "left_alone": found != role})
 }
 
 // ---- start / stop / restart ----
@@ -234,35 +251,61 @@ impl Progress {
 
 // ---- status ----
 
-/// Lay out rows in aligned columns; `paint` may colour a cell after padding.
+/// The most characters a table cell shows; what is longer (a note quoting a corrupt
+/// file, a program's title) is cut, saying how long it was.
+const MAX_CELL: usize = 300;
+
+/// Columns are aligned up to this width; a longer cell pushes only its own row out.
+const MAX_ALIGN: usize = 64;
+
+/// A cell as shown: at most [`MAX_CELL`] characters.
+fn bounded_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    let count = cell.chars().count();
+    if count <= MAX_CELL {
+        return cell.into();
+    }
+    let head: String = cell.chars().take(MAX_CELL).collect();
+    format!("{head}… ({count} characters)").into()
+}
+
+/// Lay out rows in aligned columns; `paint` may colour a cell after padding. Nothing
+/// read from disk or from a program reaches a format width: cells are cut to
+/// [`MAX_CELL`] characters, padding stops at [`MAX_ALIGN`] and is added by hand, and the
+/// last column is never padded.
 pub fn table(
     headers: &[&str],
     rows: &[Vec<String>],
     paint: impl Fn(usize, &str, &str) -> String,
 ) -> String {
+    let rows: Vec<Vec<std::borrow::Cow<'_, str>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| bounded_cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(cell.chars().count().min(MAX_ALIGN));
         }
     }
+    let last = headers.len().saturating_sub(1);
+    let pad = |i: usize, text: &str| -> String {
+        let len = text.chars().count();
+        if i == last || len >= widths[i] {
+            text.to_string()
+        } else {
+            format!("{text}{}", " ".repeat(widths[i] - len))
+        }
+    };
     let mut out = String::new();
     let line = |cells: Vec<String>| -> String { cells.join("  ").trim_end().to_string() + "\n" };
     out.push_str(&line(
-        headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| format!("{h:<w$}", w = widths[i]))
-            .collect(),
+        headers.iter().enumerate().map(|(i, h)| pad(i, h)).collect(),
     ));
-    for row in rows {
+    for row in &rows {
         out.push_str(&line(
             row.iter()
                 .enumerate()
-                .map(|(i, c)| {
-                    let padded = format!("{c:<w$}", w = widths[i]);
-                    paint(i, c, &padded)
-                })
+                .map(|(i, c)| paint(i, c, &pad(i, c)))
                 .collect(),
         ));
     }
@@ -661,6 +704,21 @@ mod tests {
             file: "f".into(),
         };
         assert!(!outcome_line("a", &filedep, colour).contains('\x1b'));
+    }
+
+    #[test]
+    fn tables_bound_what_they_show() {
+        let huge = "x".repeat(70_000);
+        let rows = vec![
+            vec!["web".to_string(), huge.clone(), huge.clone()],
+            vec!["db".to_string(), "ok".to_string(), String::new()],
+        ];
+        let text = table(&["A", "B", "C"], &rows, |_, _, padded| padded.to_string());
+        assert!(text.len() < 1_000, "{} bytes", text.len());
+        assert!(text.contains("(70000 characters)"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("A    B{}C", " ".repeat(64 + 1)));
+        assert_eq!(lines[2], "db   ok");
     }
 
     #[test]

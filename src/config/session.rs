@@ -297,7 +297,10 @@ impl RoleCache {
     }
 
     fn load(playpen: &Playpen) -> Option<RoleCache> {
-        serde_json::from_slice(&fsutil::read_small(&Self::path(playpen)).ok()?).ok()
+        // A cache that is not a small regular file is no cache (it is replaced, by
+        // rename, the next time it is stored).
+        let bytes = fsutil::read_state(&Self::path(playpen), fsutil::Links::Refuse).ok()??;
+        serde_json::from_slice(&bytes).ok()
     }
 
     fn valid_services(self, playpen: &Playpen) -> Option<Vec<String>> {

@@ -18,6 +18,7 @@ use crate::config::envars::{self, VarType};
 use crate::config::template::Style;
 use crate::config::{Origin, ServiceConfig};
 use crate::error::{Error, Result};
+use crate::playpen::names;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -494,9 +495,28 @@ impl Settings {
                 ServiceType::Init
             }
         };
+        // Both name the linkfarm symlink, `var/linkfarm/$RUN_NAME[-$PLAYPEN_TAG]`: they
+        // follow the one name rule, so that neither can leave var/linkfarm/.
+        let run_name = r.value("service_run_name").map(str::to_string);
+        if let Some(why) = run_name.as_deref().and_then(names::problem) {
+            r.bad(
+                "service_run_name",
+                &format!("is not a run name: {why} ({})", names::RULE),
+            );
+        }
+        if let Some(why) = config
+            .get("PLAYPEN_TAG")
+            .filter(|t| !t.is_empty())
+            .and_then(names::problem)
+        {
+            r.bad(
+                "PLAYPEN_TAG",
+                &format!("is not a playpen tag: {why} ({})", names::RULE),
+            );
+        }
         let settings = Settings {
             program: r.value("service_program").map(str::to_string),
-            run_name: r.value("service_run_name").map(str::to_string),
+            run_name,
             flags,
             hooks: Hooks {
                 pre_start: r.text("service_pre_start"),

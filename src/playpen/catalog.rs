@@ -12,6 +12,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
+use crate::playpen::{fsutil, names};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -91,13 +92,10 @@ pub fn split_package_id<'a>(
     Some(split_at(stem, at))
 }
 
-/// Is `name` acceptable as a service name (it becomes part of file names)?
+/// Is `name` acceptable as a service name (it becomes part of file names)? The one
+/// name rule of [`names`].
 pub fn valid_service_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(['-', '.'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+    names::is_valid(name)
 }
 
 /// Compare versions the way people read them: numeric runs as numbers.
@@ -160,7 +158,7 @@ impl Catalog {
                 if is_dir {
                     dirs.push(file_name);
                 } else if file_name.ends_with(".services") {
-                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let text = fsutil::read_optional(&entry.path())?.unwrap_or_default();
                     for name in parse_services_list(&text) {
                         listed
                             .entry(name)
@@ -192,6 +190,10 @@ impl Catalog {
             };
             role_sensitive |= split_points(dir).nth(1).is_some();
             let (name, version) = split_at(dir, at);
+            // Not a service name: it could not be joined onto a path in var/.
+            if !names::is_valid(name) {
+                continue;
+            }
             readings.push(Reading {
                 dir: format!("ext/services/{dir}"),
                 base: dir.clone(),
@@ -222,6 +224,7 @@ impl Catalog {
                 .flatten()
                 .filter(|e| e.path().join("config").is_file())
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|name| names::is_valid(name))
                 .collect();
             project.sort();
             for dir in project {
@@ -278,7 +281,10 @@ impl Catalog {
         self.role_services.as_deref()
     }
 
+    /// The service called `name`; a name that is not a service name (the one rule of
+    /// [`names`]) is refused as unknown before anything is looked up.
     pub fn get(&self, name: &str) -> Result<&ServiceId> {
+        names::check_service(name)?;
         self.services.get(name).ok_or_else(|| self.unknown(name))
     }
 
@@ -422,8 +428,12 @@ pub fn installed_packages(playpen: &Playpen) -> BTreeMap<String, InstalledPackag
         let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".services")) else {
             continue;
         };
-        let services =
-            parse_services_list(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        let services = parse_services_list(
+            &fsutil::read_optional(&entry.path())
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        );
         let carries = |service: &str, version: &str| {
             ext_services.join(format!("{service}-{version}")).is_dir()
         };

@@ -3,7 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
-use std::fs::{File, OpenOptions};
+use crate::playpen::{fsutil, names};
+use std::fs::File;
+use std::path::Path;
 
 /// Held for as long as the value lives; the kernel drops the lock if we die.
 pub struct ServiceLock {
@@ -12,15 +14,16 @@ pub struct ServiceLock {
 
 impl ServiceLock {
     pub fn acquire(playpen: &Playpen, service: &str) -> Result<ServiceLock> {
+        names::check_service(service)?;
         let path = playpen.lock_file(service);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open lock file", &path, e).with_service(service))?;
-        file.lock()
-            .map_err(|e| Error::io("lock", &path, e).with_service(service))?;
+        let file = lock_file(&path).map_err(|e| e.with_service(service))?;
         Ok(ServiceLock { _file: file })
     }
+}
+
+/// Open (never through a symlink) and lock `path`, waiting for whoever holds it.
+pub fn lock_file(path: &Path) -> Result<File> {
+    let file = fsutil::open_in_var(path, false, "lock file")?;
+    file.lock().map_err(|e| Error::io("lock", path, e))?;
+    Ok(file)
 }

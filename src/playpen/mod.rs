@@ -4,10 +4,32 @@ pub mod catalog;
 pub mod fsutil;
 pub mod lock;
 pub mod marks;
+pub mod names;
 pub mod registry;
 
 use crate::error::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
+
+/// A role or cluster name (it names a directory under etc/) must follow the one name
+/// rule; `source` says where it was set.
+fn check_name(what: &str, name: &str, source: &str) -> Result<()> {
+    match names::problem(name) {
+        None => Ok(()),
+        Some(why) => Err(Error::config(format!(
+            "the {what} {} (from {source}) is not a {what} name: {why}",
+            names::shown(name)
+        ))
+        .with_hint(names::RULE)),
+    }
+}
+
+/// What a look into a directory found.
+enum Probe {
+    Playpen,
+    NotPlaypen,
+    /// Permission denied on this path (etc/role or ext/services).
+    Denied(PathBuf),
+}
 
 /// One checkout of a project: its own ports, `var/` and processes.
 #[derive(Debug, Clone)]
@@ -27,12 +49,22 @@ impl Playpen {
         }
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("read", Path::new("the working directory"), e))?;
+        let mut denied = None;
         for dir in cwd.ancestors() {
-            if Self::looks_like_playpen(dir) {
-                return Ok(Playpen {
-                    root: dir.to_path_buf(),
-                });
+            match Self::probe(dir) {
+                Probe::Playpen => {
+                    return Ok(Playpen {
+                        root: dir.to_path_buf(),
+                    });
+                }
+                Probe::Denied(path) => {
+                    denied.get_or_insert(path);
+                }
+                Probe::NotPlaypen => {}
             }
+        }
+        if let Some(path) = denied {
+            return Err(Self::denied(&path, None));
         }
         Err(Error::new(
             ErrorKind::NoPlaypen,
@@ -44,17 +76,82 @@ impl Playpen {
         .with_hint("cd into one, pass --playpen DIR, or create one with `servicectl init DIR`"))
     }
 
+    /// Is `dir` a playpen, not one, or may we not look (permission denied)?
+    fn probe(dir: &Path) -> Probe {
+        let mut denied = None;
+        for (marker, is_kind) in [
+            (
+                "etc/role",
+                std::fs::Metadata::is_file as fn(&std::fs::Metadata) -> bool,
+            ),
+            ("ext/services", std::fs::Metadata::is_dir),
+        ] {
+            let path = dir.join(marker);
+            match std::fs::metadata(&path) {
+                Ok(meta) if is_kind(&meta) => return Probe::Playpen,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    denied.get_or_insert(path);
+                }
+                _ => {}
+            }
+        }
+        match denied {
+            Some(path) => Probe::Denied(path),
+            None => Probe::NotPlaypen,
+        }
+    }
+
+    /// We may not look inside what could be a playpen: say so, not "not a playpen".
+    /// `source` is what named the directory (`--playpen`, `PLAYPEN_ROOT`), if anything.
+    fn denied(path: &Path, source: Option<(&str, &Path)>) -> Error {
+        use std::os::unix::fs::MetadataExt;
+        // The deepest directory of `path` we can stat is the one that shuts us out.
+        let closed = path
+            .ancestors()
+            .skip(1)
+            .find(|d| std::fs::metadata(d).is_ok())
+            .unwrap_or(path);
+        let owner = std::fs::metadata(closed)
+            .map(|m| format!(" (owner uid {}, mode {:04o})", m.uid(), m.mode() & 0o7777))
+            .unwrap_or_default();
+        let uid = nix::unistd::getuid();
+        let named = source
+            .map(|(s, dir)| format!("{s} names {}, but ", dir.display()))
+            .unwrap_or_default();
+        Error::new(
+            ErrorKind::NoPlaypen,
+            format!(
+                "{named}permission denied: cannot read {}: {}{owner} is closed to this user (uid {uid})",
+                path.display(),
+                closed.display(),
+            ),
+        )
+        .with_hint(format!(
+            "run servicectl as a user who may read {} (such as its owner), or have its permissions opened to you",
+            closed.display()
+        ))
+    }
+
     fn open(dir: &Path, source: &str) -> Result<Playpen> {
         let root = std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?;
-        if !root.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NoPlaypen,
-                format!(
-                    "{source} names {}, which is not a directory",
-                    root.display()
-                ),
-            )
-            .with_hint("create a playpen there with `servicectl init DIR`"));
+        match std::fs::metadata(&root) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Self::denied(&root, Some((source, &root))));
+            }
+            Ok(meta) if meta.is_dir() => {}
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::NoPlaypen,
+                    format!(
+                        "{source} names {}, which is not a directory",
+                        root.display()
+                    ),
+                )
+                .with_hint("create a playpen there with `servicectl init DIR`"));
+            }
+        }
+        if let Probe::Denied(path) = Self::probe(&root) {
+            return Err(Self::denied(&path, Some((source, &root))));
         }
         if !Self::looks_like_playpen(&root) {
             return Err(Error::new(
@@ -73,20 +170,15 @@ impl Playpen {
     }
 
     fn looks_like_playpen(dir: &Path) -> bool {
-        dir.join("etc/role").is_file() || dir.join("ext/services").is_dir()
+        matches!(Self::probe(dir), Probe::Playpen)
     }
 
-    /// Make a new empty playpen in `dir` (which may exist) with role `role`.
+    /// Make a new empty playpen in `dir` (which may exist) with role `role`. An existing
+    /// playpen is left as it is: its `etc/role` is kept (see [`Playpen::role_on_disk`]),
+    /// and only what is missing is added (directories, the role config of its role).
     pub fn init(dir: &Path, role: &str) -> Result<Playpen> {
         let root = std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?;
-        if !role
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || role.is_empty()
-        {
-            return Err(Error::config(format!("invalid role name {role:?}"))
-                .with_hint("use letters, digits, '-', '_' or '.'"));
-        }
+        check_name("role", role, "--role")?;
         for sub in [
             "etc",
             "bin",
@@ -98,7 +190,12 @@ impl Playpen {
             fsutil::ensure_dir(&root.join(sub))?;
         }
         let role_file = root.join("etc/role");
-        if !role_file.exists() {
+        let found = Playpen { root: root.clone() }.role_on_disk();
+        let role = match &found {
+            Some(found) if names::is_valid(found) => found.as_str(),
+            _ => role,
+        };
+        if std::fs::symlink_metadata(&role_file).is_err() {
             fsutil::write_atomic(&role_file, format!("{role}\n").as_bytes(), Some(0o644))?;
         }
         let role_config = root.join("etc/roles").join(role).join("config");
@@ -116,12 +213,25 @@ impl Playpen {
         Ok(playpen)
     }
 
-    /// The role: `PLAYPEN_ROLE`, else the first line of `etc/role`.
+    /// The role written in `etc/role` (its first line), whatever PLAYPEN_ROLE says;
+    /// None when there is none (or it cannot be read).
+    pub fn role_on_disk(&self) -> Option<String> {
+        fsutil::read_optional(&self.root.join("etc/role"))
+            .ok()
+            .flatten()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .filter(|r| !r.is_empty())
+    }
+
+    /// The role: `PLAYPEN_ROLE`, else the first line of `etc/role`. It names a
+    /// directory (`etc/roles/ROLE/`), so it follows the one name rule.
     pub fn role(&self) -> Result<String> {
         if let Ok(role) = std::env::var("PLAYPEN_ROLE")
             && !role.trim().is_empty()
         {
-            return Ok(role.trim().to_string());
+            let role = role.trim().to_string();
+            check_name("role", &role, "PLAYPEN_ROLE")?;
+            return Ok(role);
         }
         let path = self.root.join("etc/role");
         match fsutil::read_optional(&path)? {
@@ -134,6 +244,7 @@ impl Playpen {
                         ),
                     )
                 } else {
+                    check_name("role", &role, &path.display().to_string())?;
                     Ok(role)
                 }
             }
@@ -149,11 +260,18 @@ impl Playpen {
         if let Ok(c) = std::env::var("PLAYPEN_CLUSTER")
             && !c.trim().is_empty()
         {
-            return Ok(Some(c.trim().to_string()));
+            let cluster = c.trim().to_string();
+            check_name("cluster", &cluster, "PLAYPEN_CLUSTER")?;
+            return Ok(Some(cluster));
         }
-        Ok(fsutil::read_optional(&self.root.join("etc/cluster"))?
+        let path = self.root.join("etc/cluster");
+        let cluster = fsutil::read_optional(&path)?
             .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
-            .filter(|c| !c.is_empty()))
+            .filter(|c| !c.is_empty());
+        if let Some(cluster) = &cluster {
+            check_name("cluster", cluster, &path.display().to_string())?;
+        }
+        Ok(cluster)
     }
 
     pub fn role_config(&self, role: &str) -> PathBuf {
@@ -232,8 +350,22 @@ impl Playpen {
             })?;
         }
         let probe = self.run_dir();
-        if nix::unistd::access(&probe, nix::unistd::AccessFlags::W_OK).is_err() {
-            return Err(Error::new(
+        match nix::unistd::access(&probe, nix::unistd::AccessFlags::W_OK) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EROFS) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "{} is on a read-only file system",
+                        probe.display()
+                    ),
+                )
+                .with_hint(
+                    "servicectl keeps pidfiles and output there; remount that file system read-write, or use a playpen on a writable one",
+                ));
+            }
+            Err(_) => {
+                return Err(Error::new(
                 ErrorKind::Io,
                 format!("{} is not writable", probe.display()),
             )
@@ -241,6 +373,7 @@ impl Playpen {
                 "servicectl keeps pidfiles and output there; fix its permissions (chmod u+w {})",
                 probe.display()
             )));
+            }
         }
         Ok(())
     }

@@ -2,10 +2,12 @@
 //! and `killall` show each playpen's processes under their own name (§6).
 
 use crate::error::{Error, Result};
-use crate::playpen::Playpen;
+use crate::playpen::{Playpen, names};
 use std::path::{Path, PathBuf};
 
-/// The symlink's file name: the run name, tagged with PLAYPEN_TAG when set.
+/// The symlink's file name: the run name, tagged with PLAYPEN_TAG when set. Both follow
+/// the one name rule (settings check service_run_name and PLAYPEN_TAG, so that `check`
+/// reports them); [`ensure_link`] refuses a name that does not, before joining it.
 pub fn link_name(run_name: &str, tag: Option<&str>) -> String {
     match tag.filter(|t| !t.is_empty()) {
         Some(tag) => format!("{run_name}-{tag}"),
@@ -24,6 +26,16 @@ pub fn ensure_link(
     target: &Path,
     in_use_by: impl FnOnce() -> Option<String>,
 ) -> Result<PathBuf> {
+    if let Some(why) = names::link_problem(name) {
+        return Err(Error::config(format!(
+            "the linkfarm name {} (the run name, then '-' and PLAYPEN_TAG when it is set) is not a file name: {why}",
+            names::shown(name)
+        ))
+        .with_hint(format!(
+            "fix service_run_name or PLAYPEN_TAG: {}",
+            names::RULE
+        )));
+    }
     let link = playpen.linkfarm().join(name);
     match std::fs::symlink_metadata(&link) {
         Ok(meta) if meta.file_type().is_symlink() => {

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
-use crate::playpen::fsutil;
+use crate::playpen::{fsutil, names};
 use crate::process::proc;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -33,14 +33,23 @@ pub struct StartRecord {
     pub symlink: Option<String>,
 }
 
+/// The PID in a pidfile: None when there is none, Some(Err(why)) when the file does not
+/// hold one, or is not a small regular file (a FIFO, a symlink, a huge file: see
+/// [`fsutil::read_state`]), which makes it stale.
 pub fn read_pid(path: &Path) -> Result<Option<Result<i32, String>>> {
-    Ok(fsutil::read_optional(path)?.map(|text| {
+    let bytes = match fsutil::read_state(path, fsutil::Links::Refuse) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind == crate::error::ErrorKind::Config => return Ok(Some(Err(e.message))),
+        Err(e) => return Err(e),
+    };
+    Ok(bytes.map(|bytes| {
+        let text = String::from_utf8_lossy(&bytes);
         let first = text.split_whitespace().next().unwrap_or("");
         first.parse::<i32>().ok().filter(|p| *p > 0).ok_or_else(|| {
             format!(
-                "{} does not hold a PID (it holds {:?})",
+                "{} does not hold a PID (it holds {})",
                 path.display(),
-                text.trim()
+                fsutil::excerpt(text.trim(), 40)
             )
         })
     }))
@@ -51,8 +60,18 @@ pub fn write_pid(path: &Path, pid: i32) -> Result<()> {
 }
 
 pub fn read_record(playpen: &Playpen, service: &str) -> Option<StartRecord> {
-    let text = fsutil::read_small(&playpen.start_record(service)).ok()?;
-    serde_json::from_slice(&text).ok()
+    read_record_file(playpen, service).ok().flatten()
+}
+
+/// The start record: Err(why) when the file is not a small regular file (see
+/// [`fsutil::read_state`]); Ok(None) when it is missing or does not parse.
+fn read_record_file(playpen: &Playpen, service: &str) -> Result<Option<StartRecord>, String> {
+    if !names::is_valid(service) {
+        return Ok(None);
+    }
+    let bytes = fsutil::read_state(&playpen.start_record(service), fsutil::Links::Refuse)
+        .map_err(|e| e.message)?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 pub fn write_record(playpen: &Playpen, service: &str, record: &StartRecord) -> Result<()> {
@@ -107,8 +126,12 @@ impl Observed {
 
 /// Read the pidfile and start record and check the PID against the kernel.
 pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<StartRecord>)> {
+    names::check_service(service)?;
     let pidfile = playpen.pidfile(service);
-    let record = read_record(playpen, service);
+    let (record, bad_record) = match read_record_file(playpen, service) {
+        Ok(record) => (record, None),
+        Err(reason) => (None, Some(reason)),
+    };
     let pid = match read_pid(&pidfile)? {
         Some(Ok(pid)) => pid,
         Some(Err(reason)) => {
@@ -116,6 +139,7 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
         }
         None => {
             let observed = match &record {
+                None if let Some(reason) = bad_record => Observed::Stale { pid: None, reason },
                 Some(r) if r.no_pidfile => match r.pid {
                     Some(pid) => check_identity(pid, r),
                     None => Observed::Unwatched,
