@@ -13,6 +13,7 @@ mod cli_output;
 mod concurrency;
 mod config_eval;
 mod envars;
+mod harden_files;
 mod hooks;
 mod lifecycle;
 mod packages;

@@ -74,16 +74,16 @@ impl Session {
             return self.known(names);
         }
         let services = self.role_services()?;
-        self.known(&self.enabled(services))
+        self.known(&self.enabled(services)?)
     }
 
     /// Leave out services registered as disabled (§9).
-    fn enabled(&self, services: Vec<String>) -> Vec<String> {
-        let disabled = crate::playpen::registry::disabled(&self.playpen);
-        services
+    fn enabled(&self, services: Vec<String>) -> Result<Vec<String>> {
+        let disabled = crate::playpen::registry::disabled(&self.playpen)?;
+        Ok(services
             .into_iter()
             .filter(|s| !disabled.contains(s))
-            .collect()
+            .collect())
     }
 
     /// Like `targets`, but answers from the cached role evaluation when the role's
@@ -95,7 +95,7 @@ impl Session {
         if let Some(services) =
             RoleCache::load(&self.playpen).and_then(|c| c.valid_services(&self.playpen))
         {
-            return self.known(&self.enabled(services));
+            return self.known(&self.enabled(services)?);
         }
         self.targets(names)
     }

@@ -383,15 +383,7 @@ pub fn render_all_keeping_previous<S: AsRef<str>>(
         kept: false,
     };
     for r in &rendered {
-        let before = match std::fs::read(&r.target) {
-            Ok(bytes) => {
-                let mode = std::fs::metadata(&r.target)
-                    .map(|m| m.permissions().mode() & 0o7777)
-                    .unwrap_or(0o644);
-                Some((bytes, mode))
-            }
-            Err(_) => None,
-        };
+        let before = read_rendered(&r.target);
         previous.files.push((r.target.clone(), before));
     }
     let written = rendered
@@ -403,6 +395,24 @@ pub fn render_all_keeping_previous<S: AsRef<str>>(
 
 /// A file's contents and mode, as saved before it was rendered anew.
 type Saved = (Vec<u8>, u32);
+
+/// What a rendered file holds now, if it is a regular file (opened without following a
+/// symlink or blocking on a FIFO: anything else is not ours to keep).
+fn read_rendered(path: &Path) -> Option<Saved> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    Some((bytes, meta.permissions().mode() & 0o7777))
+}
 
 /// Rendered files as they were before a render; restored on drop unless kept.
 #[must_use = "dropping it restores the previous files"]

@@ -84,7 +84,25 @@ fn running(playpen: &Playpen, service: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Package names become file names (the pre-upgrade record): the one name rule first.
+fn check_packages(packages: &[String]) -> Result<()> {
+    match packages
+        .iter()
+        .find_map(|p| crate::playpen::names::problem(p).map(|why| (p, why)))
+    {
+        None => Ok(()),
+        Some((package, why)) => Err(Error::config(format!(
+            "{} is not a package name ({why})",
+            crate::playpen::names::shown(package)
+        ))
+        .with_hint(
+            "name the package as its .services file does: ext/services/PACKAGE-VERSION.services",
+        )),
+    }
+}
+
 pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report> {
+    check_packages(packages)?;
     let playpen = session.playpen.clone();
     let names: Vec<String> = session.catalog.names().map(str::to_string).collect();
     let mut report = Report::default();
@@ -143,6 +161,7 @@ pub fn pre_upgrade(session: &mut Session, packages: &[String]) -> Result<Report>
 }
 
 pub fn post_upgrade(session: &mut Session, packages: &[String]) -> Result<Report> {
+    check_packages(packages)?;
     let playpen = session.playpen.clone();
     // The package's files changed: look at the playpen afresh.
     *session = Session::open(playpen.clone())?;

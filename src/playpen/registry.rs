@@ -182,13 +182,14 @@ pub fn unregister(playpen: &Playpen, name: &str) -> Result<bool> {
 
 /// Names registered as disabled. A registry that cannot be read disables nothing
 /// (`new-service` and `remove-service` report it).
-pub fn disabled(playpen: &Playpen) -> Vec<String> {
-    load(playpen)
-        .unwrap_or_default()
+/// The services registered as disabled. A registry that cannot be read is an error: it
+/// must not make every service count as enabled.
+pub fn disabled(playpen: &Playpen) -> Result<Vec<String>> {
+    Ok(load(playpen)?
         .into_iter()
         .filter(|e| !e.enabled)
         .map(|e| e.name)
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -233,6 +234,6 @@ mod tests {
             std::fs::read_to_string(path(&pp)).unwrap(),
             "# comment\nweb\tinit\tdisable\ngarbage line\n\nodd\tinit\tmaybe\ncache\tinit\tenable\n"
         );
-        assert_eq!(disabled(&pp), ["web"]);
+        assert_eq!(disabled(&pp).unwrap(), ["web"]);
     }
 }
