@@ -84,7 +84,10 @@ pub fn out(text: &str) {
         return;
     }
     let mut stdout = io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         let _ = STDOUT_FAILURE.set(e);
     }
 }
