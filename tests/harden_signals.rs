@@ -161,9 +161,7 @@ fn shell_options_of_the_role_config_do_not_break_every_service() {
     pp.sleeper_service("b", "");
     for options in ["set -e", "set -C", "set -eC"] {
         pp.role_config(&format!("playpen_services=\"a b\"\n{options}\n"));
-        pp.run(&["check"])
-            .code_is(0)
-            .out_says(&["a: ok", "b: ok"]);
+        pp.run(&["check"]).code_is(0).out_says(&["a: ok", "b: ok"]);
     }
     pp.role_config("playpen_services=\"a b\"\nset -e\n");
     pp.start(&[]);
@@ -252,7 +250,10 @@ fn a_shebang_interpreter_that_does_not_exist() {
     check_and_start_refuse(&pp, "lost", &["#! interpreter /nonexistent/bin/interp"]);
     // An interpreter that is itself a script without #! cannot run it either.
     pp.write_exec("bin/interp", "exec sh \"$@\"\n");
-    pp.write_exec("bin/wrapped", &format!("#!{}/bin/interp\nsleep 100\n", pp.root_str()));
+    pp.write_exec(
+        "bin/wrapped",
+        &format!("#!{}/bin/interp\nsleep 100\n", pp.root_str()),
+    );
     pp.service("wrapped", "service_program=wrapped\n");
     check_and_start_refuse(&pp, "wrapped", &["neither a binary nor a script"]);
     // A service script without #! is run by sh (execvp does that): fine.
@@ -297,7 +298,11 @@ fn hooks_that_sh_cannot_parse_are_found_by_check() {
         .filter(|l| l.starts_with("hooked: problem:"))
         .collect();
     assert_eq!(problems.len(), 2, "both bad hooks, only them:\n{out}");
-    assert!(problems.iter().any(|l| l.contains("service_pre_start") && l.contains("line 1")));
+    assert!(
+        problems
+            .iter()
+            .any(|l| l.contains("service_pre_start") && l.contains("line 1"))
+    );
     assert!(problems.iter().any(|l| l.contains("service_post_stop")));
     let out = pp.run(&["start", "hooked"]);
     out.fails().says(&["service_pre_start", "not valid sh"]);
@@ -365,8 +370,12 @@ fn check_of_a_service_reports_the_problems_of_what_it_depends_on() {
     pp.service("db", "service_program=plain\n");
     pp.sleeper_service("web", "service_depends=db\n");
     let out = pp.run(&["check", "web"]);
-    out.code_is(1)
-        .out_says(&["web: ok", "db: problem:", "#! line", "2 checked, 1 with problems"]);
+    out.code_is(1).out_says(&[
+        "web: ok",
+        "db: problem:",
+        "#! line",
+        "2 checked, 1 with problems",
+    ]);
     pp.run(&["start", "web"]).fails().says(&["db:"]);
     assert!(pp.processes().is_empty());
 }

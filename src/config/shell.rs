@@ -145,6 +145,15 @@ impl Drop for Running {
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+        // Only the intermediate is our child; the config shell and its subshells are
+        // gone once the reply pipe reaches its end (every process of the group held
+        // it). Bounded: a fragment may have left a process of its own session holding it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self
+            .data
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+        {}
         let _ = self.child.wait();
     }
 }

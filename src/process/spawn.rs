@@ -303,3 +303,35 @@ pub fn survive_grace(child: &Spawned, grace: Duration) -> std::result::Result<()
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_size_names_a_variable_over_the_string_limit_and_the_largest_over_arg_max() {
+        let small = ExecSize::of(Path::new("/bin/true"), "true", &[], &BTreeMap::new());
+        assert!(small.fits());
+        let mut env = BTreeMap::new();
+        env.insert("HUGE".to_string(), "x".repeat(small.string_limit));
+        env.insert("SMALL".to_string(), "y".into());
+        let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
+        assert!(!size.fits());
+        let text = size.describe(|name| format!(", set in {name}.conf"));
+        assert!(text.starts_with("HUGE ("), "{text}");
+        assert!(text.contains("set in HUGE.conf") && text.contains("MAX_ARG_STRLEN"));
+
+        let chunk = "z".repeat(small.string_limit / 2);
+        let env: BTreeMap<String, String> = (0..small.limit / chunk.len() + 2)
+            .map(|i| (format!("CHUNK_{i:03}"), chunk.clone()))
+            .collect();
+        let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
+        assert!(!size.fits() && size.too_long.is_empty());
+        let text = size.describe(|_| String::new());
+        assert!(
+            text.contains("ARG_MAX") && text.contains("CHUNK_000"),
+            "{text}"
+        );
+        assert_eq!(size.largest.len(), 3);
+    }
+}

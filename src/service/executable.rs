@@ -36,8 +36,9 @@ pub fn check_file(
     match problem(path, cwd, how) {
         None => Ok(()),
         Some(problem) => Err(Error::config(format!(
-            "{setting}{}: {problem}",
-            prepared.config.origin_note(setting)
+            "{setting}{}: cannot execute {}: {problem}",
+            prepared.config.origin_note(setting),
+            path.display()
         ))
         .with_service(prepared.name())
         .with_hint(
@@ -132,9 +133,10 @@ const MAX_NESTING: usize = 4;
 /// The bytes of a file the kernel looks at to pick a format (BINPRM_BUF_SIZE).
 const HEAD: usize = 256;
 
-/// Why exec of `path` would fail, if it would: its format, its `#!` interpreter or its
-/// ELF loader. `cwd` is where the program runs (a relative interpreter is found there).
-/// A file that cannot be read is not judged (exec needs only the execute bit).
+/// Why exec of `path` would fail, if it would (`it …`, `its …`): its format, its `#!`
+/// interpreter or its ELF loader. `cwd` is where the program runs (a relative
+/// interpreter is found there). A file that cannot be read is not judged (exec needs
+/// only the execute bit).
 pub fn problem(path: &Path, cwd: &Path, how: Via) -> Option<String> {
     problem_at(path, cwd, how, 0)
 }
@@ -149,13 +151,12 @@ fn problem_at(path: &Path, cwd: &Path, how: Via, depth: usize) -> Option<String>
         let loader_path = Path::new(&loader);
         return (!loader_path.exists()).then(|| {
             format!(
-                "{} needs the ELF loader {loader}, which does not exist (it was built for another system or C library)",
-                path.display()
+                "it needs the ELF loader {loader}, which does not exist (it was built for another system or C library)"
             )
         });
     }
     if let Some(line) = head.strip_prefix(b"#!") {
-        return shebang_problem(path, line, cwd, depth);
+        return shebang_problem(line, cwd, depth);
     }
     if how == Via::Execvp && cfg!(target_env = "gnu") && depth == 0 {
         return None;
@@ -163,17 +164,7 @@ fn problem_at(path: &Path, cwd: &Path, how: Via, depth: usize) -> Option<String>
     if binfmt_misc_handles(path, &head) {
         return None;
     }
-    Some(if depth == 0 {
-        format!(
-            "{} is neither a binary nor a script with a #! line (exec fails with ENOEXEC)",
-            path.display()
-        )
-    } else {
-        format!(
-            "{} is used as a #! interpreter but is neither a binary nor a script with a #! line",
-            path.display()
-        )
-    })
+    Some("it is neither a binary nor a script with a #! line (exec fails with ENOEXEC)".into())
 }
 
 fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> usize {
@@ -189,15 +180,12 @@ fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> usize {
 
 /// The `#!` line (after `#!`): the interpreter must exist, be executable, and itself be
 /// executable in turn.
-fn shebang_problem(path: &Path, line: &[u8], cwd: &Path, depth: usize) -> Option<String> {
+fn shebang_problem(line: &[u8], cwd: &Path, depth: usize) -> Option<String> {
     let end = line.iter().position(|&b| b == b'\n');
     let line = &line[..end.unwrap_or(line.len())];
     let start = line.iter().position(|&b| b != b' ' && b != b'\t');
     let Some(start) = start else {
-        return Some(format!(
-            "{}: its #! line names no interpreter",
-            path.display()
-        ));
+        return Some("its #! line names no interpreter".into());
     };
     let rest = &line[start..];
     let len = rest
@@ -206,23 +194,18 @@ fn shebang_problem(path: &Path, line: &[u8], cwd: &Path, depth: usize) -> Option
         .unwrap_or(rest.len());
     if end.is_none() && len == rest.len() {
         return Some(format!(
-            "{}: its #! line is longer than the {} bytes the kernel reads",
-            path.display(),
+            "its #! line is longer than the {} bytes the kernel reads",
             HEAD - 1
         ));
     }
     let name = String::from_utf8_lossy(&rest[..len]).into_owned();
     let interpreter = cwd.join(&name);
     let Ok(meta) = std::fs::metadata(&interpreter) else {
-        return Some(format!(
-            "{}: its #! interpreter {name} does not exist",
-            path.display()
-        ));
+        return Some(format!("its #! interpreter {name} does not exist"));
     };
     if !meta.is_file() || !crate::playpen::fsutil::is_executable(&interpreter) {
         return Some(format!(
-            "{}: its #! interpreter {name} is not an executable file",
-            path.display()
+            "its #! interpreter {name} is not an executable file"
         ));
     }
     if depth + 1 >= MAX_NESTING {
@@ -230,7 +213,7 @@ fn shebang_problem(path: &Path, line: &[u8], cwd: &Path, depth: usize) -> Option
     }
     // The kernel runs the interpreter itself, without a shell to fall back on.
     problem_at(&interpreter, cwd, Via::Spawn, depth + 1)
-        .map(|p| format!("{}: its #! interpreter: {p}", path.display()))
+        .map(|p| format!("its #! interpreter {name} cannot be executed: {p}"))
 }
 
 /// The PT_INTERP path of an ELF file (its dynamic loader), if it has one.
