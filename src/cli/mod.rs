@@ -8,7 +8,7 @@ pub mod exit;
 pub mod render;
 
 use crate::config::session::Session;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::ops;
 use crate::playpen::Playpen;
 use crate::service::outcome::Outcome;
@@ -163,12 +163,24 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             render::error(&e);
             exit::for_error(&e)
         }
+    };
+    // The work is done; output that could not be written only changes the exit code
+    // when it is not a reader that went away (`| head -1` ends the output, quietly).
+    match render::stdout_failure() {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            render::error(&Error::new(
+                ErrorKind::Io,
+                format!("cannot write to standard output: {e}"),
+            ));
+            code.max(exit::FAILED)
+        }
+        _ => code,
     }
 }
 
@@ -195,7 +207,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 render::print_json(&render::init_json(&playpen, role));
             } else {
-                print!("{}", render::init_text(&playpen, role));
+                render::out(&render::init_text(&playpen, role));
             }
             Ok(exit::OK)
         }
@@ -217,7 +229,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 render::print_json(&statuses);
             } else {
-                print!("{}", render::status_text(&statuses, style));
+                render::out(&render::status_text(&statuses, style));
             }
             Ok(exit::for_status(&statuses))
         }
@@ -225,7 +237,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             let (results, warnings) = ops::ping(&mut session, services)?;
             if results.is_empty() && !json {
-                print!("{}", render::nothing_to_do(&role_config(&session)));
+                render::out(&render::nothing_to_do(&role_config(&session)));
             }
             render::warnings(&warnings);
             render::ping(&results, json, style);
@@ -238,7 +250,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 render::print_json(&render::print_config_json(service, &prepared));
             } else {
-                print!("{}", render::print_config_text(service, &prepared, *all));
+                render::out(&render::print_config_text(service, &prepared, *all));
             }
             Ok(exit::OK)
         }
@@ -258,7 +270,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 render::print_json(&env);
             } else {
-                print!("{}", render::env_text(&env));
+                render::out(&render::env_text(&env));
             }
             Ok(exit::OK)
         }
@@ -289,7 +301,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 render::print_json(&written);
             } else {
-                print!("{}", render::rendered_text(&written));
+                render::out(&render::rendered_text(&written));
             }
             Ok(exit::OK)
         }
@@ -299,7 +311,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             for name in services {
                 let r = ops::package::new_service(&mut session, name)?;
                 if !json {
-                    print!("{}", render::new_service_text(&r, &role_config(&session)));
+                    render::out(&render::new_service_text(&r, &role_config(&session)));
                 }
                 reports.push(r);
             }
@@ -314,7 +326,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             for name in services {
                 let r = ops::package::remove_service(&mut session, name)?;
                 if !json {
-                    print!("{}", render::remove_service_text(&r));
+                    render::out(&render::remove_service_text(&r));
                 }
                 reports.push(r);
             }
@@ -339,7 +351,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 render::print_json(&removed);
             } else {
-                print!("{}", render::package_removed_text(name, &removed));
+                render::out(&render::package_removed_text(name, &removed));
             }
             Ok(exit::OK)
         }
@@ -358,12 +370,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "servicectl",
-                &mut std::io::stdout(),
-            );
+            // Into a buffer: generate panics when it cannot write.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "servicectl", &mut script);
+            render::out(&String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }
     }

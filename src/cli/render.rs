@@ -7,6 +7,12 @@
 //! on multi-service operations, errors as `servicectl: SERVICE: what happened — what to
 //! do`. Text goes to stdout, errors and warnings to stderr; `--json` prints one document
 //! on stdout.
+//!
+//! Every byte goes through [`out`] and [`err`], never `print!`: a reader that goes away
+//! (`servicectl status | head -1`) must not panic the command half-way (Rust ignores
+//! SIGPIPE, so `print!` panics on EPIPE). The first failure to write stdout is kept and
+//! later output is dropped; the command finishes its work, and `cli::main` ends quietly
+//! on a closed pipe (or reports any other failure, such as a full disk).
 
 use crate::config::Origin;
 use crate::config::envars;
@@ -21,9 +27,9 @@ use crate::service::status::{PingResult, ServiceStatus};
 use crate::text::{human_duration, short_list};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// How to write: colour or not.
 #[derive(Debug, Clone, Copy)]
@@ -66,15 +72,46 @@ impl Style {
     }
 }
 
+// ---- writing ----
+
+/// The first failure to write stdout; once set, nothing more is written there.
+static STDOUT_FAILURE: OnceLock<io::Error> = OnceLock::new();
+
+/// Write text to stdout (whole, under the lock, so lines of parallel workers do not
+/// mix). A failure is kept for [`stdout_failure`] and ends the output, not the command.
+pub fn out(text: &str) {
+    if STDOUT_FAILURE.get().is_some() || text.is_empty() {
+        return;
+    }
+    let mut stdout = io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        let _ = STDOUT_FAILURE.set(e);
+    }
+}
+
+/// Why stdout could not be written, if it could not: `BrokenPipe` when the reader went
+/// away (the command then ends quietly, as `ls | head` does).
+pub fn stdout_failure() -> Option<&'static io::Error> {
+    STDOUT_FAILURE.get()
+}
+
+/// Write a line to stderr; a stderr that cannot be written has no one to tell.
+pub fn err(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
 /// Print an error the way every servicectl error looks.
-pub fn error(err: &Error) {
+pub fn error(e: &Error) {
     let style = Style::for_stderr();
-    eprintln!("{} {err}", style.red("servicectl:"));
+    err(&format!("{} {e}", style.red("servicectl:")));
 }
 
 pub fn warning(text: &str) {
     let style = Style::for_stderr();
-    eprintln!("{} {text}", style.yellow("servicectl: warning:"));
+    err(&format!("{} {text}", style.yellow("servicectl: warning:")));
 }
 
 pub fn warnings(texts: &[String]) {
@@ -83,10 +120,10 @@ pub fn warnings(texts: &[String]) {
 
 /// The one JSON document of a `--json` run.
 pub fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
+    out(&format!(
+        "{}\n",
         serde_json::to_string_pretty(value).expect("serialisable")
-    );
+    ));
 }
 
 /// A command that failed as a whole, for `--json`.
@@ -216,7 +253,7 @@ impl Progress {
                     .expect("not poisoned")
                     .push((name.to_string(), outcome.clone()));
             }
-            Ok(outcome) => print!("{}", outcome_line(name, outcome, self.style)),
+            Ok(outcome) => out(&outcome_line(name, outcome, self.style)),
             Err(e) => error(e),
         }
     }
@@ -225,11 +262,11 @@ impl Progress {
     /// none to act on.
     pub fn finish(self, results: &Results<Outcome>, warnings_: &[String], role_config: &Path) {
         if results.is_empty() && !self.json {
-            print!("{}", nothing_to_do(role_config));
+            out(&nothing_to_do(role_config));
         }
         warnings(warnings_);
         let unchanged = self.unchanged.into_inner().expect("not poisoned");
-        print!("{}", unchanged_summary(&unchanged));
+        out(&unchanged_summary(&unchanged));
         let reported = self.reported.into_inner().expect("not poisoned");
         if self.json {
             let rows: Vec<Value> = results
@@ -398,7 +435,7 @@ pub fn ping(results: &Results<PingResult>, as_json: bool, style: Style) {
             rows.push(ping_json(name, result));
         }
         match result {
-            Ok(p) if !as_json => print!("{}", ping_line(name, p, style)),
+            Ok(p) if !as_json => out(&ping_line(name, p, style)),
             Ok(_) => {}
             Err(e) => error(e),
         }
@@ -478,9 +515,9 @@ pub fn check_summary(findings: &[Finding]) -> String {
 pub fn check(findings: &[Finding], style: Style) {
     for f in findings {
         warnings(&f.warnings);
-        print!("{}", finding_text(f, style));
+        out(&finding_text(f, style));
     }
-    print!("{}", check_summary(findings));
+    out(&check_summary(findings));
 }
 
 // ---- env ----
@@ -527,12 +564,12 @@ pub fn missing_text(report: &[Missing], form: MissingForm) -> String {
 /// The missing-env command's text; unless it is the script, a hint (stderr) on how to
 /// fill in what is missing.
 pub fn missing_env(report: &[Missing], form: MissingForm, role_config: &Path) {
-    print!("{}", missing_text(report, form));
+    out(&missing_text(report, form));
     if form != MissingForm::Script && report.iter().any(|r| !r.missing.is_empty()) {
-        eprintln!(
+        err(&format!(
             "hint: `servicectl missing-env --script >> {}` sets each to its default",
             role_config.display()
-        );
+        ));
     }
 }
 
@@ -604,19 +641,22 @@ pub fn remove_service_text(r: &Removed) -> String {
 pub fn install(report: &InstallReport, role_config: &Path) {
     match &report.replaced {
         Some(old) if *old == report.package => {
-            println!("reinstalled {old} ({} files)", report.files)
+            out(&format!("reinstalled {old} ({} files)\n", report.files))
         }
-        Some(old) => println!(
-            "upgraded {old} to {} ({} files)",
+        Some(old) => out(&format!(
+            "upgraded {old} to {} ({} files)\n",
             report.package, report.files
-        ),
-        None => println!("installed {} ({} files)", report.package, report.files),
+        )),
+        None => out(&format!(
+            "installed {} ({} files)\n",
+            report.package, report.files
+        )),
     }
     if let Some(u) = &report.upgrade {
         upgrade(u);
     }
     for s in &report.services {
-        print!("{}", new_service_text(s, role_config));
+        out(&new_service_text(s, role_config));
     }
 }
 
@@ -657,7 +697,7 @@ pub fn upgrade_text(r: &Report) -> String {
 /// An upgrade report: its warnings (stderr), then what happened to which service.
 pub fn upgrade(r: &Report) {
     warnings(&r.warnings);
-    print!("{}", upgrade_text(r));
+    out(&upgrade_text(r));
 }
 
 #[cfg(test)]

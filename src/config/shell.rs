@@ -6,6 +6,12 @@
 //! `set` and `export -p` after every fragment on a private descriptor (fd 9). Fragments'
 //! own output goes to a scratch file, so a fragment that prints cannot corrupt what is
 //! read back, and a syntax error, a failing fragment or a hang is pinned to its file.
+//!
+//! The shell cannot signal servicectl: it runs in a session of its own (so `kill 0` and
+//! `kill -- -$PGID` reach only the shell), under an intermediate sh that waits for it
+//! (so `$PPID` names that intermediate, which survives TERM, HUP and INT, not
+//! servicectl). A shell that dies anyway is reported naming the fragment it was sourcing
+//! and how it ended (the intermediate sends its status back).
 
 use crate::config::shell_dump::{self, Item};
 use crate::error::{Error, Result};
@@ -30,6 +36,9 @@ const SHELL_INTERNALS: &[&str] = &[
     "IFS", "PS1", "PS2", "PS4", "OPTIND", "PPID", "LINENO", "OLDPWD", "PWD", "_",
 ];
 
+// The shell options the driver itself needs (errexit and noclobber off) are restored
+// after the shared layer (`__sc_reset`) and in every service's subshell: `set -e` or
+// `set -C` in the role config must not end or break the evaluation of every service.
 const PRELUDE: &str = r#"exec 9>&1 >/dev/null
 __sc_dump() {
   printf '\036D %s\n' "$1"
@@ -44,12 +53,17 @@ __sc_common() {
   for __sc_f do
     __sc_i=$((__sc_i + 1))
     printf '\036B %s\n' "$__sc_i" >&9
-    . "$__sc_f" >>"$__sc_out" 2>&1 </dev/null || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; set +a; return 0; }
+    . "$__sc_f" >>"$__sc_out" 2>&1 </dev/null || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; set +a; __sc_reset; return 0; }
     __sc_dump "$__sc_i"
   done
   set +a
+  __sc_reset
+}
+__sc_reset() {
+  set +e +C
 }
 __sc_service() (
+  set +e +C
   exec </dev/null >"$1" 2>&1
   SERVICE_NAME=$2 SERVICE_VERSION=$3 SERVICE_PIDFILE=$4 SERVICE_OUTPUT_FILE=$5
   export SERVICE_NAME SERVICE_VERSION SERVICE_PIDFILE SERVICE_OUTPUT_FILE
@@ -74,6 +88,15 @@ __sc_show() {
 /// other status means it ended early (a failing fragment, `exit`, a syntax error).
 const SOURCED_ALL: i32 = 97;
 
+/// What servicectl runs: an sh that runs the config shell and waits for it, so that the
+/// config shell's `$PPID` is not servicectl. It outlives the signals a fragment may send
+/// its parent or its group (TERM, HUP, INT: trapped, so the config shell starts with them
+/// at their defaults), and says how the config shell ended (`X STATUS`) on the reply pipe.
+const INTERMEDIATE: &str = r#"trap : TERM HUP INT
+/bin/sh -s
+printf '\036X %s\n' "$?"
+"#;
+
 /// A raw dump: name → (value, exported).
 type Dump = BTreeMap<String, (String, bool)>;
 
@@ -85,6 +108,9 @@ struct Reply {
     last_begun: usize,
     /// The request's closing status; None when the shell died.
     exit_status: Option<i32>,
+    /// How a shell that died ended, as its intermediate saw it (`$?`: 128 + N for
+    /// signal N); None while it runs, or when the intermediate was killed too.
+    shell_status: Option<i32>,
     /// What the fragments printed: sent back line by line when a service failed…
     output_lines: Vec<String>,
     /// …or left in the scratch file (the shared layer, or a shell that died).
@@ -119,6 +145,15 @@ impl Drop for Running {
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+        // Only the intermediate is our child; the config shell and its subshells are
+        // gone once the reply pipe reaches its end (every process of the group held
+        // it). Bounded: a fragment may have left a process of its own session holding it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self
+            .data
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+        {}
         let _ = self.child.wait();
     }
 }
@@ -177,13 +212,23 @@ impl ConfigShell {
 
     fn spawn(&mut self) -> Result<()> {
         let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-s")
+        cmd.arg("-c")
+            .arg(INTERMEDIATE)
             .current_dir(&self.playpen.root)
             .envs(playpen_environment(&self.playpen, &self.role))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        // Its own session and process group: `kill 0` in a fragment reaches the shell
+        // only, and the whole group can be killed when it hangs.
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io("start", Path::new("/bin/sh"), e))?;
@@ -427,6 +472,7 @@ impl ConfigShell {
             failed: None,
             last_begun: 0,
             exit_status: None,
+            shell_status: None,
             output_lines: Vec::new(),
             output_file,
         };
@@ -459,6 +505,7 @@ impl ConfigShell {
                                 progress = Instant::now();
                             }
                             ("S", [i, st]) => reply.failed = Some((*i as usize, *st as i32)),
+                            ("X", [st]) => reply.shell_status = Some(*st as i32),
                             ("E", [st]) => {
                                 reply.exit_status = Some(*st as i32);
                                 finished = true;
@@ -534,8 +581,10 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the config shell".to_string())
     };
+    let died = reply.exit_status.is_none();
     let shell_failed = reply.exit_status.is_none_or(|st| st != 0);
-    // The last file begun never reached its dump: it ran `exit` (even `exit 0`).
+    // The last file begun never reached its dump: it ran `exit` (even `exit 0`), or the
+    // shell died while sourcing it.
     let ended_early =
         reply.last_begun > 0 && reply.dumps.iter().all(|(i, _)| *i < reply.last_begun);
     if reply.failed.is_none() && !shell_failed && !ended_early {
@@ -543,47 +592,122 @@ fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Er
     }
     let output = reply.output();
     let output = output.trim_end();
-    let line = syntax_error_line(output);
-    let (file, what) = if let Some((i, status)) = reply.failed {
-        (
-            file_of(i),
-            format!("returned status {status} (its last command failed)"),
-        )
-    } else {
-        let what = if output.contains("Syntax error") || output.contains("syntax error") {
-            "has a syntax error".to_string()
+    let culprit = match reply.failed {
+        Some((i, _)) => i,
+        None => reply.last_begun,
+    };
+    let path = files.get(culprit.wrapping_sub(1));
+    let unreadable = path.and_then(|p| std::fs::File::open(p).err());
+    let line = path.and_then(|p| diagnostic_line(output, p));
+    let how_it_ended = || match reply.shell_status {
+        Some(st) if st > 128 => format!(
+            "was killed by signal {}",
+            signal_name(st - 128).unwrap_or_else(|| (st - 128).to_string())
+        ),
+        Some(st) => format!("exited with status {st}"),
+        None => "was killed".to_string(),
+    };
+    let mut hint = "fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds".to_string();
+    let message = if let Some(e) = &unreadable {
+        hint = format!(
+            "make {} readable by the user servicectl runs as",
+            file_of(culprit)
+        );
+        format!("config {} cannot be read: {e}", file_of(culprit))
+    } else if died && !ended_early && reply.failed.is_none() {
+        // Every file was sourced to its end, but the shell died meanwhile: a service's
+        // subshell goes on when its fragment kills the main shell (`kill $$`); a shell
+        // that exits with a status did it itself (a trap or `set -e` of the shared layer).
+        let killed = reply.shell_status.is_none_or(|st| st > 128);
+        let sourced = files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if killed && service.is_some() {
+            hint = "a config fragment must not signal its shell or its process group (`kill $$`, `kill 0`); remove the kill".to_string();
+            format!(
+                "the config shell {} while the service's config was sourced ({sourced})",
+                how_it_ended()
+            )
         } else {
-            match reply.exit_status {
-                Some(st) => format!("exited the shell (status {st})"),
-                None => "ended the config shell (it ran `exit`, or sh was killed)".to_string(),
+            hint = "something in the role or cluster config or a profile ends or kills the shell (a trap, `set -e` with a failing command); remove it".to_string();
+            format!(
+                "the config shell {} after {} was sourced",
+                how_it_ended(),
+                if culprit == 0 {
+                    "nothing".to_string()
+                } else {
+                    file_of(culprit)
+                }
+            )
+        }
+    } else {
+        let what = if let Some((_, status)) = reply.failed {
+            format!("returned status {status} (its last command failed)")
+        } else if output.contains("Syntax error") || output.contains("syntax error") {
+            "has a syntax error".to_string()
+        } else if died {
+            let how = how_it_ended();
+            if reply.shell_status.is_none_or(|st| st > 128) {
+                hint = "a config fragment must not signal its shell or its process group (`kill 0`, `kill $$`); remove the kill".to_string();
+            } else {
+                hint =
+                    "remove the `exit` (or the failing command under `set -e`) from the fragment"
+                        .to_string();
             }
+            format!("ended the config shell while it was sourced (sh {how})")
+        } else {
+            format!(
+                "exited the shell (status {})",
+                reply.exit_status.unwrap_or_default()
+            )
         };
-        (file_of(reply.last_begun), what)
+        let located = match line {
+            Some(l) => format!("{}:{l}", file_of(culprit)),
+            None => file_of(culprit),
+        };
+        format!("config {located} {what}")
     };
-    let located = match line {
-        Some(l) => format!("{file}:{l}"),
-        None => file,
-    };
-    let mut message = format!("config {located} {what}");
-    if !output.is_empty() {
+    let mut message = message;
+    if !output.is_empty() && unreadable.is_none() {
         message.push_str(&format!("; sh said: {}", crate::text::tail(output, 5)));
     }
-    let mut err = Error::config(message).with_hint(
-        "fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds",
-    );
+    let mut err = Error::config(message).with_hint(hint);
     if let Some(s) = service {
         err = err.with_service(s);
     }
     Some(err)
 }
 
-/// The line number from a dash/bash diagnostic such as `sh: 3: /p/config: Syntax error`.
-fn syntax_error_line(output: &str) -> Option<u32> {
+fn signal_name(n: i32) -> Option<String> {
+    nix::sys::signal::Signal::try_from(n)
+        .ok()
+        .map(|s| s.as_str().to_string())
+}
+
+/// The line of `file` that an sh diagnostic points at: dash's `sh: 3: FILE: …` or bash's
+/// `FILE: line 3: …`. A diagnostic about the file that does not come from inside it
+/// (`sh: 29: .: cannot open FILE`, whose line is the driver's) gives none.
+fn diagnostic_line(output: &str, file: &Path) -> Option<u32> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
-        regex::Regex::new(r"(?m)^[^:\n]*: (?:line )?(\d+): ").expect("valid regex")
+        regex::Regex::new(r"(?m)^(?:[^:\n]*: (\d+): ([^\n]*)|([^\n]*?): line (\d+): [^\n]*)$")
+            .expect("valid regex")
     });
-    re.captures(output).and_then(|c| c[1].parse().ok())
+    let file = file.display().to_string();
+    re.captures_iter(output).find_map(|c| {
+        let (line, names_file) = match (c.get(1), c.get(4)) {
+            (Some(line), _) => (line, c[2].starts_with(&format!("{file}: "))),
+            (None, Some(line)) => (line, c.get(3).is_some_and(|f| f.as_str() == file)),
+            _ => return None,
+        };
+        if names_file {
+            line.as_str().parse().ok()
+        } else {
+            None
+        }
+    })
 }
 
 /// Build the final variables with their origins by comparing successive dumps: a value
@@ -632,14 +756,41 @@ mod tests {
 
     #[test]
     fn finds_line_numbers_in_dash_and_bash_messages() {
+        let file = Path::new("/p/config");
         assert_eq!(
-            syntax_error_line("sh: 3: /p/config: Syntax error: end of file unexpected"),
+            diagnostic_line(
+                "sh: 3: /p/config: Syntax error: end of file unexpected",
+                file
+            ),
             Some(3)
         );
         assert_eq!(
-            syntax_error_line("/p/config: line 7: syntax error near unexpected token"),
+            diagnostic_line(
+                "/p/config: line 7: syntax error near unexpected token",
+                file
+            ),
             Some(7)
         );
-        assert_eq!(syntax_error_line("just text"), None);
+        assert_eq!(diagnostic_line("just text", file), None);
+    }
+
+    #[test]
+    fn a_line_of_the_driver_is_not_a_line_of_the_fragment() {
+        let file = Path::new("/p/config");
+        assert_eq!(
+            diagnostic_line(
+                "/bin/sh: 29: .: cannot open /p/config: Permission denied",
+                file
+            ),
+            None
+        );
+        assert_eq!(
+            diagnostic_line("/bin/sh: line 29: /p/config: Permission denied", file),
+            None
+        );
+        assert_eq!(
+            diagnostic_line("sh: 3: /p/other: Syntax error: x", file),
+            None
+        );
     }
 }

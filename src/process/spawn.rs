@@ -158,18 +158,141 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
                 launch.program.display()
             )
         };
-        return Err(
-            Error::runtime(format!("cannot execute {what}: {e}")).with_hint(match rc {
-                libc::ENOENT => {
-                    "the program, its #! interpreter or the working directory does not exist"
-                }
-                libc::EACCES => "make the program executable (chmod +x)",
-                libc::ENOEXEC => "the program is not a valid executable; add a #! line to scripts",
-                _ => "check the program",
-            }),
-        );
+        let mut message = format!("cannot execute {what}: {e}");
+        if rc == libc::E2BIG {
+            let size = ExecSize::of(launch.executable, launch.arg0, launch.args, launch.env);
+            message.push_str(&format!("; {}", size.describe(|_| String::new())));
+        }
+        return Err(Error::runtime(message).with_hint(match rc {
+            libc::ENOENT => {
+                "the program, its #! interpreter (or ELF loader) or the working directory does not exist"
+            }
+            libc::EACCES => "make the program (and its #! interpreter) executable (chmod +x)",
+            libc::ENOEXEC => {
+                "the program is neither a binary for this system nor a script with a #! line; add one (such as #!/bin/sh) as its first line"
+            }
+            libc::E2BIG => {
+                "make the largest variables smaller (pass big data in a file instead), or raise the stack limit (ulimit -s): exec allows a quarter of it"
+            }
+            _ => "check the program",
+        }));
     }
     Ok(Spawned { pid })
+}
+
+/// How much of the new program's stack an exec takes (the path, argv and environment
+/// strings and their pointers), against what the kernel allows: ARG_MAX in all (a quarter
+/// of the stack limit, sysconf(_SC_ARG_MAX), at most 6 MiB) and MAX_ARG_STRLEN (32
+/// pages) for one string. Over either, exec fails with E2BIG.
+#[derive(Debug, Clone)]
+pub struct ExecSize {
+    pub bytes: usize,
+    pub limit: usize,
+    /// The environment's largest variables, largest first (at most three).
+    pub largest: Vec<(String, usize)>,
+    /// The limit of one string, and the variables (or `argv[N]`) longer than it.
+    pub string_limit: usize,
+    pub too_long: Vec<(String, usize)>,
+}
+
+impl ExecSize {
+    pub fn of(
+        executable: &Path,
+        arg0: &str,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> ExecSize {
+        let page = usize::try_from(
+            nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .unwrap_or(4096),
+        )
+        .unwrap_or(4096);
+        let string_limit = 32 * page;
+        // The kernel caps the argument space at 3/4 of the default 8 MiB stack limit.
+        let cap = 6 << 20;
+        let limit = match nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX) {
+            Ok(Some(n)) if n > 0 => usize::try_from(n).unwrap_or(cap).min(cap),
+            _ => cap,
+        };
+        let pointer = std::mem::size_of::<usize>();
+        let mut bytes = executable.as_os_str().len() + 1;
+        let mut too_long = Vec::new();
+        for (i, arg) in std::iter::once(arg0)
+            .chain(args.iter().map(String::as_str))
+            .enumerate()
+        {
+            bytes += arg.len() + 1 + pointer;
+            if arg.len() + 1 > string_limit {
+                too_long.push((format!("argv[{i}]"), arg.len() + 1));
+            }
+        }
+        let mut sizes: Vec<(String, usize)> = env
+            .iter()
+            .map(|(k, v)| (k.clone(), k.len() + v.len() + 2))
+            .collect();
+        for (name, size) in &sizes {
+            bytes += size + pointer;
+            if *size > string_limit {
+                too_long.push((name.clone(), *size));
+            }
+        }
+        sizes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        sizes.truncate(3);
+        ExecSize {
+            bytes,
+            limit,
+            largest: sizes,
+            string_limit,
+            too_long,
+        }
+    }
+
+    /// Whether an exec with these fits.
+    pub fn fits(&self) -> bool {
+        self.bytes <= self.limit && self.too_long.is_empty()
+    }
+
+    /// What is too big, naming the variables (`origin` adds where one was set).
+    pub fn describe(&self, origin: impl Fn(&str) -> String) -> String {
+        if !self.too_long.is_empty() {
+            let items: Vec<String> = self
+                .too_long
+                .iter()
+                .map(|(name, size)| format!("{name} ({}{})", human_bytes(*size), origin(name)))
+                .collect();
+            return format!(
+                "{} longer than the {} one variable or argument may take (MAX_ARG_STRLEN)",
+                if items.len() == 1 {
+                    format!("{} is", items[0])
+                } else {
+                    format!("{} are", items.join(", "))
+                },
+                human_bytes(self.string_limit)
+            );
+        }
+        let largest: Vec<String> = self
+            .largest
+            .iter()
+            .map(|(name, size)| format!("{name} ({}{})", human_bytes(*size), origin(name)))
+            .collect();
+        format!(
+            "the environment and arguments take {}, more than the {} exec allows (ARG_MAX); the largest variables: {}",
+            human_bytes(self.bytes),
+            human_bytes(self.limit),
+            largest.join(", ")
+        )
+    }
+}
+
+/// `1.5 MiB`, `200 KiB`, `12 bytes`.
+fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.0} KiB", n as f64 / 1024.0),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// Wait up to `grace` for an early exit of our child. Ok(()) if it is still running.
@@ -178,5 +301,37 @@ pub fn survive_grace(child: &Spawned, grace: Duration) -> std::result::Result<()
     match child.try_wait() {
         Some(status) => Err(status),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_size_names_a_variable_over_the_string_limit_and_the_largest_over_arg_max() {
+        let small = ExecSize::of(Path::new("/bin/true"), "true", &[], &BTreeMap::new());
+        assert!(small.fits());
+        let mut env = BTreeMap::new();
+        env.insert("HUGE".to_string(), "x".repeat(small.string_limit));
+        env.insert("SMALL".to_string(), "y".into());
+        let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
+        assert!(!size.fits());
+        let text = size.describe(|name| format!(", set in {name}.conf"));
+        assert!(text.starts_with("HUGE ("), "{text}");
+        assert!(text.contains("set in HUGE.conf") && text.contains("MAX_ARG_STRLEN"));
+
+        let chunk = "z".repeat(small.string_limit / 2);
+        let env: BTreeMap<String, String> = (0..small.limit / chunk.len() + 2)
+            .map(|i| (format!("CHUNK_{i:03}"), chunk.clone()))
+            .collect();
+        let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
+        assert!(!size.fits() && size.too_long.is_empty());
+        let text = size.describe(|_| String::new());
+        assert!(
+            text.contains("ARG_MAX") && text.contains("CHUNK_000"),
+            "{text}"
+        );
+        assert_eq!(size.largest.len(), 3);
     }
 }

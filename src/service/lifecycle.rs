@@ -11,6 +11,7 @@ use crate::process::linkfarm;
 use crate::process::pidfile::{self, Observed, StartRecord};
 use crate::process::proc;
 use crate::process::spawn::{self, KillOnDrop, Launch};
+use crate::service::executable::{self, Via};
 use crate::service::hooks::{self, Hook, Runnable};
 pub use crate::service::outcome::Outcome;
 use crate::service::prepared::Prepared;
@@ -25,11 +26,20 @@ use std::time::{Duration, Instant, SystemTime};
 pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
     let settings = &prepared.settings;
     let name = prepared.name();
+    let cwd = &playpen.root;
+    let mut program = None;
     match &settings.scripts.start {
-        None if settings.program.is_some() => drop(prepared.program(playpen)?),
+        None if settings.program.is_some() => {
+            let path = prepared.program(playpen)?;
+            executable::check_file(prepared, "service_program", &path, cwd, Via::Spawn)?;
+            program = Some(path);
+        }
         // No program and no start script: the settings reported it.
         None => {}
-        Some(start) => drop(script(playpen, prepared, "service_start", start)?),
+        Some(start) => {
+            let path = script(playpen, prepared, "service_start", start)?;
+            executable::check_file(prepared, "service_start", &path, cwd, Via::Execvp)?;
+        }
     }
     for (setting, value) in [
         ("service_stop", &settings.scripts.stop),
@@ -37,9 +47,11 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         ("service_ping", &settings.scripts.ping),
     ] {
         if let Some(value) = value {
-            script(playpen, prepared, setting, value)?;
+            let path = script(playpen, prepared, setting, value)?;
+            executable::check_file(prepared, setting, &path, cwd, Via::Execvp)?;
         }
     }
+    executable::check_environment(prepared, program.as_deref())?;
     if settings.pidfile == PidfileMode::None && ping_runnable(playpen, prepared)?.is_none() {
         return Err(Error::config(format!(
             "service_no_pidfile=1 but there is no ping{}",

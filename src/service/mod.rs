@@ -2,6 +2,7 @@
 //! ([`prepare`]), then started, stopped and restarted ([`lifecycle`]) with its hooks
 //! ([`hooks`]), and observed ([`status`]).
 
+pub mod executable;
 pub mod hooks;
 pub mod lifecycle;
 pub mod outcome;

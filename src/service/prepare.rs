@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
 use crate::playpen::marks;
 use crate::process::pidfile;
+use crate::service::executable;
 use crate::service::lifecycle;
 pub use crate::service::prepared::Prepared;
 use std::collections::BTreeMap;
@@ -129,7 +130,8 @@ impl Preparation {
     /// templates that do not render, run names shared by different programs.
     pub fn audit(&mut self, session: &Session) {
         let names: Vec<String> = self.prepared.keys().cloned().collect();
-        let mut found: Vec<(String, Error)> = port_problems(session, &names, &self.resolutions);
+        let running = running_records(session, &names);
+        let mut found: Vec<(String, Error)> = port_problems(&names, &self.resolutions, &running);
         for p in self.well_formed() {
             if let Err(e) = lifecycle::validate(&session.playpen, p) {
                 found.push((p.name().to_string(), e));
@@ -143,7 +145,12 @@ impl Preparation {
                 found.push((p.name().to_string(), e.with_service(p.name())));
             }
         }
-        found.extend(shared_run_names(&session.playpen, self.well_formed()));
+        found.extend(executable::hook_problems(self.well_formed()));
+        found.extend(shared_run_names(
+            &session.playpen,
+            self.well_formed(),
+            &running,
+        ));
         for (name, err) in found {
             self.add(&name, Stage::Audit, err);
         }
@@ -216,27 +223,52 @@ impl Preparation {
 }
 
 /// Services whose linkfarm symlinks would share a name but point at different programs
-/// (a common run name): they would overwrite each other's symlink.
+/// (a common run name): they would overwrite each other's symlink, and start refuses to
+/// take over one that a running service (of this command or not) uses.
 fn shared_run_names<'a>(
     playpen: &Playpen,
     prepared: impl Iterator<Item = &'a Prepared>,
+    running: &[(String, pidfile::StartRecord)],
 ) -> Vec<(String, Error)> {
-    let mut by_link: BTreeMap<String, Vec<(&str, PathBuf)>> = BTreeMap::new();
+    // link name → (service, program, outside this command)
+    let mut by_link: BTreeMap<String, Vec<(&str, PathBuf, bool)>> = BTreeMap::new();
     for p in prepared {
         if let Some((link, program)) = lifecycle::planned_link(playpen, p) {
-            by_link.entry(link).or_default().push((p.name(), program));
+            by_link
+                .entry(link)
+                .or_default()
+                .push((p.name(), program, false));
+        }
+    }
+    for (name, record) in running {
+        let link = record.symlink.as_deref().map(std::path::Path::new);
+        let (Some(link), Some(program)) = (link, &record.program) else {
+            continue;
+        };
+        if link.parent() != Some(playpen.linkfarm().as_path()) {
+            continue;
+        }
+        let link = link.file_name().unwrap_or_default().to_string_lossy();
+        if let Some(users) = by_link.get_mut(link.as_ref()) {
+            users.push((name, PathBuf::from(program), true));
         }
     }
     let mut bad = Vec::new();
     for (link, users) in by_link {
-        if users.iter().all(|(_, p)| *p == users[0].1) {
+        if users.iter().all(|(_, p, _)| *p == users[0].1) {
             continue;
         }
         let who: Vec<String> = users
             .iter()
-            .map(|(n, p)| format!("{n} ({})", p.display()))
+            .map(|(n, p, outside)| {
+                let running = if *outside { ", running" } else { "" };
+                format!("{n} ({}{running})", p.display())
+            })
             .collect();
-        for (name, _) in &users {
+        for (name, _, outside) in &users {
+            if *outside {
+                continue;
+            }
             bad.push((
                 name.to_string(),
                 Error::config(format!(
@@ -253,12 +285,12 @@ fn shared_run_names<'a>(
 
 /// Ports shared by two of `resolutions`, or with a service already running outside
 /// this command (as its start record says, so starting one at a time cannot collide).
-pub fn port_problems(
-    session: &Session,
+fn port_problems(
     names: &[String],
     resolutions: &[envars::Resolution],
+    running: &[(String, pidfile::StartRecord)],
 ) -> Vec<(String, Error)> {
-    let running = running_ports(session, names);
+    let running = running_ports(running);
     let mut out = Vec::new();
     for conflict in envars::port_conflicts(resolutions.iter().chain(running.iter())) {
         for user in conflict.users.iter().filter(|u| names.contains(&u.service)) {
@@ -273,21 +305,30 @@ pub fn port_problems(
     out
 }
 
-/// The ports of running services other than `names`, from their start records (no
-/// config evaluated), shaped as resolutions for the conflict check.
-fn running_ports(session: &Session, names: &[String]) -> Vec<envars::Resolution> {
+/// The start records of running services other than `names` (no config evaluated).
+fn running_records(session: &Session, names: &[String]) -> Vec<(String, pidfile::StartRecord)> {
     session
         .catalog
         .names()
         .filter(|n| !names.iter().any(|m| m == n))
         .filter_map(|n| {
             let (observed, record) = pidfile::observe(&session.playpen, n).ok()?;
-            let record = record.filter(|r| observed.is_running() && !r.ports.is_empty())?;
-            Some(envars::Resolution {
-                service: n.to_string(),
-                ports: record.ports,
-                ..Default::default()
-            })
+            let record = record.filter(|_| observed.is_running())?;
+            Some((n.to_string(), record))
+        })
+        .collect()
+}
+
+/// The ports of running services, from their start records, shaped as resolutions for
+/// the conflict check.
+fn running_ports(running: &[(String, pidfile::StartRecord)]) -> Vec<envars::Resolution> {
+    running
+        .iter()
+        .filter(|(_, record)| !record.ports.is_empty())
+        .map(|(n, record)| envars::Resolution {
+            service: n.clone(),
+            ports: record.ports.clone(),
+            ..Default::default()
         })
         .collect()
 }
