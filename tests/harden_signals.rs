@@ -1,10 +1,8 @@
-//! Hardening (issue 8, items 9, 11, 13 and what `check` still missed): a closed stdout
-//! ends the output and not the work, the config shell cannot signal servicectl, shell
+//! Signals, pipes and programs: a closed stdout ends the output and not the work, the config shell cannot signal servicectl, shell
 //! options and unreadable files in configs are reported where they are, and `check`
 //! finds everything that makes the exec of a start fail.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};

@@ -14,6 +14,7 @@ mod concurrency;
 mod config_eval;
 mod envars;
 mod harden_files;
+mod harden_signals;
 mod hooks;
 mod lifecycle;
 mod packages;
