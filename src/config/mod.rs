@@ -126,6 +126,15 @@ impl ServiceConfig {
         }
     }
 
+    /// The fragments evaluated, for messages: `a, b, c`.
+    pub fn fragment_list(&self) -> String {
+        self.fragments
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Made by `stand_in`: no fragment was evaluated.
     pub fn is_stand_in(&self) -> bool {
         self.fragments.is_empty()

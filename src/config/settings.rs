@@ -562,12 +562,7 @@ impl Settings {
         if settings.program.is_none() && settings.scripts.start.is_none() && declared_init {
             r.missing(format!(
                 "no service_program is set in {}: set service_program (or service_start) in the service's config",
-                config
-                    .fragments
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                config.fragment_list()
             ));
         }
         let problem = match r.problems.as_slice() {

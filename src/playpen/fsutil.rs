@@ -73,19 +73,28 @@ pub fn is_executable(path: &Path) -> bool {
 /// for files under 4 KiB. `status` reads a few of these per service, so the saved system
 /// calls add up. Not for files in the playpen: those are read with [`read_state`].
 pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 4096];
+    read_bounded(&mut file, 4096, usize::MAX)
+}
+
+/// Read to the end with as few calls as possible, starting with a buffer of `first`
+/// bytes and never holding more than `most + 1` (so a caller can tell "too long"). A
+/// short read is the end: /proc files and our own files (replaced by rename, never
+/// grown in place) end there, so no second call is spent to hear so.
+fn read_bounded(file: &mut std::fs::File, first: usize, most: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; first.max(1)];
     let mut len = 0;
     loop {
         if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
+            if len > most {
+                break;
+            }
+            buf.resize(len.saturating_mul(2).min(most.saturating_add(1)), 0);
         }
         let room = buf.len() - len;
         match file.read(&mut buf[len..]) {
             Ok(0) => break,
-            // A short read of a regular or /proc file is its end: no second call
-            // to hear so (our files are replaced by rename, never grown in place).
             Ok(n) if n < room => {
                 len += n;
                 break;
@@ -121,7 +130,6 @@ pub enum Links {
 /// or a huge or sparse file) is an error of kind Config that names the file, says what
 /// it is, and says to remove it.
 pub fn read_state(path: &Path, links: Links) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
     if links == Links::Refuse {
@@ -165,42 +173,17 @@ pub fn read_state(path: &Path, links: Links) -> Result<Option<Vec<u8>>> {
     if meta.len() > STATE_MAX {
         return Err(corrupt(path, links, &format!("{} bytes long", meta.len())));
     }
-    // One read for the whole file as fstat sized it (a short read of a regular file is
-    // its end: ours are replaced by rename, never grown in place), bounded even if it
-    // grows meanwhile.
+    // One read for the whole file as fstat sized it, bounded even if it grows meanwhile.
     let mut file = file;
-    let too_long = || {
-        corrupt(
+    let bytes = read_bounded(&mut file, meta.len() as usize + 1, STATE_MAX as usize)
+        .map_err(|e| Error::io("read", path, e))?;
+    if bytes.len() as u64 > STATE_MAX {
+        return Err(corrupt(
             path,
             links,
             &format!("longer than {} KiB", STATE_MAX / 1024),
-        )
-    };
-    let mut bytes = vec![0u8; meta.len() as usize + 1];
-    let mut len = 0;
-    loop {
-        if len == bytes.len() {
-            if len as u64 > STATE_MAX {
-                return Err(too_long());
-            }
-            bytes.resize((len * 2).min(STATE_MAX as usize + 1), 0);
-        }
-        let room = bytes.len() - len;
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) if n < room => {
-                len += n;
-                break;
-            }
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", path, e)),
-        }
+        ));
     }
-    if len as u64 > STATE_MAX {
-        return Err(too_long());
-    }
-    bytes.truncate(len);
     Ok(Some(bytes))
 }
 

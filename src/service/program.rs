@@ -21,7 +21,7 @@ pub fn resolve_program(
     let program = settings.program.as_deref().ok_or_else(|| {
         Error::config(format!(
             "no service_program is set in {}",
-            fragment_list(config)
+            config.fragment_list()
         ))
         .with_service(config.name())
         .with_hint("set service_program (or service_start) in the service's config")
@@ -94,13 +94,4 @@ pub fn resolve_executable(
         looked.join(", ")
     ))
     .with_hint("install the program, or fix service_program"))
-}
-
-fn fragment_list(config: &ServiceConfig) -> String {
-    config
-        .fragments
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
