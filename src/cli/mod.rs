@@ -199,9 +199,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Start { services } => act(&cli, services, ops::start),
+        Command::Start { services } => {
+            let _deferred = crate::process::interrupt::Deferred::install();
+            act(&cli, services, ops::start)
+        }
         Command::Stop { services } => act(&cli, services, ops::stop),
-        Command::Restart { services } => act(&cli, services, ops::restart),
+        Command::Restart { services } => {
+            let _deferred = crate::process::interrupt::Deferred::install();
+            act(&cli, services, ops::restart)
+        }
         Command::Status { services } => {
             let mut session = open(&cli)?;
             let statuses = match ops::status(&mut session, services) {
