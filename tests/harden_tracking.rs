@@ -559,4 +559,95 @@ fn stop_leaves_no_descendant_behind() {
         "the child of a dead web, in a process group of its own",
     );
     assert_eq!(processes_of(&pp, "web"), Vec::<i32>::new());
+
+    // Started again after its main process died, the new web does not run beside what
+    // the dead one left.
+    std::fs::remove_file(pp.path("var/session-child")).unwrap();
+    std::fs::remove_file(pp.path("var/group-child")).unwrap();
+    pp.start(&["web"]);
+    let main = pp.running_pid("web");
+    let (in_session, in_group) = child_pids(&pp);
+    kill(main, Signal::SIGKILL);
+    assert_dies(main, "web");
+    std::fs::remove_file(pp.path("var/session-child")).unwrap();
+    std::fs::remove_file(pp.path("var/group-child")).unwrap();
+    pp.start(&["web"]);
+    assert!(
+        !alive(in_session) && !alive(in_group),
+        "the dead web's children still run"
+    );
+    let main = pp.running_pid("web");
+    let (new_session, new_group) = child_pids(&pp);
+    let mut expected = vec![main, new_session, new_group];
+    expected.sort();
+    assert_eq!(processes_of(&pp, "web"), expected);
+    pp.run(&["stop", "web"]).ok();
+    assert_eq!(processes_of(&pp, "web"), Vec::<i32>::new());
+}
+
+/// A start in progress (here: waiting for the program's own pidfile) is "starting" to
+/// `status`, which leaves it alone; it is running once the program wrote its pidfile.
+#[test]
+fn status_shows_a_start_in_progress_and_leaves_it_alone() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/sleeper");
+    pp.write_exec(
+        "bin/slowpid",
+        "#!/bin/sh\n\
+         while [ ! -e \"$LOCAL_VAR/go\" ]; do sleep 0.05; done\n\
+         echo $$ > \"$SERVICE_PIDFILE\"\n\
+         exec \"$PLAYPEN_ROOT/bin/sleeper\" 1000\n",
+    );
+    pp.service(
+        "web",
+        "service_program=slowpid\nservice_makes_own_pidfile=1\nservice_pidfile_timeout=60\n",
+    );
+    let started = Instant::now();
+    let start = spawn_piped(pp.command().args(["start", "web"]));
+    assert!(wait_until(PATIENCE, || processes_of(&pp, "web").len() == 1));
+    let pid = processes_of(&pp, "web")[0];
+    pp.run(&["status", "web"])
+        .code_is(3)
+        .says(&["starting", &start.id().to_string()]);
+    assert!(alive(pid), "status stopped a start in progress");
+    std::fs::write(pp.path("var/go"), "").unwrap();
+    finish(start, started, "servicectl start web").ok();
+    assert_eq!(pp.running_pid("web"), pid);
+    pp.run(&["status", "web"]).ok().says(&["running"]);
+}
+
+/// servicectl killed while waiting for a program's own pidfile; the program writes it
+/// afterwards and clears its environment (as daemons that reuse it for their title do):
+/// the next command adopts the PID the program wrote, as it started after the start
+/// record was written.
+#[test]
+fn a_cut_short_start_adopts_the_pid_the_program_wrote_after_servicectl_died() {
+    let pp = Playpen::new();
+    pp.install_sleep("bin/sleeper");
+    pp.write_exec(
+        "bin/slowpid",
+        "#!/bin/sh\n\
+         while [ ! -e \"$LOCAL_VAR/go\" ]; do sleep 0.05; done\n\
+         echo $$ > \"$SERVICE_PIDFILE\"\n\
+         exec env -i \"$PLAYPEN_ROOT/bin/sleeper\" 1000\n",
+    );
+    pp.service(
+        "web",
+        "service_program=slowpid\nservice_makes_own_pidfile=1\nservice_pidfile_timeout=60\nservice_halt_timeout=3\n",
+    );
+    let started = Instant::now();
+    let start = spawn_piped(pp.command().args(["start", "web"]));
+    assert!(wait_until(PATIENCE, || processes_of(&pp, "web").len() == 1));
+    let program = processes_of(&pp, "web")[0];
+    kill(start.id() as i32, Signal::SIGKILL);
+    finish(start, started, "servicectl start web");
+    std::fs::write(pp.path("var/go"), "").unwrap();
+    assert!(wait_until(PATIENCE, || pp.pid("web") == Some(program)
+        && env_of(program, "PLAYPEN_ROOT").is_none()));
+    pp.run(&["status", "web"])
+        .ok()
+        .says(&["running", &program.to_string()]);
+    pp.run(&["start", "web"]).ok().says(&["already running"]);
+    pp.run(&["stop", "web"]).ok();
+    assert_dies(program, "web");
 }

@@ -33,10 +33,10 @@ pub const LAUNCH: &str = "SERVICECTL_LAUNCH";
 /// start time, and a serial number.
 pub fn new_launch() -> String {
     static SERIAL: AtomicU64 = AtomicU64::new(0);
-    let me = std::process::id() as i32;
     format!(
-        "{me}.{}.{}",
-        proc::start_ticks(me).unwrap_or(0),
+        "{}.{}.{}",
+        std::process::id(),
+        proc::own_start_ticks(),
         SERIAL.fetch_add(1, Ordering::Relaxed)
     )
 }

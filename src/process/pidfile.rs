@@ -62,10 +62,9 @@ pub struct Starter {
 impl Starter {
     /// This servicectl.
     pub fn me() -> Starter {
-        let pid = std::process::id() as i32;
         Starter {
-            pid,
-            start_ticks: proc::start_ticks(pid).unwrap_or(0),
+            pid: std::process::id() as i32,
+            start_ticks: proc::own_start_ticks(),
         }
     }
 

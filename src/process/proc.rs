@@ -50,6 +50,12 @@ pub fn start_ticks(pid: i32) -> Option<u64> {
     stat(pid).map(|s| s.start_ticks)
 }
 
+/// This process's start time (read once).
+pub fn own_start_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| start_ticks(std::process::id() as i32).unwrap_or(0))
+}
+
 /// Is `pid` a live (non-zombie) process?
 pub fn is_alive(pid: i32) -> bool {
     pid > 0 && start_ticks(pid).is_some()

@@ -101,6 +101,22 @@ pub fn stop_launch(playpen: &Playpen, launch: &str, halt: Duration) -> Vec<Membe
     members
 }
 
+/// The live process the service's pidfile names, if it started at or after `since`
+/// (Unix time, seconds).
+fn written_since(playpen: &Playpen, service: &str, since: f64) -> Option<Target> {
+    let Ok(Some(Ok(pid))) = pidfile::read_pid(&playpen.pidfile(service)) else {
+        return None;
+    };
+    let start_ticks = proc::start_ticks(pid)?;
+    let age = proc::age(start_ticks, proc::uptime_secs()?).as_secs_f64();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    // Start times are in clock ticks (10 ms): allow for the rounding.
+    (now - age >= since - 0.1).then_some(Target { pid, start_ticks })
+}
+
 /// What [`settle`] did about a start that was cut short.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovered {
@@ -152,24 +168,31 @@ pub fn settle(
                     .collect(),
                 None => Vec::new(),
             };
-            // The spawned program leads its own session; the first one started is the
-            // service (a daemon it forked into a session of its own came later).
-            let adoptable = record.leader_is_service.then(|| {
+            let adoptable = if record.leader_is_service {
+                // The spawned program leads its own session; the first one started is
+                // the service (a daemon it forked into a session of its own came later).
                 members
                     .iter()
                     .filter(|m| m.pid == m.sid)
                     .min_by_key(|m| (m.start_ticks, m.pid))
-            });
-            match adoptable.flatten() {
-                Some(leader) => {
-                    record.pid = Some(leader.pid);
-                    record.start_ticks = Some(leader.start_ticks);
+                    .map(Target::from)
+            } else {
+                // The program wrote its pidfile during this start, but its environment
+                // no longer says so (it rewrote it): a live PID there that started
+                // after the record was written is the program's.
+                written_since(playpen, service, record.started_at)
+            };
+            match adoptable {
+                Some(service_process) => {
+                    let pid = service_process.pid;
+                    record.pid = Some(pid);
+                    record.start_ticks = Some(service_process.start_ticks);
                     record.starting = None;
                     pidfile::write_record(playpen, service, &record)?;
                     if !record.no_pidfile {
-                        pidfile::write_pid(&playpen.pidfile(service), leader.pid)?;
+                        pidfile::write_pid(&playpen.pidfile(service), pid)?;
                     }
-                    Recovered::Adopted { pid: leader.pid }
+                    Recovered::Adopted { pid }
                 }
                 None => {
                     let targets: Vec<Target> = members.iter().map(Target::from).collect();
