@@ -132,8 +132,8 @@ fn killed_mid_start(sig: Signal, moments: &[Moment]) {
                     "servicectl died of {sig:?} instead of finishing what it began; {context}"
                 );
             }
-            if out.code != 0 && out.code != 128 + sig as i32 {
-                out.says(&[sig.as_str()]);
+            if out.code != 128 + sig as i32 {
+                out.fails().says(&[sig.as_str()]);
             }
             assert_eq!(
                 off_record(&pp),
@@ -650,4 +650,36 @@ fn a_cut_short_start_adopts_the_pid_the_program_wrote_after_servicectl_died() {
     pp.run(&["start", "web"]).ok().says(&["already running"]);
     pp.run(&["stop", "web"]).ok();
     assert_dies(program, "web");
+}
+
+/// Services that depend on each other start one after the other: SIGTERM in the middle
+/// of the chain lets the start in flight finish, starts nothing after it, and says so.
+#[test]
+fn sigterm_starts_nothing_new() {
+    let pp = Playpen::new();
+    let names: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let depends = if i == 0 {
+            String::new()
+        } else {
+            format!("service_depends={}\n", names[i - 1])
+        };
+        pp.sleeper_service(name, &format!("service_start_grace=0.3\n{depends}"));
+    }
+    pp.role_config(&format!("playpen_services=\"{}\"\n", names.join(" ")));
+    let out = interrupted_start(&pp, Signal::SIGTERM, Moment::Pidfiles(3));
+    out.fails()
+        .says(&["not started: servicectl received SIGTERM"]);
+    assert_eq!(off_record(&pp), [], "{out}");
+    let mut running: Vec<String> = service_processes(&pp).into_iter().map(|(_, n)| n).collect();
+    running.sort();
+    assert!(
+        (3..names.len()).contains(&running.len()),
+        "{running:?} run after SIGTERM at the third of {} services:\n{out}",
+        names.len()
+    );
+    // Those that run are the first of the chain; the rest are not started.
+    assert_eq!(running, names[..running.len()], "{out}");
+    pp.start(&[]);
+    assert_eq!(service_processes(&pp).len(), names.len());
 }

@@ -385,7 +385,10 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let (results, warnings) = op(&mut session, services, &|name, result| {
         progress.service_done(name, result)
     })?;
-    let failed = results.iter().any(|(_, r)| r.is_err());
+    // A start cut short by SIGTERM, SIGHUP or SIGINT fails, even when what had begun
+    // was finished (the warnings say so).
+    let failed =
+        results.iter().any(|(_, r)| r.is_err()) || crate::process::interrupt::received().is_some();
     progress.finish(&results, &warnings, &role_config(&session));
     Ok(exit::failed_if(failed))
 }

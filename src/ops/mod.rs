@@ -190,7 +190,7 @@ fn run_forward(
         && results.iter().all(|(_, r)| r.is_ok())
     {
         warnings.push(format!(
-            "servicectl received {} after every service had begun; each was finished",
+            "servicectl received {} after every service had begun; each was finished and is on record",
             sig.as_str()
         ));
     }
