@@ -15,6 +15,7 @@ mod config_eval;
 mod envars;
 mod harden_files;
 mod harden_signals;
+mod harden_tracking;
 mod hooks;
 mod lifecycle;
 mod packages;

@@ -211,9 +211,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Start { services } => act(&cli, services, ops::start),
+        Command::Start { services } => {
+            let _deferred = crate::process::interrupt::Deferred::install();
+            act(&cli, services, ops::start)
+        }
         Command::Stop { services } => act(&cli, services, ops::stop),
-        Command::Restart { services } => act(&cli, services, ops::restart),
+        Command::Restart { services } => {
+            let _deferred = crate::process::interrupt::Deferred::install();
+            act(&cli, services, ops::restart)
+        }
         Command::Status { services } => {
             let mut session = open(&cli)?;
             let statuses = match ops::status(&mut session, services) {
@@ -389,7 +395,10 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let (results, warnings) = op(&mut session, services, &|name, result| {
         progress.service_done(name, result)
     })?;
-    let failed = results.iter().any(|(_, r)| r.is_err());
+    // A start cut short by SIGTERM, SIGHUP or SIGINT fails, even when what had begun
+    // was finished (the warnings say so).
+    let failed =
+        results.iter().any(|(_, r)| r.is_err()) || crate::process::interrupt::received().is_some();
     progress.finish(&results, &warnings, &role_config(&session));
     Ok(exit::failed_if(failed))
 }

@@ -10,6 +10,8 @@ use crate::config::session::Session;
 use crate::config::template;
 use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
+use crate::process::census::Lazy;
+use crate::process::interrupt;
 use crate::process::pidfile;
 use crate::service::lifecycle::{self, Outcome};
 use crate::service::prepare::{Preparation, Prepared, Stage, prepare};
@@ -110,12 +112,12 @@ pub fn start(
         &all,
         progress,
         "started",
-        |playpen, good, deps, name| {
+        |playpen, good, deps, name, census| {
             let p = &good[name];
             for dep in deps.get(name).into_iter().flatten() {
                 wait_ready(playpen, &good[dep], p)?;
             }
-            lifecycle::start(playpen, p)
+            lifecycle::start_with(playpen, p, census)
         },
     )
 }
@@ -132,21 +134,26 @@ pub fn restart(
         &targets,
         progress,
         "restarted",
-        |playpen, good, _, name| lifecycle::restart(playpen, &good[name]),
+        |playpen, good, _, name, census| lifecycle::restart_with(playpen, &good[name], census),
     )
 }
 
 /// What start and restart share: strict preparation (nothing runs unless every service
 /// is well configured), validation, cycle check, then `action` for each service in
 /// dependency order, in parallel where the order allows.
+///
+/// SIGTERM, SIGHUP and SIGINT do not kill the command half-way (a process spawned and
+/// not yet on record would be lost): the starts in flight finish and are recorded,
+/// nothing new begins, and the services not started say why (see `interrupt`).
 fn run_forward(
     session: &mut Session,
     services: &[String],
     progress: Progress,
     verb: &str,
-    action: impl Fn(&Playpen, &BTreeMap<String, Prepared>, &Deps, &str) -> Result<Outcome> + Sync,
+    action: impl Fn(&Playpen, &BTreeMap<String, Prepared>, &Deps, &str, &Lazy) -> Result<Outcome> + Sync,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
-    let (prepared, warnings) = audited(session, services).strict();
+    let _deferred = interrupt::Deferred::install();
+    let (prepared, mut warnings) = audited(session, services).strict();
     let (good, bad) = partition(prepared);
     if !bad.is_empty() {
         return Ok((bad, warnings));
@@ -154,11 +161,13 @@ fn run_forward(
     let deps = dependency_graph(&good);
     session.playpen.ensure_var()?;
     let playpen = session.playpen.clone();
+    let census = Lazy::new(&playpen);
     let results = graph::run_parallel(
         &deps,
         Direction::Forward,
         |name| {
-            let result = action(&playpen, &good, &deps, name);
+            let result = interrupt::check(name, verb)
+                .and_then(|()| action(&playpen, &good, &deps, name, &census));
             forget_upgrade(&playpen, name, &result);
             progress(name, &result);
             result
@@ -176,7 +185,16 @@ fn run_forward(
             err
         },
     );
-    Ok((in_order(&deps, results), warnings))
+    let results = in_order(&deps, results);
+    if let Some(sig) = interrupt::received()
+        && results.iter().all(|(_, r)| r.is_ok())
+    {
+        warnings.push(format!(
+            "servicectl received {} after every service had begun; each was finished and is on record",
+            sig.as_str()
+        ));
+    }
+    Ok((results, warnings))
 }
 
 /// A fresh process has seen SERVICE_UPGRADED=1: the mark has done its job.
@@ -200,6 +218,7 @@ fn wait_ready(playpen: &Playpen, dep: &Prepared, dependant: &Prepared) -> Result
         if result.ok {
             return Ok(());
         }
+        interrupt::check(dependant.name(), "started")?;
         if Instant::now() >= deadline {
             return Err(Error::runtime(format!(
                 "not started: {} did not become ready within {:.0} s ({} said: {})",
@@ -227,12 +246,15 @@ pub fn stop(
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
     let targets = session.targets(names)?;
+    // One scan of the playpen's processes for the whole command: stop leaves none of a
+    // service's processes behind, also those that no file names.
+    let census = Lazy::new(&session.playpen);
     // What is not running needs no config evaluated to be "already stopped".
     let (active, idle): (Vec<String>, Vec<String>) = targets.into_iter().partition(|name| {
         !matches!(
             pidfile::observe(&session.playpen, name),
             Ok((crate::process::pidfile::Observed::Stopped, _))
-        )
+        ) || census.get().of_service(name).next().is_some()
     });
     let (prepared, warnings) = prepare(session, &active).lenient();
     let (good, mut bad) = partition(prepared);
@@ -254,7 +276,7 @@ pub fn stop(
         &deps_used,
         Direction::Reverse,
         |name| {
-            let result = lifecycle::stop(&playpen, &good[name]);
+            let result = lifecycle::stop_with(&playpen, &good[name], &census);
             progress(name, &result);
             result
         },

@@ -6,14 +6,15 @@
 use crate::config::envars;
 use crate::config::session::Session;
 use crate::error::{Error, Result};
-use crate::ops;
 use crate::ops::upgrade;
 use crate::playpen::Playpen;
 use crate::playpen::catalog::{self, split_package_id, valid_service_name};
 use crate::playpen::fsutil;
+use crate::playpen::lock::ServiceLock;
 use crate::playpen::registry;
-use crate::process::pidfile;
-use crate::service::lifecycle::Outcome;
+use crate::process::census::Lazy;
+use crate::process::pidfile::{self, StartRecord};
+use crate::service::lifecycle::{self, Outcome};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -684,48 +685,81 @@ pub struct Removed {
 }
 
 /// remove-service NAME: stop it if running, drop registration, symlink, pidfile and
-/// start record. Running it twice is not an error.
+/// start record. Running it twice is not an error. The stop and the removal of its files
+/// are one step under the service's lock: a start in between would have its files
+/// removed under it and run off record; now it waits, and its process is on record.
 pub fn remove_service(session: &mut Session, name: &str) -> Result<Removed> {
     let playpen = session.playpen.clone();
     let mut report = Removed {
         service: name.to_string(),
         ..Removed::default()
     };
-    let record = pidfile::read_record(&playpen, name);
-    if session.catalog.contains(name) {
-        let (results, _) = ops::stop(session, &[name.to_string()], &|_, _| {})?;
-        for (_, r) in results {
-            match r {
-                Ok(Outcome::Stopped { .. }) => report.stopped = true,
-                Ok(_) => {}
-                Err(e) => return Err(e),
+    let census = Lazy::new(&playpen);
+    let idle = || {
+        matches!(
+            pidfile::observe(&playpen, name),
+            Ok((pidfile::Observed::Stopped, _))
+        ) && census.get().of_service(name).next().is_none()
+    };
+    // `record`: the start record as it was before the stop (which removes it).
+    let remove_files = |report: &mut Removed, record: Option<StartRecord>| -> Result<()> {
+        report.unregistered = registry::unregister(&playpen, name)?;
+        // The lock file stays: a concurrent servicectl may hold or be waiting on it, and
+        // removing it would let two processes lock different files of the same name.
+        let mut candidates = vec![playpen.pidfile(name), playpen.start_record(name)];
+        // Only this playpen's symlink: a copied playpen's record names the original's.
+        if let Some(link) = record
+            .and_then(|r| r.symlink)
+            .map(PathBuf::from)
+            .filter(|l| l.parent() == Some(playpen.linkfarm().as_path()))
+        {
+            candidates.push(link);
+        }
+        for path in candidates {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                std::fs::remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e).with_service(name))?;
+                report.removed_files.push(path);
             }
         }
-    } else if let Ok((observed, _)) = pidfile::observe(&playpen, name)
-        && let Some(pid) = observed.pid().filter(|_| observed.is_running())
-    {
-        return Err(Error::runtime(format!(
-            "PID {pid} still runs for this service, but its package is gone"
-        ))
-        .with_service(name)
-        .with_hint(format!(
-            "stop it by hand (kill {pid}), then run remove-service again"
-        )));
+        Ok(())
+    };
+    if !session.catalog.contains(name) {
+        let _lock = ServiceLock::acquire(&playpen, name)?;
+        if let Ok((observed, _)) = pidfile::observe(&playpen, name)
+            && let Some(pid) = observed.pid().filter(|_| observed.is_running())
+        {
+            return Err(Error::runtime(format!(
+                "PID {pid} still runs for this service, but its package is gone"
+            ))
+            .with_service(name)
+            .with_hint(format!(
+                "stop it by hand (kill {pid}), then run remove-service again"
+            )));
+        }
+        remove_files(&mut report, pidfile::read_record(&playpen, name))?;
+        return Ok(report);
     }
-    report.unregistered = registry::unregister(&playpen, name)?;
-    // The lock file stays: a concurrent servicectl may hold or be waiting on it, and
-    // removing it would let two processes lock different files of the same name.
-    let mut candidates = vec![playpen.pidfile(name), playpen.start_record(name)];
-    if let Some(link) = record.and_then(|r| r.symlink) {
-        candidates.push(PathBuf::from(link));
-    }
-    for path in candidates {
-        if std::fs::symlink_metadata(&path).is_ok() {
-            std::fs::remove_file(&path)
-                .map_err(|e| Error::io("remove", &path, e).with_service(name))?;
-            report.removed_files.push(path);
+    // Nothing of it runs: no config to evaluate (a broken one must not block removal).
+    if idle() {
+        let _lock = ServiceLock::acquire(&playpen, name)?;
+        if idle() {
+            remove_files(&mut report, pidfile::read_record(&playpen, name))?;
+            return Ok(report);
         }
     }
+    let (mut prepared, _) =
+        crate::service::prepare::prepare(session, &[name.to_string()]).lenient();
+    let prepared = prepared.remove(name).unwrap_or_else(|| {
+        Err(
+            Error::new(crate::error::ErrorKind::UnknownService, "unknown service")
+                .with_service(name),
+        )
+    })?;
+    let (outcome, ()) = lifecycle::stop_then(&playpen, &prepared, &census, |record| {
+        remove_files(&mut report, record)
+    })?;
+    report.stopped = matches!(outcome, Outcome::Stopped { .. });
     Ok(report)
 }
 

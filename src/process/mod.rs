@@ -1,9 +1,14 @@
 //! Processes as the kernel sees them: launching one in its own session, its identity
 //! and exit from /proc and pidfds, the pidfiles and start records that keep it on record,
-//! the linkfarm symlinks that name it, and the output file it writes.
+//! the linkfarm symlinks that name it, and the output file it writes; the playpen's
+//! processes found by their environment (`census`), and what keeps every one of them on
+//! record (`tracking`, `interrupt`).
 
+pub mod census;
+pub mod interrupt;
 pub mod linkfarm;
 pub mod output;
 pub mod pidfile;
 pub mod proc;
 pub mod spawn;
+pub mod tracking;

@@ -31,6 +31,46 @@ pub struct StartRecord {
     /// Path of the linkfarm symlink, so that remove-service and collision checks find it.
     #[serde(default)]
     pub symlink: Option<String>,
+    /// The launch mark (SERVICECTL_LAUNCH, see `census`) that every process of this start
+    /// carries in its environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<String>,
+    /// Set in the record written before the spawn and cleared once the process is on
+    /// record: the servicectl doing the start. Such a record without a live process of
+    /// the start's is a start that was cut short (see `tracking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting: Option<Starter>,
+    /// The process servicectl spawns is the service (it leads its session), so a start
+    /// that was cut short can adopt it. False when a script or the program itself writes
+    /// the pidfile: only that file says which process is the service.
+    #[serde(default)]
+    pub leader_is_service: bool,
+    /// PLAYPEN_ROOT of the playpen that wrote the record. A record of this playpen
+    /// (the same path) describes our process; anything else (a copied playpen, a
+    /// record of an older servicectl) is checked against the process itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+/// The servicectl process doing a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Starter {
+    pub pid: i32,
+    pub start_ticks: u64,
+}
+
+impl Starter {
+    /// This servicectl.
+    pub fn me() -> Starter {
+        Starter {
+            pid: std::process::id() as i32,
+            start_ticks: proc::own_start_ticks(),
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        proc::start_ticks(self.pid) == Some(self.start_ticks)
+    }
 }
 
 /// The PID in a pidfile: None when there is none, Some(Err(why)) when the file does not
@@ -105,6 +145,12 @@ pub enum Observed {
     Stopped,
     /// A pidfile (or record) that no longer describes our process.
     Stale { pid: Option<i32>, reason: String },
+    /// Another servicectl (`by`, alive) is starting it and its process is not on record yet.
+    Starting { by: i32 },
+    /// A start whose servicectl died before its process was on record: what it left is
+    /// found by its launch mark and adopted or stopped (`tracking::settle`) by the next
+    /// command that takes the service's lock.
+    Interrupted { launch: Option<String> },
 }
 
 impl Observed {
@@ -116,10 +162,16 @@ impl Observed {
         }
     }
 
+    /// Something of the service may run (a start that is under way or was cut short
+    /// counts: its process may be alive).
     pub fn is_running(&self) -> bool {
         matches!(
             self,
-            Observed::Running { .. } | Observed::Untracked { .. } | Observed::Unwatched
+            Observed::Running { .. }
+                | Observed::Untracked { .. }
+                | Observed::Unwatched
+                | Observed::Starting { .. }
+                | Observed::Interrupted { .. }
         )
     }
 }
@@ -127,6 +179,29 @@ impl Observed {
 /// Read the pidfile and start record and check the PID against the kernel.
 pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<StartRecord>)> {
     names::check_service(service)?;
+    let (observed, record) = observe_files(playpen, service)?;
+    // A record written before the spawn whose process is not (yet) on record.
+    let observed = match record.as_ref().and_then(|r| r.starting) {
+        Some(starter)
+            if !matches!(
+                observed,
+                Observed::Running { .. } | Observed::Untracked { .. }
+            ) =>
+        {
+            if starter.is_alive() {
+                Observed::Starting { by: starter.pid }
+            } else {
+                Observed::Interrupted {
+                    launch: record.as_ref().and_then(|r| r.launch.clone()),
+                }
+            }
+        }
+        _ => observed,
+    };
+    Ok((observed, record))
+}
+
+fn observe_files(playpen: &Playpen, service: &str) -> Result<(Observed, Option<StartRecord>)> {
     let pidfile = playpen.pidfile(service);
     let (record, bad_record) = match read_record_file(playpen, service) {
         Ok(record) => (record, None),
@@ -141,10 +216,10 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
             let observed = match &record {
                 None if let Some(reason) = bad_record => Observed::Stale { pid: None, reason },
                 Some(r) if r.no_pidfile => match r.pid {
-                    Some(pid) => check_identity(pid, r),
+                    Some(pid) => check_identity(playpen, pid, r),
                     None => Observed::Unwatched,
                 },
-                Some(r) => match r.pid.map(|pid| check_identity(pid, r)) {
+                Some(r) => match r.pid.map(|pid| check_identity(playpen, pid, r)) {
                     Some(Observed::Running { pid, start_ticks }) => {
                         Observed::Untracked { pid, start_ticks }
                     }
@@ -156,7 +231,7 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
         }
     };
     let observed = match &record {
-        Some(r) if r.pid == Some(pid) => check_identity(pid, r),
+        Some(r) if r.pid == Some(pid) => check_identity(playpen, pid, r),
         // The program wrote another PID, or we have no record: a live PID is ours if it
         // looks like our program (with a record) or was started for this service of
         // this playpen (without one: its environment says so).
@@ -193,20 +268,21 @@ pub fn observe(playpen: &Playpen, service: &str) -> Result<(Observed, Option<Sta
 /// starts for a service (and every daemon it forks) inherits PLAYPEN_ROOT and
 /// SERVICE_NAME; an unrelated process that got a recycled PID does not have them.
 fn started_for(playpen: &Playpen, service: &str, pid: i32) -> bool {
-    proc::environ_has(
-        pid,
-        &[
-            format!("PLAYPEN_ROOT={}", playpen.root.display()),
-            format!("SERVICE_NAME={service}"),
-        ],
-    )
+    let mut environ = Vec::new();
+    proc::read_environ(pid, &mut environ)
+        && proc::env_value(&environ, "SERVICE_NAME") == Some(service.as_bytes())
+        && proc::env_value(&environ, "PLAYPEN_ROOT").is_some_and(|root| {
+            crate::process::census::RootMatcher::new(&playpen.root).is_ours(root)
+        })
 }
 
 /// Is process `pid` (named in a pidfile the program rewrote) the one the record
 /// describes? Its environment says it was started for this service of this playpen, or
 /// its title names this playpen's *tagged* linkfarm symlink, as daemons that rewrite
 /// their environment keep it in their title (`nginx: master process …/nginx-demo`).
-/// An untagged run name, or the executable, proves nothing: every playpen has them.
+/// An untagged run name, or the executable, proves nothing: every playpen has them; nor
+/// does a title naming another playpen's linkfarm (a copied playpen's record names the
+/// original's symlink).
 fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) -> bool {
     if started_for(playpen, service, pid) {
         return true;
@@ -224,14 +300,40 @@ fn looks_like(playpen: &Playpen, service: &str, pid: i32, record: &StartRecord) 
     else {
         return false;
     };
+    let ours = playpen.linkfarm();
     proc::argv0(pid).is_some_and(|title| {
-        title
-            .split_whitespace()
-            .any(|word| std::path::Path::new(word).file_name() == Some(link))
+        title.split_whitespace().any(|word| {
+            let word = std::path::Path::new(word);
+            word.file_name() == Some(link)
+                && (!word.is_absolute() || word.parent() == Some(ours.as_path()))
+        })
     })
 }
 
-fn check_identity(pid: i32, record: &StartRecord) -> Observed {
+/// The other playpen a live process belongs to, if it says so: PLAYPEN_ROOT in its
+/// environment names another directory, or (for a process that cleared or rewrote its
+/// environment) its title names another playpen's `var/linkfarm/` symlink. A playpen
+/// copied with `cp -a` while it ran has pidfiles and start records describing the
+/// original's processes, start times included: this is what tells them apart.
+pub fn other_playpen(playpen: &Playpen, pid: i32) -> Option<String> {
+    let mut environ = Vec::new();
+    let mut roots = crate::process::census::RootMatcher::new(&playpen.root);
+    if proc::read_environ(pid, &mut environ)
+        && let Some(root) = proc::env_value(&environ, "PLAYPEN_ROOT")
+    {
+        return (!roots.is_ours(root)).then(|| String::from_utf8_lossy(root).into_owned());
+    }
+    let raw =
+        crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/cmdline")))
+            .ok()?;
+    let title = String::from_utf8_lossy(&raw).replace('\0', " ");
+    title.split_whitespace().find_map(|word| {
+        let (root, _) = word.split_once("/var/linkfarm/")?;
+        (!root.is_empty() && !roots.is_ours(root.as_bytes())).then(|| root.to_string())
+    })
+}
+
+fn check_identity(playpen: &Playpen, pid: i32, record: &StartRecord) -> Observed {
     match (proc::start_ticks(pid), record.start_ticks) {
         (None, _) => Observed::Stale {
             pid: Some(pid),
@@ -244,9 +346,24 @@ fn check_identity(pid: i32, record: &StartRecord) -> Observed {
                 proc::argv0(pid).unwrap_or_else(|| "unknown".into())
             ),
         },
-        (Some(now), _) => Observed::Running {
-            pid,
-            start_ticks: now,
+        // Written here: no need to ask the process.
+        (Some(now), _) if record.root.as_deref().map(Path::new) == Some(playpen.root.as_path()) => {
+            Observed::Running {
+                pid,
+                start_ticks: now,
+            }
+        }
+        (Some(now), _) => match other_playpen(playpen, pid) {
+            Some(other) => Observed::Stale {
+                pid: Some(pid),
+                reason: format!(
+                    "PID {pid} is a process of the playpen {other}; this playpen's var/run was copied from it"
+                ),
+            },
+            None => Observed::Running {
+                pid,
+                start_ticks: now,
+            },
         },
     }
 }

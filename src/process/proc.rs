@@ -6,23 +6,54 @@ use nix::unistd::Pid;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
-/// Together with the PID it identifies one process for good: a reused PID has a later
-/// start time.
-pub fn start_ticks(pid: i32) -> Option<u64> {
+/// What /proc/PID/stat says about a live process: its place in the process tree and
+/// its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    /// Kernel start time in clock ticks since boot (field 22). Together with the PID it
+    /// identifies one process for good: a reused PID has a later start time.
+    pub start_ticks: u64,
+}
+
+/// /proc/PID/stat of a live process; None for zombies and processes that are gone.
+pub fn stat(pid: i32) -> Option<Stat> {
     let raw =
         crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/stat")))
             .ok()?;
-    let stat = String::from_utf8_lossy(&raw);
+    parse_stat(&raw)
+}
+
+fn parse_stat(raw: &[u8]) -> Option<Stat> {
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace();
-    // after ')' the fields are numbered from 3; starttime is field 22.
-    let state = fields.next()?;
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    let after = std::str::from_utf8(&raw[close + 1..]).ok()?;
+    // after ')' the fields are numbered from 3.
+    let fields: Vec<&str> = after.split_whitespace().take(20).collect();
+    let state = *fields.first()?;
     if state == "Z" || state == "X" {
         return None;
     }
-    fields.nth(22 - 4)?.parse().ok()
+    Some(Stat {
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        sid: fields.get(3)?.parse().ok()?,
+        start_ticks: fields.get(22 - 3)?.parse().ok()?,
+    })
+}
+
+/// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat);
+/// None when it is gone or a zombie.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    stat(pid).map(|s| s.start_ticks)
+}
+
+/// This process's start time (read once).
+pub fn own_start_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| start_ticks(std::process::id() as i32).unwrap_or(0))
 }
 
 /// Is `pid` a live (non-zombie) process?
@@ -67,16 +98,52 @@ pub fn exe(pid: i32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
-/// Does the environment a process started with (/proc/PID/environ) hold every one of
-/// these `NAME=VALUE` entries? False when it cannot be read.
-pub fn environ_has(pid: i32, entries: &[String]) -> bool {
-    let Ok(raw) =
-        crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/environ")))
-    else {
+/// The most of /proc/PID/environ that is read: environments are a few KiB; a bigger
+/// one is read this far (what servicectl sets is near the front: see `spawn`).
+pub const ENVIRON_LIMIT: usize = 1 << 20;
+
+/// The environment a process started with (/proc/PID/environ), at most
+/// [`ENVIRON_LIMIT`] bytes, into `buf` (reused across calls); false when it cannot be
+/// read (gone, or another user's process).
+pub fn read_environ(pid: i32, buf: &mut Vec<u8>) -> bool {
+    use std::io::Read;
+    buf.clear();
+    let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/environ")) else {
         return false;
     };
-    let present: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-    entries.iter().all(|e| present.contains(&e.as_bytes()))
+    let mut chunk = 16 * 1024;
+    loop {
+        let len = buf.len();
+        let room = chunk.min(ENVIRON_LIMIT - len);
+        if room == 0 {
+            return true;
+        }
+        buf.resize(len + room, 0);
+        match file.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return true;
+            }
+            Ok(n) => {
+                buf.truncate(len + n);
+                chunk *= 2;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(_) => {
+                buf.truncate(len);
+                return len > 0;
+            }
+        }
+    }
+}
+
+/// The value of `name` in a raw environment (NUL-separated `NAME=VALUE` entries).
+pub fn env_value<'a>(environ: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    environ.split(|&b| b == 0).find_map(|entry| {
+        entry
+            .strip_prefix(name.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"="))
+    })
 }
 
 /// A handle that becomes readable when the process exits, for any process (not only our
@@ -151,6 +218,33 @@ mod tests {
         assert!(start_ticks(me).is_some());
         assert!(is_alive(me));
         assert!(!is_alive(-1));
+        let stat = stat(me).unwrap();
+        assert_eq!(stat.ppid, nix::unistd::getppid().as_raw());
+        assert_eq!(stat.pgid, nix::unistd::getpgrp().as_raw());
+    }
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let raw = b"42 (a) b (c)) S 1 40 39 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 123456 0 0";
+        let stat = parse_stat(raw).unwrap();
+        assert_eq!((stat.ppid, stat.pgid, stat.sid), (1, 40, 39));
+        assert_eq!(stat.start_ticks, 123456);
+        assert_eq!(
+            parse_stat(b"42 (z) Z 1 40 39 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0"),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_its_own_environment() {
+        let mut buf = Vec::new();
+        assert!(read_environ(std::process::id() as i32, &mut buf));
+        let path = std::env::var("PATH").unwrap_or_default();
+        if !path.is_empty() {
+            assert_eq!(env_value(&buf, "PATH"), Some(path.as_bytes()));
+        }
+        assert_eq!(env_value(b"A=1\0AB=2\0", "A"), Some(&b"1"[..]));
+        assert_eq!(env_value(b"AB=2\0", "A"), None);
     }
 
     #[test]

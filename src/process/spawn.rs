@@ -92,9 +92,22 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
     for arg in launch.args {
         argv.push(cstring(arg.as_bytes(), "service_flags")?);
     }
-    let envp: Vec<CString> = launch
-        .env
+    // The variables that mark the process as the playpen's come first: a census reads
+    // only the start of a huge environment (see `census`).
+    let marks = [
+        "PLAYPEN_ROOT",
+        "SERVICE_NAME",
+        crate::process::census::LAUNCH,
+    ];
+    let envp: Vec<CString> = marks
         .iter()
+        .filter_map(|k| launch.env.get_key_value(*k))
+        .chain(
+            launch
+                .env
+                .iter()
+                .filter(|(k, _)| !marks.contains(&k.as_str())),
+        )
         .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
         .collect::<Result<_>>()?;
     let mut argv_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr() as *mut _).collect();

@@ -7,10 +7,13 @@ use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::catalog;
 use crate::playpen::lock::ServiceLock;
+use crate::process::census::{self, Lazy};
+use crate::process::interrupt;
 use crate::process::linkfarm;
-use crate::process::pidfile::{self, Observed, StartRecord};
+use crate::process::pidfile::{self, Observed, StartRecord, Starter};
 use crate::process::proc;
 use crate::process::spawn::{self, KillOnDrop, Launch};
+use crate::process::tracking::{self, Target};
 use crate::service::executable::{self, Via};
 use crate::service::hooks::{self, Hook, Runnable};
 pub use crate::service::outcome::Outcome;
@@ -19,6 +22,7 @@ use crate::service::program;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Checks that need no process: the program and scripts exist, a service without a
@@ -149,13 +153,44 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
 
 /// Start a service unless it runs already.
 pub fn start(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
-    start_locked(playpen, prepared)
+    start_with(playpen, prepared, &Lazy::new(playpen))
 }
 
-fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+/// [`start`] within a command that shares one census of the playpen's processes
+/// across its services (scanned only if one of them needs it).
+pub fn start_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
+    interrupt::check(prepared.name(), "started")?;
+    start_locked(playpen, prepared, census)
+}
+
+/// Observe the service under its lock, after adopting or rolling back what a start that
+/// was cut short left (see `tracking`).
+fn settle(
+    playpen: &Playpen,
+    prepared: &Prepared,
+    census: &Lazy,
+) -> Result<(Observed, Option<StartRecord>)> {
     let name = prepared.name();
-    let (observed, _) = pidfile::observe(playpen, name)?;
+    let (observed, record, _) =
+        tracking::settle(playpen, name, prepared.settings.halt_timeout, census)
+            .map_err(|e| e.with_service(name))?;
+    Ok((observed, record))
+}
+
+/// The live processes that carry the service's marks (see `census`).
+fn marked(census: &Lazy, name: &str) -> Vec<Target> {
+    census
+        .get()
+        .of_service(name)
+        .filter(|m| m.is_alive())
+        .map(Target::from)
+        .collect()
+}
+
+fn start_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+    let name = prepared.name();
+    let (observed, _) = settle(playpen, prepared, census)?;
     match observed {
         Observed::Running { pid, .. } => return Ok(Outcome::AlreadyRunning { pid: Some(pid) }),
         Observed::Untracked { pid, .. } => {
@@ -167,8 +202,22 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
             return Ok(Outcome::AlreadyRunning { pid: Some(pid) });
         }
         Observed::Unwatched => return Ok(Outcome::AlreadyRunning { pid: None }),
-        Observed::Stale { .. } => pidfile::clear(playpen, name)?,
+        Observed::Stale { .. } => {
+            // What the dead instance left (children in sessions of their own) goes too.
+            tracking::terminate(&marked(census, name), prepared.settings.halt_timeout, true);
+            pidfile::clear(playpen, name)?
+        }
         Observed::Stopped => {}
+        Observed::Starting { .. } | Observed::Interrupted { .. } => {
+            return Err(Error::runtime(
+                "a start that was cut short left a record servicectl could not settle",
+            )
+            .with_service(name)
+            .with_hint(format!(
+                "check `servicectl status {name}`, stop what runs of it, remove {}",
+                playpen.start_record(name).display()
+            )));
+        }
     }
     render_configs(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
@@ -184,8 +233,9 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     Ok(Outcome::Started { pid })
 }
 
-fn base_record(prepared: &Prepared) -> StartRecord {
+fn base_record(playpen: &Playpen, prepared: &Prepared) -> StartRecord {
     StartRecord {
+        root: Some(playpen.root.display().to_string()),
         version: prepared.config.id.version.clone(),
         started_at: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -205,7 +255,20 @@ struct Exec {
     symlink: Option<PathBuf>,
 }
 
-/// The generic start: linkfarm symlink, spawn, pidfile, grace period.
+/// Why a start that spawned its process failed; the error is written once we know
+/// what the process left behind.
+enum Failure {
+    /// The program ended during the grace period (or before writing its pidfile).
+    Exited(ExitStatus),
+    /// The program did not write its pidfile in time.
+    NoPidfile,
+    /// servicectl received this signal while waiting for the pidfile.
+    Interrupted(Signal),
+    Other(Error),
+}
+
+/// The generic start: linkfarm symlink, start record (before the spawn: the process is
+/// on record before it can outlive servicectl), spawn, pidfile, grace period.
 fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
     let settings = &prepared.settings;
     let name = prepared.name();
@@ -215,6 +278,8 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     if is_java {
         add_java_classpath(playpen, prepared, &mut env)?;
     }
+    let launch = census::new_launch();
+    env.insert(census::LAUNCH.to_string(), launch.clone());
     let run_name = run_name(playpen, prepared);
     let exec = if is_java || !settings.symlink {
         Exec {
@@ -236,6 +301,16 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
     };
     let output = playpen.output_file(name);
     let output_start = crate::process::output::file_len(&output);
+    let mut record = StartRecord {
+        program: Some(program.display().to_string()),
+        run_name: Some(run_name),
+        symlink: exec.symlink.map(|s| s.display().to_string()),
+        launch: Some(launch.clone()),
+        starting: Some(Starter::me()),
+        leader_is_service: settings.pidfile != PidfileMode::Program,
+        ..base_record(playpen, prepared)
+    };
+    pidfile::write_record(playpen, name, &record).map_err(|e| e.with_service(name))?;
     let child = spawn::launch(&Launch {
         executable: &exec.executable,
         // The symlink is what is executed; a failure names the program it points at too.
@@ -245,85 +320,127 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         env: &env,
         cwd: &playpen.root,
         output: &output,
-    })
-    .map_err(|e| e.with_service(name))?;
-    let guard = KillOnDrop::new(child);
-    let failed = |status: std::process::ExitStatus| {
-        let tail = crate::process::output::tail_file(&output, output_start, 10);
-        let mut message = format!(
-            "{} {} right after starting",
-            program.display(),
-            hooks::describe_status(status)
-        );
-        if !tail.is_empty() {
-            message.push_str(&format!(
-                "; last lines of {}:\n{}",
-                output.display(),
-                crate::text::indent(&tail)
-            ));
+    });
+    let child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = pidfile::clear(playpen, name);
+            return Err(e.with_service(name));
         }
-        Error::runtime(message)
-            .with_service(name)
-            .with_hint(format!("see {} for its full output", output.display()))
     };
-    let mut record = StartRecord {
-        program: Some(program.display().to_string()),
-        run_name: Some(run_name),
-        symlink: exec.symlink.map(|s| s.display().to_string()),
-        ..base_record(prepared)
-    };
+    let child_pid = child.pid;
+    let guard = KillOnDrop::new(child);
     let pidfile = playpen.pidfile(name);
-    let settled = match settings.pidfile {
+    let settled: std::result::Result<i32, Failure> = match settings.pidfile {
         PidfileMode::Program => {
-            let timeout = settings.pidfile_timeout;
-            wait_for_pidfile(&pidfile, Some(guard.child()), timeout)
-                .map_err(|status| match status {
-                    Some(status) => failed(status),
-                    None => Error::runtime(format!(
-                        "the program did not write a live PID to {} within {:.0} s",
-                        pidfile.display(),
-                        timeout.as_secs_f64()
-                    ))
-                    .with_service(name)
-                    .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
-                })
-                .and_then(|pid| {
+            match wait_for_pidfile(&pidfile, Some(guard.child()), settings.pidfile_timeout) {
+                Ok(pid) => {
                     record.pid = Some(pid);
                     record.start_ticks = proc::start_ticks(pid);
-                    pidfile::write_record(playpen, name, &record)?;
-                    Ok(pid)
-                })
+                    record.starting = None;
+                    pidfile::write_record(playpen, name, &record)
+                        .map(|()| pid)
+                        .map_err(Failure::Other)
+                }
+                Err(PidfileWait::Exited(status)) => Err(Failure::Exited(status)),
+                Err(PidfileWait::TimedOut) => Err(Failure::NoPidfile),
+                Err(PidfileWait::Interrupted(sig)) => Err(Failure::Interrupted(sig)),
+            }
         }
         mode => {
-            let pid = guard.child().pid;
+            let pid = child_pid;
             record.pid = Some(pid);
             record.start_ticks = proc::start_ticks(pid);
-            // Record first so that a concurrent `status` sees the service the moment it exists.
+            record.starting = None;
+            // The pidfile first: with it, even a record still marked `starting` names
+            // a process of ours (its environment says so); then the record is complete.
             let recorded = if mode == PidfileMode::None {
                 Ok(())
             } else {
                 pidfile::write_pid(&pidfile, pid)
             }
             .and_then(|()| pidfile::write_record(playpen, name, &record));
-            recorded.and_then(|()| {
-                spawn::survive_grace(guard.child(), settings.start_grace)
+            match recorded {
+                Err(e) => Err(Failure::Other(e)),
+                Ok(()) => spawn::survive_grace(guard.child(), settings.start_grace)
                     .map(|()| pid)
-                    .map_err(failed)
-            })
+                    .map_err(Failure::Exited),
+            }
         }
     };
-    match settled {
+    let failure = match settled {
         Ok(pid) => {
             guard.disarm();
-            Ok(Some(pid))
+            return Ok(Some(pid));
         }
-        Err(e) => {
-            // The guard kills what this start left; its files must go with it.
-            drop(guard);
-            let _ = pidfile::clear(playpen, name);
-            Err(e.with_service(name))
+        Err(failure) => failure,
+    };
+    // The guard kills the process's group; what it moved to sessions or groups of its
+    // own carries the launch mark and goes too. Its files go with it.
+    drop(guard);
+    let left = tracking::stop_launch(playpen, &launch, settings.halt_timeout);
+    let _ = pidfile::clear(playpen, name);
+    let daemons: Vec<String> = left
+        .iter()
+        .filter(|m| m.sid != child_pid)
+        .map(|m| m.pid.to_string())
+        .collect();
+    let stopped_note = if daemons.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (servicectl stopped the {} process{} it left in a session of its own: PID {})",
+            daemons.len(),
+            if daemons.len() == 1 { "" } else { "es" },
+            daemons.join(", ")
+        )
+    };
+    let tail = || {
+        let tail = crate::process::output::tail_file(&output, output_start, 10);
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; last lines of {}:\n{}",
+                output.display(),
+                crate::text::indent(&tail)
+            )
         }
-    }
+    };
+    let see_output = format!("see {} for its full output", output.display());
+    let error = match failure {
+        Failure::Exited(status) if !daemons.is_empty() && settings.pidfile != PidfileMode::Program => {
+            Error::runtime(format!(
+                "{} {} right after starting, and it daemonized: set service_makes_own_pidfile=1{stopped_note}{}",
+                program.display(),
+                hooks::describe_status(status),
+                tail()
+            ))
+            .with_hint("a program that forks into the background must write its PID to $SERVICE_PIDFILE, with service_makes_own_pidfile=1; or run it in the foreground (most daemons have an option for that)")
+        }
+        Failure::Exited(status) => Error::runtime(format!(
+            "{} {} right after starting{stopped_note}{}",
+            program.display(),
+            hooks::describe_status(status),
+            tail()
+        ))
+        .with_hint(see_output),
+        Failure::NoPidfile => Error::runtime(format!(
+            "the program did not write a live PID to {} within {:.0} s{stopped_note}",
+            pidfile.display(),
+            settings.pidfile_timeout.as_secs_f64()
+        ))
+        .with_hint("service_makes_own_pidfile=1 means the program writes $SERVICE_PIDFILE; check its configuration"),
+        Failure::Interrupted(sig) => Error::runtime(format!(
+            "servicectl received {} while waiting for {} to write {}; it was stopped",
+            sig.as_str(),
+            program.display(),
+            pidfile.display()
+        ))
+        .with_hint("start it again when you are ready"),
+        Failure::Other(e) => e,
+    };
+    Err(error.with_service(name))
 }
 
 /// argv[0] and the linkfarm name: service_run_name, else the package name, else the
@@ -379,13 +496,22 @@ fn owner_of_link(playpen: &Playpen, service: &str, link_name: &str) -> Option<St
     None
 }
 
+/// Why [`wait_for_pidfile`] gave up.
+enum PidfileWait {
+    /// The program failed before writing it.
+    Exited(ExitStatus),
+    TimedOut,
+    /// servicectl received a cancelling signal (see `interrupt`).
+    Interrupted(Signal),
+}
+
 /// Wait until `pidfile` holds a live PID (bounded by `timeout`). With the program as
-/// `child`, its failure ends the wait at once: Err(Some(status)); Err(None) on timeout.
+/// `child`, its failure ends the wait at once.
 fn wait_for_pidfile(
     pidfile: &Path,
     child: Option<&spawn::Spawned>,
     timeout: Duration,
-) -> std::result::Result<i32, Option<std::process::ExitStatus>> {
+) -> std::result::Result<i32, PidfileWait> {
     let deadline = Instant::now() + timeout;
     let mut child = child;
     loop {
@@ -397,11 +523,14 @@ fn wait_for_pidfile(
         match child.and_then(spawn::Spawned::try_wait) {
             // Daemons fork and their first process exits 0: keep waiting for the file.
             Some(status) if status.success() => child = None,
-            Some(status) => return Err(Some(status)),
+            Some(status) => return Err(PidfileWait::Exited(status)),
             None => {}
         }
+        if let Some(sig) = interrupt::received() {
+            return Err(PidfileWait::Interrupted(sig));
+        }
         if Instant::now() >= deadline {
-            return Err(None);
+            return Err(PidfileWait::TimedOut);
         }
         // The file appears when the program decides; a short sleep is the simple bounded wait.
         std::thread::sleep(Duration::from_millis(10));
@@ -410,19 +539,30 @@ fn wait_for_pidfile(
 
 /// Run a service script (service_start, service_stop, service_restart or the
 /// package's restart script) to completion with NAME VERSION; a failure quotes its
-/// output.
+/// output. With `launch`, what it starts carries that launch mark (see `census`).
 fn run_service_script(
     playpen: &Playpen,
     prepared: &Prepared,
     setting: &str,
     path: &Path,
+    launch: Option<&str>,
 ) -> Result<()> {
     let output = playpen.output_file(prepared.name());
+    let marked_env;
+    let env = match launch {
+        Some(launch) => {
+            let mut env = prepared.env.clone();
+            env.insert(census::LAUNCH.to_string(), launch.to_string());
+            marked_env = env;
+            &marked_env
+        }
+        None => &prepared.env,
+    };
     let finished = hooks::run(
         playpen,
         &prepared.config.id,
         &Runnable::Script(path.to_path_buf()),
-        &prepared.env,
+        env,
         Some(&output),
         None,
     )?;
@@ -442,30 +582,56 @@ fn run_service_script(
 }
 
 /// service_start: the script starts the service and (unless service_no_pidfile) writes
-/// the pidfile.
+/// the pidfile. Like a program, it is on record (a start record with its launch mark)
+/// before it runs; when it fails, what it started is stopped.
 fn start_by_script(playpen: &Playpen, prepared: &Prepared, start: &str) -> Result<Option<i32>> {
     let settings = &prepared.settings;
     let name = prepared.name();
     let path = script(playpen, prepared, "service_start", start)?;
-    run_service_script(playpen, prepared, "service_start", &path)?;
+    let launch = census::new_launch();
     let mut record = StartRecord {
         program: Some(path.display().to_string()),
-        ..base_record(prepared)
+        launch: Some(launch.clone()),
+        starting: Some(Starter::me()),
+        ..base_record(playpen, prepared)
     };
+    pidfile::write_record(playpen, name, &record).map_err(|e| e.with_service(name))?;
+    let roll_back = || {
+        tracking::stop_launch(playpen, &launch, settings.halt_timeout);
+        let _ = pidfile::clear(playpen, name);
+    };
+    if let Err(e) = run_service_script(playpen, prepared, "service_start", &path, Some(&launch)) {
+        roll_back();
+        return Err(e);
+    }
+    record.starting = None;
     if settings.pidfile == PidfileMode::None {
         pidfile::write_record(playpen, name, &record)?;
         return Ok(None);
     }
     let pidfile = playpen.pidfile(name);
-    let pid = wait_for_pidfile(&pidfile, None, settings.pidfile_timeout).map_err(|_| {
-        Error::runtime(format!(
-            "service_start {} finished but {} holds no live PID",
-            path.display(),
-            pidfile.display()
-        ))
-        .with_service(name)
-        .with_hint("the service_start script must write the service's PID to $SERVICE_PIDFILE (or set service_no_pidfile=1)")
-    })?;
+    let pid = match wait_for_pidfile(&pidfile, None, settings.pidfile_timeout) {
+        Ok(pid) => pid,
+        Err(why) => {
+            roll_back();
+            let error = match why {
+                PidfileWait::Interrupted(sig) => Error::runtime(format!(
+                    "servicectl received {} while waiting for service_start {} to write {}; what it started was stopped",
+                    sig.as_str(),
+                    path.display(),
+                    pidfile.display()
+                ))
+                .with_hint("start it again when you are ready"),
+                _ => Error::runtime(format!(
+                    "service_start {} finished but {} holds no live PID",
+                    path.display(),
+                    pidfile.display()
+                ))
+                .with_hint("the service_start script must write the service's PID to $SERVICE_PIDFILE (or set service_no_pidfile=1)"),
+            };
+            return Err(error.with_service(name));
+        }
+    };
     record.pid = Some(pid);
     record.start_ticks = proc::start_ticks(pid);
     pidfile::write_record(playpen, name, &record)?;
@@ -504,24 +670,70 @@ fn add_java_classpath(
 
 /// Stop a service if it runs.
 pub fn stop(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
-    stop_locked(playpen, prepared)
+    stop_with(playpen, prepared, &Lazy::new(playpen))
 }
 
-fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+/// [`stop`] within a command that shares one census across its services.
+pub fn stop_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
+    stop_locked(playpen, prepared, census)
+}
+
+/// Stop a service and, under the same lock, do `then` with the start record as it was
+/// before the stop (remove-service removes the service's files there): no start can
+/// come in between.
+pub fn stop_then<T>(
+    playpen: &Playpen,
+    prepared: &Prepared,
+    census: &Lazy,
+    then: impl FnOnce(Option<StartRecord>) -> Result<T>,
+) -> Result<(Outcome, T)> {
+    let _lock = ServiceLock::acquire(playpen, prepared.name())?;
+    let record = pidfile::read_record(playpen, prepared.name());
+    let outcome = stop_locked(playpen, prepared, census)?;
+    Ok((outcome, then(record)?))
+}
+
+/// Stop the service's process (its process group) and every process that carries the
+/// service's marks: children that moved to a session or process group of their own
+/// escape the group signal, not their environment (see `census`).
+fn stop_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
     let settings = &prepared.settings;
     let name = prepared.name();
-    let (observed, _) = pidfile::observe(playpen, name)?;
-    let pid = match observed {
-        Observed::Stopped => return Ok(Outcome::AlreadyStopped),
-        Observed::Stale { .. } => {
-            pidfile::clear(playpen, name)?;
-            return Ok(Outcome::AlreadyStopped);
+    let (observed, _) = settle(playpen, prepared, census)?;
+    let halt = settings.halt_timeout;
+    let main = match observed {
+        Observed::Running { pid, start_ticks } | Observed::Untracked { pid, start_ticks } => {
+            Some(Target { pid, start_ticks })
         }
-        Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
         Observed::Unwatched => None,
+        Observed::Stopped
+        | Observed::Stale { .. }
+        | Observed::Starting { .. }
+        | Observed::Interrupted { .. } => {
+            if !matches!(observed, Observed::Stopped) {
+                pidfile::clear(playpen, name)?;
+            }
+            let left = marked(census, name);
+            if left.is_empty() {
+                return Ok(Outcome::AlreadyStopped);
+            }
+            still_alive(name, &tracking::terminate(&left, halt, true))?;
+            let pids: Vec<String> = left.iter().map(|t| t.pid.to_string()).collect();
+            return Ok(Outcome::Stopped {
+                pid: None,
+                warning: Some(format!(
+                    "its main process was gone; stopped what it left: PID {}",
+                    pids.join(", ")
+                )),
+            });
+        }
     };
-    if pid.is_none() && settings.scripts.stop.is_none() {
+    let members: Vec<Target> = marked(census, name)
+        .into_iter()
+        .filter(|t| Some(t.pid) != main.map(|m| m.pid))
+        .collect();
+    if main.is_none() && members.is_empty() && settings.scripts.stop.is_none() {
         return Err(Error::config(
             "it runs without a pidfile and has no service_stop script, so servicectl cannot stop it",
         )
@@ -533,31 +745,44 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     if let Err(e) = run_hook(playpen, prepared, Hook::PreStop) {
         warnings.push(e.message);
     }
-    let halt = settings.halt_timeout;
+    let mut left = Vec::new();
     if let Some(stop) = &settings.scripts.stop {
         let path = script(playpen, prepared, "service_stop", stop)?;
-        run_service_script(playpen, prepared, "service_stop", &path)?;
-        if let Some(pid) = pid {
-            terminate(pid, halt, false);
-        }
-    } else if let Some(pid) = pid {
-        terminate(pid, halt, true);
+        run_service_script(playpen, prepared, "service_stop", &path, None)?;
+        // The script stopped the service: give it the halt timeout to be gone, then
+        // what is left of it gets SIGTERM like any service.
+        left.extend(tracking::terminate(&Vec::from_iter(main), halt, false));
+        left.extend(tracking::terminate(&members, halt, true));
+    } else {
+        let all: Vec<Target> = main.into_iter().chain(members).collect();
+        left = tracking::terminate(&all, halt, true);
     }
-    if let Some(pid) = pid
-        && proc::is_alive(pid)
-    {
-        return Err(Error::runtime(format!("PID {pid} is still alive after SIGKILL"))
-            .with_service(name)
-            .with_hint("it may be stuck in the kernel (uninterruptible I/O); check `ps -o stat,wchan -p PID`"));
-    }
+    still_alive(name, &left)?;
     pidfile::clear(playpen, name)?;
     if let Err(e) = run_hook(playpen, prepared, Hook::PostStop) {
         warnings.push(e.message);
     }
     Ok(Outcome::Stopped {
-        pid,
+        pid: main.map(|m| m.pid),
         warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
     })
+}
+
+/// Processes that survived SIGKILL are an error naming them.
+fn still_alive(name: &str, left: &[i32]) -> Result<()> {
+    if left.is_empty() {
+        return Ok(());
+    }
+    let pids: Vec<String> = left.iter().map(i32::to_string).collect();
+    Err(Error::runtime(format!(
+        "PID {} {} still alive after SIGKILL",
+        pids.join(", "),
+        if left.len() == 1 { "is" } else { "are" }
+    ))
+    .with_service(name)
+    .with_hint(
+        "it may be stuck in the kernel (uninterruptible I/O); check `ps -o stat,wchan -p PID`",
+    ))
 }
 
 /// The first file of service_filedep modified since the service started.
@@ -583,20 +808,6 @@ fn changed_filedep(
                 .is_ok_and(|modified| modified > started)
         })
         .cloned()
-}
-
-/// SIGTERM (when `term`), wait up to `halt`, then SIGKILL and wait a little more.
-fn terminate(pid: i32, halt: Duration, term: bool) {
-    if term {
-        let _ = proc::signal_service(pid, Signal::SIGTERM);
-        // A stopped process only sees SIGTERM once continued.
-        let _ = proc::signal_service(pid, Signal::SIGCONT);
-    }
-    if proc::wait_exit(pid, halt) {
-        return;
-    }
-    let _ = proc::signal_service(pid, Signal::SIGKILL);
-    proc::wait_exit(pid, Duration::from_secs(5));
 }
 
 /// The reload of service_hup: render the templates, pre_start (such as `nginx -t`),
@@ -665,10 +876,16 @@ fn restart_path(
 /// package's `.restart`), else stop, wait service_restart_delay, start. A stopped
 /// service is simply started.
 pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    restart_with(playpen, prepared, &Lazy::new(playpen))
+}
+
+/// [`restart`] within a command that shares one census across its services.
+pub fn restart_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
     let settings = &prepared.settings;
     let name = prepared.name();
     let _lock = ServiceLock::acquire(playpen, name)?;
-    let (observed, record) = pidfile::observe(playpen, name)?;
+    interrupt::check(name, "restarted")?;
+    let (observed, record) = settle(playpen, prepared, census)?;
     let running = match observed {
         Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
         _ => None,
@@ -684,23 +901,24 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     match restart_path(settings, running, unwatched, changed, script) {
         RestartPath::StopForFiledep { pid, file } => {
             // The service must not run on the changed file: stop, and leave it stopped.
-            stop_locked(playpen, prepared)?;
+            stop_locked(playpen, prepared, census)?;
             Ok(Outcome::StoppedForFiledep { pid, file })
         }
         RestartPath::Reload { pid } => reload(playpen, prepared, pid),
         RestartPath::Script(path) => {
-            run_service_script(playpen, prepared, "service_restart", &path)?;
+            let launch = census::new_launch();
+            run_service_script(playpen, prepared, "service_restart", &path, Some(&launch))?;
             let pid = pidfile::observe(playpen, name)?.0.pid();
             Ok(Outcome::Restarted { pid })
         }
         path @ (RestartPath::StopThenStart | RestartPath::Start) => {
             if path == RestartPath::StopThenStart {
-                stop_locked(playpen, prepared)?;
+                stop_locked(playpen, prepared, census)?;
                 if !settings.restart_delay.is_zero() {
                     std::thread::sleep(settings.restart_delay);
                 }
             }
-            match start_locked(playpen, prepared)? {
+            match start_locked(playpen, prepared, census)? {
                 Outcome::Started { pid } => Ok(Outcome::Restarted { pid }),
                 other => Ok(other),
             }

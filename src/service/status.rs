@@ -4,8 +4,11 @@
 use crate::config::ServiceConfig;
 use crate::error::Result;
 use crate::playpen::Playpen;
-use crate::process::pidfile::{self, Observed};
+use crate::playpen::lock::ServiceLock;
+use crate::process::census::Lazy;
+use crate::process::pidfile::{self, Observed, StartRecord};
 use crate::process::proc;
+use crate::process::tracking;
 use crate::service::hooks;
 use crate::service::lifecycle;
 use crate::service::prepared::Prepared;
@@ -20,6 +23,8 @@ pub enum State {
     Stale,
     /// Started without a pidfile: only ping can tell.
     Unknown,
+    /// Another servicectl is starting it right now.
+    Starting,
 }
 
 impl State {
@@ -29,6 +34,7 @@ impl State {
             State::Stopped => "stopped",
             State::Stale => "stale",
             State::Unknown => "unknown",
+            State::Starting => "starting",
         }
     }
 }
@@ -45,13 +51,37 @@ pub struct ServiceStatus {
     pub note: Option<String>,
 }
 
-/// The status of each named service, from files and /proc only.
+/// How long the processes of a cut-short start that `status` rolls back get after
+/// SIGTERM (status evaluates no config, so it does not know service_halt_timeout).
+const ROLLBACK_HALT: Duration = Duration::from_secs(3);
+
+/// Observe a service; a start whose servicectl died before its process was on record
+/// is settled first (its process adopted, or what it started stopped), under the
+/// service's lock, so that status never calls a service stopped while it runs.
+fn observe(
+    playpen: &Playpen,
+    name: &str,
+    census: &Lazy,
+) -> Result<(Observed, Option<StartRecord>)> {
+    let observed = pidfile::observe(playpen, name)?;
+    if !matches!(observed.0, Observed::Interrupted { .. }) {
+        return Ok(observed);
+    }
+    let _lock = ServiceLock::acquire(playpen, name)?;
+    let (observed, record, _) =
+        tracking::settle(playpen, name, ROLLBACK_HALT, census).map_err(|e| e.with_service(name))?;
+    Ok((observed, record))
+}
+
+/// The status of each named service, from files and /proc only (a scan of /proc only
+/// when a start was cut short).
 pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>> {
     let uptime = proc::uptime_secs();
+    let census = Lazy::new(playpen);
     names
         .iter()
         .map(|name| {
-            let (observed, record) = pidfile::observe(playpen, name)?;
+            let (observed, record) = observe(playpen, name, &census)?;
             let ports = record.as_ref().map(|r| r.ports.clone()).unwrap_or_default();
             let version = record.as_ref().and_then(|r| r.version.clone());
             let (state, pid, uptime_secs, note) = match observed {
@@ -81,6 +111,21 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                     None,
                     None,
                     Some("no pidfile (service_no_pidfile); `servicectl ping` checks it".into()),
+                ),
+                Observed::Starting { by } => (
+                    State::Starting,
+                    None,
+                    None,
+                    Some(format!("servicectl (PID {by}) is starting it")),
+                ),
+                // Settled above; only a failure to settle leaves it so.
+                Observed::Interrupted { .. } => (
+                    State::Stale,
+                    None,
+                    None,
+                    Some(format!(
+                        "a start was cut short; `servicectl stop {name}` stops what it left"
+                    )),
                 ),
             };
             let shown_ports = if state == State::Running {
@@ -146,6 +191,8 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> 
                 Observed::Stopped => (false, "not running".to_string()),
                 Observed::Stale { reason, .. } => (false, reason),
                 Observed::Unwatched => (false, "no pidfile and no ping".to_string()),
+                Observed::Starting { .. } => (false, "starting".to_string()),
+                Observed::Interrupted { .. } => (false, "a start was cut short".to_string()),
             };
             Ok(PingResult {
                 name,

@@ -1,0 +1,272 @@
+//! The playpen's processes, found by their environment: one scan of /proc.
+//!
+//! Every process servicectl starts for a service (the program, a service_start or
+//! service_restart script) gets `PLAYPEN_ROOT`, `SERVICE_NAME` and [`LAUNCH`] in its
+//! environment, and everything it forks inherits them, whatever session or process
+//! group it moves to. So the processes of a service can be found without any file:
+//! those a start left behind when servicectl was killed before they were on record, a
+//! daemon that escaped its process group, the children a stop must not leave behind.
+//!
+//! [`LAUNCH`] marks one start (`PID.TICKS.SERIAL` of the servicectl that made it): it
+//! tells what *this* start left, and it is what separates the service's processes from
+//! a shell that merely exported the service's variables (`eval "$(servicectl env web)"`
+//! gives a shell PLAYPEN_ROOT and SERVICE_NAME, never a launch mark).
+//!
+//! A scan reads /proc/PID/environ of every process (the kernel refuses other users'
+//! quickly): a few milliseconds, so commands do it at most once ([`Lazy`]) and only when
+//! they need it (stop, a start that failed or was interrupted); `status` of running
+//! services does not. The limit: a process that clears or rewrites its environment
+//! (`env -i`, nginx's title) carries no mark and cannot be found this way.
+
+use crate::playpen::Playpen;
+use crate::process::proc;
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The environment variable that marks the processes of one start.
+pub const LAUNCH: &str = "SERVICECTL_LAUNCH";
+
+/// A new launch mark, unique on this machine until reboot: this servicectl's PID and
+/// start time, and a serial number.
+pub fn new_launch() -> String {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.{}.{}",
+        std::process::id(),
+        proc::own_start_ticks(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One process of the playpen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub pid: i32,
+    /// Its SERVICE_NAME.
+    pub service: String,
+    /// Its launch mark.
+    pub launch: String,
+    pub start_ticks: u64,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+}
+
+impl Member {
+    /// Still the same process (not gone, not a reused PID).
+    pub fn is_alive(&self) -> bool {
+        proc::start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+/// The playpen's processes at one moment: PID → member.
+#[derive(Debug, Clone, Default)]
+pub struct Census {
+    members: BTreeMap<i32, Member>,
+}
+
+impl Census {
+    /// Scan /proc once for the processes whose environment holds PLAYPEN_ROOT of this
+    /// playpen (or a path to the same directory), a SERVICE_NAME and a launch mark.
+    /// servicectl itself is never one of them, even when a service runs it.
+    pub fn scan(playpen: &Playpen) -> Census {
+        let me = std::process::id() as i32;
+        let mut roots = RootMatcher::new(&playpen.root);
+        let mut members = BTreeMap::new();
+        let mut environ = Vec::with_capacity(16 * 1024);
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Census::default();
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if pid == me || !proc::read_environ(pid, &mut environ) {
+                continue;
+            }
+            let (Some(root), Some(service), Some(launch)) = (
+                proc::env_value(&environ, "PLAYPEN_ROOT"),
+                proc::env_value(&environ, "SERVICE_NAME"),
+                proc::env_value(&environ, LAUNCH),
+            ) else {
+                continue;
+            };
+            if service.is_empty() || launch.is_empty() || !roots.is_ours(root) {
+                continue;
+            }
+            let Some(stat) = proc::stat(pid) else {
+                continue;
+            };
+            members.insert(
+                pid,
+                Member {
+                    pid,
+                    service: String::from_utf8_lossy(service).into_owned(),
+                    launch: String::from_utf8_lossy(launch).into_owned(),
+                    start_ticks: stat.start_ticks,
+                    ppid: stat.ppid,
+                    pgid: stat.pgid,
+                    sid: stat.sid,
+                },
+            );
+        }
+        Census { members }
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    pub fn get(&self, pid: i32) -> Option<&Member> {
+        self.members.get(&pid)
+    }
+
+    /// The processes of one service.
+    pub fn of_service<'a>(&'a self, service: &'a str) -> impl Iterator<Item = &'a Member> {
+        self.members.values().filter(move |m| m.service == service)
+    }
+
+    /// The processes of one start.
+    pub fn of_launch<'a>(&'a self, launch: &'a str) -> impl Iterator<Item = &'a Member> {
+        self.members.values().filter(move |m| m.launch == launch)
+    }
+}
+
+/// A census taken when first asked for and then kept: one scan per command at most.
+/// Processes that appear after the scan are not in it; what must see them (the check
+/// after a failed start) scans afresh.
+pub struct Lazy {
+    playpen: Playpen,
+    census: OnceLock<Census>,
+}
+
+impl Lazy {
+    pub fn new(playpen: &Playpen) -> Lazy {
+        Lazy {
+            playpen: playpen.clone(),
+            census: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Census {
+        self.census.get_or_init(|| Census::scan(&self.playpen))
+    }
+}
+
+/// Is a PLAYPEN_ROOT value this playpen? The same bytes, or another path to the same
+/// directory (a symlinked checkout); a copy of the playpen is not. Answers are cached:
+/// a machine may run many processes of one other playpen.
+pub struct RootMatcher {
+    root: PathBuf,
+    canonical: OnceLock<Option<PathBuf>>,
+    seen: HashMap<Vec<u8>, bool>,
+}
+
+impl RootMatcher {
+    pub fn new(root: &Path) -> RootMatcher {
+        RootMatcher {
+            root: root.to_path_buf(),
+            canonical: OnceLock::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn is_ours(&mut self, value: &[u8]) -> bool {
+        if value == self.root.as_os_str().as_bytes() {
+            return true;
+        }
+        if let Some(&known) = self.seen.get(value) {
+            return known;
+        }
+        let canonical = self
+            .canonical
+            .get_or_init(|| std::fs::canonicalize(&self.root).ok());
+        let ours = canonical.as_ref().is_some_and(|c| {
+            let other = Path::new(std::ffi::OsStr::from_bytes(value));
+            other.is_absolute() && std::fs::canonicalize(other).ok().as_ref() == Some(c)
+        });
+        self.seen.insert(value.to_vec(), ours);
+        ours
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_marks_are_unique() {
+        let a = new_launch();
+        let b = new_launch();
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("{}.", std::process::id())));
+    }
+
+    #[test]
+    fn a_root_is_ours_by_any_path_to_it_but_a_copy_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pp");
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&copy).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        let mut matcher = RootMatcher::new(&root);
+        assert!(matcher.is_ours(root.as_os_str().as_bytes()));
+        assert!(matcher.is_ours(link.as_os_str().as_bytes()));
+        assert!(!matcher.is_ours(copy.as_os_str().as_bytes()));
+        assert!(!matcher.is_ours(b"relative"));
+        assert!(!matcher.is_ours(b""));
+    }
+
+    #[test]
+    fn finds_a_process_by_its_environment_and_not_servicectl_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let playpen = Playpen {
+            root: dir.path().to_path_buf(),
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PLAYPEN_ROOT", dir.path())
+            .env("SERVICE_NAME", "web")
+            .env(LAUNCH, "1.2.3")
+            .spawn()
+            .unwrap();
+        let mut unmarked = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PLAYPEN_ROOT", dir.path())
+            .env("SERVICE_NAME", "web")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // The child has exec'd once its environ shows the variables.
+        let mut census = Census::scan(&playpen);
+        for _ in 0..200 {
+            if census.get(pid).is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            census = Census::scan(&playpen);
+        }
+        let member = census.get(pid).expect("found by its environment").clone();
+        assert_eq!(member.service, "web");
+        assert_eq!(member.launch, "1.2.3");
+        assert!(member.is_alive());
+        assert_eq!(census.of_service("web").count(), 1);
+        assert_eq!(census.of_launch("1.2.3").count(), 1);
+        assert!(census.get(unmarked.id() as i32).is_none());
+        assert!(census.get(std::process::id() as i32).is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        unmarked.kill().unwrap();
+        unmarked.wait().unwrap();
+        assert!(!member.is_alive());
+    }
+}
