@@ -118,9 +118,8 @@ add_service() {
     } >"$dir/services/$name/config"
 }
 
-grace_ms=$(sed -n 's/^const DEFAULT_START_GRACE: f64 = \([0-9.]*\);.*/\1/p' "$repo/src/lifecycle.rs" \
-    | awk '{ print $1 * 1000 }')
-[[ -n $grace_ms ]] || { grace_ms=250; note "DEFAULT_START_GRACE not found in src/lifecycle.rs; assuming 250 ms"; }
+grace_ms=$(sed -n 's/^ *pub const START_GRACE: Duration = Duration::from_millis(\([0-9]*\));.*/\1/p' "$repo/src/config/settings.rs")
+[[ -n $grace_ms ]] || { grace_ms=250; note "START_GRACE not found in src/config/settings.rs; assuming 250 ms"; }
 
 results=$work/results.jsonl
 : >"$results"
