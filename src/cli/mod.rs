@@ -139,6 +139,14 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// Show every typed port of the services: its number, how it was worked out (set, PORT_PREFIX + offset, default) and whether something listens on it now
+    Ports {
+        /// Services to show (default: the role's playpen_services, else every installed service)
+        services: Vec<String>,
+        /// Show every installed service, not only the role's
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -354,6 +362,17 @@ pub fn run(cli: Cli) -> Result<i32> {
                 render::print_json(&report);
             } else {
                 render::upgrade(&report);
+            }
+            Ok(exit::OK)
+        }
+        Command::Ports { services, all } => {
+            let mut session = open(&cli)?;
+            let map = ops::ports::ports(&mut session, services, *all)?;
+            render::warnings(&map.warnings);
+            if json {
+                render::print_json(&map.ports);
+            } else {
+                print!("{}", render::ports_text(&map.ports, style));
             }
             Ok(exit::OK)
         }

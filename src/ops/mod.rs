@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod package;
+pub mod ports;
 pub mod upgrade;
 
 use crate::config::envars;

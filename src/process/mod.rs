@@ -6,4 +6,5 @@ pub mod linkfarm;
 pub mod output;
 pub mod pidfile;
 pub mod proc;
+pub mod sockets;
 pub mod spawn;

@@ -144,6 +144,10 @@ impl Preparation {
             }
         }
         found.extend(shared_run_names(&session.playpen, self.well_formed()));
+        found.extend(crate::process::sockets::held_ports(
+            &session.playpen,
+            self.well_formed().map(|p| (p.name(), p.ports.as_slice())),
+        ));
         for (name, err) in found {
             self.add(&name, Stage::Audit, err);
         }

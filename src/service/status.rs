@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::playpen::Playpen;
 use crate::process::pidfile::{self, Observed};
 use crate::process::proc;
+use crate::process::sockets;
 use crate::service::hooks;
 use crate::service::lifecycle;
 use crate::service::prepared::Prepared;
@@ -40,6 +41,9 @@ pub struct ServiceStatus {
     pub pid: Option<i32>,
     pub uptime_secs: Option<u64>,
     pub ports: Vec<(String, u16)>,
+    /// Those of `ports` that something listens on now (TCP) or has bound (UDP), from
+    /// /proc/net: a running service whose port is missing here is not serving it.
+    pub listening: Vec<u16>,
     pub version: Option<String>,
     /// Why a pidfile is stale, or other remarks.
     pub note: Option<String>,
@@ -48,7 +52,7 @@ pub struct ServiceStatus {
 /// The status of each named service, from files and /proc only.
 pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>> {
     let uptime = proc::uptime_secs();
-    names
+    let mut statuses: Vec<ServiceStatus> = names
         .iter()
         .map(|name| {
             let (observed, record) = pidfile::observe(playpen, name)?;
@@ -94,11 +98,24 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                 pid,
                 uptime_secs,
                 ports: shown_ports,
+                listening: Vec::new(),
                 version,
                 note,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if statuses.iter().any(|s| !s.ports.is_empty()) {
+        let sockets = sockets::Sockets::read();
+        for s in &mut statuses {
+            s.listening = s
+                .ports
+                .iter()
+                .map(|(_, p)| *p)
+                .filter(|p| sockets.is_listening(*p))
+                .collect();
+        }
+    }
+    Ok(statuses)
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,294 @@
+//! Fitting the user's world (issue 11): the port map and the port-holder check with real
+//! sockets and real servers, the man page, shell completions of service names, and the
+//! systemd export checked by the real `systemd-analyze verify`.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const NGINX_OFFSET: u16 = 80;
+const REDIS_OFFSET: u16 = 79;
+
+/// Fail (not skip) with a clear message when a server binary is missing.
+fn require_servers() {
+    for (what, path) in [
+        ("nginx", "/usr/sbin/nginx"),
+        ("redis-server", "/usr/bin/redis-server"),
+    ] {
+        assert!(
+            Path::new(path).is_file(),
+            "{what} is not installed ({path}): run scripts/install-deps"
+        );
+    }
+}
+
+/// bin/listen: binds a TCP listener on `::` (every local address, IPv4 and IPv6) for the
+/// port in each variable named on its command line, then waits to be stopped.
+fn listener_program(pp: &Playpen) {
+    pp.write_exec(
+        "bin/listen",
+        "#!/usr/bin/env python3\n\
+         import os, signal, socket, sys\n\
+         held = []\n\
+         for var in sys.argv[1:]:\n\
+         \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         \x20   s.bind(('::', int(os.environ[var])))\n\
+         \x20   s.listen()\n\
+         \x20   held.append(s)\n\
+         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n\
+         while True:\n\
+         \x20   signal.pause()\n",
+    );
+}
+
+/// `ports --json` as (service, variable) → entry.
+fn port_map(pp: &Playpen) -> Vec<serde_json::Value> {
+    pp.run(&["ports", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn entry<'a>(map: &'a [serde_json::Value], service: &str, variable: &str) -> &'a serde_json::Value {
+    map.iter()
+        .find(|e| e["service"] == service && e["variable"] == variable)
+        .unwrap_or_else(|| panic!("no {service} {variable} in {map:#?}"))
+}
+
+/// The process name `ps` and `top` show (/proc/PID/comm).
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A playpen with the nginx and redis sample packages, PORT_PREFIX `prefix` and
+/// PLAYPEN_TAG `tag` (not started).
+fn servers_playpen(prefix: Option<u16>, tag: &str) -> Playpen {
+    let pp = Playpen::new();
+    let prefix = prefix.unwrap_or_else(|| pp.reserve_ports(&[NGINX_OFFSET, REDIS_OFFSET]));
+    for package in ["nginx", "redis"] {
+        pp.install(&sample(package)).ok();
+    }
+    pp.role_config(&format!(
+        "playpen_services=\"nginx redis\"\nPORT_PREFIX={prefix}\nPLAYPEN_TAG={tag}\n"
+    ));
+    pp
+}
+
+#[test]
+fn three_playpens_side_by_side_collide_in_nothing_and_a_shared_prefix_is_refused() {
+    require_servers();
+    let pens: Vec<Playpen> = ["red", "green", "blue"]
+        .iter()
+        .map(|tag| servers_playpen(None, tag))
+        .collect();
+    for pp in &pens {
+        let out = pp.run(&["start"]);
+        assert_eq!(out.code, 0, "{out}\n{}", pp.outputs());
+        pp.wait_ping(&["nginx", "redis"]);
+    }
+
+    let mut ports = BTreeSet::new();
+    let mut pids = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    let mut pidfiles = BTreeSet::new();
+    for (pp, tag) in pens.iter().zip(["red", "green", "blue"]) {
+        let map = port_map(pp);
+        assert_eq!(map.len(), 2, "{map:#?}");
+        for e in &map {
+            assert!(
+                ports.insert(e["port"].as_u64().unwrap()),
+                "port used twice: {e}"
+            );
+            assert_eq!(e["how"], "offset", "{e}");
+        }
+        assert!(
+            wait_until(PATIENCE, || port_map(pp)
+                .iter()
+                .all(|e| e["listening"] == true)),
+            "not every port listens: {:#?}",
+            port_map(pp)
+        );
+        for service in ["nginx", "redis"] {
+            let pid = pp.running_pid(service);
+            assert!(pids.insert(pid));
+            assert!(pidfiles.insert(pp.pidfile(service)));
+            let name = comm(pid);
+            assert_eq!(
+                name,
+                format!("{service}-{tag}"),
+                "ps shows the tagged run name"
+            );
+            assert!(names.insert(name));
+        }
+        // check sees each playpen's own servers holding their own ports: no conflict.
+        pp.run(&["check"]).ok();
+        pp.run(&["start"]).ok().says(&["already running"]);
+    }
+    assert_eq!(
+        (ports.len(), pids.len(), names.len(), pidfiles.len()),
+        (6, 6, 6, 6)
+    );
+
+    // A fourth playpen on the first one's PORT_PREFIX is refused before anything starts,
+    // naming the port, the variable, the process and the playpen and service holding it.
+    let first = &pens[0];
+    let clash = servers_playpen(Some(first.prefix()), "clash");
+    let nginx_port = first.prefix() + NGINX_OFFSET;
+    let redis_port = first.prefix() + REDIS_OFFSET;
+    let nginx_pid = first.running_pid("nginx");
+    let redis_pid = first.running_pid("redis");
+    for args in [&["check"][..], &["start"][..]] {
+        clash.run(args).fails().says(&[
+            &format!("port {nginx_port} (NGINX_PORT) is already in use"),
+            &format!("TCP 127.0.0.1:{nginx_port}"),
+            &format!("PID {nginx_pid} (nginx: master process"),
+            &format!("service nginx of the playpen {}", first.root_str()),
+            &format!("port {redis_port} (REDIS_PORT) is already in use"),
+            &format!("PID {redis_pid} (redis-red"),
+            &format!("service redis of the playpen {}", first.root_str()),
+            &format!("servicectl --playpen {} stop nginx", first.root_str()),
+        ]);
+    }
+    assert!(
+        clash.processes().is_empty(),
+        "the refused playpen started something"
+    );
+    assert!(clash.pid("nginx").is_none() && clash.pid("redis").is_none());
+    // The first playpen is untouched.
+    first.run(&["status"]).ok();
+}
+
+#[test]
+fn a_service_on_its_own_port_is_no_conflict_and_status_marks_what_listens() {
+    let pp = Playpen::with_ports(&["web"], &[10, 11]);
+    listener_program(&pp);
+    pp.service(
+        "web",
+        "service_program=listen\nservice_flags=WEB_PORT\nservice_halt_timeout=5\n\
+         service_required_envars=\"WEB_PORT SPARE_PORT\"\n\
+         envar_WEB_PORT_type=port\nWEB_PORT_OFFSET=10\n\
+         envar_SPARE_PORT_type=port\nSPARE_PORT_OFFSET=11\n",
+    );
+    let (web, spare) = (pp.port(10), pp.port(11));
+    pp.start(&["web"]);
+    let listening = || {
+        let s = pp.run(&["status", "--json"]).ok().json();
+        s[0]["listening"].clone()
+    };
+    assert!(
+        wait_until(PATIENCE, || listening() == serde_json::json!([web])),
+        "status --json: {}",
+        pp.run(&["status", "--json"]).stdout
+    );
+    pp.run(&["status"])
+        .ok()
+        .out_says(&[&format!("{web}, {spare} (closed)")]);
+    // Its own process holds its port: not a conflict for check, and start says it runs.
+    pp.run(&["check", "web"]).ok().out_says(&["web: ok"]);
+    pp.run(&["start", "web"])
+        .ok()
+        .out_says(&["already running"]);
+    let map = port_map(&pp);
+    assert_eq!(entry(&map, "web", "WEB_PORT")["listening"], true);
+    assert_eq!(
+        entry(&map, "web", "WEB_PORT")["protocols"],
+        serde_json::json!(["tcp"])
+    );
+    assert_eq!(entry(&map, "web", "SPARE_PORT")["listening"], false);
+    pp.run(&["stop", "web"]).ok();
+    assert!(
+        wait_until(PATIENCE, || !port_map(&pp)
+            .iter()
+            .any(|e| e["listening"] == true)),
+        "still listening after stop"
+    );
+}
+
+#[test]
+fn ports_say_how_each_port_is_worked_out_and_udp_and_ipv6_holders_are_named() {
+    let pp = Playpen::with_ports(&["api"], &[20, 21, 22]);
+    let (a, b, c) = (pp.port(20), pp.port(21), pp.port(22));
+    listener_program(&pp);
+    let config = pp.service(
+        "api",
+        &format!(
+            "service_program=listen\nservice_flags=A_PORT\n\
+             service_optional_envars=\"A_PORT B_PORT C_PORT\"\n\
+             envar_A_PORT_type=port\nA_PORT_OFFSET=20\n\
+             envar_B_PORT_type=port\nB_PORT={b}\n\
+             envar_C_PORT_type=port\nenvar_C_PORT_default={c}\n"
+        ),
+    );
+    let map = port_map(&pp);
+    let (ea, eb, ec) = (
+        entry(&map, "api", "A_PORT"),
+        entry(&map, "api", "B_PORT"),
+        entry(&map, "api", "C_PORT"),
+    );
+    assert_eq!(
+        (ea["port"].as_u64(), &ea["how"]),
+        (Some(a.into()), &"offset".into())
+    );
+    assert_eq!(
+        ea["source"],
+        format!("PORT_PREFIX + A_PORT_OFFSET = {} + 20", pp.prefix())
+    );
+    assert_eq!(
+        (eb["port"].as_u64(), &eb["how"]),
+        (Some(b.into()), &"explicit".into())
+    );
+    assert_eq!(eb["source"], format!("set in {}", config.display()));
+    assert_eq!(
+        (ec["port"].as_u64(), &ec["how"]),
+        (Some(c.into()), &"default".into())
+    );
+    pp.run(&["ports"])
+        .ok()
+        .out_says(&["SERVICE", "VARIABLE", "A_PORT", &a.to_string(), "no"]);
+
+    // This test process holds B over UDP on IPv6 loopback and C over TCP on every IPv6
+    // address: check and start refuse, naming the socket and this process.
+    let udp = std::net::UdpSocket::bind(("::1", b)).expect("bind udp");
+    let tcp = std::net::TcpListener::bind(("::", c)).expect("bind tcp");
+    let me = std::process::id();
+    for args in [&["check", "api"][..], &["start", "api"][..]] {
+        pp.run(args).fails().says(&[
+            &format!("port {b} (B_PORT) is already in use: UDP [::1]:{b} is held by PID {me}"),
+            &format!("port {c} (C_PORT) is already in use: TCP [::]:{c} is held by PID {me}"),
+        ]);
+    }
+    assert!(pp.pid("api").is_none(), "nothing started");
+    let map = port_map(&pp);
+    assert_eq!(
+        entry(&map, "api", "B_PORT")["protocols"],
+        serde_json::json!(["udp"])
+    );
+    assert_eq!(entry(&map, "api", "C_PORT")["listening"], true);
+    drop((udp, tcp));
+    pp.run(&["check", "api"]).ok();
+
+    // The map follows the config: a new PORT_PREFIX in the role config, or in the
+    // environment, is seen at once (the cache notices).
+    let other = pp.reserve_ports(&[20]);
+    pp.role_config(&format!("playpen_services=\"api\"\nPORT_PREFIX={other}\n"));
+    let map = port_map(&pp);
+    assert_eq!(entry(&map, "api", "A_PORT")["port"], other + 20);
+    pp.role_config("playpen_services=\"api\"\n");
+    let out = pp.run_env(
+        &["ports", "--json"],
+        &[("PORT_PREFIX", &pp.prefix().to_string())],
+    );
+    let map: Vec<serde_json::Value> = out.ok().json().as_array().cloned().unwrap();
+    assert_eq!(entry(&map, "api", "A_PORT")["port"], a);
+    let out = pp.run_env(&["ports", "--json"], &[("PORT_PREFIX", &other.to_string())]);
+    let map: Vec<serde_json::Value> = out.ok().json().as_array().cloned().unwrap();
+    assert_eq!(entry(&map, "api", "A_PORT")["port"], other + 20);
+}
