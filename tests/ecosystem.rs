@@ -292,3 +292,42 @@ fn ports_say_how_each_port_is_worked_out_and_udp_and_ipv6_holders_are_named() {
     let map: Vec<serde_json::Value> = out.ok().json().as_array().cloned().unwrap();
     assert_eq!(entry(&map, "api", "A_PORT")["port"], other + 20);
 }
+
+#[test]
+fn the_man_page_is_up_to_date() {
+    let out = run_command(bare_command().arg("__man"));
+    out.ok();
+    let shipped = std::fs::read_to_string(repo().join("share/man/servicectl.1"))
+        .expect("share/man/servicectl.1 exists");
+    assert!(
+        out.stdout == shipped,
+        "share/man/servicectl.1 is out of date with the clap definitions: run scripts/gen-man"
+    );
+    // One subsection per (visible) command, the exit codes and environment variables.
+    for needle in [
+        ".SS \"servicectl start\"",
+        ".SS \"servicectl ports\"",
+        ".SS \"servicectl package install\"",
+        ".SH \"EXIT STATUS\"",
+        ".SH \"ENVIRONMENT\"",
+        "PORT_PREFIX",
+    ] {
+        assert!(shipped.contains(needle), "the man page lacks {needle:?}");
+    }
+    assert!(
+        !shipped.contains("__man"),
+        "hidden commands stay out of the page"
+    );
+    // The page renders without warnings.
+    if let Ok(groff) = std::process::Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(repo().join("share/man/servicectl.1"))
+        .output()
+    {
+        assert!(
+            groff.stderr.is_empty(),
+            "groff warns: {}",
+            String::from_utf8_lossy(&groff.stderr)
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! is decided in one place.
 
 pub mod exit;
+pub mod man;
 pub mod render;
 
 use crate::config::session::Session;
@@ -147,6 +148,9 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Print the man page (roff), made from these definitions; scripts/gen-man writes it to share/man/servicectl.1
+    #[command(name = "__man", hide = true)]
+    Man,
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,6 +378,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 print!("{}", render::ports_text(&map.ports, style));
             }
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            print!("{}", man::page());
             Ok(exit::OK)
         }
         Command::Completions { shell } => {
