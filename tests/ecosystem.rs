@@ -331,3 +331,160 @@ fn the_man_page_is_up_to_date() {
         );
     }
 }
+
+/// Drive the bash completion script as bash would on TAB: COMP_WORDS and COMP_CWORD set,
+/// the completion function called, COMPREPLY printed one per line.
+fn bash_complete(pp: &Playpen, script: &Path, line: &[&str]) -> Vec<String> {
+    let words: Vec<String> = std::iter::once(BIN.to_string())
+        .chain(line.iter().map(|w| w.to_string()))
+        .collect();
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_servicectl\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1
+    );
+    let out = run_command(
+        std::process::Command::new("bash")
+            .arg("--norc")
+            .arg("-c")
+            .arg(program)
+            .current_dir(&pp.root)
+            .env_remove("PLAYPEN_ROOT"),
+    );
+    out.ok();
+    out.stdout
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn bash_completes_the_service_names_of_the_playpen_at_hand() {
+    let pp = Playpen::new();
+    pp.role_config("playpen_services=\"nginx\"\n");
+    // A packaged service, a project-local one, one whose name has a dash and digits.
+    pp.package("nginx", "1.0", "service_program=/usr/sbin/nginx\n");
+    pp.package("ngircd", "2.1", "service_program=/bin/true\n");
+    pp.service("worker-2", "service_program=/bin/true\n");
+    // A fragment that would show if it were evaluated.
+    pp.service(
+        "noisy",
+        "touch \"$PLAYPEN_ROOT/evaluated\"\nservice_program=/bin/true\n",
+    );
+    let script = pp.write(
+        "completion.bash",
+        &pp.run(&["completions", "bash"]).ok().stdout,
+    );
+    assert_eq!(
+        std::fs::read_to_string(&script).unwrap(),
+        std::fs::read_to_string(repo().join("share/completions/servicectl.bash")).unwrap(),
+        "completions bash prints the shipped script"
+    );
+    assert_eq!(
+        bash_complete(&pp, &script, &["start", "ng"]),
+        ["nginx", "ngircd"]
+    );
+    assert_eq!(bash_complete(&pp, &script, &["start", "ngin"]), ["nginx"]);
+    assert_eq!(
+        bash_complete(&pp, &script, &["stop", "nginx", ""]),
+        ["ngircd", "noisy", "worker-2"],
+        "names already on the line are not offered again"
+    );
+    assert_eq!(
+        bash_complete(&pp, &script, &["print-config", "wo"]),
+        ["worker-2"]
+    );
+    assert_eq!(
+        bash_complete(&pp, &script, &["sub-conf", "--service", "no"]),
+        ["noisy"]
+    );
+    let commands = bash_complete(&pp, &script, &["st"]);
+    assert_eq!(commands, ["start", "stop", "status"]);
+    assert!(bash_complete(&pp, &script, &["sta"]).contains(&"status".to_string()));
+    assert!(
+        bash_complete(&pp, &script, &["__"]).is_empty(),
+        "hidden commands are not offered"
+    );
+    assert_eq!(
+        bash_complete(&pp, &script, &["package", ""]),
+        ["install", "remove"]
+    );
+    assert!(bash_complete(&pp, &script, &["completions", ""]).contains(&"zsh".to_string()));
+    assert!(bash_complete(&pp, &script, &["status", "--j"]) == ["--json"]);
+    // --playpen on the line names the playpen, wherever the shell is.
+    let other = Playpen::new();
+    other.service("redis", "service_program=/bin/true\n");
+    let root = other.root_str();
+    assert_eq!(
+        bash_complete(&pp, &script, &["--playpen", &root, "start", "r"]),
+        ["redis"]
+    );
+    // `init DIR`: bash completes directories.
+    std::fs::create_dir_all(pp.path("somewhere")).unwrap();
+    assert_eq!(bash_complete(&pp, &script, &["init", "som"]), ["somewhere"]);
+    assert!(
+        !pp.exists("evaluated"),
+        "completion evaluated a config fragment"
+    );
+
+    // zsh and fish get their own scripts, calling the same entry point.
+    for (shell, marker) in [
+        ("zsh", "#compdef servicectl"),
+        ("fish", "complete -c servicectl"),
+    ] {
+        let text = pp.run(&["completions", shell]).ok().stdout.clone();
+        assert!(
+            text.contains(marker) && text.contains("__complete --"),
+            "{shell}:\n{text}"
+        );
+    }
+    let out = pp.run(&["__complete", "--", "start", "ng"]);
+    assert_eq!(out.ok().stdout, "nginx\nngircd\n");
+    // Where zsh and fish are installed, their scripts parse, and fish is driven too.
+    let zsh = repo().join("share/completions/_servicectl");
+    let fish = repo().join("share/completions/servicectl.fish");
+    if let Ok(out) = std::process::Command::new("zsh")
+        .arg("-n")
+        .arg(&zsh)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "zsh -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if let Ok(out) = std::process::Command::new("fish")
+        .arg("-n")
+        .arg(&fish)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "fish -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin_dir = Path::new(BIN).parent().unwrap();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = run_command(
+            std::process::Command::new("fish")
+                .arg("--no-config")
+                .arg("-c")
+                .arg(format!(
+                    "source '{}'; complete -C 'servicectl start ng'",
+                    fish.display()
+                ))
+                .current_dir(&pp.root)
+                .env("PATH", path)
+                .env_remove("PLAYPEN_ROOT"),
+        );
+        assert_eq!(out.ok().stdout, "nginx\nngircd\n");
+    }
+}

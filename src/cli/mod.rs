@@ -4,6 +4,7 @@
 //! Nothing here formats output: the commands stay library calls, and what they print
 //! is decided in one place.
 
+pub mod complete;
 pub mod exit;
 pub mod man;
 pub mod render;
@@ -151,6 +152,12 @@ pub enum Command {
     /// Print the man page (roff), made from these definitions; scripts/gen-man writes it to share/man/servicectl.1
     #[command(name = "__man", hide = true)]
     Man,
+    /// Print what may stand in place of the last WORD (completion scripts call this)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -385,12 +392,28 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "servicectl",
-                &mut std::io::stdout(),
-            );
+            let script = match shell {
+                clap_complete::Shell::Bash => complete::BASH,
+                clap_complete::Shell::Zsh => complete::ZSH,
+                clap_complete::Shell::Fish => complete::FISH,
+                // Static scripts (commands and options, no service names).
+                other => {
+                    clap_complete::generate(
+                        *other,
+                        &mut Cli::command(),
+                        "servicectl",
+                        &mut std::io::stdout(),
+                    );
+                    return Ok(exit::OK);
+                }
+            };
+            print!("{script}");
+            Ok(exit::OK)
+        }
+        Command::Complete { words } => {
+            for candidate in complete::candidates(words) {
+                println!("{candidate}");
+            }
             Ok(exit::OK)
         }
     }
