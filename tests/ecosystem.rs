@@ -488,3 +488,205 @@ fn bash_completes_the_service_names_of_the_playpen_at_hand() {
         assert_eq!(out.ok().stdout, "nginx\nngircd\n");
     }
 }
+
+/// `systemd-analyze`, installed with Debian's systemd package when missing.
+fn systemd_analyze() -> &'static str {
+    let found = || {
+        std::process::Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found() {
+        let out = run_command(&mut std::process::Command::new(
+            repo().join("scripts/install-deps"),
+        ));
+        assert!(
+            found(),
+            "systemd-analyze is missing and scripts/install-deps did not install it:\n{out}"
+        );
+    }
+    "systemd-analyze"
+}
+
+/// The text of one exported file.
+fn unit(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
+    require_servers();
+    let pp = servers_playpen(None, "demo");
+    let prefix = pp.prefix();
+    pp.install_sleep("bin/worker");
+    pp.service(
+        "worker",
+        "service_program=worker\nservice_run_name=work\n\
+         service_flags='1000 \"100% sure\" \"$HOME\" \"quoted words\"'\n\
+         service_depends=redis\nservice_restart_policy=3\nservice_halt_timeout=2.5\n\
+         service_pre_start='mkdir -p \"$LOCAL_VAR/work\"'\n\
+         service_pre_stop='echo stopping'\nservice_post_stop='rm -rf \"$LOCAL_VAR/work\"'\n\
+         service_fail_fast=1\nWORKER_NOTE=\"it's \\$5 \\\"now\\\"\"\nexport WORKER_NOTE\n",
+    );
+    pp.service(
+        "tick",
+        "service_type=cron\nservice_cron_time='*/5 9-17 * * MON-FRI'\n\
+         service_cron_command='echo tick >> \"$LOCAL_VAR/ticks\"'\n",
+    );
+    pp.service(
+        "echod",
+        "service_type=inetd\nservice_port=ECHO_PORT\nservice_protocol=tcp\n\
+         service_inetd_command=/bin/cat\nservice_inetd_max=8\n\
+         service_required_envars=ECHO_PORT\nenvar_ECHO_PORT_type=port\nECHO_PORT_OFFSET=7\n",
+    );
+    pp.service(
+        "dns",
+        "service_type=inetd\nservice_port=5353\nservice_protocol=udp\nservice_bind=::1\n\
+         service_inetd_command=/bin/cat\n",
+    );
+    pp.role_config(&format!(
+        "playpen_services=\"nginx redis worker tick echod dns\"\nPORT_PREFIX={prefix}\nPLAYPEN_TAG=demo\n"
+    ));
+    let out = pp.run(&["export", "systemd", "--json"]);
+    let exported = out.ok().json();
+    let dir = std::path::PathBuf::from(exported["dir"].as_str().unwrap());
+    assert_eq!(dir, pp.path("var/export/systemd"));
+    assert_eq!(exported["target"], "demo.target");
+
+    // systemd itself reads every unit: no warning, no error.
+    let units: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".env"))
+        .collect();
+    assert_eq!(units.len(), 10, "{units:?}");
+    let verify = run_command(
+        std::process::Command::new(systemd_analyze())
+            .arg("verify")
+            .arg("--man=no")
+            .args(units.iter().map(|u| dir.join(u)))
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
+            .env("SYSTEMD_LOG_LEVEL", "notice"),
+    );
+    assert!(
+        verify.code == 0 && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
+        "systemd-analyze verify:\n{verify}"
+    );
+
+    let root = pp.root_str();
+    let nginx = unit(&dir, "demo-nginx.service");
+    for line in [
+        format!("EnvironmentFile={}/demo-nginx.env", dir.display()),
+        format!("WorkingDirectory={root}"),
+        format!(
+            "ExecStart={root}/var/linkfarm/nginx-demo -p {root}/var/nginx/ -c {root}/var/etc/nginx/nginx.conf -e stderr"
+        ),
+        format!("ExecStartPre={root}/ext/services/nginx-1.0/pre-start nginx 1.0"),
+        format!("ExecStartPre={BIN} --playpen {root} sub-conf --service nginx"),
+        "ExecReload=/bin/kill -HUP $MAINPID".into(),
+        "TimeoutStopSec=10s".into(),
+        "KillMode=control-group".into(),
+        "PartOf=demo.target".into(),
+        "Restart=no".into(),
+    ] {
+        assert!(
+            nginx.lines().any(|l| l == line),
+            "nginx lacks {line:?}:\n{nginx}"
+        );
+    }
+    assert!(
+        pp.path("var/linkfarm/nginx-demo")
+            .symlink_metadata()
+            .is_ok()
+    );
+    let env = unit(&dir, "demo-nginx.env");
+    assert!(
+        env.contains(&format!("NGINX_PORT=\"{}\"\n", prefix + NGINX_OFFSET)),
+        "{env}"
+    );
+    assert!(env.contains(&format!("SERVICE_PIDFILE=\"{root}/var/run/nginx.pid\"\n")));
+    assert!(
+        !env.contains("\nPATH="),
+        "the inherited environment stays out:\n{env}"
+    );
+
+    let worker = unit(&dir, "demo-worker.service");
+    for line in [
+        "Requires=demo-redis.service",
+        "After=demo-redis.service",
+        &format!(
+            "ExecStart={root}/var/linkfarm/work-demo 1000 \"100%% sure\" $$HOME \"quoted words\""
+        ),
+        "ExecStartPre=/bin/sh -c \"mkdir -p \\\"$$LOCAL_VAR/work\\\"\" worker worker",
+        "ExecStop=/bin/sh -c \"echo stopping\" worker worker",
+        "ExecStopPost=/bin/sh -c \"rm -rf \\\"$$LOCAL_VAR/work\\\"\" worker worker",
+        "Restart=on-failure",
+        "StartLimitBurst=4",
+        "StartLimitIntervalSec=infinity",
+        "TimeoutStopSec=2500ms",
+        "Type=exec",
+    ] {
+        assert!(
+            worker.lines().any(|l| l == line),
+            "worker lacks {line:?}:\n{worker}"
+        );
+    }
+    assert!(
+        unit(&dir, "demo-worker.env").contains("WORKER_NOTE=\"it's \\$5 \\\"now\\\"\"\n"),
+        "{}",
+        unit(&dir, "demo-worker.env")
+    );
+    let timer = unit(&dir, "demo-tick.timer");
+    assert!(
+        timer.contains("OnCalendar=Mon..Fri *-*-* 09..17:00,05,10,15,20,25,30,35,40,45,50,55:00\n"),
+        "{timer}"
+    );
+    assert!(unit(&dir, "demo-tick.service").contains("Type=oneshot\n"));
+    let socket = unit(&dir, "demo-echod.socket");
+    for line in [
+        format!("ListenStream=127.0.0.1:{}", prefix + 7),
+        "Accept=yes".into(),
+        "MaxConnections=8".into(),
+    ] {
+        assert!(
+            socket.lines().any(|l| l == line),
+            "socket lacks {line:?}:\n{socket}"
+        );
+    }
+    let handler = unit(&dir, "demo-echod@.service");
+    assert!(
+        handler.contains("StandardInput=socket\nStandardOutput=socket\n"),
+        "{handler}"
+    );
+    assert!(unit(&dir, "demo-dns.socket").contains("ListenDatagram=[::1]:5353\nAccept=no\n"));
+    let target = unit(&dir, "demo.target");
+    for want in [
+        "Wants=demo-nginx.service",
+        "Wants=demo-redis.service",
+        "Wants=demo-worker.service",
+        "Wants=demo-tick.timer",
+        "Wants=demo-echod.socket",
+        "Wants=demo-dns.socket",
+        "BindsTo=demo-worker.service",
+    ] {
+        assert!(
+            target.lines().any(|l| l == want),
+            "target lacks {want:?}:\n{target}"
+        );
+    }
+
+    // Naming services exports them and what they depend on; --dir chooses the place.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = pp.run(&[
+        "export",
+        "systemd",
+        "worker",
+        "--dir",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    out.ok()
+        .out_says(&["demo-worker.service", "demo-redis.service", "demo.target"]);
+    assert!(!elsewhere.path().join("demo-nginx.service").exists());
+}

@@ -149,6 +149,9 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Write the services as units of another service manager
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Print the man page (roff), made from these definitions; scripts/gen-man writes it to share/man/servicectl.1
     #[command(name = "__man", hide = true)]
     Man,
@@ -157,6 +160,18 @@ pub enum Command {
     Complete {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// systemd units: one per service (cron: .timer + .service, inetd tcp: .socket with Accept=yes), an environment file each, and a target named after PLAYPEN_TAG
+    Systemd {
+        /// Services to export, with what they depend on (default: the role's playpen_services)
+        services: Vec<String>,
+        /// Where to write the units (default: var/export/systemd/ of the playpen)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -384,6 +399,16 @@ pub fn run(cli: Cli) -> Result<i32> {
                 render::print_json(&map.ports);
             } else {
                 print!("{}", render::ports_text(&map.ports, style));
+            }
+            Ok(exit::OK)
+        }
+        Command::Export(ExportCommand::Systemd { services, dir }) => {
+            let mut session = open(&cli)?;
+            let exported = ops::export::systemd(&mut session, services, dir.as_deref())?;
+            if json {
+                render::print_json(&exported);
+            } else {
+                print!("{}", render::exported_text(&exported));
             }
             Ok(exit::OK)
         }

@@ -634,6 +634,27 @@ pub fn ports_text(ports: &[crate::ops::ports::PortEntry], style: Style) -> Strin
     )
 }
 
+// ---- export ----
+
+/// The files written, and how to install them.
+pub fn exported_text(e: &crate::ops::export::Exported) -> String {
+    let mut out: String = e
+        .files
+        .iter()
+        .map(|f| format!("wrote {}\n", f.display()))
+        .collect();
+    out.push_str(&format!(
+        "install: cp {}/*.service {}/*.timer {}/*.socket {}/{} /etc/systemd/system/ (those that exist), then `systemctl daemon-reload && systemctl enable --now {}`\n",
+        e.dir.display(),
+        e.dir.display(),
+        e.dir.display(),
+        e.dir.display(),
+        e.target,
+        e.target
+    ));
+    out
+}
+
 // ---- pre-upgrade, post-upgrade ----
 
 /// One line per non-empty list: `stopped: a b`, `reloaded: c`, …
