@@ -12,6 +12,7 @@ mod bad_input;
 mod cli_output;
 mod concurrency;
 mod config_eval;
+mod ecosystem;
 mod envars;
 mod harden_files;
 mod harden_signals;

@@ -4,7 +4,9 @@
 //! Nothing here formats output: the commands stay library calls, and what they print
 //! is decided in one place.
 
+pub mod complete;
 pub mod exit;
+pub mod man;
 pub mod render;
 
 use crate::config::session::Session;
@@ -139,6 +141,38 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// Show every typed port of the services: its number, how it was worked out (set, PORT_PREFIX + offset, default) and whether something listens on it now
+    Ports {
+        /// Services to show (default: the role's playpen_services, else every installed service)
+        services: Vec<String>,
+        /// Show every installed service, not only the role's
+        #[arg(long)]
+        all: bool,
+    },
+    /// Write the services as units of another service manager
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Print the man page (roff), made from these definitions; scripts/gen-man writes it to share/man/servicectl.1
+    #[command(name = "__man", hide = true)]
+    Man,
+    /// Print what may stand in place of the last WORD (completion scripts call this)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// systemd units: one per service (cron: .timer + .service, inetd tcp: .socket with Accept=yes), an environment file each, and a target named after PLAYPEN_TAG
+    Systemd {
+        /// Services to export, with what they depend on (default: the role's playpen_services)
+        services: Vec<String>,
+        /// Where to write the units (default: var/export/systemd/ of the playpen)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,11 +409,51 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::Ports { services, all } => {
+            let mut session = open(&cli)?;
+            let map = ops::ports::ports(&mut session, services, *all)?;
+            render::warnings(&map.warnings);
+            if json {
+                render::print_json(&map.ports);
+            } else {
+                render::out(&render::ports_text(&map.ports, style));
+            }
+            Ok(exit::OK)
+        }
+        Command::Export(ExportCommand::Systemd { services, dir }) => {
+            let mut session = open(&cli)?;
+            let exported = ops::export::systemd(&mut session, services, dir.as_deref())?;
+            if json {
+                render::print_json(&exported);
+            } else {
+                render::out(&render::exported_text(&exported));
+            }
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            render::out(&man::page());
+            Ok(exit::OK)
+        }
         Command::Completions { shell } => {
-            // Into a buffer: generate panics when it cannot write.
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "servicectl", &mut script);
-            render::out(&String::from_utf8_lossy(&script));
+            let script = match shell {
+                clap_complete::Shell::Bash => complete::BASH.to_string(),
+                clap_complete::Shell::Zsh => complete::ZSH.to_string(),
+                clap_complete::Shell::Fish => complete::FISH.to_string(),
+                // Static scripts (commands and options, no service names), into a
+                // buffer: generate panics when it cannot write.
+                other => {
+                    let mut script = Vec::new();
+                    clap_complete::generate(*other, &mut Cli::command(), "servicectl", &mut script);
+                    String::from_utf8_lossy(&script).into_owned()
+                }
+            };
+            render::out(&script);
+            Ok(exit::OK)
+        }
+        Command::Complete { words } => {
+            for candidate in complete::candidates(words) {
+                render::out(&format!("{candidate}\n"));
+            }
             Ok(exit::OK)
         }
     }

@@ -366,9 +366,15 @@ pub fn status_table(statuses: &[ServiceStatus], style: Style) -> String {
                 } else {
                     s.ports
                         .iter()
-                        .map(|(_, p)| p.to_string())
+                        .map(|(_, p)| {
+                            if s.listening.contains(p) {
+                                p.to_string()
+                            } else {
+                                format!("{p} (closed)")
+                            }
+                        })
                         .collect::<Vec<_>>()
-                        .join(",")
+                        .join(", ")
                 },
                 s.note.clone().unwrap_or_default(),
             ]
@@ -672,6 +678,63 @@ pub fn package_removed_text(package: &str, removed: &[Removed]) -> String {
         })
         .collect();
     out.push_str(&format!("package {package} removed\n"));
+    out
+}
+
+// ---- ports ----
+
+/// The port map: one row per typed port, listening ones green.
+pub fn ports_text(ports: &[crate::ops::ports::PortEntry], style: Style) -> String {
+    if ports.is_empty() {
+        return "no typed ports\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = ports
+        .iter()
+        .map(|e| {
+            vec![
+                e.service.clone(),
+                e.variable.clone(),
+                e.port.to_string(),
+                if e.listening {
+                    format!("yes ({})", e.protocols.join(", "))
+                } else {
+                    "no".to_string()
+                },
+                e.source.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["SERVICE", "VARIABLE", "PORT", "LISTENING", "FROM"],
+        &rows,
+        |col, cell, padded| {
+            if col == 3 && cell.starts_with("yes") {
+                style.green(padded)
+            } else {
+                padded.to_string()
+            }
+        },
+    )
+}
+
+// ---- export ----
+
+/// The files written, and how to install them.
+pub fn exported_text(e: &crate::ops::export::Exported) -> String {
+    let mut out: String = e
+        .files
+        .iter()
+        .map(|f| format!("wrote {}\n", f.display()))
+        .collect();
+    out.push_str(&format!(
+        "install: cp {}/*.service {}/*.timer {}/*.socket {}/{} /etc/systemd/system/ (those that exist), then `systemctl daemon-reload && systemctl enable --now {}`\n",
+        e.dir.display(),
+        e.dir.display(),
+        e.dir.display(),
+        e.dir.display(),
+        e.target,
+        e.target
+    ));
     out
 }
 

@@ -1,8 +1,10 @@
 //! The commands, as library calls: each takes a session and names, does the work in
 //! dependency order, and returns per-service results for `cli::render` to show.
 
+pub mod export;
 pub mod graph;
 pub mod package;
+pub mod ports;
 pub mod upgrade;
 
 use crate::config::envars;

@@ -10,5 +10,6 @@ pub mod linkfarm;
 pub mod output;
 pub mod pidfile;
 pub mod proc;
+pub mod sockets;
 pub mod spawn;
 pub mod tracking;

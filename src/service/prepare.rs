@@ -151,6 +151,10 @@ impl Preparation {
             self.well_formed(),
             &running,
         ));
+        found.extend(crate::process::sockets::held_ports(
+            &session.playpen,
+            self.well_formed().map(|p| (p.name(), p.ports.as_slice())),
+        ));
         for (name, err) in found {
             self.add(&name, Stage::Audit, err);
         }

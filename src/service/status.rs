@@ -8,6 +8,7 @@ use crate::playpen::lock::ServiceLock;
 use crate::process::census::Lazy;
 use crate::process::pidfile::{self, Observed, StartRecord};
 use crate::process::proc;
+use crate::process::sockets;
 use crate::process::tracking;
 use crate::service::hooks;
 use crate::service::lifecycle;
@@ -46,6 +47,9 @@ pub struct ServiceStatus {
     pub pid: Option<i32>,
     pub uptime_secs: Option<u64>,
     pub ports: Vec<(String, u16)>,
+    /// Those of `ports` that something listens on now (TCP) or has bound (UDP), from
+    /// /proc/net: a running service whose port is missing here is not serving it.
+    pub listening: Vec<u16>,
     pub version: Option<String>,
     /// Why a pidfile is stale, or other remarks.
     pub note: Option<String>,
@@ -78,7 +82,7 @@ fn observe(
 pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>> {
     let uptime = proc::uptime_secs();
     let census = Lazy::new(playpen);
-    names
+    let mut statuses: Vec<ServiceStatus> = names
         .iter()
         .map(|name| {
             let (observed, record) = observe(playpen, name, &census)?;
@@ -139,11 +143,24 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                 pid,
                 uptime_secs,
                 ports: shown_ports,
+                listening: Vec::new(),
                 version,
                 note,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if statuses.iter().any(|s| !s.ports.is_empty()) {
+        let sockets = sockets::Sockets::read();
+        for s in &mut statuses {
+            s.listening = s
+                .ports
+                .iter()
+                .map(|(_, p)| *p)
+                .filter(|p| sockets.is_listening(*p))
+                .collect();
+        }
+    }
+    Ok(statuses)
 }
 
 #[derive(Debug, Clone, Serialize)]

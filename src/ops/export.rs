@@ -1,0 +1,730 @@
+//! `servicectl export systemd [NAME…] [--dir DIR]`: the playpen's services as systemd
+//! units, for deployments that outgrow one playpen (SPEC §10). The units carry what
+//! `servicectl start` would do, read from the typed settings of the prepared services:
+//!
+//! - `TAG-NAME.service` per daemon: `EnvironmentFile=` with the evaluated environment
+//!   (`TAG-NAME.env`), `ExecStart=` through the linkfarm symlink with the service's flags
+//!   (the symlink is made now, and again by an `ExecStartPre=`), `WorkingDirectory=` the
+//!   playpen, output appended to `var/run/NAME.output`, the templates rendered by
+//!   `servicectl sub-conf` and the hooks as `ExecStartPre=` / `ExecStartPost=` /
+//!   `ExecStop=` (pre_stop: runs before systemd's SIGTERM) / `ExecStopPost=`, `PIDFile=`
+//!   with `Type=forking` when the program writes its own pidfile, `Restart=` and start
+//!   limits from service_restart_policy, `TimeoutStopSec=` from service_halt_timeout,
+//!   `KillMode=control-group`, `Requires=` / `After=` from service_depends, and
+//!   `ExecReload=` (render, pre_start, SIGHUP) with service_hup=1;
+//! - cron services as `TAG-NAME.timer` + a oneshot `TAG-NAME.service` (`OnCalendar=`
+//!   from service_cron_time, day-of-month and day-of-week ORed as cron does);
+//! - inetd tcp services as `TAG-NAME.socket` with `Accept=yes` and a template
+//!   `TAG-NAME@.service` (systemd sets REMOTE_ADDR and REMOTE_PORT, as servicectl does);
+//!   udp ones as a socket handed to one `TAG-NAME.service`;
+//! - `TAG.target`, which wants them all (the services are `PartOf=` it). A service with
+//!   service_fail_fast=1 is bound to by the target: when it stops for good, the target
+//!   and with it the playpen stop.
+//!
+//! TAG is PLAYPEN_TAG, else the playpen directory's name.
+
+use crate::config::session::Session;
+use crate::config::settings::{
+    CronSchedule, InetdSettings, PidfileMode, PortSetting, Protocol, RestartPolicy, ServiceType,
+};
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use crate::playpen::catalog;
+use crate::process::linkfarm;
+use crate::service::hooks::{self, Hook, Runnable};
+use crate::service::prepare::{Prepared, Stage, prepare};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub dir: PathBuf,
+    pub target: String,
+    /// Every file written, units and environment files, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// The default directory of the units: var/export/systemd/.
+pub fn default_dir(playpen: &Playpen) -> PathBuf {
+    playpen.var().join("export/systemd")
+}
+
+/// Export the named services (and what they depend on), else the role's.
+pub fn systemd(session: &mut Session, names: &[String], dir: Option<&Path>) -> Result<Exported> {
+    let targets = session.targets(names)?;
+    let targets = session.with_dependencies(&targets)?;
+    let preparation = prepare(session, &targets);
+    let problems = preparation.errors(&[Stage::Evaluation, Stage::Settings, Stage::Variables]);
+    if let Some(err) = problems
+        .into_values()
+        .chain(preparation.unknown.values().cloned())
+        .next()
+    {
+        return Err(err);
+    }
+    let playpen = session.playpen.clone();
+    let dir = match dir {
+        Some(d) if d.is_absolute() => d.to_path_buf(),
+        Some(d) => std::env::current_dir()
+            .map_err(|e| Error::io("find the working directory", Path::new("."), e))?
+            .join(d),
+        None => default_dir(&playpen),
+    };
+    crate::playpen::fsutil::ensure_dir(&dir)?;
+    let prepared: Vec<&Prepared> = targets
+        .iter()
+        .filter_map(|n| preparation.prepared.get(n))
+        .collect();
+    let tag = prepared
+        .iter()
+        .find_map(|p| p.env.get("PLAYPEN_TAG").filter(|t| !t.is_empty()).cloned())
+        .unwrap_or_else(|| {
+            playpen
+                .root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "playpen".into())
+        });
+    let tag = unit_word(&tag);
+    let exporter = Exporter {
+        playpen: &playpen,
+        dir: dir.clone(),
+        tag: &tag,
+        servicectl: std::env::current_exe()
+            .map_err(|e| Error::io("find the servicectl binary", Path::new("/proc/self/exe"), e))?,
+        exported: targets.clone(),
+    };
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut wants = Vec::new();
+    let mut binds = Vec::new();
+    for p in &prepared {
+        let units = exporter.units(p)?;
+        wants.push(units.wanted.clone());
+        if p.settings.fail_fast {
+            binds.push(units.wanted.clone());
+        }
+        files.extend(units.files);
+    }
+    files.push((format!("{tag}.target"), exporter.target(&wants, &binds)));
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(&name);
+        let mode = if name.ends_with(".env") { 0o600 } else { 0o644 };
+        crate::playpen::fsutil::write_atomic(&path, text.as_bytes(), Some(mode))?;
+        written.push(path);
+    }
+    Ok(Exported {
+        dir,
+        target: format!("{tag}.target"),
+        files: written,
+    })
+}
+
+/// A word fit for a unit name: letters, digits and `:_.-`; anything else becomes `_`.
+fn unit_word(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ":_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One command-line word for an `Exec*=` line: `%` and `$` escaped (systemd expands
+/// them), quoted with C escapes when it holds anything but plain characters.
+fn exec_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._,:@+=-%$".contains(c))
+        && word != ";";
+    let escaped = word.replace('%', "%%").replace('$', "$$");
+    if plain {
+        return escaped;
+    }
+    let mut out = String::from("\"");
+    for c in escaped.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn exec_line(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| exec_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A value for an `EnvironmentFile=`: double-quoted, with `"`, `\`, `` ` `` and `$`
+/// escaped; newlines stay as they are (the file format allows them inside quotes).
+fn env_value(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        if "\"\\`$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A path inside a unit file setting (not a command line): only `%` is special.
+fn setting_path(path: &Path) -> String {
+    path.display().to_string().replace('%', "%%")
+}
+
+struct Exporter<'a> {
+    playpen: &'a Playpen,
+    /// Where the units and environment files are written.
+    dir: PathBuf,
+    tag: &'a str,
+    servicectl: PathBuf,
+    exported: Vec<String>,
+}
+
+/// The files of one service and the unit the target wants.
+struct Units {
+    files: Vec<(String, String)>,
+    wanted: String,
+}
+
+impl Exporter<'_> {
+    fn unit(&self, service: &str, suffix: &str) -> String {
+        format!("{}-{}{suffix}", self.tag, unit_word(service))
+    }
+
+    /// The environment file: what the program, hooks and scripts see, without what
+    /// servicectl inherited from the shell it ran in (PLAYPEN_TAG and PORT_PREFIX kept).
+    fn environment(&self, p: &Prepared) -> String {
+        let mut out = format!(
+            "# The environment of {} as servicectl evaluated it (servicectl export systemd).\n",
+            p.name()
+        );
+        for (k, v) in &p.env {
+            let inherited = p
+                .config
+                .vars
+                .get(k)
+                .is_some_and(|v| v.origin == crate::config::Origin::Environment);
+            if inherited && k != "PLAYPEN_TAG" && k != "PORT_PREFIX" {
+                continue;
+            }
+            let _ = writeln!(out, "{k}={}", env_value(v));
+        }
+        out
+    }
+
+    /// `[Unit]` lines shared by every unit of a service.
+    fn unit_section(&self, p: &Prepared, what: &str) -> String {
+        let mut out = format!(
+            "# Made by `servicectl export systemd` from the playpen {}.\n[Unit]\nDescription={} {what} of the playpen {}\nPartOf={}.target\n",
+            self.playpen.root.display(),
+            p.name(),
+            setting_path(&self.playpen.root),
+            self.tag
+        );
+        for dep in &p.settings.depends {
+            if dep != p.name() && self.exported.contains(dep) {
+                let unit = self.unit(dep, ".service");
+                let _ = writeln!(out, "Requires={unit}\nAfter={unit}");
+            }
+        }
+        out
+    }
+
+    /// `[Service]` lines shared by every service unit: environment, directory, output.
+    fn common_service(&self, p: &Prepared, env_file: &str, output: bool) -> String {
+        let name = p.name();
+        let mut out = format!(
+            "EnvironmentFile={}\nWorkingDirectory={}\n",
+            setting_path(&self.dir.join(env_file)),
+            setting_path(&self.playpen.root)
+        );
+        let log = setting_path(&self.playpen.output_file(name));
+        if output {
+            let _ = writeln!(out, "StandardOutput=append:{log}");
+        }
+        let _ = writeln!(out, "StandardError=append:{log}");
+        out
+    }
+
+    /// A hook as an `Exec*=` command line, run as servicectl runs it: the sh command
+    /// string with NAME VERSION as $1 $2, or the package's script with NAME VERSION.
+    fn hook(&self, p: &Prepared, hook: Hook) -> Option<String> {
+        let h = &p.settings.hooks;
+        let command = match hook {
+            Hook::PreStart => &h.pre_start,
+            Hook::PostStart => &h.post_start,
+            Hook::PreStop => &h.pre_stop,
+            Hook::PostStop => &h.post_stop,
+        };
+        let id = &p.config.id;
+        let mut words = match hooks::find_hook(self.playpen, id, command.as_deref(), hook)? {
+            Runnable::Shell(cmd) => vec!["/bin/sh".into(), "-c".into(), cmd, id.name.clone()],
+            Runnable::Script(path) => vec![path.display().to_string()],
+        };
+        words.push(id.name.clone());
+        words.extend(id.version.clone());
+        Some(exec_line(&words))
+    }
+
+    fn sub_conf(&self, p: &Prepared) -> Option<String> {
+        (!p.settings.config_files.is_empty()).then(|| {
+            exec_line(&[
+                self.servicectl.display().to_string(),
+                "--playpen".into(),
+                self.playpen.root.display().to_string(),
+                "sub-conf".into(),
+                "--service".into(),
+                p.name().to_string(),
+            ])
+        })
+    }
+
+    fn units(&self, p: &Prepared) -> Result<Units> {
+        let env_name = self.unit(p.name(), ".env");
+        let mut files = vec![(env_name.clone(), self.environment(p))];
+        let wanted = match &p.settings.service_type {
+            ServiceType::Init => {
+                let unit = self.unit(p.name(), ".service");
+                files.push((unit.clone(), self.daemon(p, &env_name)?));
+                unit
+            }
+            ServiceType::Cron(cron) => {
+                let service = self.unit(p.name(), ".service");
+                let timer = self.unit(p.name(), ".timer");
+                let mut text = self.unit_section(p, "(cron job)");
+                text.push_str("\n[Service]\nType=oneshot\n");
+                text.push_str(&self.common_service(p, &env_name, true));
+                let _ = writeln!(
+                    text,
+                    "ExecStart={}",
+                    exec_line(&["/bin/sh".into(), "-c".into(), cron.command.clone()])
+                );
+                files.push((service.clone(), text));
+                let mut t = self.unit_section(p, "(cron schedule)");
+                t.push_str("\n[Timer]\n");
+                match &cron.schedule {
+                    CronSchedule::WhenArmed => t.push_str("OnActiveSec=0\n"),
+                    CronSchedule::Expression(e) => {
+                        for spec in on_calendar(e).map_err(|why| {
+                            Error::config(format!("service_cron_time={e:?}: {why}"))
+                                .with_service(p.name())
+                        })? {
+                            let _ = writeln!(t, "OnCalendar={spec}");
+                        }
+                    }
+                }
+                let _ = writeln!(
+                    t,
+                    "AccuracySec=1s\nUnit={service}\n\n[Install]\nWantedBy={}.target",
+                    self.tag
+                );
+                files.push((timer.clone(), t));
+                timer
+            }
+            ServiceType::Inetd(inetd) => self.inetd(p, inetd, &env_name, &mut files)?,
+        };
+        Ok(Units { files, wanted })
+    }
+
+    fn daemon(&self, p: &Prepared, env_name: &str) -> Result<String> {
+        let s = &p.settings;
+        let name = p.name();
+        let (limits, restart) = restart_lines(s.restart_policy);
+        let mut text = self.unit_section(p, "(servicectl service)");
+        text.push_str(&limits);
+        text.push_str("\n[Service]\n");
+        let start: Vec<String> = match &s.scripts.start {
+            Some(script) => {
+                let path = crate::service::program::resolve_setting(
+                    self.playpen,
+                    &p.config,
+                    "service_start",
+                    script,
+                    &p.env,
+                )?;
+                let mut w = vec![path.display().to_string(), name.to_string()];
+                w.extend(p.config.id.version.clone());
+                w
+            }
+            None => {
+                let program = p.program(self.playpen)?;
+                let through_link = s.symlink && program.file_name().is_none_or(|f| f != "java");
+                let exe = if through_link {
+                    let run_name = s
+                        .run_name
+                        .clone()
+                        .or_else(|| catalog::package_of(self.playpen, &p.config.id))
+                        .unwrap_or_else(|| name.to_string());
+                    let tag = p.env.get("PLAYPEN_TAG").map(String::as_str);
+                    let link_name = linkfarm::link_name(&run_name, tag);
+                    crate::playpen::fsutil::ensure_dir(&self.playpen.linkfarm())?;
+                    let link = linkfarm::ensure_link(self.playpen, &link_name, &program, || None)
+                        .map_err(|e| e.with_service(name))?;
+                    let _ = writeln!(
+                        text,
+                        "ExecStartPre={}",
+                        exec_line(&[
+                            "/bin/ln".into(),
+                            "-sfn".into(),
+                            program.display().to_string(),
+                            link.display().to_string(),
+                        ])
+                    );
+                    link
+                } else {
+                    program
+                };
+                let mut w = vec![exe.display().to_string()];
+                w.extend(s.flags.iter().cloned());
+                w
+            }
+        };
+        let kind = match (s.pidfile, s.scripts.start.is_some()) {
+            (PidfileMode::Program, _) | (PidfileMode::Servicectl, true) => "forking",
+            (PidfileMode::None, true) => "oneshot\nRemainAfterExit=yes",
+            _ => "exec",
+        };
+        let _ = writeln!(text, "Type={kind}");
+        if kind == "forking" {
+            let _ = writeln!(
+                text,
+                "PIDFile={}",
+                setting_path(&self.playpen.pidfile(name))
+            );
+        }
+        text.push_str(&self.common_service(p, env_name, true));
+        let pre = self
+            .sub_conf(p)
+            .into_iter()
+            .chain(self.hook(p, Hook::PreStart));
+        for line in pre.clone() {
+            let _ = writeln!(text, "ExecStartPre={line}");
+        }
+        let _ = writeln!(text, "ExecStart={}", exec_line(&start));
+        if let Some(post) = self.hook(p, Hook::PostStart) {
+            let _ = writeln!(text, "ExecStartPost={post}");
+        }
+        if let Some(stop) = &s.scripts.stop {
+            let path = crate::service::program::resolve_setting(
+                self.playpen,
+                &p.config,
+                "service_stop",
+                stop,
+                &p.env,
+            )?;
+            let mut w = vec![path.display().to_string(), name.to_string()];
+            w.extend(p.config.id.version.clone());
+            if let Some(pre_stop) = self.hook(p, Hook::PreStop) {
+                let _ = writeln!(text, "ExecStop={pre_stop}");
+            }
+            let _ = writeln!(text, "ExecStop={}", exec_line(&w));
+        } else if let Some(pre_stop) = self.hook(p, Hook::PreStop) {
+            // Run before systemd's SIGTERM, as servicectl runs it before its own.
+            let _ = writeln!(text, "ExecStop={pre_stop}");
+        }
+        if let Some(post) = self.hook(p, Hook::PostStop) {
+            let _ = writeln!(text, "ExecStopPost={post}");
+        }
+        if s.hup {
+            for line in pre {
+                let _ = writeln!(text, "ExecReload={line}");
+            }
+            let _ = writeln!(text, "ExecReload=/bin/kill -HUP $MAINPID");
+            if let Some(post) = self.hook(p, Hook::PostStart) {
+                let _ = writeln!(text, "ExecReload={post}");
+            }
+        }
+        text.push_str(&restart);
+        let _ = writeln!(
+            text,
+            "TimeoutStopSec={}\nKillMode=control-group",
+            seconds(s.halt_timeout)
+        );
+        text.push_str(&format!("\n[Install]\nWantedBy={}.target\n", self.tag));
+        Ok(text)
+    }
+
+    fn inetd(
+        &self,
+        p: &Prepared,
+        inetd: &InetdSettings,
+        env_name: &str,
+        files: &mut Vec<(String, String)>,
+    ) -> Result<String> {
+        let port = match &inetd.port {
+            PortSetting::Number(n) => *n,
+            PortSetting::Variable(v) => p
+                .ports
+                .iter()
+                .find(|(name, _)| name == v)
+                .map(|(_, port)| *port)
+                .ok_or_else(|| {
+                    Error::config(format!("service_port names {v}, which has no valid port"))
+                        .with_service(p.name())
+                })?,
+        };
+        let address = match inetd.bind {
+            std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+            std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+        };
+        let socket = self.unit(p.name(), ".socket");
+        let tcp = inetd.protocol == Protocol::Tcp;
+        let mut s = self.unit_section(p, "(inetd socket)");
+        s.push_str("\n[Socket]\n");
+        if tcp {
+            let _ = writeln!(
+                s,
+                "ListenStream={address}\nAccept=yes\nMaxConnections={}",
+                inetd.max_handlers
+            );
+        } else {
+            let _ = writeln!(s, "ListenDatagram={address}\nAccept=no");
+        }
+        let service = if tcp {
+            self.unit(p.name(), "@.service")
+        } else {
+            self.unit(p.name(), ".service")
+        };
+        let _ = writeln!(s, "\n[Install]\nWantedBy={}.target", self.tag);
+        files.push((socket.clone(), s));
+        let mut text = self.unit_section(p, "(inetd handler)");
+        text.push_str("\n[Service]\nStandardInput=socket\n");
+        if tcp {
+            text.push_str("StandardOutput=socket\n");
+        }
+        text.push_str(&self.common_service(p, env_name, !tcp));
+        let _ = writeln!(text, "ExecStart={}", exec_line(&inetd.command));
+        let _ = writeln!(text, "KillMode=control-group");
+        files.push((service, text));
+        Ok(socket)
+    }
+
+    fn target(&self, wants: &[String], binds: &[String]) -> String {
+        let mut out = format!(
+            "# Made by `servicectl export systemd`: every exported service of the playpen {}.\n[Unit]\nDescription=servicectl playpen {} ({})\n",
+            self.playpen.root.display(),
+            setting_path(&self.playpen.root),
+            self.tag
+        );
+        for w in wants {
+            let _ = writeln!(out, "Wants={w}");
+        }
+        // service_fail_fast=1: the playpen stops when the service stops for good.
+        for b in binds {
+            let _ = writeln!(out, "BindsTo={b}\nAfter={b}");
+        }
+        out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
+        out
+    }
+}
+
+fn seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The start limits (`[Unit]`) and Restart= (`[Service]`) of service_restart_policy.
+fn restart_lines(policy: RestartPolicy) -> (String, String) {
+    match policy {
+        RestartPolicy::Never => (String::new(), "Restart=no\n".to_string()),
+        // N restarts after the first run, over the unit's whole life.
+        RestartPolicy::Times(n) => (
+            format!(
+                "StartLimitIntervalSec=infinity\nStartLimitBurst={}\n",
+                n + 1
+            ),
+            "Restart=on-failure\nRestartSec=1s\n".to_string(),
+        ),
+        RestartPolicy::Always => (
+            "StartLimitIntervalSec=0\n".to_string(),
+            "Restart=always\nRestartSec=1s\n".to_string(),
+        ),
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const DAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+/// A cron field as the set of values it matches; None for `*` (unrestricted).
+fn cron_field(
+    text: &str,
+    lo: u32,
+    hi: u32,
+    names: &[&str],
+    base: u32,
+) -> Result<Option<Vec<u32>>, String> {
+    if text == "*" {
+        return Ok(None);
+    }
+    let value = |t: &str| -> Result<u32, String> {
+        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(t)) {
+            return Ok(i as u32 + base);
+        }
+        t.parse::<u32>()
+            .map_err(|_| format!("{t:?} is not a number"))
+    };
+    let mut set = std::collections::BTreeSet::new();
+    for part in text.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .map_err(|_| format!("bad step in {part:?}"))?,
+            ),
+            None => (part, 1),
+        };
+        let (a, b) = if range == "*" {
+            (lo, hi)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (value(a)?, value(b)?)
+        } else if step > 1 {
+            (value(range)?, hi)
+        } else {
+            let v = value(range)?;
+            (v, v)
+        };
+        if step == 0 || a > b {
+            return Err(format!("{part:?} is an empty range"));
+        }
+        set.extend((a..=b).step_by(step as usize));
+    }
+    Ok(Some(set.into_iter().collect()))
+}
+
+/// Values as a systemd calendar list: runs of three or more as `a..b`.
+fn calendar_list(values: &[u32], show: impl Fn(u32) -> String) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i;
+        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
+            j += 1;
+        }
+        if j >= i + 2 {
+            parts.push(format!("{}..{}", show(values[i]), show(values[j])));
+        } else {
+            parts.extend((i..=j).map(|k| show(values[k])));
+        }
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// A 5-field cron schedule (or an @alias) as systemd OnCalendar= expressions: two when
+/// both day fields are restricted (cron runs when either matches; systemd needs both).
+pub fn on_calendar(expression: &str) -> Result<Vec<String>, String> {
+    let expression = match expression.trim() {
+        "@hourly" => "0 * * * *",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@weekly" => "0 0 * * 0",
+        "@monthly" => "0 0 1 * *",
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        other => other,
+    };
+    let f: Vec<&str> = expression.split_whitespace().collect();
+    let [minute, hour, dom, month, dow] = f[..] else {
+        return Err("a schedule has 5 fields".into());
+    };
+    let list = |v: Option<Vec<u32>>, width: usize| match v {
+        None => "*".to_string(),
+        Some(v) => calendar_list(&v, |n| format!("{n:0width$}")),
+    };
+    let minute = list(cron_field(minute, 0, 59, &[], 0)?, 2);
+    let hour = list(cron_field(hour, 0, 23, &[], 0)?, 2);
+    let month = list(cron_field(month, 1, 12, &MONTHS, 1)?, 2);
+    let dom_set = cron_field(dom, 1, 31, &[], 0)?;
+    let dow_set = cron_field(dow, 0, 7, &DAYS, 0)?.map(|v| {
+        let mut days: Vec<u32> = v.into_iter().map(|d| d % 7).collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    });
+    let time = format!("{hour}:{minute}:00");
+    let with = |dow: Option<&Vec<u32>>, dom: Option<&Vec<u32>>| {
+        let day = match dom {
+            None => "*".to_string(),
+            Some(v) => calendar_list(v, |n| format!("{n:02}")),
+        };
+        let date = format!("*-{month}-{day} {time}");
+        match dow {
+            None => date,
+            Some(v) => format!(
+                "{} {date}",
+                calendar_list(v, |d| DAY_NAMES[d as usize].to_string())
+            ),
+        }
+    };
+    Ok(match (&dow_set, &dom_set) {
+        (Some(w), Some(d)) => vec![with(Some(w), None), with(None, Some(d))],
+        (w, d) => vec![with(w.as_ref(), d.as_ref())],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_schedules_become_calendar_expressions() {
+        assert_eq!(
+            on_calendar("*/15 * * * *").unwrap(),
+            ["*-*-* *:00,15,30,45:00"]
+        );
+        assert_eq!(
+            on_calendar("30 2 * * MON-FRI").unwrap(),
+            ["Mon..Fri *-*-* 02:30:00"]
+        );
+        assert_eq!(
+            on_calendar("0 0 1,15 * sun").unwrap(),
+            ["Sun *-*-* 00:00:00", "*-*-01,15 00:00:00"],
+            "day of month OR day of week, as cron has it"
+        );
+        assert_eq!(on_calendar("@weekly").unwrap(), ["Sun *-*-* 00:00:00"]);
+        assert_eq!(
+            on_calendar("5 4 * jan-mar,dec 7").unwrap(),
+            ["Sun *-01..03,12-* 04:05:00"]
+        );
+        assert_eq!(
+            on_calendar("0 8-18/2 * * *").unwrap(),
+            ["*-*-* 08,10,12,14,16,18:00:00"]
+        );
+    }
+
+    #[test]
+    fn exec_words_escape_what_systemd_would_expand() {
+        assert_eq!(exec_word("/usr/sbin/nginx"), "/usr/sbin/nginx");
+        assert_eq!(exec_word("100%"), "100%%");
+        assert_eq!(exec_word("$HOME"), "$$HOME");
+        assert_eq!(exec_word("a b"), "\"a b\"");
+        assert_eq!(exec_word("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(exec_word(""), "\"\"");
+        assert_eq!(
+            env_value("it's $5 \"now\"\\"),
+            "\"it's \\$5 \\\"now\\\"\\\\\""
+        );
+    }
+}
