@@ -18,6 +18,7 @@
 use crate::error::Error;
 use crate::playpen::Playpen;
 use crate::process::pidfile;
+use crate::process::proc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -309,11 +310,10 @@ pub struct Holder {
 
 impl Holder {
     fn of(pid: i32) -> Holder {
-        let environ = read_environ(pid);
+        let mut environ = Vec::new();
+        proc::read_environ(pid, &mut environ);
         let var = |name: &str| {
-            environ
-                .iter()
-                .find_map(|e| e.strip_prefix(&format!("{name}=")).map(str::to_string))
+            proc::env_value(&environ, name).map(|v| String::from_utf8_lossy(v).into_owned())
         };
         let (mut playpen, mut service) =
             (var("PLAYPEN_ROOT").map(PathBuf::from), var("SERVICE_NAME"));
@@ -329,7 +329,7 @@ impl Holder {
             command: command_line(pid),
             playpen,
             service,
-            session: stat_field(pid, 6),
+            session: proc::stat(pid).map(|s| s.sid),
         }
     }
 
@@ -345,18 +345,6 @@ impl Holder {
         }
         text
     }
-}
-
-/// `NAME=VALUE` entries of /proc/PID/environ (empty when unreadable).
-fn read_environ(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|e| !e.is_empty())
-                .map(|e| String::from_utf8_lossy(e).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The command line, words joined by spaces, at most 80 characters.
@@ -385,15 +373,9 @@ fn command_line(pid: i32) -> String {
     }
 }
 
-/// A numeric field of /proc/PID/stat (numbered as in proc(5): 4 ppid, 6 session).
-fn stat_field(pid: i32, field: usize) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command (field 2) may hold spaces and parentheses: count from the last ')'.
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(field - 3)?
-        .parse()
-        .ok()
+/// The parent of a process, None for orphans of init and processes that are gone.
+fn parent(pid: i32) -> Option<i32> {
+    proc::stat(pid).map(|s| s.ppid).filter(|p| *p > 1)
 }
 
 /// The service of the playpen at `root` whose pidfile names `pid` or one of its
@@ -402,12 +384,12 @@ fn service_with_pid(root: &Path, pid: i32) -> Option<String> {
     let mut pids = vec![pid];
     let mut p = pid;
     for _ in 0..4 {
-        match stat_field(p, 4) {
-            Some(parent) if parent > 1 => {
+        match parent(p) {
+            Some(parent) => {
                 pids.push(parent);
                 p = parent;
             }
-            _ => break,
+            None => break,
         }
     }
     let run = root.join("var/run");
@@ -417,8 +399,10 @@ fn service_with_pid(root: &Path, pid: i32) -> Option<String> {
             .to_str()?
             .strip_suffix(".pid")?
             .to_string();
-        let text = std::fs::read_to_string(entry.path()).ok()?;
-        let listed: i32 = text.split_whitespace().next()?.parse().ok()?;
+        // The safe reader: a pidfile of another playpen may be anything (a FIFO, huge).
+        let listed = crate::process::pidfile::read_pid(&entry.path())
+            .ok()??
+            .ok()?;
         pids.contains(&listed).then_some(name)
     })
 }
@@ -429,10 +413,7 @@ fn service_with_pid(root: &Path, pid: i32) -> Option<String> {
 fn representative(pid: i32, inode: u64, seen: &mut Ancestry) -> i32 {
     let mut pid = pid;
     loop {
-        let parent = *seen
-            .parents
-            .entry(pid)
-            .or_insert_with(|| stat_field(pid, 4).filter(|p| *p > 1));
+        let parent = *seen.parents.entry(pid).or_insert_with(|| parent(pid));
         let Some(parent) = parent else { break };
         let held = seen
             .sockets
