@@ -14,8 +14,9 @@
 //! later output is dropped; the command finishes its work, and `cli::main` ends quietly
 //! on a closed pipe (or reports any other failure, such as a full disk).
 
-use crate::config::Origin;
+use crate::config::bytes::{self, EnvJson};
 use crate::config::envars;
+use crate::config::{Env, Origin};
 use crate::error::{Error, Result};
 use crate::ops::package::{InstallReport, NewService, Removed};
 use crate::ops::upgrade::Report;
@@ -77,17 +78,58 @@ impl Style {
 /// The first failure to write stdout; once set, nothing more is written there.
 static STDOUT_FAILURE: OnceLock<io::Error> = OnceLock::new();
 
-/// Write text to stdout (whole, under the lock, so lines of parallel workers do not
-/// mix). A failure is kept for [`stdout_failure`] and ends the output, not the command.
-pub fn out(text: &str) {
+/// What [`out`] writes: text, or bytes (`env` and `print-config` write values that are
+/// not UTF-8 exactly).
+pub trait Output {
+    fn output_bytes(&self) -> &[u8];
+}
+
+impl Output for str {
+    fn output_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Output for String {
+    fn output_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Output for std::borrow::Cow<'_, str> {
+    fn output_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Output for [u8] {
+    fn output_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Output for Vec<u8> {
+    fn output_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<T: Output + ?Sized> Output for &T {
+    fn output_bytes(&self) -> &[u8] {
+        (**self).output_bytes()
+    }
+}
+
+/// Write text (or bytes) to stdout (whole, under the lock, so lines of parallel workers
+/// do not mix). A failure is kept for [`stdout_failure`] and ends the output, not the
+/// command.
+pub fn out<T: Output + ?Sized>(text: &T) {
+    let text = text.output_bytes();
     if STDOUT_FAILURE.get().is_some() || text.is_empty() {
         return;
     }
     let mut stdout = io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    if let Err(e) = stdout.write_all(text).and_then(|()| stdout.flush()) {
         let _ = STDOUT_FAILURE.set(e);
     }
 }
@@ -454,8 +496,9 @@ pub fn ping(results: &Results<PingResult>, as_json: bool, style: Style) {
 // ---- print-config ----
 
 /// Every variable with the file that set it, as sh; `all`: also those inherited from
-/// servicectl's environment.
-pub fn print_config_text(service: &str, prepared: &Prepared, all: bool) -> String {
+/// servicectl's environment. Bytes, not text: each value is written exactly, UTF-8 or
+/// not, so that sh reads it back unchanged.
+pub fn print_config_text(service: &str, prepared: &Prepared, all: bool) -> Vec<u8> {
     let mut out = format!(
         "# {service}: evaluated from {}\n",
         prepared
@@ -465,36 +508,36 @@ pub fn print_config_text(service: &str, prepared: &Prepared, all: bool) -> Strin
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )
+    .into_bytes();
+    let mut assign = |marker: &str, name: &str, value: &std::ffi::OsStr, note: &str| {
+        out.extend_from_slice(format!("{marker}{name}=").as_bytes());
+        out.extend_from_slice(&bytes::sh_quote(value));
+        out.extend_from_slice(format!("  # {note}\n").as_bytes());
+    };
     for (name, value) in &prepared.config.vars {
         if !all && value.origin == Origin::Environment {
             continue;
         }
         let marker = if value.exported { "export " } else { "" };
-        out.push_str(&format!(
-            "{marker}{name}={}  # {}\n",
-            shell_words::quote(&value.value),
-            value.origin
-        ));
+        assign(marker, name, &value.value, &value.origin.to_string());
     }
     for (name, value) in &prepared.env {
         if !prepared.config.vars.contains_key(name) {
-            out.push_str(&format!(
-                "export {name}={}  # (resolved typed variable)\n",
-                shell_words::quote(value)
-            ));
+            assign("export ", name, value, "(resolved typed variable)");
         }
     }
     out
 }
 
+/// A value that is not UTF-8 is `{"lossy": …, "bytes": […]}` (config::bytes).
 pub fn print_config_json(service: &str, prepared: &Prepared) -> Value {
     json!({
         "service": service,
         "version": prepared.config.id.version,
         "fragments": prepared.config.fragments,
         "variables": prepared.config.vars,
-        "environment": prepared.env,
+        "environment": EnvJson(&prepared.env),
     })
 }
 
@@ -528,11 +571,18 @@ pub fn check(findings: &[Finding], style: Style) {
 
 // ---- env ----
 
-/// `export NAME=VALUE` lines, quoted for sh (what share/load-config evaluates).
-pub fn env_text(env: &BTreeMap<String, String>) -> String {
-    env.iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_words::quote(v)))
-        .collect()
+/// `export NAME=VALUE` lines, quoted for sh (what share/load-config evaluates). Bytes,
+/// not text: each value is written exactly, UTF-8 or not, so that `eval` gives it back.
+pub fn env_text(env: &Env) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in env {
+        out.extend_from_slice(b"export ");
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(&bytes::sh_quote(v));
+        out.push(b'\n');
+    }
+    out
 }
 
 // ---- missing-env ----

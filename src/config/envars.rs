@@ -23,9 +23,11 @@
 //!   caller decides whether a service may start from `problems` alone.
 
 use crate::config::ServiceConfig;
+use crate::config::bytes::{self, Env};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fmt::{self, Write as _};
 
 /// The variable every playpen sets to keep its ports apart from other playpens'.
@@ -192,8 +194,10 @@ pub struct Problem {
     pub service: String,
     pub variable: String,
     pub description: Option<String>,
-    /// The offending value; None when the variable is unset or the problem is in its spec.
-    pub value: Option<String>,
+    /// The offending value (any bytes); None when the variable is unset or the problem is
+    /// in its spec.
+    #[serde(serialize_with = "bytes::serialize_option")]
+    pub value: Option<OsString>,
     /// The rule it broke, with where the value came from.
     pub rule: String,
 }
@@ -224,8 +228,10 @@ impl fmt::Display for Problem {
 pub struct Resolution {
     pub service: String,
     /// Resolved, valid values to export into the service's environment (including ports
-    /// worked out from PORT_PREFIX and defaults of unset optional variables).
-    pub values: BTreeMap<String, String>,
+    /// worked out from PORT_PREFIX and defaults of unset optional variables). A string or
+    /// filename may hold any bytes; numbers and ports are ASCII.
+    #[serde(serialize_with = "bytes::serialize_env")]
+    pub values: Env,
     /// Every valid port variable and its port, in spec order.
     pub ports: Vec<(String, u16)>,
     /// Every problem, missing required variables included; the service must not start
@@ -293,11 +299,11 @@ enum Source {
 fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
     let name = spec.name.as_str();
     let service = config.name();
-    let problem = |value: Option<&str>, rule: String| Problem {
+    let problem = |value: Option<&OsStr>, rule: String| Problem {
         service: service.to_string(),
         variable: name.to_string(),
         description: spec.description.clone(),
-        value: value.map(str::to_string),
+        value: value.map(OsStr::to_os_string),
         rule,
     };
     if !is_identifier(name) {
@@ -307,6 +313,21 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
                 .to_string(),
         ));
         return;
+    }
+    // What describes a variable is text; bytes that are not UTF-8 there would be read as
+    // unset, so they are a problem of the spec.
+    for suffix in ["description", "type", "constraints", "default"] {
+        let field = format!("envar_{name}_{suffix}");
+        if let Some(raw) = config.not_text(&field) {
+            r.problems.push(problem(
+                None,
+                format!(
+                    "{field}={}{} is not UTF-8 text: write it in UTF-8",
+                    bytes::quoted(raw),
+                    config.origin_note(&field)
+                ),
+            ));
+        }
     }
     if let (Some(raw), None) = (&spec.type_name, spec.var_type) {
         r.problems.push(problem(
@@ -348,17 +369,21 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
     }
 
     let offset_name = format!("{name}_OFFSET");
-    let set = |var: &str| config.get(var).filter(|v| !v.is_empty());
-    let (value, source) = if let Some(v) = set(name) {
-        (v.to_string(), Source::Set)
-    } else if let (Some(VarType::Port), Some(prefix), Some(offset)) =
+    let set = |var: &str| config.get_bytes(var).filter(|v| !v.is_empty());
+    let (value, source): (OsString, Source) = if let Some(v) = set(name) {
+        (v.to_os_string(), Source::Set)
+    } else if let (Some(VarType::Port), Some(prefix_raw), Some(offset_raw)) =
         (ty, set(PORT_PREFIX), set(&offset_name))
     {
+        // Numbers: bytes that are not UTF-8 read as U+FFFD, which fails to parse (the
+        // messages show the exact value).
+        let (prefix, offset) = (prefix_raw.to_string_lossy(), offset_raw.to_string_lossy());
         let Some(prefix_n) = parse_int(prefix.trim()) else {
             r.problems.push(problem(
                 None,
                 format!(
-                    "{PORT_PREFIX}={prefix:?}{} is not a number, so {name} = {PORT_PREFIX} + {offset_name} cannot be worked out",
+                    "{PORT_PREFIX}={}{} is not a number, so {name} = {PORT_PREFIX} + {offset_name} cannot be worked out",
+                    bytes::quoted(prefix_raw),
                     config.origin_note(PORT_PREFIX)
                 ),
             ));
@@ -368,7 +393,8 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
             r.problems.push(problem(
                 None,
                 format!(
-                    "{offset_name}={offset:?}{} is not a number, so {name} = {PORT_PREFIX} + {offset_name} cannot be worked out",
+                    "{offset_name}={}{} is not a number, so {name} = {PORT_PREFIX} + {offset_name} cannot be worked out",
+                    bytes::quoted(offset_raw),
                     config.origin_note(&offset_name)
                 ),
             ));
@@ -387,7 +413,7 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
             return;
         };
         (
-            sum.to_string(),
+            sum.to_string().into(),
             Source::Offset(format!(
                 "{PORT_PREFIX} + {offset_name} = {} + {}",
                 prefix.trim(),
@@ -397,7 +423,8 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
     } else {
         let half_port = match (ty, set(PORT_PREFIX), set(&offset_name)) {
             (Some(VarType::Port), None, Some(offset)) => Some(format!(
-                "{offset_name} is {offset:?} but {PORT_PREFIX} is unset"
+                "{offset_name} is {} but {PORT_PREFIX} is unset",
+                bytes::quoted(offset)
             )),
             _ => None,
         };
@@ -411,7 +438,7 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
             return;
         }
         match &spec.default {
-            Some(d) => (d.clone(), Source::Default),
+            Some(d) => (d.into(), Source::Default),
             None => {
                 if let Some(why) = half_port {
                     r.warnings
@@ -424,7 +451,7 @@ fn resolve_one(config: &ServiceConfig, spec: &VarSpec, r: &mut Resolution) {
 
     if let Some(d) = &spec.default
         && !matches!(source, Source::Default)
-        && let Err(why) = rule.check(d)
+        && let Err(why) = rule.check(OsStr::new(d))
     {
         // A bad default is the package's bug; it only stops a start once it is used.
         r.warnings.push(format!(
@@ -484,8 +511,15 @@ impl Rule {
     }
 
     /// Ok(Some(port)) for a valid port, Ok(None) for any other valid value, else the
-    /// rule the value broke.
-    fn check(&self, value: &str) -> Result<Option<u16>, String> {
+    /// rule the value broke. Strings and filenames may hold any bytes; a simple string
+    /// that is not UTF-8 is checked for whitespace as far as it is text, and numbers must
+    /// be ASCII text.
+    fn check(&self, value: &OsStr) -> Result<Option<u16>, String> {
+        // Bytes that are not UTF-8 read as U+FFFD: no whitespace, no digit, so the lossy
+        // text fails every number and only `exact` text can be an allowed word.
+        let exact = value.to_str().is_some();
+        let text = value.to_string_lossy();
+        let value = &*text;
         let in_ranges = match self.ty {
             None | Some(VarType::String | VarType::Filename) => return Ok(None),
             Some(VarType::SimpleString) => {
@@ -493,7 +527,7 @@ impl Rule {
                     return Err("must be a single word, without whitespace".to_string());
                 }
                 if let Allowed::Words(words) = &self.allowed
-                    && !words.iter().any(|w| w == value)
+                    && !(exact && words.iter().any(|w| w == value))
                 {
                     return Err(format!(
                         "not one of the allowed values: {}",
@@ -746,7 +780,7 @@ mod tests {
                     (
                         k.to_string(),
                         Value {
-                            value: v.to_string(),
+                            value: v.into(),
                             exported: false,
                             origin: Origin::Environment,
                         },
@@ -776,7 +810,10 @@ mod tests {
     fn valid(ty: &str, constraints: Option<&str>, value: &str) -> bool {
         let r = check(ty, constraints, value);
         let ok = r.is_ok();
-        assert_eq!(ok, r.values.get("X").map(String::as_str) == Some(value));
+        assert_eq!(
+            ok,
+            r.values.get("X").and_then(|v| v.to_str()) == Some(value)
+        );
         ok
     }
 
@@ -800,7 +837,7 @@ mod tests {
         );
         assert!(text.contains("simple_string, string, filename, integer, nonnegative, real, port"));
         // The value itself is not type-checked, but still exported.
-        assert_eq!(r.values.get("X").map(String::as_str), Some("5"));
+        assert_eq!(r.values.get("X").and_then(|v| v.to_str()), Some("5"));
     }
 
     #[test]
@@ -867,6 +904,75 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(r.warnings.len(), 1);
         assert!(r.warnings[0].contains("ignored: type string takes no constraints"));
+    }
+
+    /// Resolve with values given as bytes.
+    fn resolve_bytes(pairs: &[(&str, &[u8])]) -> Resolution {
+        use std::os::unix::ffi::OsStringExt;
+        let mut c = config(&[]);
+        for (k, v) in pairs {
+            c.vars.insert(
+                k.to_string(),
+                Value {
+                    value: OsString::from_vec(v.to_vec()),
+                    exported: false,
+                    origin: Origin::Environment,
+                },
+            );
+        }
+        resolve(&c)
+    }
+
+    #[test]
+    fn strings_hold_any_bytes_and_numbers_must_be_text() {
+        use std::os::unix::ffi::OsStrExt;
+        let value: &[u8] = b"\xff\xfe \x80\n'$\"";
+        for ty in ["string", "filename", "simple_string"] {
+            let value: &[u8] = if ty == "simple_string" {
+                b"\xff\xfe\x80"
+            } else {
+                value
+            };
+            let r = resolve_bytes(&[
+                ("service_required_envars", b"X"),
+                ("envar_X_type", ty.as_bytes()),
+                ("X", value),
+            ]);
+            assert!(r.is_ok(), "{ty}: {:?}", r.problems);
+            assert_eq!(r.values["X"].as_bytes(), value, "{ty}");
+        }
+        let r = resolve_bytes(&[
+            ("service_required_envars", b"X"),
+            ("envar_X_type", b"simple_string"),
+            ("envar_X_constraints", b"a \xef\xbf\xbd"),
+            ("X", b"\xff"),
+        ]);
+        assert_eq!(rules(&r), ["not one of the allowed values: a \u{fffd}"]);
+        for (ty, rule) in [
+            ("integer", "not an integer"),
+            ("port", "not a port (1-65535)"),
+            ("real", "not a real number"),
+        ] {
+            let r = resolve_bytes(&[
+                ("service_required_envars", b"X"),
+                ("envar_X_type", ty.as_bytes()),
+                ("X", b"8\xff"),
+            ]);
+            assert_eq!(rules(&r), [rule], "{ty}");
+            assert_eq!(
+                r.problems[0].detail(),
+                format!("X = \"8\\xFF\": {rule}"),
+                "{ty}"
+            );
+        }
+        let r = resolve_bytes(&[
+            ("service_optional_envars", b"X"),
+            ("envar_X_description", b"caf\xe9"),
+        ]);
+        assert_eq!(
+            rules(&r),
+            ["envar_X_description=\"caf\\xE9\" is not UTF-8 text: write it in UTF-8"]
+        );
     }
 
     #[test]
@@ -965,7 +1071,7 @@ mod tests {
                 r.problems[0].rule
             );
             assert_eq!(r.problems[0].value, None);
-            assert_eq!(r.problems[1].value.as_deref(), Some("abc"));
+            assert_eq!(r.problems[1].value.as_deref(), Some(OsStr::new("abc")));
         }
         assert!(
             check("integer", Some("10-1"), "5").problems[0]
@@ -1007,7 +1113,7 @@ mod tests {
             ("envar_LEVEL_constraints", "debug info"),
             ("envar_LEVEL_default", "verbose"),
         ]));
-        assert_eq!(r.values.get("WORKERS").map(String::as_str), Some("4"));
+        assert_eq!(r.values.get("WORKERS").and_then(|v| v.to_str()), Some("4"));
         assert!(!r.values.contains_key("NOTHING"));
         assert!(r.missing.is_empty());
         assert_eq!(
@@ -1102,7 +1208,10 @@ mod tests {
         ];
         let r = resolve(&config(&base));
         assert!(r.is_ok(), "{:?}", r.problems);
-        assert_eq!(r.values.get("WEB_PORT").map(String::as_str), Some("8080"));
+        assert_eq!(
+            r.values.get("WEB_PORT").and_then(|v| v.to_str()),
+            Some("8080")
+        );
         assert_eq!(r.ports, [("WEB_PORT".to_string(), 8080)]);
 
         let mut set = base.to_vec();
@@ -1141,7 +1250,7 @@ mod tests {
                 .starts_with("WEB_PORT_OFFSET=\"eighty\" is not a number")
         );
         let r = with("65500", "80");
-        assert_eq!(r.problems[0].value.as_deref(), Some("65580"));
+        assert_eq!(r.problems[0].value.as_deref(), Some(OsStr::new("65580")));
         assert_eq!(
             r.problems[0].rule,
             "not a port (1-65535) (PORT_PREFIX + WEB_PORT_OFFSET = 65500 + 80)"
@@ -1187,7 +1296,7 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(r.ports, [("API_PORT".to_string(), 9001)]);
         assert_eq!(
-            r.values.get("OTHER").map(String::as_str),
+            r.values.get("OTHER").and_then(|v| v.to_str()),
             Some("anything at all")
         );
         assert_eq!(r.warnings.len(), 1);

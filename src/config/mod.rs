@@ -2,6 +2,7 @@
 //! set, where each came from, and the environment its programs see. Evaluated by
 //! [`shell`], typed by [`settings`] and [`envars`], rendered into files by [`template`].
 
+pub mod bytes;
 pub mod envars;
 pub mod session;
 pub mod settings;
@@ -9,6 +10,7 @@ pub mod shell;
 pub mod shell_dump;
 pub mod template;
 
+pub use bytes::Env;
 pub use shell::ConfigShell;
 
 use crate::error::Result;
@@ -16,6 +18,7 @@ use crate::playpen::Playpen;
 use crate::playpen::catalog::ServiceId;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 /// Where a value came from.
@@ -45,11 +48,21 @@ impl Serialize for Origin {
     }
 }
 
+/// A variable's value (any bytes: see [`bytes`]), whether it is exported, and where it
+/// was set.
 #[derive(Debug, Clone, Serialize)]
 pub struct Value {
-    pub value: String,
+    #[serde(serialize_with = "bytes::serialize")]
+    pub value: OsString,
     pub exported: bool,
     pub origin: Origin,
+}
+
+impl Value {
+    /// The value as text, None when it is not UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        self.value.to_str()
+    }
 }
 
 pub type Vars = BTreeMap<String, Value>;
@@ -65,9 +78,13 @@ pub struct CommonConfig {
 impl CommonConfig {
     /// The role's `playpen_services`, None when the role config does not set it.
     pub fn playpen_services(&self) -> Option<Vec<String>> {
-        self.vars
-            .get("playpen_services")
-            .map(|v| v.value.split_whitespace().map(str::to_string).collect())
+        self.vars.get("playpen_services").map(|v| {
+            v.value
+                .to_string_lossy()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
     }
 }
 
@@ -89,7 +106,7 @@ impl ServiceConfig {
     pub fn stand_in(id: ServiceId, playpen: &Playpen) -> ServiceConfig {
         let role = playpen.role().unwrap_or_default();
         let mut vars = Vars::new();
-        let mut set = |name: String, value: String, origin: Origin| {
+        let mut set = |name: String, value: OsString, origin: Origin| {
             vars.insert(
                 name,
                 Value {
@@ -99,23 +116,24 @@ impl ServiceConfig {
                 },
             );
         };
-        for (k, v) in std::env::vars() {
-            set(k, v, Origin::Environment);
+        // vars_os: a value that is not UTF-8 is kept as it is (std::env::vars panics on
+        // one); a name that is not UTF-8 is no sh variable and is left out.
+        for (k, v) in std::env::vars_os() {
+            if let Ok(k) = k.into_string() {
+                set(k, v, Origin::Environment);
+            }
         }
         for (k, v) in playpen_environment(playpen, &role) {
             set(k, v, Origin::Servicectl);
         }
         for (k, v) in [
-            ("SERVICE_NAME", id.name.clone()),
-            ("SERVICE_VERSION", id.version.clone().unwrap_or_default()),
+            ("SERVICE_NAME", id.name.clone().into()),
             (
-                "SERVICE_PIDFILE",
-                playpen.pidfile(&id.name).display().to_string(),
+                "SERVICE_VERSION",
+                id.version.clone().unwrap_or_default().into(),
             ),
-            (
-                "SERVICE_OUTPUT_FILE",
-                playpen.output_file(&id.name).display().to_string(),
-            ),
+            ("SERVICE_PIDFILE", playpen.pidfile(&id.name).into()),
+            ("SERVICE_OUTPUT_FILE", playpen.output_file(&id.name).into()),
         ] {
             set(k.to_string(), v, Origin::Servicectl);
         }
@@ -140,9 +158,21 @@ impl ServiceConfig {
         self.fragments.is_empty()
     }
 
-    /// The value of a shell variable (exported or not), None when unset.
+    /// The value of a shell variable (exported or not) as text, for settings and other
+    /// values servicectl reads: None when unset, or when it is not UTF-8 (settings.rs
+    /// reports such a setting; see [`ServiceConfig::not_text`]).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(|v| v.value.as_str())
+        self.vars.get(name).and_then(Value::text)
+    }
+
+    /// The exact value of a shell variable, any bytes; None when unset.
+    pub fn get_bytes(&self, name: &str) -> Option<&OsStr> {
+        self.vars.get(name).map(|v| v.value.as_os_str())
+    }
+
+    /// The value, when it is set but not UTF-8 (so [`ServiceConfig::get`] gives None).
+    pub fn not_text(&self, name: &str) -> Option<&OsStr> {
+        self.get_bytes(name).filter(|v| v.to_str().is_none())
     }
 
     /// A set, non-empty value.
@@ -166,7 +196,7 @@ impl ServiceConfig {
     }
 
     /// What the service's program, hooks and scripts see: every exported variable.
-    pub fn environment(&self) -> BTreeMap<String, String> {
+    pub fn environment(&self) -> Env {
         self.vars
             .iter()
             .filter(|(_, v)| v.exported)
@@ -203,21 +233,15 @@ pub fn common_files(playpen: &Playpen, role: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The variables servicectl itself gives every fragment and service.
-pub fn playpen_environment(playpen: &Playpen, role: &str) -> Vec<(String, String)> {
+pub fn playpen_environment(playpen: &Playpen, role: &str) -> Vec<(String, OsString)> {
     let mut env = vec![
-        (
-            "PLAYPEN_ROOT".to_string(),
-            playpen.root.display().to_string(),
-        ),
-        ("LOCAL_VAR".to_string(), playpen.var().display().to_string()),
-        (
-            "LOCAL_RUNVAR".to_string(),
-            playpen.run_dir().display().to_string(),
-        ),
-        ("PLAYPEN_ROLE".to_string(), role.to_string()),
+        ("PLAYPEN_ROOT".to_string(), playpen.root.clone().into()),
+        ("LOCAL_VAR".to_string(), playpen.var().into()),
+        ("LOCAL_RUNVAR".to_string(), playpen.run_dir().into()),
+        ("PLAYPEN_ROLE".to_string(), role.into()),
     ];
     if let Ok(Some(cluster)) = playpen.cluster() {
-        env.push(("PLAYPEN_CLUSTER".to_string(), cluster));
+        env.push(("PLAYPEN_CLUSTER".to_string(), cluster.into()));
     }
     env
 }

@@ -11,9 +11,12 @@
 //!   means the default. Anything else is an error rather than a silent "off".
 //! - Durations are seconds, fractions allowed, never negative.
 //! - Sizes are bytes, with an optional `K`, `M` or `G` suffix (powers of 1024).
+//! - Settings are UTF-8 text: a setting that is not is a problem naming it, never read as
+//!   unset (values of other variables may be any bytes: see config::bytes).
 //! - Settings of another service type (service_cron_time on an init service, …) are
 //!   ignored, so a fragment may be switched between types by changing service_type alone.
 
+use crate::config::bytes;
 use crate::config::envars::{self, VarType};
 use crate::config::template::Style;
 use crate::config::{Origin, ServiceConfig};
@@ -418,6 +421,21 @@ impl Settings {
             problems: Vec::new(),
         };
         let d = Settings::default();
+        // Settings are text (service_flags too: it is split with sh quoting rules). A
+        // value that is not UTF-8 reads as unset below, so it is reported here.
+        for name in KNOWN.iter().copied().chain([
+            envars::REQUIRED_LIST,
+            envars::OPTIONAL_LIST,
+            "PLAYPEN_TAG",
+        ]) {
+            if let Some(raw) = config.not_text(name) {
+                let origin = r.origin(name);
+                r.problems.push(format!(
+                    "{name}={}{origin}: must be UTF-8 text (settings are read as text; bytes that are not UTF-8 can reach a program through a variable of its environment instead)",
+                    bytes::quoted(raw)
+                ));
+            }
+        }
         let flags = match config.get("service_flags") {
             None => Vec::new(),
             Some(text) => match shell_words::split(text) {
@@ -771,7 +789,7 @@ mod tests {
             vars.insert(
                 k.to_string(),
                 Value {
-                    value: v.to_string(),
+                    value: v.into(),
                     exported: false,
                     origin: Origin::File(PathBuf::from("/p/ext/services/web-1.0/config")),
                 },
@@ -798,6 +816,29 @@ mod tests {
         let err = parse(pairs).expect_err("must be rejected");
         assert_eq!(err.service.as_deref(), Some("web"));
         err.message.clone()
+    }
+
+    #[test]
+    fn a_setting_that_is_not_utf8_is_a_problem_naming_it() {
+        use std::os::unix::ffi::OsStringExt;
+        for name in ["service_flags", "service_halt_timeout", "service_run_name"] {
+            let mut c = config(&[("service_program", "sleep")]);
+            c.vars.insert(
+                name.into(),
+                Value {
+                    value: std::ffi::OsString::from_vec(b"10\xff".to_vec()),
+                    exported: false,
+                    origin: Origin::File(PathBuf::from("/p/services/web/config")),
+                },
+            );
+            let err = Settings::parse(&c).expect_err("must be rejected");
+            assert_eq!(
+                err.message,
+                format!(
+                    "{name}=\"10\\xFF\" (set in /p/services/web/config): must be UTF-8 text (settings are read as text; bytes that are not UTF-8 can reach a program through a variable of its environment instead)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::catalog::{self, ServiceId};
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -98,7 +99,7 @@ printf '\036X %s\n' "$?"
 "#;
 
 /// A raw dump: name → (value, exported).
-type Dump = BTreeMap<String, (String, bool)>;
+type Dump = BTreeMap<String, (OsString, bool)>;
 
 struct Reply {
     dumps: Vec<(usize, Dump)>,
@@ -175,21 +176,22 @@ impl ConfigShell {
     pub fn new(playpen: &Playpen) -> Result<ConfigShell> {
         let role = playpen.role()?;
         let common_files = common_files(playpen, &role)?;
-        let timeout = match std::env::var(TIMEOUT_ENV) {
-            Ok(v) => v
-                .parse::<f64>()
-                .ok()
+        // Read as bytes: a value that is not UTF-8 is reported, not taken for unset.
+        let timeout = match std::env::var_os(TIMEOUT_ENV) {
+            Some(raw) => raw
+                .to_str()
+                .and_then(|v| v.parse::<f64>().ok())
                 .filter(|s| *s > 0.0 && s.is_finite())
                 .map(Duration::from_secs_f64)
                 .ok_or_else(|| {
                     Error::config(format!(
-                        "{TIMEOUT_ENV}={v:?} is not a positive number of seconds"
+                        "{TIMEOUT_ENV}={raw:?} is not a positive number of seconds"
                     ))
                     .with_hint(format!(
                         "set {TIMEOUT_ENV} to a number such as 10, or unset it"
                     ))
                 })?,
-            Err(_) => DEFAULT_TIMEOUT,
+            None => DEFAULT_TIMEOUT,
         };
         let scratch = tempfile::Builder::new()
             .prefix("servicectl-config-")
@@ -423,17 +425,17 @@ impl ConfigShell {
         if let Some(err) = failure(&reply, &fragments, Some(&id.name)) {
             return Err(err);
         }
-        let pidfile = self.playpen.pidfile(&id.name).display().to_string();
-        let output = self.playpen.output_file(&id.name).display().to_string();
+        let pidfile = self.playpen.pidfile(&id.name);
+        let output = self.playpen.output_file(&id.name);
         let version = id.version.as_deref().unwrap_or("");
         // The subshell starts from the shared layer plus the four SERVICE_* variables, so
         // sh need not print that state again for every service.
         let vars = fold_dumps(reply.dumps, &fragments, |name, value| {
-            let builtin = match name {
-                "SERVICE_NAME" => Some(id.name.as_str()),
-                "SERVICE_VERSION" => Some(version),
-                "SERVICE_PIDFILE" => Some(pidfile.as_str()),
-                "SERVICE_OUTPUT_FILE" => Some(output.as_str()),
+            let builtin: Option<&OsStr> = match name {
+                "SERVICE_NAME" => Some(id.name.as_ref()),
+                "SERVICE_VERSION" => Some(version.as_ref()),
+                "SERVICE_PIDFILE" => Some(pidfile.as_os_str()),
+                "SERVICE_OUTPUT_FILE" => Some(output.as_os_str()),
                 _ => None,
             };
             match builtin {
@@ -524,7 +526,7 @@ impl ConfigShell {
                             {
                                 continue;
                             }
-                            let entry = dump.entry(name).or_insert((String::new(), false));
+                            let entry = dump.entry(name).or_insert((OsString::new(), false));
                             if let Some(value) = value {
                                 entry.0 = value;
                             }
@@ -716,7 +718,7 @@ fn diagnostic_line(output: &str, file: &Path) -> Option<u32> {
 fn fold_dumps(
     dumps: Vec<(usize, Dump)>,
     files: &[PathBuf],
-    before: impl Fn(&str, &str) -> Option<Origin>,
+    before: impl Fn(&str, &OsStr) -> Option<Origin>,
 ) -> Vars {
     let mut vars: Option<Vars> = None;
     for (index, dump) in dumps {

@@ -1,5 +1,6 @@
 //! Reads back what `sh` prints for `set` and `export -p`, so that every value a config
-//! fragment assigns returns to us byte for byte (spaces, quotes, newlines, `$`, UTF-8).
+//! fragment assigns returns to us byte for byte (spaces, quotes, newlines, `$`, UTF-8,
+//! and bytes that are not UTF-8: values are `OsString`, see `config::bytes`).
 //!
 //! The stream from the config shell is a sequence of entries, each on its own logical
 //! line: `NAME=VALUE` (from `set`), `export NAME=VALUE` or `export NAME` (from
@@ -7,6 +8,9 @@
 //! prints. VALUE is in sh quoting: `'...'`, `"..."`, `$'...'`, backslash escapes and
 //! bare characters, concatenated. dash single-quotes everything; bash in POSIX mode may
 //! use `$'...'`; both are understood.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 
 /// The byte that starts servicectl's own marker lines.
 pub const MARKER: u8 = 0x1e;
@@ -16,7 +20,7 @@ pub enum Item {
     /// `NAME=VALUE`, or with `exported` from `export -p` (value None for `export NAME`).
     Var {
         name: String,
-        value: Option<String>,
+        value: Option<OsString>,
         exported: bool,
     },
     /// A marker line, without the marker byte and newline.
@@ -25,12 +29,9 @@ pub enum Item {
     Unparsed(String),
 }
 
-/// Bytes as text; invalid UTF-8 (rare: values are UTF-8) is replaced, not an error.
+/// Bytes as text, for names (ASCII by construction) and diagnostics.
 fn text(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Parse one item from the start of `buf`. Returns the item and the number of bytes it
@@ -84,7 +85,7 @@ pub fn parse_item(buf: &[u8]) -> Option<(Item, usize)> {
     Some((
         Item::Var {
             name,
-            value: Some(String::from_utf8(value).unwrap_or_else(|e| text(e.as_bytes()))),
+            value: Some(OsString::from_vec(value)),
             exported,
         },
         pos + used,
@@ -225,11 +226,27 @@ mod tests {
     }
 
     fn var(name: &str, value: &str, exported: bool) -> Item {
+        bytes_var(name, value.as_bytes(), exported)
+    }
+
+    fn bytes_var(name: &str, value: &[u8], exported: bool) -> Item {
         Item::Var {
             name: name.into(),
-            value: Some(value.into()),
+            value: Some(OsString::from_vec(value.to_vec())),
             exported,
         }
+    }
+
+    #[test]
+    fn keeps_bytes_that_are_not_utf8() {
+        let mut buf: &[u8] = b"a='\\xff\xff\xfe\n\x80'\nexport b=$'\\377\\x80'\n";
+        let mut items = Vec::new();
+        while let Some((item, used)) = parse_item(buf) {
+            items.push(item);
+            buf = &buf[used..];
+        }
+        assert_eq!(items[0], bytes_var("a", b"\\xff\xff\xfe\n\x80", false));
+        assert_eq!(items[1], bytes_var("b", b"\xff\x80", true));
     }
 
     #[test]

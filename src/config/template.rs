@@ -6,7 +6,8 @@
 //! template's mode, atomically.
 //!
 //! Templates are bytes, not text: binary data, CRLF line endings and arbitrarily long
-//! lines pass through untouched; only placeholders change. Placeholder rules:
+//! lines pass through untouched; only placeholders change, each into its value's exact
+//! bytes (UTF-8 or not). Placeholder rules:
 //! - Default style: `__NAME__`, NAME = `[A-Za-z_][A-Za-z0-9_]*`. NAME ends at the first
 //!   `__` after it, so adjacent placeholders (`__A____B__`) work, and a variable whose
 //!   name contains `__` (or ends in `_`) cannot be used. A run of underscores alone
@@ -26,12 +27,13 @@
 //! crate works on UTF-8 strings only and refuses any value containing `$`, `{` or `}`,
 //! while values must round-trip exactly (§4) and templates may be binary.
 
+use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::fsutil;
 use regex::bytes::Regex;
-use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
@@ -171,12 +173,7 @@ pub fn target_path(playpen: &Playpen, rel: &str) -> Result<PathBuf> {
 /// Replace every placeholder of `template` with its value from `vars`. `file` names the
 /// template in errors. Fails, listing every unset placeholder with its line, when any
 /// variable is unset.
-pub fn render_bytes(
-    template: &[u8],
-    vars: &BTreeMap<String, String>,
-    style: Style,
-    file: &Path,
-) -> Result<Vec<u8>> {
+pub fn render_bytes(template: &[u8], vars: &Env, style: Style, file: &Path) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(template.len());
     let mut copied = 0;
     let mut unset: Vec<(usize, &str)> = Vec::new();
@@ -270,12 +267,7 @@ struct Rendered {
     mode: u32,
 }
 
-fn prepare(
-    playpen: &Playpen,
-    rel: &str,
-    vars: &BTreeMap<String, String>,
-    style: Style,
-) -> Result<Rendered> {
+fn prepare(playpen: &Playpen, rel: &str, vars: &Env, style: Style) -> Result<Rendered> {
     let template = find_template(playpen, rel)?;
     let mut file =
         std::fs::File::open(&template).map_err(|e| Error::io("read the template", &template, e))?;
@@ -344,12 +336,7 @@ fn not_a_directory(target: &Path, dir: &Path, what: &str) -> Error {
 
 /// Render the template for `rel` into `$LOCAL_VAR/rel`; returns the file written.
 /// Nothing is written when the template cannot be found, read or rendered.
-pub fn render(
-    playpen: &Playpen,
-    rel: &str,
-    vars: &BTreeMap<String, String>,
-    style: Style,
-) -> Result<PathBuf> {
+pub fn render(playpen: &Playpen, rel: &str, vars: &Env, style: Style) -> Result<PathBuf> {
     prepare(playpen, rel, vars, style)?.write()
 }
 
@@ -358,7 +345,7 @@ pub fn render(
 pub fn render_all<S: AsRef<str>>(
     playpen: &Playpen,
     rels: &[S],
-    vars: &BTreeMap<String, String>,
+    vars: &Env,
     style: Style,
 ) -> Result<Vec<PathBuf>> {
     prepare_all(playpen, rels, vars, style)?
@@ -374,7 +361,7 @@ pub fn render_all<S: AsRef<str>>(
 pub fn render_all_keeping_previous<S: AsRef<str>>(
     playpen: &Playpen,
     rels: &[S],
-    vars: &BTreeMap<String, String>,
+    vars: &Env,
     style: Style,
 ) -> Result<(Vec<PathBuf>, Previous)> {
     let rendered = prepare_all(playpen, rels, vars, style)?;
@@ -448,7 +435,7 @@ impl Drop for Previous {
 pub fn check_all<S: AsRef<str>>(
     playpen: &Playpen,
     rels: &[S],
-    vars: &BTreeMap<String, String>,
+    vars: &Env,
     style: Style,
 ) -> Result<()> {
     prepare_all(playpen, rels, vars, style).map(drop)
@@ -457,7 +444,7 @@ pub fn check_all<S: AsRef<str>>(
 fn prepare_all<S: AsRef<str>>(
     playpen: &Playpen,
     rels: &[S],
-    vars: &BTreeMap<String, String>,
+    vars: &Env,
     style: Style,
 ) -> Result<Vec<Rendered>> {
     let mut rendered = Vec::new();
@@ -505,10 +492,10 @@ mod tests {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn vars(pairs: &[(&str, &str)]) -> Env {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), v.into()))
             .collect()
     }
 

@@ -9,7 +9,7 @@ pub mod upgrade;
 
 use crate::config::envars;
 use crate::config::session::Session;
-use crate::config::template;
+use crate::config::{Env, template};
 use crate::error::{Error, ErrorKind, Result};
 use crate::playpen::Playpen;
 use crate::process::census::Lazy;
@@ -392,12 +392,31 @@ pub fn print_config(session: &mut Session, name: &str) -> Result<Prepared> {
     })
 }
 
+/// What `env` shows: an environment (values are bytes) whose JSON form keeps every value
+/// (a string when it is UTF-8, else `{"lossy", "bytes"}`: see config::bytes). It reads
+/// as the [`Env`] it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment(pub Env);
+
+impl std::ops::Deref for Environment {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.0
+    }
+}
+
+impl serde::Serialize for Environment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        crate::config::bytes::serialize_env(&self.0, s)
+    }
+}
+
 /// env: the exported environment of the playpen, or of one service.
 pub fn environment(
     session: &mut Session,
     service: Option<&str>,
     inherited_too: bool,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<Environment> {
     // What servicectl's own environment already holds is noise unless asked for.
     let added = |vars: &crate::config::Vars, name: &str| {
         inherited_too
@@ -408,23 +427,25 @@ pub fn environment(
     match service {
         Some(name) => {
             let prepared = print_config(session, name)?;
-            Ok(prepared
-                .env
-                .into_iter()
-                .filter(|(k, _)| added(&prepared.config.vars, k))
-                .collect())
+            Ok(Environment(
+                prepared
+                    .env
+                    .into_iter()
+                    .filter(|(k, _)| added(&prepared.config.vars, k))
+                    .collect(),
+            ))
         }
         None => {
             let playpen = session.playpen.clone();
             let common = session.shell()?.common()?;
-            let mut env: BTreeMap<String, String> = common
+            let mut env: Env = common
                 .vars
                 .iter()
                 .filter(|(k, v)| v.exported && added(&common.vars, k))
                 .map(|(k, v)| (k.clone(), v.value.clone()))
                 .collect();
             env.extend(crate::config::playpen_environment(&playpen, &common.role));
-            Ok(env)
+            Ok(Environment(env))
         }
     }
 }
@@ -517,7 +538,7 @@ mod tests {
         vars.insert(
             "service_depends".into(),
             Value {
-                value: depends.join(" "),
+                value: depends.join(" ").into(),
                 exported: false,
                 origin: Origin::File(PathBuf::from(format!("/p/services/{name}/config"))),
             },

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::process::output::open_output;
 use std::collections::BTreeMap;
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -20,7 +20,8 @@ pub struct Launch<'a> {
     pub program: &'a Path,
     pub arg0: &'a str,
     pub args: &'a [String],
-    pub env: &'a BTreeMap<String, String>,
+    /// The environment (config::Env: values are bytes, passed on exactly).
+    pub env: &'a BTreeMap<String, OsString>,
     pub cwd: &'a Path,
     pub output: &'a Path,
 }
@@ -108,7 +109,13 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
                 .iter()
                 .filter(|(k, _)| !marks.contains(&k.as_str())),
         )
-        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
+        .map(|(k, v)| {
+            let mut entry = Vec::with_capacity(k.len() + 1 + v.len());
+            entry.extend_from_slice(k.as_bytes());
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            cstring(&entry, "an environment variable")
+        })
         .collect::<Result<_>>()?;
     let mut argv_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr() as *mut _).collect();
     argv_ptrs.push(std::ptr::null_mut());
@@ -213,7 +220,7 @@ impl ExecSize {
         executable: &Path,
         arg0: &str,
         args: &[String],
-        env: &BTreeMap<String, String>,
+        env: &BTreeMap<String, OsString>,
     ) -> ExecSize {
         let page = usize::try_from(
             nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
@@ -326,7 +333,7 @@ mod tests {
         let small = ExecSize::of(Path::new("/bin/true"), "true", &[], &BTreeMap::new());
         assert!(small.fits());
         let mut env = BTreeMap::new();
-        env.insert("HUGE".to_string(), "x".repeat(small.string_limit));
+        env.insert("HUGE".to_string(), "x".repeat(small.string_limit).into());
         env.insert("SMALL".to_string(), "y".into());
         let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
         assert!(!size.fits());
@@ -335,8 +342,8 @@ mod tests {
         assert!(text.contains("set in HUGE.conf") && text.contains("MAX_ARG_STRLEN"));
 
         let chunk = "z".repeat(small.string_limit / 2);
-        let env: BTreeMap<String, String> = (0..small.limit / chunk.len() + 2)
-            .map(|i| (format!("CHUNK_{i:03}"), chunk.clone()))
+        let env: BTreeMap<String, OsString> = (0..small.limit / chunk.len() + 2)
+            .map(|i| (format!("CHUNK_{i:03}"), chunk.clone().into()))
             .collect();
         let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
         assert!(!size.fits() && size.too_long.is_empty());

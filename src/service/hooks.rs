@@ -5,11 +5,11 @@
 //! environment, in PLAYPEN_ROOT, with NAME VERSION as arguments; their output is
 //! appended to the service's output file and quoted in the error when they fail.
 
+use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::catalog::{self, ServiceId};
 use crate::process::proc;
-use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -100,7 +100,7 @@ pub fn run(
     playpen: &Playpen,
     id: &ServiceId,
     runnable: &Runnable,
-    env: &BTreeMap<String, String>,
+    env: &Env,
     log: Option<&Path>,
     limit: Option<Duration>,
 ) -> Result<Finished> {
@@ -199,7 +199,7 @@ pub fn run_hook(
     id: &ServiceId,
     command: Option<&str>,
     hook: Hook,
-    env: &BTreeMap<String, String>,
+    env: &Env,
     log: &Path,
 ) -> Result<()> {
     let Some(runnable) = find_hook(playpen, id, command, hook) else {

@@ -2,7 +2,7 @@
 //! service's lock; orchestration across services (order, parallelism) is in `graph`.
 
 use crate::config::settings::{PidfileMode, ServiceType, Settings};
-use crate::config::template;
+use crate::config::{Env, template};
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::catalog;
@@ -20,7 +20,7 @@ pub use crate::service::outcome::Outcome;
 use crate::service::prepared::Prepared;
 use crate::service::program;
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
@@ -279,7 +279,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         add_java_classpath(playpen, prepared, &mut env)?;
     }
     let launch = census::new_launch();
-    env.insert(census::LAUNCH.to_string(), launch.clone());
+    env.insert(census::LAUNCH.to_string(), launch.clone().into());
     let run_name = run_name(playpen, prepared);
     let exec = if is_java || !settings.symlink {
         Exec {
@@ -288,7 +288,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             symlink: None,
         }
     } else {
-        let link_name = linkfarm::link_name(&run_name, env.get("PLAYPEN_TAG").map(String::as_str));
+        let link_name = linkfarm::link_name(&run_name, playpen_tag(&env));
         let link = linkfarm::ensure_link(playpen, &link_name, &program, || {
             owner_of_link(playpen, name, &link_name)
         })
@@ -465,11 +465,16 @@ pub fn planned_link(playpen: &Playpen, prepared: &Prepared) -> Option<(String, P
     if program.file_name().is_some_and(|f| f == "java") {
         return None;
     }
-    let tag = prepared.env.get("PLAYPEN_TAG").map(String::as_str);
+    let tag = playpen_tag(&prepared.env);
     Some((
         linkfarm::link_name(&run_name(playpen, prepared), tag),
         program,
     ))
+}
+
+/// PLAYPEN_TAG as text (settings refuse a tag that is not UTF-8, or not a name).
+fn playpen_tag(env: &Env) -> Option<&str> {
+    env.get("PLAYPEN_TAG").and_then(|t| t.to_str())
 }
 
 /// Which other running service owns this linkfarm name, if any.
@@ -552,7 +557,7 @@ fn run_service_script(
     let env = match launch {
         Some(launch) => {
             let mut env = prepared.env.clone();
-            env.insert(census::LAUNCH.to_string(), launch.to_string());
+            env.insert(census::LAUNCH.to_string(), launch.into());
             marked_env = env;
             &marked_env
         }
@@ -638,13 +643,9 @@ fn start_by_script(playpen: &Playpen, prepared: &Prepared, start: &str) -> Resul
     Ok(Some(pid))
 }
 
-fn add_java_classpath(
-    playpen: &Playpen,
-    prepared: &Prepared,
-    env: &mut BTreeMap<String, String>,
-) -> Result<()> {
+fn add_java_classpath(playpen: &Playpen, prepared: &Prepared, env: &mut Env) -> Result<()> {
     let java = &prepared.settings.java;
-    let mut entries: Vec<String> = Vec::new();
+    let mut entries: Vec<OsString> = Vec::new();
     for dir in &java.jardirs {
         let dir = playpen.ext().join(dir);
         let mut jars: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -654,16 +655,16 @@ fn add_java_classpath(
             .filter(|p| p.extension().is_some_and(|e| e == "jar"))
             .collect();
         jars.sort();
-        entries.extend(jars.iter().map(|j| j.display().to_string()));
+        entries.extend(jars.into_iter().map(OsString::from));
     }
     for jar in &java.jars {
-        entries.push(playpen.ext().join(jar).display().to_string());
+        entries.push(playpen.ext().join(jar).into());
     }
     if let Some(existing) = env.get("CLASSPATH").filter(|c| !c.is_empty()) {
         entries.push(existing.clone());
     }
     if !entries.is_empty() {
-        env.insert("CLASSPATH".into(), entries.join(":"));
+        env.insert("CLASSPATH".into(), entries.join(std::ffi::OsStr::new(":")));
     }
     Ok(())
 }
@@ -1002,7 +1003,7 @@ mod tests {
         vars.insert(
             "PATH".into(),
             Value {
-                value: std::env::var("PATH").unwrap_or_default(),
+                value: std::env::var_os("PATH").unwrap_or_default(),
                 exported: true,
                 origin: Origin::Environment,
             },
@@ -1010,7 +1011,7 @@ mod tests {
         vars.insert(
             "PLAYPEN_ROOT".into(),
             Value {
-                value: root.display().to_string(),
+                value: root.clone().into(),
                 exported: true,
                 origin: Origin::Servicectl,
             },

@@ -1,12 +1,11 @@
 //! One service ready to act on: what every operation on it reads (its configuration,
 //! typed settings, environment, ports) and its program, resolved once.
 
-use crate::config::ServiceConfig;
 use crate::config::settings::Settings;
+use crate::config::{Env, ServiceConfig};
 use crate::error::Result;
 use crate::playpen::Playpen;
 use crate::service::program;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ pub struct Prepared {
     /// The settings as parsed; where a value was bad, its default (the problem is in
     /// the Preparation, and a strict command never acts on it).
     pub settings: Arc<Settings>,
-    pub env: BTreeMap<String, String>,
+    pub env: Env,
     pub ports: Vec<(String, u16)>,
     /// service_program resolved once (validation, the run-name check and the start all
     /// need it, and a PATH search is a dozen system calls).
@@ -30,7 +29,7 @@ impl Prepared {
     pub fn new(
         config: Arc<ServiceConfig>,
         settings: Arc<Settings>,
-        env: BTreeMap<String, String>,
+        env: Env,
         ports: Vec<(String, u16)>,
     ) -> Prepared {
         Prepared {

@@ -2,12 +2,11 @@
 //! service_stop, …) resolved in the order of the playpen: `bin/`, `ext/bin/`, a path
 //! relative to `ext/`, then an absolute path or a name on PATH.
 
-use crate::config::ServiceConfig;
 use crate::config::settings::Settings;
+use crate::config::{Env, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::fsutil;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Resolve `service_program` in the order of §4: `$PLAYPEN_ROOT/bin`, `ext/bin`, a path
@@ -16,7 +15,7 @@ pub fn resolve_program(
     playpen: &Playpen,
     config: &ServiceConfig,
     settings: &Settings,
-    env: &BTreeMap<String, String>,
+    env: &Env,
 ) -> Result<PathBuf> {
     let program = settings.program.as_deref().ok_or_else(|| {
         Error::config(format!(
@@ -36,7 +35,7 @@ pub fn resolve_setting(
     config: &ServiceConfig,
     setting: &str,
     value: &str,
-    env: &BTreeMap<String, String>,
+    env: &Env,
 ) -> Result<PathBuf> {
     let context = format!("{setting}{}", config.origin_note(setting));
     resolve_executable(playpen, value.trim(), env, &context)
@@ -48,7 +47,7 @@ pub fn resolve_setting(
 pub fn resolve_executable(
     playpen: &Playpen,
     program: &str,
-    env: &BTreeMap<String, String>,
+    env: &Env,
     context: &str,
 ) -> Result<PathBuf> {
     let relative = Path::new(program);
@@ -76,10 +75,11 @@ pub fn resolve_executable(
         }
     }
     if !relative.is_absolute() && !program.contains('/') {
+        // PATH as bytes: a directory whose name is not UTF-8 is still searched.
         let path = env
             .get("PATH")
             .cloned()
-            .or_else(|| std::env::var("PATH").ok())
+            .or_else(|| std::env::var_os("PATH"))
             .unwrap_or_default();
         if let Ok(found) = which::which_in(program, Some(path), &playpen.root) {
             return Ok(found);
