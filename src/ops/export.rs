@@ -79,7 +79,13 @@ pub fn systemd(session: &mut Session, names: &[String], dir: Option<&Path>) -> R
         .collect();
     let tag = prepared
         .iter()
-        .find_map(|p| p.env.get("PLAYPEN_TAG").filter(|t| !t.is_empty()).cloned())
+        .find_map(|p| {
+            p.env
+                .get("PLAYPEN_TAG")
+                .and_then(|t| t.to_str())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| {
             playpen
                 .root
@@ -224,7 +230,8 @@ impl Exporter<'_> {
             if inherited && k != "PLAYPEN_TAG" && k != "PORT_PREFIX" {
                 continue;
             }
-            let _ = writeln!(out, "{k}={}", env_value(v));
+            // Unit files are UTF-8: a value that is not is written as close as it gets.
+            let _ = writeln!(out, "{k}={}", env_value(&v.to_string_lossy()));
         }
         out
     }
@@ -372,7 +379,7 @@ impl Exporter<'_> {
                         .clone()
                         .or_else(|| catalog::package_of(self.playpen, &p.config.id))
                         .unwrap_or_else(|| name.to_string());
-                    let tag = p.env.get("PLAYPEN_TAG").map(String::as_str);
+                    let tag = p.env.get("PLAYPEN_TAG").and_then(|t| t.to_str());
                     let link_name = linkfarm::link_name(&run_name, tag);
                     crate::playpen::fsutil::ensure_dir(&self.playpen.linkfarm())?;
                     let link = linkfarm::ensure_link(self.playpen, &link_name, &program, || None)
