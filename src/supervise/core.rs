@@ -468,6 +468,7 @@ impl Supervisor {
         };
         let mut adopted = Vec::new();
         let names: Vec<String> = catalog.names().map(str::to_string).collect();
+        let mut unrecorded: Option<HashMap<String, Vec<i32>>> = None;
         for name in names {
             let Ok((observed, _)) = pidfile::observe(&self.playpen, &name) else {
                 continue;
@@ -475,7 +476,16 @@ impl Supervisor {
             let pid = match observed {
                 Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
                 Observed::Unwatched => None,
-                _ => continue,
+                _ => {
+                    let found = unrecorded.get_or_insert_with(|| self.unrecorded_services());
+                    match found.get(&name).map(Vec::as_slice) {
+                        Some(&[pid]) => {
+                            self.record_found(&name, pid);
+                            Some(pid)
+                        }
+                        _ => continue,
+                    }
+                }
             };
             let i = self.service_index(&name);
             let s = &mut self.services[i];
@@ -498,6 +508,56 @@ impl Supervisor {
             adopted.push(name);
         }
         adopted
+    }
+
+    /// Services whose process was started but not yet put on record when the last
+    /// supervisor died (between the spawn and the pidfile): session leaders of this
+    /// playpen (PLAYPEN_ROOT in their environment) named by a linkfarm symlink, by
+    /// SERVICE_NAME. Hooks and scripts lead sessions too, but are not run through the
+    /// linkfarm.
+    fn unrecorded_services(&self) -> HashMap<String, Vec<i32>> {
+        let root = self.playpen.root.display().to_string();
+        let linkfarm = self.playpen.linkfarm();
+        let mut found: HashMap<String, Vec<i32>> = HashMap::new();
+        for pid in proc::session_leaders() {
+            if proc::environ_var(pid, "PLAYPEN_ROOT").as_deref() != Some(root.as_str()) {
+                continue;
+            }
+            let Some(service) = proc::environ_var(pid, "SERVICE_NAME") else {
+                continue;
+            };
+            let through_linkfarm = proc::argv0(pid).is_some_and(|a| {
+                !a.is_empty() && !a.contains('/') && linkfarm.join(&a).symlink_metadata().is_ok()
+            });
+            if through_linkfarm {
+                found.entry(service).or_default().push(pid);
+            }
+        }
+        found
+    }
+
+    /// Put a found process on record, as its start would have.
+    fn record_found(&self, name: &str, pid: i32) {
+        let record = pidfile::StartRecord {
+            pid: Some(pid),
+            start_ticks: proc::start_ticks(pid),
+            run_name: proc::argv0(pid),
+            symlink: proc::argv0(pid)
+                .map(|a| self.playpen.linkfarm().join(a).display().to_string()),
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            ..Default::default()
+        };
+        let written = pidfile::write_pid(&self.playpen.pidfile(name), pid)
+            .and_then(|()| pidfile::write_record(&self.playpen, name, &record));
+        if let Err(e) = written {
+            log(&format!("{name}: cannot put pid {pid} on record: {e}"));
+        }
+        log(&format!(
+            "{name}: found pid {pid}, started but not on record"
+        ));
     }
 
     /// Watch process `pid` of service `i` with a pidfd.
