@@ -321,8 +321,8 @@ pub struct Client {
 }
 
 /// Connect to the supervisor of the playpen at `root`. Ok(None) when none answers: no
-/// socket, or a socket left by a supervisor that died (ECONNREFUSED). Err when one
-/// runs but this user may not reach it.
+/// socket, or a socket left by a supervisor that died (ECONNREFUSED), or no path to
+/// one. Err when one runs but this user may not reach it (EACCES).
 pub fn connect(root: &Path) -> Result<Option<Client>> {
     let path = socket_path(root);
     match UnixStream::connect(&path) {
@@ -330,16 +330,15 @@ pub fn connect(root: &Path) -> Result<Option<Client>> {
             stream,
             lines: LineBuffer::new(MAX_LINE),
         })),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(Error::io("connect to the supervisor at", &path, e)
-            .with_hint("only the user who runs `servicectl supervise` (and root) may control it")),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::io(
+            "connect to the supervisor at",
+            &path,
+            e,
+        )
+        .with_hint("only the user who runs `servicectl supervise` (and root) may control it")),
+        // No socket, a stale one, or no var/run at all: the command acts directly (and
+        // reports what is wrong with the playpen itself).
+        Err(_) => Ok(None),
     }
 }
 

@@ -243,6 +243,9 @@ pub struct Supervisor {
     batches: HashMap<u64, Batch>,
     dirty: Vec<u64>,
     waiters: HashMap<u64, Waiter>,
+    /// `wait` without names before the launch knew which services to keep running.
+    early_waits: Vec<(u64, Option<f64>)>,
+    launched: bool,
     shutting_down: bool,
     exit: Option<i32>,
     my_uid: u32,
@@ -389,6 +392,8 @@ impl Supervisor {
             batches: HashMap::new(),
             dirty: Vec::new(),
             waiters: HashMap::new(),
+            early_waits: Vec::new(),
+            launched: false,
             shutting_down: false,
             exit: None,
             my_uid: nix::unistd::geteuid().as_raw(),
@@ -1285,7 +1290,13 @@ impl Supervisor {
             Ok(p) => p,
             Err(e) => {
                 match purpose {
-                    Purpose::Launch => log(&format!("cannot read the configuration: {e}")),
+                    Purpose::Launch => {
+                        log(&format!("cannot read the configuration: {e}"));
+                        self.launched = true;
+                        for (conn, timeout) in std::mem::take(&mut self.early_waits) {
+                            self.wait(conn, &[], timeout);
+                        }
+                    }
                     Purpose::Command {
                         conn: Some(conn), ..
                     } => self.reply(conn, &Reply::error(&e)),
@@ -1305,6 +1316,16 @@ impl Supervisor {
         }
         let (conn, op) = match purpose {
             Purpose::Launch => {
+                self.launched = true;
+                for name in &prepped.targets {
+                    if prepped.prepared.contains_key(name) && !self.options.no_start {
+                        let i = self.service_index(name);
+                        self.services[i].wanted = true;
+                    }
+                }
+                for (conn, timeout) in std::mem::take(&mut self.early_waits) {
+                    self.wait(conn, &[], timeout);
+                }
                 // Exits seen before the configuration was known.
                 for i in 0..self.services.len() {
                     if std::mem::take(&mut self.services[i].undecided) {
@@ -1862,6 +1883,10 @@ impl Supervisor {
     }
 
     fn wait(&mut self, conn: u64, names: &[String], timeout: Option<f64>) {
+        if names.is_empty() && !self.launched {
+            self.early_waits.push((conn, timeout));
+            return;
+        }
         let services: Vec<usize> = if names.is_empty() {
             (0..self.services.len())
                 .filter(|&i| self.services[i].wanted)
