@@ -708,3 +708,36 @@ fn killed_during_a_restart_storm_loses_none_and_doubles_none() {
     let sup2 = Supervisor::start(&pp, &[]);
     each_runs_once_and_is_known(&pp, &sup2, &names);
 }
+
+#[test]
+fn idle_it_wakes_for_nothing() {
+    let names: Vec<String> = (0..5).map(|i| format!("idle{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pp = Playpen::with_ports(&refs, &[]);
+    for n in &names {
+        pp.sleeper_service(n, "service_restart_policy=unlimited");
+    }
+    let sup = Supervisor::start(&pp, &[]);
+    for n in &names {
+        wait_state(&pp, &sup, n, "running");
+    }
+    let switches = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
+        status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    // Let the last jobs' threads finish and the readiness settle.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = switches();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = switches();
+    assert!(
+        after - before <= 2,
+        "{before} -> {after} context switches while idle"
+    );
+    let threads = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
+    assert!(threads.contains("Threads:\t1\n"), "{threads}");
+}

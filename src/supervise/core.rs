@@ -246,6 +246,8 @@ pub struct Supervisor {
     /// `wait` without names before the launch knew which services to keep running.
     early_waits: Vec<(u64, Option<f64>)>,
     launched: bool,
+    /// A preparation ended: return freed memory once no job runs.
+    trim_memory: bool,
     shutting_down: bool,
     exit: Option<i32>,
     my_uid: u32,
@@ -394,6 +396,7 @@ impl Supervisor {
             waiters: HashMap::new(),
             early_waits: Vec::new(),
             launched: false,
+            trim_memory: false,
             shutting_down: false,
             exit: None,
             my_uid: nix::unistd::geteuid().as_raw(),
@@ -1265,6 +1268,7 @@ impl Supervisor {
                     }
                 }
                 (Tag::Prepare(purpose), Output::Prepared(result)) => {
+                    self.trim_memory = true;
                     self.on_prepared(purpose, result)
                 }
                 (Tag::Prepare(purpose), Output::Outcome(Err(e))) => {
@@ -1281,6 +1285,12 @@ impl Supervisor {
         }
         if self.jobs == 0 && self.orphans_waiting {
             self.reap_orphans();
+        }
+        if self.jobs == 0 && std::mem::take(&mut self.trim_memory) {
+            // Evaluating configs on worker threads leaves freed memory in their malloc
+            // arenas; give it back, so that an idle supervisor stays small.
+            // SAFETY: malloc_trim has no preconditions.
+            unsafe { libc::malloc_trim(0) };
         }
     }
 
