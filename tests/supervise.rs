@@ -99,7 +99,15 @@ fn view(pp: &Playpen, name: &str) -> serde_json::Value {
 fn wait_state(pp: &Playpen, sup: &Supervisor, name: &str, state: &str) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
     let reached = wait_until(PATIENCE, || {
-        last = view(pp, name);
+        let out = pp.run(&["status", "--json", name]);
+        last = match serde_json::from_str::<serde_json::Value>(&out.stdout) {
+            Ok(rows) => rows
+                .as_array()
+                .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+                .cloned()
+                .unwrap_or_default(),
+            Err(_) => serde_json::Value::String(out.to_string()),
+        };
         last["state"] == state
     });
     assert!(
@@ -740,4 +748,34 @@ fn idle_it_wakes_for_nothing() {
     );
     let threads = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
     assert!(threads.contains("Threads:\t1\n"), "{threads}");
+}
+
+#[test]
+fn package_hooks_acting_directly_are_followed_not_fought() {
+    let pp = Playpen::with_ports(&["web"], &[]);
+    pp.install_sleep("ext/bin/websleep");
+    pp.package(
+        "web",
+        "1.0",
+        "service_program=websleep\nservice_flags=3600\nservice_restart_policy=unlimited\n",
+    );
+    let sup = Supervisor::start(&pp, &[]);
+    let first = wait_state(&pp, &sup, "web", "running")["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    // pre-upgrade stops it directly (no daemon needed): no restart follows.
+    pp.run(&["pre-upgrade", "web"]).ok().says(&["stopped: web"]);
+    assert_dies(first, "web after pre-upgrade");
+    wait_state(&pp, &sup, "web", "stopped");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(instances(&pp, "web").is_empty(), "{}", sup.log());
+    // post-upgrade starts it directly: the supervisor takes it over.
+    pp.run(&["post-upgrade", "web"])
+        .ok()
+        .says(&["started: web"]);
+    let v = wait_state(&pp, &sup, "web", "running");
+    let second = v["pid"].as_i64().unwrap() as i32;
+    assert_eq!(instances(&pp, "web"), [second]);
+    kill(second, nix::sys::signal::Signal::SIGKILL);
+    wait_new_pid(&pp, &sup, "web", second);
 }

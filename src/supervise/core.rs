@@ -349,7 +349,9 @@ impl Supervisor {
         .filter(|i| {
             i.add_watch(
                 &playpen.run_dir(),
-                nix::sys::inotify::AddWatchFlags::IN_MODIFY,
+                nix::sys::inotify::AddWatchFlags::IN_MODIFY
+                    | nix::sys::inotify::AddWatchFlags::IN_MOVED_TO
+                    | nix::sys::inotify::AddWatchFlags::IN_DELETE,
             )
             .is_ok()
         });
@@ -692,7 +694,7 @@ impl Supervisor {
         s.restarts += 1;
         if delay.is_zero() {
             log(&format!("{name}: restarting"));
-            self.launch_start(i);
+            self.revive(i);
         } else {
             log(&format!(
                 "{name}: restarting in {:.1} s",
@@ -718,6 +720,17 @@ impl Supervisor {
     }
 
     fn launch_start(&mut self, i: usize) {
+        self.launch(i, false);
+    }
+
+    /// Start it again after an exit nobody asked for. The job first waits for the
+    /// service's lock and finds out whether a command acting directly stopped it
+    /// meanwhile (its start record is gone): then it stays stopped.
+    fn revive(&mut self, i: usize) {
+        self.launch(i, true);
+    }
+
+    fn launch(&mut self, i: usize, revive: bool) {
         let s = &mut self.services[i];
         if s.busy.is_some() {
             return;
@@ -740,7 +753,12 @@ impl Supervisor {
         s.busy = Some(Busy::Start);
         s.state = State::Starting;
         self.cancel_timer(i);
-        self.spawn_job(Tag::Lifecycle(i, Busy::Start), Job::Start(prepared));
+        let job = if revive {
+            Job::Revive(prepared)
+        } else {
+            Job::Start(prepared)
+        };
+        self.spawn_job(Tag::Lifecycle(i, Busy::Start), job);
     }
 
     fn launch_stop(&mut self, i: usize) {
@@ -836,6 +854,16 @@ impl Supervisor {
                 if self.services[i].wanted && !self.shutting_down {
                     self.launch_start(i);
                 }
+            }
+            (Busy::Start, Ok(Outcome::AlreadyStopped)) => {
+                // A revive found the service stopped on purpose by another command.
+                log(&format!(
+                    "{name}: stopped by another command; not restarted"
+                ));
+                let s = &mut self.services[i];
+                s.state = State::Stopped;
+                s.wanted = false;
+                self.settle(i, Ok(Outcome::AlreadyStopped));
             }
             (_, Ok(Outcome::StoppedForFiledep { pid, file })) => {
                 let s = &mut self.services[i];
@@ -1520,7 +1548,7 @@ impl Supervisor {
                     self.services[i].timer = None;
                     if self.services[i].wanted && self.services[i].state == State::Backoff {
                         log(&format!("{}: restarting", self.services[i].name));
-                        self.launch_start(i);
+                        self.revive(i);
                     }
                 }
                 Due::Ping(i, run_gen) => {
@@ -1538,28 +1566,43 @@ impl Supervisor {
         }
     }
 
-    /// Output files grew: rotate those over their service_log_max_bytes.
+    /// Something changed in var/run: output files grew (rotate those over their
+    /// service_log_max_bytes), or a command acting directly (a package manager's hook)
+    /// started or stopped a service behind the supervisor's back.
     fn on_output_written(&mut self) {
+        use nix::sys::inotify::AddWatchFlags;
         let Some(inotify) = &self.inotify else {
             return;
         };
-        let mut names = BTreeSet::new();
+        let mut grown = BTreeSet::new();
+        let mut recorded = BTreeSet::new();
+        let mut unrecorded = BTreeSet::new();
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
             }
             for e in events {
-                if let Some(service) = e
-                    .name
-                    .as_ref()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".output"))
-                {
-                    names.insert(service.to_string());
+                let Some(file) = e.name.as_ref().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if let Some(service) = file.strip_suffix(".output") {
+                    grown.insert(service.to_string());
+                } else if let Some(service) = file.strip_suffix(".start") {
+                    if e.mask.contains(AddWatchFlags::IN_DELETE) {
+                        unrecorded.insert(service.to_string());
+                    } else {
+                        recorded.insert(service.to_string());
+                    }
                 }
             }
         }
-        for name in names {
+        for name in unrecorded {
+            self.stopped_elsewhere(&name);
+        }
+        for name in recorded {
+            self.started_elsewhere(&name);
+        }
+        for name in grown {
             let Some(&i) = self.index.get(&name) else {
                 continue;
             };
@@ -1576,6 +1619,56 @@ impl Supervisor {
                 self.spawn_job(Tag::Rotate(i), Job::Rotate(path, log_settings));
             }
         }
+    }
+
+    /// A start record appeared that the supervisor did not write (a direct `start` or
+    /// `post-upgrade`): supervise the process it names.
+    fn started_elsewhere(&mut self, name: &str) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let s = &self.services[i];
+        if s.busy.is_some() || s.pid.is_some() || self.shutting_down {
+            return;
+        }
+        let Ok((Observed::Running { pid, .. } | Observed::Untracked { pid, .. }, _)) =
+            pidfile::observe(&self.playpen, name)
+        else {
+            return;
+        };
+        log(&format!(
+            "{name}: started by another command (pid {pid}); now supervised"
+        ));
+        self.cancel_timer(i);
+        let s = &mut self.services[i];
+        s.wanted = true;
+        s.state = State::Running;
+        s.ready = true;
+        s.note = None;
+        s.run_gen += 1;
+        s.run_started = Some(Instant::now());
+        self.watch(i, pid);
+        self.check_waiters();
+    }
+
+    /// A start record was removed by another command (a direct `stop` or
+    /// `pre-upgrade`): that stop was on purpose, so no restart follows.
+    fn stopped_elsewhere(&mut self, name: &str) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let s = &self.services[i];
+        if s.busy.is_some() || s.pid.is_some() || !s.wanted && s.state == State::Stopped {
+            return;
+        }
+        log(&format!(
+            "{name}: stopped by another command; not restarted"
+        ));
+        self.cancel_timer(i);
+        let s = &mut self.services[i];
+        s.wanted = false;
+        s.state = State::Stopped;
+        s.note = None;
     }
 
     // ---- clients ----

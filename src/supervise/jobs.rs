@@ -52,6 +52,8 @@ pub struct Prepped {
 pub enum Job {
     Prepare(Scope),
     Start(Arc<Prepared>),
+    /// Start again after an unasked exit, unless a direct stop removed its record.
+    Revive(Arc<Prepared>),
     Stop(Arc<Prepared>),
     Restart(Arc<Prepared>),
     Ping(Arc<Prepared>, Duration),
@@ -80,7 +82,7 @@ pub fn spawn<T: Clone + Send + 'static>(
     let failed_tag = tag.clone();
     let spawned = std::thread::Builder::new()
         .name("servicectl-job".into())
-        .stack_size(256 * 1024)
+        .stack_size(2 << 20)
         .spawn(move || {
             let output =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&playpen, job)))
@@ -109,6 +111,7 @@ fn run(playpen: &Playpen, job: Job) -> Output {
     match job {
         Job::Prepare(scope) => Output::Prepared(prepare_scope(playpen, scope)),
         Job::Start(p) => Output::Outcome(lifecycle::start(playpen, &p)),
+        Job::Revive(p) => Output::Outcome(revive(playpen, &p)),
         Job::Stop(p) => Output::Outcome(lifecycle::stop(playpen, &p)),
         Job::Restart(p) => Output::Outcome(lifecycle::restart(playpen, &p)),
         Job::Ping(p, limit) => match status::ping(playpen, &p, Some(limit)) {
@@ -123,6 +126,19 @@ fn run(playpen: &Playpen, job: Job) -> Output {
         },
         Job::Rotate(path, log) => Output::Rotated(super::output::rotate(&path, log.keep)),
     }
+}
+
+/// Wait for whatever holds the service's lock (a direct stop that killed it holds it
+/// until it has removed the files), then start it unless its start record is gone.
+fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let name = prepared.name();
+    drop(crate::playpen::lock::ServiceLock::acquire(playpen, name)?);
+    if crate::process::pidfile::read_record(playpen, name).is_none()
+        && !playpen.pidfile(name).exists()
+    {
+        return Ok(Outcome::AlreadyStopped);
+    }
+    lifecycle::start(playpen, prepared)
 }
 
 fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
