@@ -36,12 +36,19 @@ impl Supervisor {
             .stderr(file)
             .spawn()
             .expect("spawn supervise");
-        let sup = Supervisor { child, log };
+        let mut sup = Supervisor { child, log };
         let socket = pp.path("var/run/servicectl.sock");
+        let child = &mut sup.child;
+        // (With --daemon the command itself exits 0 once the daemon listens.)
+        let failed = |c: &mut Child| matches!(c.try_wait(), Ok(Some(st)) if !st.success());
+        let listening = wait_until(PATIENCE, || {
+            failed(child) || UnixStream::connect(&socket).is_ok()
+        });
         assert!(
-            wait_until(PATIENCE, || UnixStream::connect(&socket).is_ok()),
-            "the supervisor does not listen:\n{}",
-            sup.log()
+            listening && !failed(&mut sup.child),
+            "the supervisor does not listen:\n{}\nthe lock is held by: {}",
+            sup.log(),
+            holders(&pp.path("var/run/servicectl.supervise.lock"))
         );
         sup
     }
@@ -80,6 +87,27 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The processes that have `path` open, with their command lines and states.
+fn holders(path: &std::path::Path) -> String {
+    let mut out = Vec::new();
+    for pid in all_pids() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+        {
+            out.push(format!(
+                "{pid} {:?} {:?}",
+                cmdline(pid),
+                stat_fields(pid).map(|f| f[..4].to_vec())
+            ));
+        }
+    }
+    out.join("; ")
 }
 
 /// The supervisor's view of one service (`status --json NAME`).

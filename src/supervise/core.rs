@@ -123,6 +123,8 @@ struct Service {
     /// Kept running (true) or kept stopped.
     wanted: bool,
     pid: Option<i32>,
+    /// The kernel start time of `pid`, read once when it was watched (for uptime).
+    start_ticks: Option<u64>,
     pidfd: Option<OwnedFd>,
     /// Changes with every pidfd, so that an event of a closed one is recognised.
     pidfd_gen: u64,
@@ -144,6 +146,9 @@ struct Service {
     rotating: bool,
     /// It exited before its configuration was known: decide once it is.
     undecided: bool,
+    /// Its last run ended by an exit of its process (not a failed start of ours): a
+    /// restart first checks that no command acting directly stopped it.
+    revive: bool,
     note: Option<String>,
 }
 
@@ -156,6 +161,7 @@ impl Service {
             state: State::Stopped,
             wanted: false,
             pid: None,
+            start_ticks: None,
             pidfd: None,
             pidfd_gen: 0,
             run_gen: 0,
@@ -172,6 +178,7 @@ impl Service {
             outcome: None,
             rotating: false,
             undecided: false,
+            revive: false,
             note: None,
         }
     }
@@ -575,6 +582,7 @@ impl Supervisor {
         self.unwatch(i);
         let s = &mut self.services[i];
         s.pid = Some(pid);
+        s.start_ticks = proc::start_ticks(pid);
         s.pidfd_gen += 1;
         match proc::pidfd(pid) {
             Some(fd) => {
@@ -653,6 +661,9 @@ impl Supervisor {
         log(&format!("{name}: pid {} {status}", pid.unwrap_or(0)));
         let err = Error::runtime(format!("it {status} before it was ready")).with_service(&name);
         self.settle(i, Err(err));
+        // A running process ended: if a command acting directly ended it, the next
+        // start must find that out (see `revive`).
+        self.services[i].revive = true;
         self.failed_run(i, run);
     }
 
@@ -694,7 +705,7 @@ impl Supervisor {
         s.restarts += 1;
         if delay.is_zero() {
             log(&format!("{name}: restarting"));
-            self.revive(i);
+            self.restart_after_exit(i);
         } else {
             log(&format!(
                 "{name}: restarting in {:.1} s",
@@ -726,8 +737,9 @@ impl Supervisor {
     /// Start it again after an exit nobody asked for. The job first waits for the
     /// service's lock and finds out whether a command acting directly stopped it
     /// meanwhile (its start record is gone): then it stays stopped.
-    fn revive(&mut self, i: usize) {
-        self.launch(i, true);
+    fn restart_after_exit(&mut self, i: usize) {
+        let revive = self.services[i].revive;
+        self.launch(i, revive);
     }
 
     fn launch(&mut self, i: usize, revive: bool) {
@@ -916,6 +928,8 @@ impl Supervisor {
                     // A failed restart that left the old process running.
                     s.state = State::Running;
                 } else if s.wanted && !self.shutting_down {
+                    // Our own start failed (and removed its files): just start again.
+                    s.revive = false;
                     self.failed_run(i, Duration::ZERO);
                 } else {
                     s.state = State::Stopped;
@@ -1343,11 +1357,20 @@ impl Supervisor {
                 return;
             }
         };
+        let lenient = matches!(
+            &purpose,
+            Purpose::Command {
+                op: Op::Stop { .. },
+                ..
+            }
+        );
         for (name, p) in &prepped.prepared {
             let i = self.service_index(name);
             let s = &mut self.services[i];
             s.prepared = Some(Arc::new(p.clone()));
-            s.problem = prepped.problems.get(name).cloned();
+            if !lenient {
+                s.problem = prepped.problems.get(name).cloned();
+            }
         }
         for w in &prepped.warnings {
             log(&format!("warning: {w}"));
@@ -1367,6 +1390,7 @@ impl Supervisor {
                 // Exits seen before the configuration was known.
                 for i in 0..self.services.len() {
                     if std::mem::take(&mut self.services[i].undecided) {
+                        self.services[i].revive = true;
                         self.failed_run(i, Duration::ZERO);
                     }
                 }
@@ -1548,7 +1572,7 @@ impl Supervisor {
                     self.services[i].timer = None;
                     if self.services[i].wanted && self.services[i].state == State::Backoff {
                         log(&format!("{}: restarting", self.services[i].name));
-                        self.revive(i);
+                        self.restart_after_exit(i);
                     }
                 }
                 Due::Ping(i, run_gen) => {
@@ -1658,7 +1682,13 @@ impl Supervisor {
             return;
         };
         let s = &self.services[i];
-        if s.busy.is_some() || s.pid.is_some() || !s.wanted && s.state == State::Stopped {
+        // Only a service whose process ended and that waits to be restarted: our own
+        // starts and stops remove records too.
+        if s.busy.is_some()
+            || s.pid.is_some()
+            || !s.revive
+            || !matches!(s.state, State::Backoff | State::Failed)
+        {
             return;
         }
         log(&format!(
@@ -1853,7 +1883,22 @@ impl Supervisor {
             Op::Start { services } => {
                 self.spawn_job(command(op), Job::Prepare(Scope::Start(services)))
             }
-            Op::Stop { services } | Op::Restart { services } => {
+            Op::Stop { services } => {
+                let known = self
+                    .services
+                    .iter()
+                    .filter(|s| s.prepared.is_some())
+                    .map(|s| s.name.clone())
+                    .collect();
+                self.spawn_job(
+                    command(op),
+                    Job::Prepare(Scope::Stop {
+                        names: services,
+                        known,
+                    }),
+                )
+            }
+            Op::Restart { services } => {
                 self.spawn_job(command(op), Job::Prepare(Scope::Named(services)))
             }
             Op::Up => self.spawn_job(command(op), Job::Prepare(Scope::Up)),
@@ -1929,27 +1974,32 @@ impl Supervisor {
 
     // ---- status and wait ----
 
-    fn view(&self, s: &Service) -> ServiceView {
-        let uptime = s.pid.and_then(|pid| {
-            let ticks = proc::start_ticks(pid)?;
-            Some(proc::age(ticks, proc::uptime_secs()?).as_secs())
-        });
-        let record = pidfile::read_record(&self.playpen, &s.name);
-        let ports = match &s.prepared {
-            Some(p) if s.pid.is_some() => p.ports.clone(),
-            _ if s.pid.is_some() => record.as_ref().map(|r| r.ports.clone()).unwrap_or_default(),
-            _ => Vec::new(),
+    /// One service as status shows it: from memory, with no file read when its
+    /// configuration is known (the process's start time was read when it was watched).
+    fn view(&self, s: &Service, uptime: Option<f64>) -> ServiceView {
+        let age = match (s.pid, s.start_ticks, uptime) {
+            (Some(_), Some(ticks), Some(up)) => Some(proc::age(ticks, up).as_secs()),
+            _ => None,
         };
-        let version = s
-            .prepared
-            .as_ref()
-            .and_then(|p| p.config.id.version.clone())
-            .or_else(|| record.and_then(|r| r.version));
+        let record = match &s.prepared {
+            Some(_) => None,
+            None => pidfile::read_record(&self.playpen, &s.name),
+        };
+        let ports = match (&s.prepared, &record) {
+            _ if s.pid.is_none() => Vec::new(),
+            (Some(p), _) => p.ports.clone(),
+            (None, Some(r)) => r.ports.clone(),
+            (None, None) => Vec::new(),
+        };
+        let version = match (&s.prepared, record) {
+            (Some(p), _) => p.config.id.version.clone(),
+            (None, r) => r.and_then(|r| r.version),
+        };
         ServiceView {
             name: s.name.clone(),
             state: s.state.word().to_string(),
             pid: s.pid,
-            uptime_secs: uptime,
+            uptime_secs: age,
             restarts: s.restarts,
             last_exit: s.last_exit.clone(),
             ready: s.ready,
@@ -1961,14 +2011,15 @@ impl Supervisor {
     }
 
     fn status(&mut self, names: &[String]) -> Result<Vec<ServiceView>> {
+        let uptime = proc::uptime_secs();
         if names.is_empty() {
-            return Ok(self.services.iter().map(|s| self.view(s)).collect());
+            return Ok(self.services.iter().map(|s| self.view(s, uptime)).collect());
         }
         let mut catalog = None;
         let mut out = Vec::new();
         for name in names {
             if let Some(&i) = self.index.get(name) {
-                out.push(self.view(&self.services[i]));
+                out.push(self.view(&self.services[i], uptime));
                 continue;
             }
             // Not supervised: known at all? (Files only, no process.)
@@ -1980,7 +2031,7 @@ impl Supervisor {
             };
             catalog.get(name)?;
             let i = self.service_index(name);
-            out.push(self.view(&self.services[i]));
+            out.push(self.view(&self.services[i], uptime));
         }
         Ok(out)
     }

@@ -26,8 +26,14 @@ pub enum Scope {
     Launch { adopted: Vec<String> },
     /// `start NAME…` (or the role's): the names and what they depend on.
     Start(Vec<String>),
-    /// `stop NAME…` or `restart NAME…`: the names (or the role's).
+    /// `restart NAME…`: the names (or the role's).
     Named(Vec<String>),
+    /// `stop NAME…`: the names (or the role's, from the role cache while it is valid);
+    /// only services whose configuration the supervisor does not hold are evaluated.
+    Stop {
+        names: Vec<String>,
+        known: std::collections::BTreeSet<String>,
+    },
     /// `up`: the role's enabled services with their dependencies, and its disabled ones.
     Up,
     /// `down`: every service of the role, enabled or not.
@@ -143,6 +149,37 @@ fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
 
 fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
     let mut session = Session::open(playpen.clone())?;
+    if let Scope::Stop { names, known } = &scope {
+        let targets = session.targets_cached(names)?;
+        let unknown_config: Vec<String> = targets
+            .iter()
+            .filter(|n| !known.contains(*n))
+            .cloned()
+            .collect();
+        let preparation = prepare(&mut session, &unknown_config);
+        let (prepared, warnings) = preparation.lenient();
+        let mut good = BTreeMap::new();
+        let mut unknown = BTreeMap::new();
+        for (name, p) in prepared {
+            match p {
+                Ok(p) => {
+                    good.insert(name, p);
+                }
+                Err(e) => {
+                    unknown.insert(name, e);
+                }
+            }
+        }
+        return Ok(Prepped {
+            prepared: good,
+            problems: BTreeMap::new(),
+            unknown,
+            targets,
+            disabled: Vec::new(),
+            deps: Deps::new(),
+            warnings,
+        });
+    }
     let role_enabled = |session: &mut Session| match session.targets(&[]) {
         Ok(t) => Ok(t),
         Err(e) if e.kind == ErrorKind::NoServicesListed => Ok(Vec::new()),
@@ -170,6 +207,7 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
             session.with_dependencies(&t)?
         }
         Scope::Named(names) => session.targets(names)?,
+        Scope::Stop { .. } => unreachable!("handled above"),
         Scope::Up => {
             let enabled = role_enabled(&mut session)?;
             let all = match session.role_services() {

@@ -37,7 +37,7 @@ impl SupervisorLock {
             .map_err(|e| Error::io("open", &path, e))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(std::fs::TryLockError::WouldBlock) if !Self::released_soon(&file, &path) => {
                 let holder = crate::playpen::fsutil::read_optional(&path)
                     .ok()
                     .flatten()
@@ -54,11 +54,36 @@ impl SupervisorLock {
                     "talk to it with servicectl status/start/stop; `servicectl shutdown` ends it",
                 ));
             }
+            Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
         }
         let lock = SupervisorLock { file };
         lock.record_pid()?;
         Ok(lock)
+    }
+
+    /// The lock is busy but the supervisor that took it is dead: a process it was
+    /// starting when it was killed may still hold a copy of its descriptors for a moment
+    /// (a child between fork and exec). Wait for the lock on a helper thread, a few
+    /// seconds at most, instead of refusing to start.
+    fn released_soon(file: &File, path: &std::path::Path) -> bool {
+        let holder = crate::playpen::fsutil::read_optional(path)
+            .ok()
+            .flatten()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if holder.is_none_or(crate::process::proc::is_alive) {
+            return false;
+        }
+        let Ok(copy) = file.try_clone() else {
+            return false;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The copy shares the open file description: its lock is ours.
+        std::thread::spawn(move || {
+            let _ = tx.send(copy.lock().is_ok());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or(false)
     }
 
     /// Write our PID into the lock file (again after detaching: the PID changed).
