@@ -26,6 +26,7 @@ mod real_servers;
 mod service_names;
 mod settings;
 mod status_ping;
+mod supervise;
 mod templates;
 mod upgrade;
 

@@ -141,6 +141,50 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// Supervise the playpen: adopt what runs, bring the role's enabled services up, keep them running (restart policies), until `servicectl shutdown`
+    Supervise {
+        /// Detach and return once the control socket accepts (log: var/run/servicectl.supervise.output)
+        #[arg(long)]
+        daemon: bool,
+        /// Adopt what runs, start nothing
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop every service (dependants first) and end the supervisor
+    Shutdown,
+    /// Mark services enabled in var/servicectl/state: `up` and `start` (without names) start them
+    Enable {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Mark services disabled in var/servicectl/state: `up` stops them, `start` (without names) leaves them out
+    Disable {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Bring every service of the role to its desired state: start the enabled, stop the disabled (safe to repeat)
+    Up,
+    /// Stop every service of the role, dependants first; none is restarted (safe to repeat)
+    Down,
+    /// Wait until services are ready (their ping passes, or they run): exit 0, or 1 at the timeout naming those that are not
+    Wait {
+        /// Services to wait for (default: the role's, or every service the supervisor keeps running)
+        services: Vec<String>,
+        /// Seconds to wait at most
+        #[arg(long, default_value_t = 60.0, value_name = "S")]
+        timeout: f64,
+    },
+    /// Print the end of services' output files (var/run/NAME.output), each line prefixed with its service when several
+    Logs {
+        /// Services (default: the role's)
+        services: Vec<String>,
+        /// Keep printing what is appended, across rotations
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Lines of each file to print first
+        #[arg(short = 'n', long, default_value_t = 10, value_name = "LINES")]
+        lines: usize,
+    },
     /// Show every typed port of the services: its number, how it was worked out (set, PORT_PREFIX + offset, default) and whether something listens on it now
     Ports {
         /// Services to show (default: the role's playpen_services, else every installed service)
@@ -235,6 +279,9 @@ fn role_config(session: &Session) -> PathBuf {
 pub fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     let style = Style::for_stdout();
+    if let Some(code) = supervised::route(&cli)? {
+        return Ok(code);
+    }
     match &cli.command {
         Command::Init { dir, role } => {
             let playpen = Playpen::init(dir, role)?;
@@ -434,6 +481,21 @@ pub fn run(cli: Cli) -> Result<i32> {
             render::out(&man::page());
             Ok(exit::OK)
         }
+        Command::Supervise { daemon, no_start } => {
+            let playpen = Playpen::discover(cli.playpen.as_deref())?;
+            let options = crate::supervise::Options {
+                daemon: *daemon,
+                no_start: *no_start,
+            };
+            crate::supervise::supervise(&playpen, options)
+        }
+        Command::Shutdown
+        | Command::Enable { .. }
+        | Command::Disable { .. }
+        | Command::Up
+        | Command::Down
+        | Command::Wait { .. }
+        | Command::Logs { .. } => supervised::direct(&cli),
         Command::Completions { shell } => {
             let script = match shell {
                 clap_complete::Shell::Bash => complete::BASH.to_string(),
@@ -475,4 +537,255 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
         results.iter().any(|(_, r)| r.is_err()) || crate::process::interrupt::received().is_some();
     progress.finish(&results, &warnings, &role_config(&session));
     Ok(exit::failed_if(failed))
+}
+
+/// The supervisor's commands, and how commands route: start, stop, restart, status, up,
+/// down, wait and shutdown go to the playpen's supervisor when one answers on its
+/// socket, else act directly as without one (a package manager's hook never needs a
+/// daemon). enable, disable and logs always act directly on the files.
+mod supervised {
+    use super::{Cli, Command, act, exit, open, render};
+    use crate::control::{self, Done, Op, Reply, Row};
+    use crate::error::{Error, Result};
+    use crate::ops;
+    use crate::playpen::Playpen;
+    use crate::service::outcome::Outcome;
+    use render::Style;
+    use std::time::{Duration, Instant};
+
+    /// The request a command makes of a running supervisor, if it makes one.
+    fn request(command: &Command) -> Option<Op> {
+        Some(match command {
+            Command::Start { services } => Op::Start {
+                services: services.clone(),
+            },
+            Command::Stop { services } => Op::Stop {
+                services: services.clone(),
+            },
+            Command::Restart { services } => Op::Restart {
+                services: services.clone(),
+            },
+            Command::Status { services } => Op::Status {
+                services: services.clone(),
+            },
+            Command::Up => Op::Up,
+            Command::Down => Op::Down,
+            Command::Wait { services, timeout } => Op::Wait {
+                services: services.clone(),
+                timeout_secs: Some(*timeout),
+            },
+            Command::Shutdown => Op::Shutdown,
+            _ => return None,
+        })
+    }
+
+    /// Some(exit code) when the supervisor handled the command; None: act directly.
+    pub fn route(cli: &Cli) -> Result<Option<i32>> {
+        let Some(op) = request(&cli.command) else {
+            return Ok(None);
+        };
+        let playpen = Playpen::discover(cli.playpen.as_deref())?;
+        let Some(mut client) = control::connect(&playpen.root)? else {
+            return Ok(None);
+        };
+        let reply = client.call(&op)?;
+        Ok(Some(show(cli, &playpen, &op, reply)))
+    }
+
+    fn outcome(done: Done) -> Outcome {
+        match done {
+            Done::Started { pid } => Outcome::Started { pid },
+            Done::AlreadyRunning { pid } => Outcome::AlreadyRunning { pid },
+            Done::Stopped { pid, warning } => Outcome::Stopped { pid, warning },
+            Done::AlreadyStopped => Outcome::AlreadyStopped,
+            Done::Reloaded { pid } => Outcome::Reloaded { pid },
+            Done::Restarted { pid } => Outcome::Restarted { pid },
+            Done::StoppedForFiledep { pid, file } => Outcome::StoppedForFiledep { pid, file },
+        }
+    }
+
+    fn result(row: Row) -> (String, Result<Outcome>) {
+        let result = match (row.done, row.error) {
+            (_, Some(e)) => Err(Error::from(e)),
+            (Some(done), None) => Ok(outcome(done)),
+            (None, None) => Err(Error::runtime("the supervisor sent an empty result")),
+        };
+        (row.service, result)
+    }
+
+    /// Print the supervisor's answer as the command prints its own; the exit code.
+    fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
+        let style = Style::for_stdout();
+        match reply {
+            Reply::Error { error } => {
+                let e = Error::from(error);
+                if cli.json {
+                    render::print_json(&render::error_json(&e));
+                }
+                render::error(&e);
+                exit::for_error(&e)
+            }
+            Reply::Results { results, warnings } => {
+                let named = match op {
+                    Op::Start { services } | Op::Stop { services } | Op::Restart { services } => {
+                        services.len()
+                    }
+                    _ => 0,
+                };
+                let progress = render::Progress::new(cli.json, style, named);
+                let results: ops::Results<Outcome> = results.into_iter().map(result).collect();
+                for (name, r) in &results {
+                    progress.service_done(name, r);
+                }
+                let failed = results.iter().any(|(_, r)| r.is_err());
+                let role = playpen.role_config(&playpen.role().unwrap_or_default());
+                if matches!(op, Op::Shutdown) && !cli.json {
+                    render::out(&format!(
+                        "supervisor of {} shut down\n",
+                        playpen.root.display()
+                    ));
+                }
+                progress.finish(&results, &warnings, &role);
+                exit::failed_if(failed)
+            }
+            Reply::Status { services } => {
+                if cli.json {
+                    render::print_json(&services);
+                } else {
+                    render::out(&render::supervised_status_text(&services, style));
+                }
+                if services.iter().all(|s| s.state == "running") {
+                    exit::OK
+                } else {
+                    exit::NOT_RUNNING
+                }
+            }
+            Reply::Wait { ready, not_ready } => {
+                let not: Vec<(String, String)> = not_ready
+                    .into_iter()
+                    .map(|n| (n.service, n.state))
+                    .collect();
+                render::wait(&ready, &not, cli.json);
+                exit::failed_if(!not.is_empty())
+            }
+            Reply::Hello { .. } => exit::OK,
+        }
+    }
+
+    /// The supervisor's commands without a supervisor (and enable, disable, logs).
+    pub fn direct(cli: &Cli) -> Result<i32> {
+        match &cli.command {
+            Command::Shutdown => {
+                let playpen = Playpen::discover(cli.playpen.as_deref())?;
+                if !cli.json {
+                    render::out(&format!(
+                        "no supervisor runs for {}\n",
+                        playpen.root.display()
+                    ));
+                }
+                Ok(exit::OK)
+            }
+            Command::Enable { services } | Command::Disable { services } => {
+                let enable = matches!(cli.command, Command::Enable { .. });
+                let mut session = open(cli)?;
+                let names = session.targets(services)?;
+                let typed: Vec<(String, String)> = names
+                    .iter()
+                    .map(|n| {
+                        let kind = session
+                            .settings(n)
+                            .map(|(s, _)| s.service_type.name().to_string())
+                            .unwrap_or_else(|_| "init".into());
+                        (n.clone(), kind)
+                    })
+                    .collect();
+                let changed =
+                    crate::playpen::registry::set_enabled(&session.playpen, &typed, enable)?;
+                render::enabled(&names, &changed, enable, cli.json);
+                Ok(exit::OK)
+            }
+            Command::Up => act(cli, &[], up_directly),
+            Command::Down => act(cli, &[], down_directly),
+            Command::Wait { services, timeout } => wait_directly(cli, services, *timeout),
+            Command::Logs {
+                services,
+                follow,
+                lines,
+            } => {
+                let mut session = open(cli)?;
+                let names = session.targets_cached(services)?;
+                let files: Vec<(String, std::path::PathBuf)> = names
+                    .iter()
+                    .map(|n| (n.clone(), session.playpen.output_file(n)))
+                    .collect();
+                let mut out = std::io::stdout().lock();
+                match crate::supervise::output::logs(&files, *lines, *follow, &mut out) {
+                    Ok(()) => Ok(exit::OK),
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+                    Err(e) => Err(Error::io("read", &session.playpen.run_dir(), e)),
+                }
+            }
+            _ => Ok(exit::USAGE),
+        }
+    }
+
+    /// up without a supervisor: start the enabled services, stop the disabled ones.
+    fn up_directly(
+        session: &mut crate::config::session::Session,
+        _: &[String],
+        progress: ops::Progress,
+    ) -> Result<(ops::Results<Outcome>, Vec<String>)> {
+        let disabled = crate::playpen::registry::disabled(&session.playpen)?;
+        let role = session.role_services()?;
+        let (mut results, mut warnings) = ops::start(session, &[], progress)?;
+        let to_stop: Vec<String> = role.into_iter().filter(|s| disabled.contains(s)).collect();
+        if !to_stop.is_empty() {
+            let (stopped, more) = ops::stop(session, &to_stop, progress)?;
+            results.extend(stopped);
+            warnings.extend(more);
+        }
+        Ok((results, warnings))
+    }
+
+    /// down without a supervisor: stop every service of the role, enabled or not.
+    fn down_directly(
+        session: &mut crate::config::session::Session,
+        _: &[String],
+        progress: ops::Progress,
+    ) -> Result<(ops::Results<Outcome>, Vec<String>)> {
+        let role = session.role_services()?;
+        ops::stop(session, &role, progress)
+    }
+
+    /// wait without a supervisor: ping until every service passes or the time is up.
+    /// Nothing notifies readiness without the supervisor, so this asks again at growing
+    /// intervals (10 ms doubling to 0.5 s).
+    fn wait_directly(cli: &Cli, services: &[String], timeout: f64) -> Result<i32> {
+        let mut session = open(cli)?;
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e7));
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let (results, _) = ops::ping(&mut session, services)?;
+            if let Some((_, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
+                return Err(e.clone());
+            }
+            let (ready, not): (Vec<_>, Vec<_>) = results
+                .iter()
+                .partition(|(_, r)| r.as_ref().is_ok_and(|p| p.ok));
+            if not.is_empty() || Instant::now() >= deadline {
+                let ready: Vec<String> = ready.into_iter().map(|(n, _)| n.clone()).collect();
+                let not: Vec<(String, String)> = not
+                    .into_iter()
+                    .map(|(n, r)| {
+                        let detail = r.as_ref().map(|p| p.detail.clone()).unwrap_or_default();
+                        (n.clone(), detail)
+                    })
+                    .collect();
+                render::wait(&ready, &not, cli.json);
+                return Ok(exit::failed_if(!not.is_empty()));
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
 }

@@ -448,6 +448,105 @@ pub fn status_text(statuses: &[ServiceStatus], style: Style) -> String {
     }
 }
 
+// ---- under a supervisor: status, wait, enable/disable ----
+
+/// The supervisor's status table: state (running, starting, backoff, failed, stopping,
+/// stopped), restarts, how the last run ended, uptime.
+pub fn supervised_status_text(services: &[crate::control::ServiceView], style: Style) -> String {
+    if services.is_empty() {
+        return "no services\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            let dash = || "-".to_string();
+            vec![
+                s.name.clone(),
+                s.state.clone(),
+                s.pid.map_or_else(dash, |p| p.to_string()),
+                s.uptime_secs.map_or_else(dash, human_duration),
+                s.restarts.to_string(),
+                s.last_exit.clone().unwrap_or_else(dash),
+                if s.ports.is_empty() {
+                    dash()
+                } else {
+                    s.ports
+                        .iter()
+                        .map(|(_, p)| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+                s.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SERVICE",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "RESTARTS",
+            "LAST EXIT",
+            "PORTS",
+            "NOTE",
+        ],
+        &rows,
+        |col, cell, padded| {
+            if col != 1 {
+                return padded.to_string();
+            }
+            match cell {
+                "running" => style.green(padded),
+                "failed" => style.red(padded),
+                "backoff" | "starting" | "stopping" => style.yellow(padded),
+                _ => padded.to_string(),
+            }
+        },
+    )
+}
+
+/// `wait`: the services that are ready, and those that are not with why.
+pub fn wait(ready: &[String], not_ready: &[(String, String)], as_json: bool) {
+    if as_json {
+        let not: Vec<Value> = not_ready
+            .iter()
+            .map(|(n, why)| json!({"service": n, "state": why}))
+            .collect();
+        print_json(&json!({"ready": ready, "not_ready": not}));
+        return;
+    }
+    for name in ready {
+        println!("{name}: ready");
+    }
+    for (name, why) in not_ready {
+        error(&Error::runtime(format!("not ready ({why})")).with_service(name));
+    }
+}
+
+/// enable / disable: what changed.
+pub fn enabled(names: &[String], changed: &[String], enable: bool, as_json: bool) {
+    let word = if enable { "enabled" } else { "disabled" };
+    if as_json {
+        let rows: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"service": n, "state": word, "changed": changed.contains(n)}))
+            .collect();
+        print_json(&rows);
+        return;
+    }
+    for name in names {
+        if changed.contains(name) {
+            println!("{name}: {word}");
+        } else {
+            println!("{name}: already {word}");
+        }
+    }
+    if !changed.is_empty() {
+        println!("`servicectl up` brings the services to their desired state");
+    }
+}
+
 // ---- ping ----
 
 /// `NAME: ok (BY): DETAIL` or `NAME: FAILED (BY): DETAIL`.

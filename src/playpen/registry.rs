@@ -192,6 +192,41 @@ pub fn disabled(playpen: &Playpen) -> Result<Vec<String>> {
         .collect())
 }
 
+/// enable / disable (§9.5): set the desired state of `names`, adding a line (type
+/// `service_type`) for a service not registered yet; one read-change-write under the
+/// registry's lock, written atomically. Returns the names whose state changed.
+pub fn set_enabled(
+    playpen: &Playpen,
+    names: &[(String, String)],
+    enabled: bool,
+) -> Result<Vec<String>> {
+    let _lock = lock(playpen)?;
+    let mut entries = load(playpen)?;
+    let mut changed = Vec::new();
+    for (name, service_type) in names {
+        match entries.iter_mut().find(|e| &e.name == name) {
+            Some(e) if e.enabled == enabled => {}
+            Some(e) => {
+                e.enabled = enabled;
+                changed.push(name.clone());
+            }
+            None => {
+                entries.push(Entry {
+                    name: name.clone(),
+                    service_type: service_type.clone(),
+                    enabled,
+                    details: Vec::new(),
+                });
+                if !enabled {
+                    changed.push(name.clone());
+                }
+            }
+        }
+    }
+    save_locked(playpen, &entries)?;
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,42 @@ pub fn env_value<'a>(environ: &'a [u8], name: &str) -> Option<&'a [u8]> {
     })
 }
 
+/// Live processes that lead their own session (servicectl starts every service in a
+/// session of its own), from /proc.
+pub fn session_leaders() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let Ok(raw) = crate::playpen::fsutil::read_small(std::path::Path::new(&format!(
+                "/proc/{pid}/stat"
+            ))) else {
+                return false;
+            };
+            let stat = String::from_utf8_lossy(&raw);
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            // state ppid pgrp session …
+            let fields: Vec<&str> = after.split_whitespace().take(4).collect();
+            fields.len() == 4 && !matches!(fields[0], "Z" | "X") && fields[3] == pid.to_string()
+        })
+        .collect()
+}
+
+/// The value of one variable of the environment a process started with.
+pub fn environ_var(pid: i32, name: &str) -> Option<String> {
+    let raw =
+        crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/environ")))
+            .ok()?;
+    let prefix = format!("{name}=");
+    raw.split(|&b| b == 0)
+        .find_map(|e| e.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 /// A handle that becomes readable when the process exits, for any process (not only our
 /// children). None on kernels without pidfd_open or when the process is already gone.
 pub fn pidfd(pid: i32) -> Option<OwnedFd> {

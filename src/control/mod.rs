@@ -1,0 +1,433 @@
+//! The control protocol between `servicectl` commands and `servicectl supervise`
+//! (docs/protocol.md): one JSON request per line, one JSON response per line, each with
+//! a version field (`"v": 1`), over the playpen's socket `var/run/servicectl.sock`.
+//!
+//! Shared by the client (the CLI) and the daemon ([`crate::supervise`]) and importing
+//! neither: only [`crate::error`] and serde. Lines are bounded ([`MAX_LINE`]): a longer
+//! line is an error, never unbounded memory.
+
+use crate::error::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// The protocol version every request and response carries.
+pub const VERSION: u32 = 1;
+
+/// The longest line either side accepts (1 MiB), newline excluded.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The control socket of the playpen at `root`.
+pub fn socket_path(root: &Path) -> PathBuf {
+    root.join("var/run/servicectl.sock")
+}
+
+/// What a client asks for. `services` empty means the role's services (start, stop,
+/// restart) or every supervised service (status, wait).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    /// Who are you? (The supervisor answers with its PID.)
+    Hello,
+    Start {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    Stop {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    Restart {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    Status {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    /// Bring every service of the role to its desired state (enabled up, disabled down).
+    Up,
+    /// Stop every service, dependants first; none is restarted.
+    Down,
+    /// Answer once every named service is ready, or when `timeout_secs` has passed.
+    Wait {
+        #[serde(default)]
+        services: Vec<String>,
+        #[serde(default)]
+        timeout_secs: Option<f64>,
+    },
+    /// Stop everything in reverse dependency order, answer, and exit.
+    Shutdown,
+}
+
+/// An error as it travels: the fields of [`Error`], its kind as a word.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireError {
+    pub kind: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    pub message: String,
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+const KINDS: &[(ErrorKind, &str)] = &[
+    (ErrorKind::Config, "config"),
+    (ErrorKind::UnknownService, "unknown-service"),
+    (ErrorKind::NoPlaypen, "no-playpen"),
+    (ErrorKind::Runtime, "runtime"),
+    (ErrorKind::Io, "io"),
+    (ErrorKind::NotAttempted, "not-attempted"),
+    (ErrorKind::NoServicesListed, "no-services-listed"),
+];
+
+impl From<&Error> for WireError {
+    fn from(e: &Error) -> WireError {
+        WireError {
+            kind: KINDS
+                .iter()
+                .find(|(k, _)| *k == e.kind)
+                .map_or("runtime", |(_, w)| w)
+                .to_string(),
+            service: e.service.clone(),
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+        }
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(w: WireError) -> Error {
+        let kind = KINDS
+            .iter()
+            .find(|(_, word)| *word == w.kind)
+            .map_or(ErrorKind::Runtime, |(k, _)| *k);
+        Error {
+            kind,
+            service: w.service,
+            message: w.message,
+            hint: w.hint,
+        }
+    }
+}
+
+/// What an operation did to one service (the wire form of the library's Outcome).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Done {
+    Started {
+        pid: Option<i32>,
+    },
+    AlreadyRunning {
+        pid: Option<i32>,
+    },
+    Stopped {
+        pid: Option<i32>,
+        #[serde(default)]
+        warning: Option<String>,
+    },
+    AlreadyStopped,
+    Reloaded {
+        pid: i32,
+    },
+    Restarted {
+        pid: Option<i32>,
+    },
+    StoppedForFiledep {
+        pid: i32,
+        file: String,
+    },
+}
+
+/// One service's result of start, stop, restart, up, down or shutdown: `done` or `error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub service: String,
+    #[serde(default)]
+    pub done: Option<Done>,
+    #[serde(default)]
+    pub error: Option<WireError>,
+}
+
+/// The supervisor's view of one service (`status` under supervision).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub name: String,
+    /// running, starting, backoff, failed, stopping, stopped
+    pub state: String,
+    pub pid: Option<i32>,
+    pub uptime_secs: Option<u64>,
+    /// Automatic restarts since the service was last started on purpose.
+    pub restarts: u32,
+    /// How the last run ended: `exited with status 1`, `was killed by signal SIGKILL`.
+    pub last_exit: Option<String>,
+    /// Its ping passed (or, without a ping, it stayed alive through its start grace).
+    pub ready: bool,
+    /// The supervisor keeps it running (enabled and started), or keeps it stopped.
+    pub wanted: bool,
+    #[serde(default)]
+    pub ports: Vec<(String, u16)>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A service `wait` gave up on, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotReady {
+    pub service: String,
+    pub state: String,
+}
+
+/// What the supervisor answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    Hello {
+        pid: i32,
+        version: String,
+    },
+    /// The request as a whole failed (bad request, unknown service, refused client).
+    Error {
+        error: WireError,
+    },
+    Results {
+        results: Vec<Row>,
+        #[serde(default)]
+        warnings: Vec<String>,
+    },
+    Status {
+        services: Vec<ServiceView>,
+    },
+    Wait {
+        ready: Vec<String>,
+        not_ready: Vec<NotReady>,
+    },
+}
+
+impl Reply {
+    pub fn error(e: &Error) -> Reply {
+        Reply::Error { error: e.into() }
+    }
+}
+
+/// A message in its line form: the value's fields plus `"v": 1`, then a newline.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut json = serde_json::to_value(value).expect("protocol values serialise");
+    if let serde_json::Value::Object(map) = &mut json {
+        map.insert("v".into(), VERSION.into());
+    }
+    let mut line = serde_json::to_vec(&json).expect("serialises");
+    line.push(b'\n');
+    line
+}
+
+/// Read one message, checking its version.
+fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T> {
+    let bad = |what: String| {
+        Error::new(ErrorKind::Config, format!("bad control message: {what}"))
+            .with_hint("send one JSON object per line with \"v\": 1 (see docs/protocol.md)")
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| bad(format!("not JSON ({e})")))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => return Err(bad(format!("version {v}, this side speaks {VERSION}"))),
+        None => return Err(bad("no version field \"v\"".into())),
+    }
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}
+
+pub fn encode_request(op: &Op) -> Vec<u8> {
+    encode(op)
+}
+
+pub fn decode_request(line: &[u8]) -> Result<Op> {
+    decode(line)
+}
+
+pub fn encode_reply(reply: &Reply) -> Vec<u8> {
+    encode(reply)
+}
+
+pub fn decode_reply(line: &[u8]) -> Result<Reply> {
+    decode(line)
+}
+
+/// A line longer than [`MAX_LINE`] arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong;
+
+/// Bytes as they arrive, cut into lines; holds at most `max` bytes of an unfinished line.
+#[derive(Debug)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl LineBuffer {
+    pub fn new(max: usize) -> LineBuffer {
+        LineBuffer {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Add what was read. Err once an unfinished line is longer than the limit (the
+    /// bytes are dropped: the connection should be answered and closed).
+    pub fn push(&mut self, bytes: &[u8]) -> std::result::Result<(), TooLong> {
+        self.buf.extend_from_slice(bytes);
+        let unfinished = match self.buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => self.buf.len() - i - 1,
+            None => self.buf.len(),
+        };
+        let longest_line = self
+            .buf
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0);
+        if unfinished > self.max || longest_line > self.max {
+            self.buf = Vec::new();
+            return Err(TooLong);
+        }
+        Ok(())
+    }
+
+    /// The next complete line, without its newline.
+    pub fn next_line(&mut self) -> Option<Vec<u8>> {
+        let end = self.buf.iter().position(|&b| b == b'\n')?;
+        let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+        line.pop();
+        if self.buf.is_empty() {
+            // Give a 10 MB burst's memory back.
+            self.buf = Vec::new();
+        }
+        Some(line)
+    }
+
+    /// Bytes of an unfinished line.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// A connection to the playpen's supervisor.
+pub struct Client {
+    stream: UnixStream,
+    lines: LineBuffer,
+}
+
+/// Connect to the supervisor of the playpen at `root`. Ok(None) when none answers: no
+/// socket, or a socket left by a supervisor that died (ECONNREFUSED), or no path to
+/// one. Err when one runs but this user may not reach it (EACCES).
+pub fn connect(root: &Path) -> Result<Option<Client>> {
+    let path = socket_path(root);
+    match UnixStream::connect(&path) {
+        Ok(stream) => Ok(Some(Client {
+            stream,
+            lines: LineBuffer::new(MAX_LINE),
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::io(
+            "connect to the supervisor at",
+            &path,
+            e,
+        )
+        .with_hint("only the user who runs `servicectl supervise` (and root) may control it")),
+        // No socket, a stale one, or no var/run at all: the command acts directly (and
+        // reports what is wrong with the playpen itself).
+        Err(_) => Ok(None),
+    }
+}
+
+impl Client {
+    /// Send one request and wait for its reply (as long as the operation takes).
+    pub fn call(&mut self, op: &Op) -> Result<Reply> {
+        let path = Path::new("the supervisor's socket");
+        self.stream
+            .write_all(&encode_request(op))
+            .map_err(|e| Error::io("write to", path, e))?;
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            if let Some(line) = self.lines.next_line() {
+                return decode_reply(&line);
+            }
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read from", path, e)),
+            };
+            if n == 0 {
+                return Err(Error::runtime(
+                    "the supervisor closed the connection without an answer",
+                )
+                .with_hint("it may have stopped; see `servicectl status` and var/run/servicectl.supervise.output"));
+            }
+            self.lines.push(&chunk[..n]).map_err(|TooLong| {
+                Error::runtime(format!(
+                    "the supervisor's answer is longer than {MAX_LINE} bytes"
+                ))
+            })?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_the_version_and_round_trip() {
+        let op = Op::Wait {
+            services: vec!["web".into()],
+            timeout_secs: Some(2.5),
+        };
+        let line = encode_request(&op);
+        let text = String::from_utf8(line.clone()).unwrap();
+        assert!(text.ends_with('\n') && text.contains("\"v\":1"), "{text}");
+        assert!(text.contains("\"op\":\"wait\""), "{text}");
+        assert_eq!(decode_request(&line[..line.len() - 1]).unwrap(), op);
+        assert_eq!(
+            decode_request(br#"{"v":1,"op":"status"}"#).unwrap(),
+            Op::Status { services: vec![] }
+        );
+    }
+
+    #[test]
+    fn bad_messages_are_errors_not_panics() {
+        for line in [
+            &b"garbage"[..],
+            br#"{"op":"status"}"#,
+            br#"{"v":2,"op":"status"}"#,
+            br#"{"v":1,"op":"explode"}"#,
+            br#"[1,2]"#,
+            b"",
+        ] {
+            let e = decode_request(line).unwrap_err();
+            assert!(e.message.starts_with("bad control message"), "{e}");
+        }
+    }
+
+    #[test]
+    fn errors_keep_their_kind_across_the_wire() {
+        let e = Error::new(ErrorKind::UnknownService, "unknown service").with_service("x");
+        let back: Error = WireError::from(&e).into();
+        assert_eq!(back.kind, ErrorKind::UnknownService);
+        assert_eq!(back.to_string(), e.to_string());
+    }
+
+    #[test]
+    fn line_buffer_cuts_lines_and_bounds_memory() {
+        let mut lines = LineBuffer::new(8);
+        lines.push(b"ab\ncd").unwrap();
+        assert_eq!(lines.next_line().unwrap(), b"ab");
+        assert_eq!(lines.next_line(), None);
+        lines.push(b"e\n").unwrap();
+        assert_eq!(lines.next_line().unwrap(), b"cde");
+        assert_eq!(lines.push(b"123456789"), Err(TooLong));
+        assert_eq!(lines.pending(), 0);
+        assert_eq!(lines.push(b"1234567890\nok\n"), Err(TooLong));
+    }
+}

@@ -1,0 +1,273 @@
+//! Blocking work, off the event loop: evaluating configs, starting and stopping (which
+//! wait for grace periods and halt timeouts), pings, rotations. Each job runs on a
+//! thread of its own and reports back through a channel, waking the loop with an
+//! eventfd, so a slow ping of one service never delays the restart of another.
+
+use crate::config::session::Session;
+use crate::config::settings::LogRotation;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ops::graph::{self, Deps};
+use crate::playpen::Playpen;
+use crate::service::lifecycle::{self, Outcome};
+use crate::service::prepare::{Prepared, Stage, prepare};
+use crate::service::status;
+use nix::sys::eventfd::EventFd;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+/// Which services a preparation is for.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// The supervisor's launch: the role's enabled services (and what they depend on),
+    /// and the services it adopted.
+    Launch { adopted: Vec<String> },
+    /// `start NAME…` (or the role's): the names and what they depend on.
+    Start(Vec<String>),
+    /// `restart NAME…`: the names (or the role's).
+    Named(Vec<String>),
+    /// `stop NAME…`: the names (or the role's, from the role cache while it is valid);
+    /// only services whose configuration the supervisor does not hold are evaluated.
+    Stop {
+        names: Vec<String>,
+        known: std::collections::BTreeSet<String>,
+    },
+    /// `up`: the role's enabled services with their dependencies, and its disabled ones.
+    Up,
+    /// `down`: every service of the role, enabled or not.
+    Down,
+}
+
+/// Services evaluated and checked for the supervisor (one sh process for all of them).
+pub struct Prepped {
+    pub prepared: BTreeMap<String, Prepared>,
+    /// Each service's problems (evaluation, settings, typed variables, audit).
+    pub problems: BTreeMap<String, Error>,
+    /// Names that are no service at all.
+    pub unknown: BTreeMap<String, Error>,
+    /// What the command acts on, in dependency order.
+    pub targets: Vec<String>,
+    /// `up`: the disabled services, to stop.
+    pub disabled: Vec<String>,
+    pub deps: Deps,
+    pub warnings: Vec<String>,
+}
+
+pub enum Job {
+    Prepare(Scope),
+    Start(Arc<Prepared>),
+    /// Start again after an unasked exit, unless a direct stop removed its record.
+    Revive(Arc<Prepared>),
+    Stop(Arc<Prepared>),
+    Restart(Arc<Prepared>),
+    Ping(Arc<Prepared>, Duration),
+    Rotate(PathBuf, LogRotation),
+}
+
+pub enum Output {
+    Prepared(Result<Prepped>),
+    Outcome(Result<Outcome>),
+    Ping { ok: bool, detail: String },
+    Rotated(std::io::Result<u64>),
+}
+
+/// Run `job` on a new thread; its output comes back on `tx` with `tag`, and `wake`
+/// is written so that the event loop looks.
+pub fn spawn<T: Clone + Send + 'static>(
+    playpen: &Playpen,
+    tag: T,
+    job: Job,
+    tx: &Sender<(T, Output)>,
+    wake: &Arc<EventFd>,
+) {
+    let playpen = playpen.clone();
+    let (tx, failed_tx) = (tx.clone(), tx.clone());
+    let (wake, failed_wake) = (Arc::clone(wake), Arc::clone(wake));
+    let failed_tag = tag.clone();
+    let spawned = std::thread::Builder::new()
+        .name("servicectl-job".into())
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let output =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&playpen, job)))
+                    .unwrap_or_else(|_| {
+                        Output::Outcome(Err(Error::runtime(
+                            "internal error (a supervisor job panicked; please report it)",
+                        )))
+                    });
+            let _ = tx.send((tag, output));
+            let _ = wake.write(1);
+        });
+    if let Err(e) = spawned {
+        // No thread (out of memory or processes): the loop still hears of the job, as
+        // one that failed, so nothing waits for it forever.
+        let _ = failed_tx.send((
+            failed_tag,
+            Output::Outcome(Err(Error::runtime(format!(
+                "cannot start a worker thread: {e}"
+            )))),
+        ));
+        let _ = failed_wake.write(1);
+    }
+}
+
+fn run(playpen: &Playpen, job: Job) -> Output {
+    match job {
+        Job::Prepare(scope) => Output::Prepared(prepare_scope(playpen, scope)),
+        Job::Start(p) => Output::Outcome(lifecycle::start(playpen, &p)),
+        Job::Revive(p) => Output::Outcome(revive(playpen, &p)),
+        Job::Stop(p) => Output::Outcome(lifecycle::stop(playpen, &p)),
+        Job::Restart(p) => Output::Outcome(lifecycle::restart(playpen, &p)),
+        Job::Ping(p, limit) => match status::ping(playpen, &p, Some(limit)) {
+            Ok(r) => Output::Ping {
+                ok: r.ok,
+                detail: format!("{}: {}", r.by, r.detail),
+            },
+            Err(e) => Output::Ping {
+                ok: false,
+                detail: e.to_string(),
+            },
+        },
+        Job::Rotate(path, log) => Output::Rotated(super::output::rotate(&path, log.keep)),
+    }
+}
+
+/// Wait for whatever holds the service's lock (a direct stop that killed it holds it
+/// until it has removed the files), then start it unless its start record is gone.
+fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+    let name = prepared.name();
+    drop(crate::playpen::lock::ServiceLock::acquire(playpen, name)?);
+    if crate::process::pidfile::read_record(playpen, name).is_none()
+        && !playpen.pidfile(name).exists()
+    {
+        return Ok(Outcome::AlreadyStopped);
+    }
+    lifecycle::start(playpen, prepared)
+}
+
+fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
+    let mut session = Session::open(playpen.clone())?;
+    if let Scope::Stop { names, known } = &scope {
+        let targets = session.targets_cached(names)?;
+        let unknown_config: Vec<String> = targets
+            .iter()
+            .filter(|n| !known.contains(*n))
+            .cloned()
+            .collect();
+        let preparation = prepare(&mut session, &unknown_config);
+        let (prepared, warnings) = preparation.lenient();
+        let mut good = BTreeMap::new();
+        let mut unknown = BTreeMap::new();
+        for (name, p) in prepared {
+            match p {
+                Ok(p) => {
+                    good.insert(name, p);
+                }
+                Err(e) => {
+                    unknown.insert(name, e);
+                }
+            }
+        }
+        return Ok(Prepped {
+            prepared: good,
+            problems: BTreeMap::new(),
+            unknown,
+            targets,
+            disabled: Vec::new(),
+            deps: Deps::new(),
+            warnings,
+        });
+    }
+    let role_enabled = |session: &mut Session| match session.targets(&[]) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind == ErrorKind::NoServicesListed => Ok(Vec::new()),
+        Err(e) => Err(e),
+    };
+    let mut disabled = Vec::new();
+    let targets = match &scope {
+        Scope::Launch { adopted } => {
+            let mut names = match role_enabled(&mut session) {
+                Ok(t) => session.with_dependencies(&t)?,
+                Err(e) => {
+                    eprintln!("servicectl supervise: {e}");
+                    Vec::new()
+                }
+            };
+            for a in adopted {
+                if !names.contains(a) {
+                    names.push(a.clone());
+                }
+            }
+            names
+        }
+        Scope::Start(names) => {
+            let t = session.targets(names)?;
+            session.with_dependencies(&t)?
+        }
+        Scope::Named(names) => session.targets(names)?,
+        Scope::Stop { .. } => unreachable!("handled above"),
+        Scope::Up => {
+            let enabled = role_enabled(&mut session)?;
+            let all = match session.role_services() {
+                Ok(all) => all,
+                Err(e) if e.kind == ErrorKind::NoServicesListed => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            disabled = all.into_iter().filter(|s| !enabled.contains(s)).collect();
+            session.with_dependencies(&enabled)?
+        }
+        Scope::Down => match session.role_services() {
+            Ok(all) => all
+                .into_iter()
+                .filter(|n| session.catalog.get(n).is_ok())
+                .collect(),
+            Err(e) if e.kind == ErrorKind::NoServicesListed => Vec::new(),
+            Err(e) => return Err(e),
+        },
+    };
+    let mut names = targets.clone();
+    names.extend(disabled.iter().cloned());
+    let mut preparation = prepare(&mut session, &names);
+    preparation.audit(&session);
+    let deps = crate::ops::dependency_graph(&preparation.prepared);
+    if let Some(cycle) = graph::find_cycle(&deps) {
+        let first = cycle[0].clone();
+        preparation.add(
+            &first,
+            Stage::Audit,
+            Error::config(format!(
+                "dependency cycle in service_depends: {}",
+                cycle.join(" → ")
+            ))
+            .with_service(&first)
+            .with_hint("remove one of these dependencies"),
+        );
+    }
+    let problems = preparation.errors(&[
+        Stage::Evaluation,
+        Stage::Settings,
+        Stage::Variables,
+        Stage::Audit,
+    ]);
+    let order: Vec<String> = if graph::find_cycle(&deps).is_none() {
+        graph::order(&deps)
+    } else {
+        names.clone()
+    };
+    let targets = order
+        .into_iter()
+        .filter(|n| targets.contains(n))
+        .chain(preparation.unknown.keys().cloned())
+        .collect();
+    Ok(Prepped {
+        prepared: preparation.prepared,
+        problems,
+        unknown: preparation.unknown,
+        targets,
+        disabled,
+        deps,
+        warnings: preparation.warnings,
+    })
+}

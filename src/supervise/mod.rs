@@ -1,0 +1,115 @@
+//! `servicectl supervise`: one supervisor per playpen keeps its services alive (§9).
+//!
+//! One thread waits on every event source at once with epoll ([`core`]): a signalfd
+//! (SIGTERM, SIGINT, SIGCHLD, SIGHUP), the control socket and its clients, one pidfd
+//! per supervised process, a timerfd armed for the earliest deadline (backoff,
+//! readiness retries, `wait` timeouts), an eventfd that worker threads write when a
+//! job is done ([`jobs`]), and inotify on `var/run` for output rotation ([`output`]).
+//! Idle, it sleeps in the kernel and wakes for nothing. docs/supervisor.md explains
+//! states, backoff and routing; docs/protocol.md the protocol ([`crate::control`]).
+
+pub mod backoff;
+mod core;
+pub mod jobs;
+pub mod lock;
+pub mod output;
+
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// How `servicectl supervise` was asked to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Detach, and return once the socket accepts.
+    pub daemon: bool,
+    /// Adopt what runs, start nothing.
+    pub no_start: bool,
+}
+
+/// Run the supervisor of `playpen` until it is shut down; the exit code (0 after a
+/// shutdown, non-zero when a fail-fast service failed for good).
+pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
+    playpen.ensure_var()?;
+    let lock = lock::SupervisorLock::acquire(playpen)?;
+    let ready = if options.daemon {
+        match detach(playpen)? {
+            Detached::Parent(code) => return Ok(code),
+            Detached::Daemon(pipe) => {
+                lock.record_pid()?;
+                Some(pipe)
+            }
+        }
+    } else {
+        None
+    };
+    let listener = lock.bind(playpen)?;
+    let mut supervisor = core::Supervisor::new(playpen, listener, options)?;
+    if let Some(pipe) = ready {
+        let mut pipe = std::fs::File::from(pipe);
+        let _ = pipe.write_all(b"1");
+    }
+    let code = supervisor.run();
+    let _ = std::fs::remove_file(crate::control::socket_path(&playpen.root));
+    drop(lock);
+    Ok(code)
+}
+
+enum Detached {
+    /// The command that was run: its exit code once the daemon listens (or failed).
+    Parent(i32),
+    /// The daemon, with the pipe to report readiness on.
+    Daemon(OwnedFd),
+}
+
+/// Double fork with setsid in between: the daemon is no session leader, has no
+/// terminal, and is no child of the caller. The caller waits on a pipe until the daemon
+/// listens; its output goes to `var/run/servicectl.supervise.output`.
+fn detach(playpen: &Playpen) -> Result<Detached> {
+    use nix::unistd::{ForkResult, fork, setsid};
+    let log = lock::log_path(playpen);
+    let log_file = crate::process::output::open_output(&log)?;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::runtime(format!("cannot make a pipe: {e}")))?;
+    // SAFETY: no thread has been started yet (the CLI is single-threaded up to here), so
+    // the child may go on running ordinary Rust code.
+    match unsafe { fork() }.map_err(|e| Error::runtime(format!("cannot fork: {e}")))? {
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut byte = [0u8; 1];
+            let mut pipe = std::fs::File::from(read_end);
+            let code = match pipe.read(&mut byte) {
+                Ok(1) => 0,
+                _ => {
+                    eprintln!(
+                        "servicectl: the supervisor did not start; see {}",
+                        log.display()
+                    );
+                    1
+                }
+            };
+            Ok(Detached::Parent(code))
+        }
+        ForkResult::Child => {
+            drop(read_end);
+            let _ = setsid();
+            // SAFETY: as above, still one thread.
+            match unsafe { fork() } {
+                Ok(ForkResult::Parent { .. }) => std::process::exit(0),
+                Ok(ForkResult::Child) => {}
+                Err(_) => std::process::exit(1),
+            }
+            let null = std::fs::File::open("/dev/null")
+                .map_err(|e| Error::io("open", std::path::Path::new("/dev/null"), e))?;
+            let _ = nix::unistd::dup2_stdin(&null);
+            let _ = nix::unistd::dup2_stdout(&log_file);
+            let _ = nix::unistd::dup2_stderr(&log_file);
+            drop(null);
+            drop(log_file);
+            debug_assert!(write_end.as_raw_fd() > 2);
+            Ok(Detached::Daemon(write_end))
+        }
+    }
+}
