@@ -1,4 +1,4 @@
-//! Values are bytes (§4: they round-trip exactly). sh and exec know no encoding: a
+//! Values are bytes (they must round-trip exactly). sh and exec know no encoding: a
 //! variable may hold any bytes but NUL, UTF-8 or not, and servicectl keeps them as
 //! `OsString` from the sh dump to the program's environment, its hooks and scripts and
 //! the rendered templates. Names stay `String` (sh names are ASCII).

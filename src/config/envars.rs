@@ -1,4 +1,4 @@
-//! Typed environment variables (§4.1): what a service says it needs from its environment,
+//! Typed environment variables: what a service says it needs from its environment,
 //! checked before it starts, with ports worked out from PORT_PREFIX.
 //!
 //! A service lists names in `service_required_envars` / `service_optional_envars` and may

@@ -1,4 +1,4 @@
-//! A service's configuration (§4) as servicectl holds it: every variable its fragments
+//! A service's configuration (its layered sh fragments) as servicectl holds it: every variable its fragments
 //! set, where each came from, and the environment its programs see. Evaluated by
 //! [`shell`], typed by [`settings`] and [`envars`], rendered into files by [`template`].
 

@@ -1,5 +1,5 @@
 //! One command's view of a playpen: its catalog, its config shell (started only when a
-//! config must be evaluated), and which services the command acts on (§2).
+//! config must be evaluated), and which services the command acts on (the named ones, else the role's enabled playpen_services).
 
 use crate::config::settings::Settings;
 use crate::config::{ConfigShell, ServiceConfig};
@@ -22,7 +22,7 @@ pub struct Session {
 
 impl Session {
     /// The playpen's catalog. Where the role's playpen_services could change how a
-    /// `NAME-VERSION` directory reads (§2: listed names decide an ambiguous split), the
+    /// `NAME-VERSION` directory reads (listed names decide an ambiguous split), the
     /// catalog is loaded with them: from the role cache while it is valid (no process),
     /// else by evaluating the role config now (the shell is kept for the command). The
     /// `.services` files decide in every case; a role that does not evaluate is left out.
@@ -77,7 +77,7 @@ impl Session {
         self.known(&self.enabled(services)?)
     }
 
-    /// Leave out services registered as disabled (§9).
+    /// Leave out services registered as disabled (`servicectl disable`).
     fn enabled(&self, services: Vec<String>) -> Result<Vec<String>> {
         let disabled = crate::playpen::registry::disabled(&self.playpen)?;
         Ok(services

@@ -140,7 +140,7 @@ pub struct Scripts {
     pub ping: Option<String>,
 }
 
-/// What upgrades do with the service (§8).
+/// What upgrades do with the service (stop before, restart after).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpgradeFlags {
     pub restart_on_dep_upgrade: bool,

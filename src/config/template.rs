@@ -1,4 +1,4 @@
-//! sub-conf (§5): render a service's config templates into `$LOCAL_VAR`.
+//! sub-conf: render a service's config templates into `$LOCAL_VAR`.
 //!
 //! Each entry `path/file` of service_config_files names a template, found as the first
 //! existing of `$PLAYPEN_ROOT/path/file.local`, `$PLAYPEN_ROOT/path/file` and
@@ -25,7 +25,7 @@
 //!
 //! The envsubst style is implemented here rather than with the `envsubst` crate: that
 //! crate works on UTF-8 strings only and refuses any value containing `$`, `{` or `}`,
-//! while values must round-trip exactly (§4) and templates may be binary.
+//! while values must round-trip exactly and templates may be binary.
 
 use crate::config::Env;
 use crate::error::{Error, Result};

@@ -1,5 +1,5 @@
 //! `servicectl export systemd [NAME…] [--dir DIR]`: the playpen's services as systemd
-//! units, for deployments that outgrow one playpen (SPEC §10). The units carry what
+//! units, for deployments that outgrow one playpen (docs/deploying.md). The units carry what
 //! `servicectl start` would do, read from the typed settings of the prepared services:
 //!
 //! - `TAG-NAME.service` per daemon: `EnvironmentFile=` with the evaluated environment

@@ -1,4 +1,4 @@
-//! Service packages (§3): `package install DIR` does what a package manager would —
+//! Service packages: `package install DIR` does what a package manager would —
 //! copy the package into `ext/`, all or nothing — then `new-service` for each service;
 //! `package remove NAME` undoes it. `new-service` and `remove-service` are what a real
 //! package manager calls from its hooks.
@@ -100,7 +100,7 @@ pub fn inspect(dir: &Path) -> Result<Package> {
     let services = catalog::parse_services_list(&text);
     // PACKAGE-VERSION splits after one of its listed services (`worker-2-1.0` listing
     // worker-2), else before a version its services' own files carry
-    // (`duo-a-1.0-2.config`), else at the last `-` followed by a digit (§2).
+    // (`duo-a-1.0-2.config`), else at the last `-` followed by a digit (the NAME-VERSION rule of docs/design.md).
     let carries = |service: &str, version: &str| {
         std::iter::once("config")
             .chain(SCRIPT_KINDS.iter().copied())

@@ -1,5 +1,5 @@
 //! `servicectl ports`: every typed port of the playpen's services, resolved as `start`
-//! would (§4.1), with how each was worked out and whether something listens on it now.
+//! would (typed port variables: set, or PORT_PREFIX + offset), with how each was worked out and whether something listens on it now.
 //!
 //! Resolving a port means evaluating the service's config fragments. So that a shell
 //! prompt or a script can ask for the map as often as it likes (as cheaply as `status`),

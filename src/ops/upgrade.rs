@@ -1,4 +1,4 @@
-//! Upgrades (§8): `pre-upgrade PKG…` stops what must not run while PKG changes and
+//! Upgrades: `pre-upgrade PKG…` stops what must not run while PKG changes and
 //! records it; `post-upgrade PKG…` starts those again and restarts what must restart.
 //! A service that kept running while its package (or one it depends on) changed is
 //! marked, so its next start sees SERVICE_UPGRADED=1.

@@ -1,4 +1,4 @@
-//! Which services a playpen knows, and where each one's files are (§2, §3, §4).
+//! Which services a playpen knows, and where each one's files are (packages in ext/, the project's customisations, their config fragments).
 //!
 //! A service is known as soon as `ext/services/$NAME-$VERSION/` exists (a packaged
 //! service) or `services/$NAME/config` exists without one (a project-local service,
@@ -58,7 +58,7 @@ fn split_at(s: &str, i: usize) -> (&str, &str) {
     (&s[..i], &s[i + 1..])
 }
 
-/// Split `NAME-VERSION` (§2): NAME is the longest of the listed `names` that `s`
+/// Split `NAME-VERSION`: NAME is the longest of the listed `names` that `s`
 /// starts with, followed by `-` and a digit; else the version is what follows the last
 /// `-` followed by a digit (`worker-2-1.0` is `worker-2`, version `1.0`, unless
 /// `worker` is listed and `worker-2` is not). None when `s` has no such `-`.
@@ -388,7 +388,7 @@ pub fn project_dirs(playpen: &Playpen, id: &ServiceId) -> Vec<PathBuf> {
 }
 
 /// The fragments sourced for a service, in order: the first existing of each of the
-/// `.pre`, plain and `.post` groups, project before `ext/` (§4).
+/// `.pre`, plain and `.post` groups, project before `ext/`.
 pub fn config_fragments(playpen: &Playpen, id: &ServiceId) -> Vec<PathBuf> {
     let mut dirs = project_dirs(playpen, id);
     dirs.extend(ext_dir(playpen, id));

@@ -1,4 +1,4 @@
-//! Playpen discovery, its role and cluster, and the paths of everything inside it (§2).
+//! Playpen discovery, its role and cluster, and the paths of everything inside it.
 
 pub mod catalog;
 pub mod fsutil;

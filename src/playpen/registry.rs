@@ -1,5 +1,5 @@
 //! The playpen's service registry, `var/servicectl/state`: one line per service,
-//! `NAME<TAB>TYPE<TAB>enable|disable<TAB>DETAILS` (§9). `new-service` registers a
+//! `NAME<TAB>TYPE<TAB>enable|disable<TAB>DETAILS` (the desired state). `new-service` registers a
 //! service (enabled), `remove-service` drops it; a disabled service is left out when a
 //! command acts on the role's services.
 //!
@@ -192,7 +192,7 @@ pub fn disabled(playpen: &Playpen) -> Result<Vec<String>> {
         .collect())
 }
 
-/// enable / disable (§9.5): set the desired state of `names`, adding a line (type
+/// enable / disable: set the desired state of `names`, adding a line (type
 /// `service_type`) for a service not registered yet; one read-change-write under the
 /// registry's lock, written atomically. Returns the names whose state changed.
 pub fn set_enabled(

@@ -1,5 +1,5 @@
 //! The linkfarm: `var/linkfarm/$RUN_NAME[-$PLAYPEN_TAG]` → program, so that `ps`, `top`
-//! and `killall` show each playpen's processes under their own name (§6).
+//! and `killall` show each playpen's processes under their own name.
 
 use crate::error::{Error, Result};
 use crate::playpen::{Playpen, names};

@@ -1,5 +1,5 @@
 //! Pidfiles and start records, and what they say about a service without starting any
-//! process or evaluating any config (§6, §7).
+//! process or evaluating any config.
 //!
 //! `var/run/NAME.pid` holds the PID, as every tool expects. `var/run/NAME.start` is
 //! servicectl's own record of the start: the process's kernel start time (so a reused

@@ -45,7 +45,7 @@ impl Prepared {
         self.config.name()
     }
 
-    /// The program service_program names, resolved as §4 says.
+    /// The program service_program names, resolved in the playpen's order (see `program`).
     pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
         self.program
             .get_or_init(|| {

@@ -9,7 +9,7 @@ use crate::playpen::Playpen;
 use crate::playpen::fsutil;
 use std::path::{Path, PathBuf};
 
-/// Resolve `service_program` in the order of §4: `$PLAYPEN_ROOT/bin`, `ext/bin`, a path
+/// Resolve `service_program` in this order: `$PLAYPEN_ROOT/bin`, `ext/bin`, a path
 /// relative to `ext/`, then an absolute path or a name on PATH.
 pub fn resolve_program(
     playpen: &Playpen,
