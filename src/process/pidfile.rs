@@ -367,3 +367,168 @@ fn check_identity(playpen: &Playpen, pid: i32, record: &StartRecord) -> Observed
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    fn playpen() -> (tempfile::TempDir, Playpen) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let playpen = Playpen::init(&root, "dev").unwrap();
+        playpen.ensure_var().unwrap();
+        (dir, playpen)
+    }
+
+    /// A real process, killed when the test ends however it ends.
+    struct Proc(Child);
+
+    impl Proc {
+        fn id(&self) -> u32 {
+            self.0.id()
+        }
+    }
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn sleeper(env: &[(&str, &std::ffi::OsStr)]) -> Proc {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("1000")
+            .env_remove("PLAYPEN_ROOT")
+            .env_remove("SERVICE_NAME")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = Proc(cmd.spawn().unwrap());
+        // Until the new image is in place /proc shows an empty command line and
+        // environment; a pidfile naming it then is rightly not trusted.
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while proc::argv0(pid).is_none_or(|a| a.is_empty()) && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        child
+    }
+
+    /// A real process started for `service` of `playpen` (its environment says so).
+    fn service_process(playpen: &Playpen, service: &str) -> Proc {
+        sleeper(&[
+            ("PLAYPEN_ROOT", playpen.root.as_os_str()),
+            ("SERVICE_NAME", std::ffi::OsStr::new(service)),
+        ])
+    }
+
+    fn record_of(playpen: &Playpen, pid: i32) -> StartRecord {
+        StartRecord {
+            pid: Some(pid),
+            start_ticks: proc::start_ticks(pid),
+            root: Some(playpen.root.display().to_string()),
+            leader_is_service: true,
+            ..StartRecord::default()
+        }
+    }
+
+    fn stop(child: Proc) {
+        drop(child);
+    }
+
+    #[test]
+    fn no_files_is_stopped() {
+        let (_dir, pp) = playpen();
+        assert!(matches!(observe(&pp, "web").unwrap().0, Observed::Stopped));
+    }
+
+    #[test]
+    fn a_recorded_live_process_runs_and_without_its_pidfile_is_untracked() {
+        let (_dir, pp) = playpen();
+        let child = service_process(&pp, "web");
+        let pid = child.id() as i32;
+        write_record(&pp, "web", &record_of(&pp, pid)).unwrap();
+        write_pid(&pp.pidfile("web"), pid).unwrap();
+        assert!(
+            matches!(observe(&pp, "web").unwrap().0, Observed::Running { pid: p, .. } if p == pid)
+        );
+        std::fs::remove_file(pp.pidfile("web")).unwrap();
+        assert!(
+            matches!(observe(&pp, "web").unwrap().0, Observed::Untracked { pid: p, .. } if p == pid)
+        );
+        stop(child);
+    }
+
+    #[test]
+    fn a_dead_or_reused_pid_is_stale() {
+        let (_dir, pp) = playpen();
+        let child = service_process(&pp, "web");
+        let pid = child.id() as i32;
+        let mut record = record_of(&pp, pid);
+        // The same PID with another kernel start time: a reused PID, never ours.
+        record.start_ticks = record.start_ticks.map(|t| t.saturating_sub(1));
+        write_record(&pp, "web", &record).unwrap();
+        write_pid(&pp.pidfile("web"), pid).unwrap();
+        assert!(
+            matches!(observe(&pp, "web").unwrap().0, Observed::Stale { pid: Some(p), .. } if p == pid)
+        );
+        stop(child);
+        write_record(
+            &pp,
+            "web",
+            &StartRecord {
+                start_ticks: Some(1),
+                ..record
+            },
+        )
+        .unwrap();
+        let (observed, _) = observe(&pp, "web").unwrap();
+        assert!(
+            matches!(observed, Observed::Stale { pid: Some(p), .. } if p == pid),
+            "{observed:?}"
+        );
+    }
+
+    #[test]
+    fn a_pidfile_without_a_record_is_ours_only_if_its_process_says_so() {
+        let (_dir, pp) = playpen();
+        let ours = service_process(&pp, "web");
+        write_pid(&pp.pidfile("web"), ours.id() as i32).unwrap();
+        let seen = observe(&pp, "web").unwrap().0;
+        assert!(matches!(seen, Observed::Running { .. }), "{seen:?}");
+        // Another service's process, and a process of no playpen at all.
+        let other = service_process(&pp, "db");
+        write_pid(&pp.pidfile("web"), other.id() as i32).unwrap();
+        assert!(matches!(
+            observe(&pp, "web").unwrap().0,
+            Observed::Stale { .. }
+        ));
+        let stranger = sleeper(&[]);
+        write_pid(&pp.pidfile("web"), stranger.id() as i32).unwrap();
+        assert!(matches!(
+            observe(&pp, "web").unwrap().0,
+            Observed::Stale { .. }
+        ));
+        stop(ours);
+        stop(other);
+        stop(stranger);
+    }
+
+    #[test]
+    fn a_pidfile_that_holds_no_pid_is_stale_naming_the_file() {
+        let (_dir, pp) = playpen();
+        std::fs::write(pp.pidfile("web"), "not a pid\n").unwrap();
+        match observe(&pp, "web").unwrap().0 {
+            Observed::Stale { pid: None, reason } => {
+                assert!(reason.contains("web.pid"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
