@@ -292,15 +292,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Start { services } => {
-            let _deferred = crate::process::interrupt::Deferred::install();
-            act(&cli, services, ops::start)
-        }
+        Command::Start { services } => act(&cli, services, ops::start),
         Command::Stop { services } => act(&cli, services, ops::stop),
-        Command::Restart { services } => {
-            let _deferred = crate::process::interrupt::Deferred::install();
-            act(&cli, services, ops::restart)
-        }
+        Command::Restart { services } => act(&cli, services, ops::restart),
         Command::Status { services } => {
             let mut session = open(&cli)?;
             let statuses = match ops::status(&mut session, services) {
@@ -533,8 +527,7 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     })?;
     // A start cut short by SIGTERM, SIGHUP or SIGINT fails, even when what had begun
     // was finished (the warnings say so).
-    let failed =
-        results.iter().any(|(_, r)| r.is_err()) || crate::process::interrupt::received().is_some();
+    let failed = results.iter().any(|(_, r)| r.is_err()) || ops::interrupted();
     progress.finish(&results, &warnings, &role_config(&session));
     Ok(exit::failed_if(failed))
 }

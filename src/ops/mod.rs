@@ -22,6 +22,12 @@ use graph::{Deps, Direction};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// Whether a start or restart of this process was cut short by SIGTERM, SIGHUP or
+/// SIGINT (what had begun was finished; the command must still fail).
+pub fn interrupted() -> bool {
+    crate::process::interrupt::received().is_some()
+}
+
 /// Called as each service finishes, for progress output.
 pub type Progress<'a> = &'a (dyn Fn(&str, &Result<Outcome>) + Sync);
 
@@ -107,6 +113,8 @@ pub fn start(
     names: &[String],
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
+    // SIGTERM, SIGHUP and SIGINT finish what began and start nothing new.
+    let _deferred = crate::process::interrupt::Deferred::install();
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
     run_forward(
@@ -130,6 +138,7 @@ pub fn restart(
     names: &[String],
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
+    let _deferred = crate::process::interrupt::Deferred::install();
     let targets = session.targets(names)?;
     run_forward(
         session,
