@@ -22,6 +22,7 @@ mod hooks;
 mod lifecycle;
 mod packages;
 mod playpen;
+mod progress;
 mod real_servers;
 mod service_names;
 mod settings;

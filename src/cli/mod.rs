@@ -528,8 +528,8 @@ type Op =
 fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let mut session = open(cli)?;
     let progress = render::Progress::new(cli.json, Style::for_stdout(), services.len());
-    let (results, warnings) = op(&mut session, services, &|name, result| {
-        progress.service_done(name, result)
+    let (results, warnings) = op(&mut session, services, &|name, step| {
+        progress.step(name, step)
     })?;
     // A start cut short by SIGTERM, SIGHUP or SIGINT fails, even when what had begun
     // was finished (the warnings say so).
