@@ -230,3 +230,64 @@ fn a_terminal_sees_failures_in_colour_unless_no_color_and_json_gets_none_of_it()
     let doc: serde_json::Value = serde_json::from_str(&raw[start..=end]).expect("JSON");
     assert_eq!(doc.as_array().map(Vec::len), Some(2), "{doc}");
 }
+
+/// The escape sequence that opens `name` at the start of each line of `raw` that shows
+/// it (`\x1b[NNm` before `name\x1b[0m: `), one per line.
+fn colours_of(raw: &str, name: &str) -> Vec<String> {
+    let re = regex::Regex::new(&format!(r"(?m)^(\x1b\[[0-9]+m){name}\x1b\[0m: ")).unwrap();
+    re.captures_iter(raw).map(|c| c[1].to_string()).collect()
+}
+
+#[test]
+fn logs_of_several_services_colour_each_name_on_a_terminal_only() {
+    let pp = Playpen::new();
+    for name in ["db", "web", "cache"] {
+        pp.service(name, "service_program=sleep\nservice_flags=1000\n");
+    }
+    pp.role_config("playpen_services=\"db web cache\"\n");
+    pp.write("var/run/db.output", "db one\ndb two\n");
+    pp.write("var/run/web.output", "web one\nweb two\n");
+    pp.write("var/run/cache.output", "cache one\n");
+    let mut logs = pp.command();
+    logs.arg("logs").env_remove("NO_COLOR");
+    let (raw, ok) = on_terminal(&logs, "never", &pp.path("go"));
+    assert!(ok, "{raw}");
+    let db = colours_of(&raw, "db");
+    let web = colours_of(&raw, "web");
+    let cache = colours_of(&raw, "cache");
+    assert_eq!((db.len(), web.len(), cache.len()), (2, 2, 1), "{raw:?}");
+    // Stable: a name has one colour on every line and in every run; these three differ.
+    assert_eq!(db[0], db[1]);
+    assert_eq!(web[0], web[1]);
+    assert!(
+        db[0] != web[0] && web[0] != cache[0] && db[0] != cache[0],
+        "{raw:?}"
+    );
+    let (again, _) = on_terminal(&logs, "never", &pp.path("go"));
+    assert_eq!(colours_of(&again, "db"), db);
+    // The lines themselves are untouched.
+    assert_eq!(
+        screen(&raw),
+        [
+            "db: db one",
+            "db: db two",
+            "web: web one",
+            "web: web two",
+            "cache: cache one"
+        ]
+    );
+
+    // NO_COLOR on a terminal, and a pipe: plain names.
+    let mut plain = pp.command();
+    plain.arg("logs");
+    let (raw, _) = on_terminal(&plain, "never", &pp.path("go"));
+    assert!(!raw.contains('\x1b'), "NO_COLOR, yet escapes: {raw:?}");
+    let mut piped = pp.command();
+    piped.arg("logs").env_remove("NO_COLOR");
+    let out = run_command(&mut piped);
+    out.ok();
+    assert_eq!(
+        out.stdout,
+        "db: db one\ndb: db two\nweb: web one\nweb: web two\ncache: cache one\n"
+    );
+}

@@ -719,7 +719,9 @@ mod supervised {
                     .map(|n| (n.clone(), session.playpen.output_file(n)))
                     .collect();
                 let mut out = std::io::stdout().lock();
-                match crate::supervise::output::logs(&files, *lines, *follow, &mut out) {
+                let style = Style::for_stdout();
+                let name = |n: &str| style.service_name(n);
+                match crate::supervise::output::logs(&files, *lines, *follow, &name, &mut out) {
                     Ok(()) => Ok(exit::OK),
                     Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
                     Err(e) => Err(Error::io("read", &session.playpen.run_dir(), e)),

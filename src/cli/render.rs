@@ -71,6 +71,18 @@ impl Style {
     pub fn yellow(&self, t: &str) -> String {
         self.paint("33", t)
     }
+
+    /// A service's name in a colour of its own (for `logs` of several services): one of
+    /// six, picked by a hash of the name (FNV-1a, its high half folded into the low one
+    /// so that every byte counts; stable across runs and builds).
+    pub fn service_name(&self, name: &str) -> String {
+        const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+        let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let hash = hash ^ (hash >> 16);
+        self.paint(COLOURS[hash as usize % COLOURS.len()], name)
+    }
 }
 
 // ---- writing ----
