@@ -29,6 +29,7 @@ mod settings;
 mod status_ping;
 mod supervise;
 mod templates;
+mod tutorial;
 mod upgrade;
 
 /// With `autotests = false` cargo builds no tests/*.rs on its own: a file missing from
