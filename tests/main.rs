@@ -22,12 +22,14 @@ mod hooks;
 mod lifecycle;
 mod packages;
 mod playpen;
+mod progress;
 mod real_servers;
 mod service_names;
 mod settings;
 mod status_ping;
 mod supervise;
 mod templates;
+mod tutorial;
 mod upgrade;
 
 /// With `autotests = false` cargo builds no tests/*.rs on its own: a file missing from

@@ -522,8 +522,8 @@ type Op =
 fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let mut session = open(cli)?;
     let progress = render::Progress::new(cli.json, Style::for_stdout(), services.len());
-    let (results, warnings) = op(&mut session, services, &|name, result| {
-        progress.service_done(name, result)
+    let (results, warnings) = op(&mut session, services, &|name, step| {
+        progress.step(name, step)
     })?;
     // A start cut short by SIGTERM, SIGHUP or SIGINT fails, even when what had begun
     // was finished (the warnings say so).
@@ -712,7 +712,9 @@ mod supervised {
                     .map(|n| (n.clone(), session.playpen.output_file(n)))
                     .collect();
                 let mut out = std::io::stdout().lock();
-                match crate::supervise::output::logs(&files, *lines, *follow, &mut out) {
+                let style = Style::for_stdout();
+                let name = |n: &str| style.service_name(n);
+                match crate::supervise::output::logs(&files, *lines, *follow, &name, &mut out) {
                     Ok(()) => Ok(exit::OK),
                     Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
                     Err(e) => Err(Error::io("read", &session.playpen.run_dir(), e)),

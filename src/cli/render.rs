@@ -20,7 +20,7 @@ use crate::config::{Env, Origin};
 use crate::error::{Error, Result};
 use crate::ops::package::{InstallReport, NewService, Removed};
 use crate::ops::upgrade::Report;
-use crate::ops::{Finding, Missing, Results};
+use crate::ops::{Finding, Missing, Results, Step};
 use crate::playpen::Playpen;
 use crate::service::outcome::Outcome;
 use crate::service::prepare::Prepared;
@@ -70,6 +70,18 @@ impl Style {
     }
     pub fn yellow(&self, t: &str) -> String {
         self.paint("33", t)
+    }
+
+    /// A service's name in a colour of its own (for `logs` of several services): one of
+    /// six, picked by a hash of the name (FNV-1a, its high half folded into the low one
+    /// so that every byte counts; stable across runs and builds).
+    pub fn service_name(&self, name: &str) -> String {
+        const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+        let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let hash = hash ^ (hash >> 16);
+        self.paint(COLOURS[hash as usize % COLOURS.len()], name)
     }
 }
 
@@ -258,6 +270,13 @@ pub fn unchanged_summary(unchanged: &[(String, Outcome)]) -> String {
 /// The output of start, stop and restart: a line per service as it finishes (errors on
 /// stderr), then the services left as they were summed up, then what was not shown yet;
 /// with `--json`, one document at the end.
+///
+/// On a terminal (stdout), and without `--json`, a status line under those lines says
+/// what is going on meanwhile: how many are done and failed, which are in progress and
+/// which wait on which dependency. It is rewritten in place with `\r` (no escape
+/// sequence, so NO_COLOR and dumb terminals see plain text; colour only with
+/// [`Style::colour`]) and blanked before every other line and at the end: in a pipe
+/// nothing of it is written, and what stays on a terminal is the same as in a pipe.
 pub struct Progress {
     json: bool,
     style: Style,
@@ -266,16 +285,158 @@ pub struct Progress {
     sum_up_unchanged: bool,
     reported: Mutex<Vec<String>>,
     unchanged: Mutex<Vec<(String, Outcome)>>,
+    /// The status line's state, on a terminal only.
+    live: Option<Mutex<Live>>,
+}
+
+/// What the status line shows.
+#[derive(Default)]
+struct Live {
+    /// name → what it waits for, and whether it waits for readiness (it has begun).
+    waiting: BTreeMap<String, (Vec<String>, bool)>,
+    busy: Vec<String>,
+    done: Vec<String>,
+    failed: Vec<String>,
+    /// Every service heard of.
+    all: std::collections::BTreeSet<String>,
+    /// Characters of the status line now on the screen.
+    shown: usize,
+}
+
+impl Live {
+    fn finished(&self, name: &str) -> bool {
+        self.done.iter().chain(&self.failed).any(|n| n == name)
+    }
+
+    /// `2/5 done, 1 failed · now: db, cache · web waits for db`
+    fn line(&self, style: Style, width: usize) -> (String, usize) {
+        let total = self.all.len();
+        let mut parts: Vec<(String, String)> = Vec::new();
+        let done = format!("{}/{total} done", self.done.len());
+        parts.push((done.clone(), style.green(&done)));
+        if !self.failed.is_empty() {
+            let failed = format!("{} failed ({})", self.failed.len(), self.failed.join(", "));
+            parts.push((failed.clone(), style.red(&failed)));
+        }
+        let busy: Vec<&String> = self
+            .busy
+            .iter()
+            .filter(|n| !self.waiting.get(*n).is_some_and(|(_, ready)| *ready))
+            .collect();
+        if !busy.is_empty() {
+            let list: Vec<&str> = busy.iter().map(|s| s.as_str()).collect();
+            let now = format!("now: {}", list.join(", "));
+            parts.push((now.clone(), now));
+        }
+        for (name, (on, ready)) in &self.waiting {
+            let on: Vec<&str> = on
+                .iter()
+                .filter(|d| *ready || !self.finished(d))
+                .map(String::as_str)
+                .collect();
+            if on.is_empty() {
+                continue;
+            }
+            let text = if *ready {
+                format!("{name} waits for {} to be ready", on.join(", "))
+            } else {
+                format!("{name} waits for {}", on.join(", "))
+            };
+            parts.push((text.clone(), style.yellow(&text)));
+        }
+        // Never wider than the terminal: a wrapped line cannot be rewritten with \r.
+        let mut plain_len = 0;
+        let mut shown = String::new();
+        for (i, (plain, painted)) in parts.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " · " };
+            let len = sep.chars().count() + plain.chars().count();
+            if plain_len + len > width {
+                let cut: String = format!("{sep}{plain}")
+                    .chars()
+                    .take(width.saturating_sub(plain_len + 1))
+                    .collect();
+                plain_len += cut.chars().count() + 1;
+                shown.push_str(&cut);
+                shown.push('…');
+                break;
+            }
+            plain_len += len;
+            shown.push_str(sep);
+            shown.push_str(painted);
+        }
+        (shown, plain_len)
+    }
+}
+
+/// The terminal's width in columns (80 when it cannot be asked).
+fn terminal_width() -> usize {
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct it is given.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        size.ws_col as usize
+    } else {
+        80
+    }
 }
 
 impl Progress {
     pub fn new(json: bool, style: Style, named: usize) -> Progress {
+        let live = (!json && io::stdout().is_terminal()).then(|| Mutex::new(Live::default()));
         Progress {
             json,
             style,
             sum_up_unchanged: named != 1,
             reported: Mutex::new(Vec::new()),
             unchanged: Mutex::new(Vec::new()),
+            live,
+        }
+    }
+
+    /// Called (from any thread) with each step of each service of the operation.
+    pub fn step(&self, name: &str, step: Step) {
+        let Some(live) = &self.live else {
+            if let Step::Finished(result) = step {
+                self.service_done(name, result);
+            }
+            return;
+        };
+        let mut live = live.lock().expect("not poisoned");
+        live.all.insert(name.to_string());
+        match step {
+            Step::Waiting(on) => {
+                let begun = live.busy.iter().any(|n| n == name);
+                live.waiting.insert(name.to_string(), (on.to_vec(), begun));
+            }
+            Step::Started => {
+                live.waiting.remove(name);
+                if !live.busy.iter().any(|n| n == name) {
+                    live.busy.push(name.to_string());
+                }
+            }
+            Step::Finished(result) => {
+                live.waiting.remove(name);
+                live.busy.retain(|n| n != name);
+                if result.is_ok() {
+                    live.done.push(name.to_string());
+                } else {
+                    live.failed.push(name.to_string());
+                }
+                Self::blank(&mut live);
+                self.service_done(name, result);
+            }
+        }
+        Self::blank(&mut live);
+        let (line, len) = live.line(self.style, terminal_width().saturating_sub(1));
+        out(&line);
+        live.shown = len;
+    }
+
+    /// Blank the status line and go back to its start.
+    fn blank(live: &mut Live) {
+        if live.shown > 0 {
+            out(&format!("\r{}\r", " ".repeat(live.shown)));
+            live.shown = 0;
         }
     }
 
@@ -303,6 +464,9 @@ impl Progress {
     /// After the operation: `role_config` names where to list services when there were
     /// none to act on.
     pub fn finish(self, results: &Results<Outcome>, warnings_: &[String], role_config: &Path) {
+        if let Some(live) = &self.live {
+            Self::blank(&mut live.lock().expect("not poisoned"));
+        }
         if results.is_empty() && !self.json {
             out(&nothing_to_do(role_config));
         }

@@ -75,6 +75,23 @@ pub enum Direction {
     Reverse,
 }
 
+/// What each node waits for before it runs: its dependencies (Forward) or its
+/// dependants (Reverse).
+pub fn waits_for(deps: &Deps, direction: Direction) -> Deps {
+    match direction {
+        Direction::Forward => deps.clone(),
+        Direction::Reverse => {
+            let mut rev: Deps = deps.keys().map(|k| (k.clone(), Vec::new())).collect();
+            for (node, list) in deps {
+                for dep in list {
+                    rev.entry(dep.clone()).or_default().push(node.clone());
+                }
+            }
+            rev
+        }
+    }
+}
+
 /// Run `job` for every node in parallel, each as soon as the nodes it waits for are done.
 /// A node whose prerequisite failed is not run; `skipped` gives its error instead.
 /// The graph must be acyclic (see `find_cycle`).
@@ -89,18 +106,7 @@ where
     F: Fn(&str) -> Result<T> + Sync,
     S: Fn(&str, &str) -> Error + Sync,
 {
-    let waits_for: Deps = match direction {
-        Direction::Forward => deps.clone(),
-        Direction::Reverse => {
-            let mut rev: Deps = deps.keys().map(|k| (k.clone(), Vec::new())).collect();
-            for (node, list) in deps {
-                for dep in list {
-                    rev.entry(dep.clone()).or_default().push(node.clone());
-                }
-            }
-            rev
-        }
-    };
+    let waits_for = waits_for(deps, direction);
     // name → Some(ok?) once finished.
     let state: Arc<(Mutex<BTreeMap<String, bool>>, Condvar)> =
         Arc::new((Mutex::new(BTreeMap::new()), Condvar::new()));

@@ -28,8 +28,29 @@ pub fn interrupted() -> bool {
     crate::process::interrupt::received().is_some()
 }
 
-/// Called as each service finishes, for progress output.
-pub type Progress<'a> = &'a (dyn Fn(&str, &Result<Outcome>) + Sync);
+/// What happens to a service during start, stop, restart, up and down, as it happens
+/// (from any thread), for progress output.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// It waits for these (empty: for nothing, it is queued). Sent for every service
+    /// before the work begins, with what it waits for in dependency order; sent again
+    /// once it has begun when it then waits for a dependency to become ready.
+    Waiting(&'a [String]),
+    /// The work on it has begun.
+    Started,
+    /// It is done, well or not.
+    Finished(&'a Result<Outcome>),
+}
+
+/// Called with each service's name and [`Step`], for progress output.
+pub type Progress<'a> = &'a (dyn Fn(&str, Step) + Sync);
+
+/// Tell `progress` what each service of `deps` waits for, before the work begins.
+fn announce(progress: Progress, deps: &Deps, direction: Direction) {
+    for (name, on) in graph::waits_for(deps, direction) {
+        progress(&name, Step::Waiting(&on));
+    }
+}
 
 /// Per-service results in the order the services were acted on.
 pub type Results<T> = Vec<(String, Result<T>)>;
@@ -125,7 +146,9 @@ pub fn start(
         |playpen, good, deps, name, census| {
             let p = &good[name];
             for dep in deps.get(name).into_iter().flatten() {
+                progress(name, Step::Waiting(std::slice::from_ref(dep)));
                 wait_ready(playpen, &good[dep], p)?;
+                progress(name, Step::Started);
             }
             lifecycle::start_with(playpen, p, census)
         },
@@ -173,14 +196,16 @@ fn run_forward(
     session.playpen.ensure_var()?;
     let playpen = session.playpen.clone();
     let census = Lazy::new(&playpen);
+    announce(progress, &deps, Direction::Forward);
     let results = graph::run_parallel(
         &deps,
         Direction::Forward,
         |name| {
+            progress(name, Step::Started);
             let result = interrupt::check(name, verb)
                 .and_then(|()| action(&playpen, &good, &deps, name, &census));
             forget_upgrade(&playpen, name, &result);
-            progress(name, &result);
+            progress(name, Step::Finished(&result));
             result
         },
         |name, failed| {
@@ -192,7 +217,7 @@ fn run_forward(
             .with_hint(format!(
                 "fix {failed} (its error is above), then run this again"
             ));
-            progress(name, &Err(err.clone()));
+            progress(name, Step::Finished(&Err(err.clone())));
             err
         },
     );
@@ -271,7 +296,7 @@ pub fn stop(
     let (good, mut bad) = partition(prepared);
     for name in idle {
         let result = Ok(Outcome::AlreadyStopped);
-        progress(&name, &result);
+        progress(&name, Step::Finished(&result));
         bad.push((name, result));
     }
     let deps = dependency_graph(&good);
@@ -283,12 +308,14 @@ pub fn stop(
         deps.keys().map(|k| (k.clone(), Vec::new())).collect()
     };
     let playpen = session.playpen.clone();
+    announce(progress, &deps_used, Direction::Reverse);
     let results = graph::run_parallel(
         &deps_used,
         Direction::Reverse,
         |name| {
+            progress(name, Step::Started);
             let result = lifecycle::stop_with(&playpen, &good[name], &census);
-            progress(name, &result);
+            progress(name, Step::Finished(&result));
             result
         },
         |name, failed| {
@@ -298,7 +325,7 @@ pub fn stop(
             )
             .with_service(name)
             .with_hint(format!("stop {failed} first (its error is above)"));
-            progress(name, &Err(err.clone()));
+            progress(name, Step::Finished(&Err(err.clone())));
             err
         },
     );

@@ -116,20 +116,22 @@ impl Followed {
 }
 
 /// `servicectl logs`: the last `lines` lines of each file, prefixed with the service's
-/// name when there are several; with `follow`, then everything appended, across
+/// name (as `name` shows it: the CLI colours it on a terminal) when there are several;
+/// with `follow`, then everything appended, across
 /// rotations, until the output is closed. Following waits on inotify (the directory,
 /// so that a file created or rotated later is seen), never by polling.
 pub fn logs(
     files: &[(String, PathBuf)],
     lines: usize,
     follow: bool,
+    name: &dyn Fn(&str) -> String,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let several = files.len() > 1;
     let mut followed = Vec::new();
-    for (name, path) in files {
+    for (service, path) in files {
         let prefix = if several {
-            format!("{name}: ")
+            format!("{}: ", name(service))
         } else {
             String::new()
         };
