@@ -497,7 +497,7 @@ pub fn supervised_status_text(services: &[crate::control::ServiceView], style: S
                 return padded.to_string();
             }
             match cell {
-                "running" => style.green(padded),
+                "running" | "armed" => style.green(padded),
                 "failed" => style.red(padded),
                 "backoff" | "starting" | "stopping" => style.yellow(padded),
                 _ => padded.to_string(),

@@ -10,6 +10,7 @@
 
 pub mod backoff;
 mod core;
+pub mod cron;
 pub mod jobs;
 pub mod lock;
 pub mod output;
