@@ -117,7 +117,12 @@ fn cron_fires_into_its_output_file_and_status_shows_armed() {
     let st = status_of(&pp, "tick");
     assert!(st["last_run"].is_string(), "{st}");
     assert_eq!(st["last_exit"], "exited with status 0", "{st}");
-    pp.run(&["status", "tick"]).out_says(&["armed"]);
+    pp.run(&["status", "tick"]).out_says(&[
+        "armed",
+        "next run ",
+        "last run ",
+        "exited with status 0",
+    ]);
     pp.run(&["stop", "tick"]).ok();
     assert_eq!(status_of(&pp, "tick")["state"], "stopped");
     let fired = count_lines(&pp, "var/run/tick.output", "fired tick");
@@ -242,6 +247,26 @@ fn inetd_tcp_runs_a_handler_per_connection_with_remote_addr() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "still listening after stop"
     );
+}
+
+#[test]
+fn inetd_port_may_be_a_typed_port_variable() {
+    let pp = Playpen::with_ports(&[], &[0, 3]);
+    inetd(
+        &pp,
+        "typed",
+        "service_port=ECHO_PORT\nservice_required_envars=ECHO_PORT\nenvar_ECHO_PORT_type=port\nECHO_PORT_OFFSET=3\n",
+        "#!/bin/sh\necho typed\n",
+    );
+    let _sup = Sup::start(&pp);
+    pp.run(&["start", "typed"]).ok();
+    let port = pp.port(3);
+    assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "typed");
+    let st = status_of(&pp, "typed");
+    assert_eq!(st["ports"][0][1], port, "{st}");
+    // Started again while armed: it holds its port itself, which is no conflict.
+    pp.run(&["start", "typed"]).ok();
+    assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "typed");
 }
 
 #[test]

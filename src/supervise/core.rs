@@ -2105,8 +2105,24 @@ impl Supervisor {
             Some(_) => None,
             None => pidfile::read_record(&self.playpen, &s.name),
         };
+        let listening = s
+            .armed
+            .as_ref()
+            .and_then(|a| a.listener.as_ref())
+            .and_then(|l| match l {
+                Listener::Tcp(l) => l.local_addr().ok(),
+                Listener::Udp(u) => u.local_addr().ok(),
+            });
         let ports = match (&s.prepared, &record) {
-            _ if s.pid.is_none() && s.armed.is_none() => Vec::new(),
+            (Some(p), _) if listening.is_some() => {
+                let port = listening.map(|a| a.port()).unwrap_or(0);
+                let mut ports = p.ports.clone();
+                if !ports.iter().any(|(_, n)| *n == port) {
+                    ports.push(("service_port".to_string(), port));
+                }
+                ports
+            }
+            _ if s.pid.is_none() => Vec::new(),
             (Some(p), _) => p.ports.clone(),
             (None, Some(r)) => r.ports.clone(),
             (None, None) => Vec::new(),
