@@ -3,7 +3,9 @@
 //! Everything here runs on one thread and never blocks: what must wait (configs,
 //! starts, stops, pings, rotations) is a job ([`super::jobs`]) whose result arrives as
 //! one more event. Deadlines live in one ordered map; the timerfd is armed for the
-//! earliest only (cron's next fire time will be one more kind of deadline).
+//! earliest only (a cron service's next fire time is one more kind of deadline).
+//! Cron runs and inetd handlers are spawned here (a spawn does not block) and watched
+//! by pidfd; inetd listeners sit in the same epoll set (see docs/supervisor.md).
 //!
 //! Reaping: the supervisor is a child subreaper and the parent of what it starts, but
 //! worker threads wait for their own children by PID (a start waits for its program
