@@ -150,6 +150,10 @@ struct Armed {
     listening: bool,
     /// Its output file, shared by every run and handler.
     output: std::fs::File,
+    /// What a run or handler executes (sh -c for cron), prepared once.
+    program: Option<super::fork::Program>,
+    /// /dev/null, a cron run's stdin.
+    null: Option<std::fs::File>,
 }
 
 /// A cron run or inetd handler the loop watches.
@@ -2270,13 +2274,29 @@ impl Supervisor {
             listener: None,
             listening: false,
             output,
+            program: None,
+            null: std::fs::File::open("/dev/null").ok(),
         };
+        let env = || {
+            prepared
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_os_str()))
+        };
+        let path = prepared.env.get("PATH").map(|p| p.as_os_str());
         let mut fire_now = false;
         match &prepared.settings.service_type {
             ServiceType::Init => {}
             ServiceType::Cron(c) => {
                 armed.schedule = super::cron::Schedule::new(&c.schedule);
                 fire_now = armed.schedule.is_none();
+                armed.program = Some(super::fork::Program::new(
+                    "/bin/sh",
+                    ["-c", c.command.as_str()],
+                    env(),
+                    path,
+                    &self.playpen.root,
+                ));
             }
             ServiceType::Inetd(d) => {
                 let listener = self.bind_inetd(&name, d, prepared)?;
@@ -2288,6 +2308,15 @@ impl Supervisor {
                     .map_err(|e| Error::runtime(format!("cannot watch its socket: {e}")))?;
                 armed.listening = true;
                 armed.listener = Some(listener);
+                armed.program = d.command.first().map(|program| {
+                    super::fork::Program::new(
+                        program,
+                        d.command[1..].iter().map(String::as_str),
+                        env(),
+                        path,
+                        &self.playpen.root,
+                    )
+                });
             }
         }
         let s = &mut self.services[i];
@@ -2487,45 +2516,24 @@ impl Supervisor {
         self.schedule_cron(i);
     }
 
-    /// A command for one of service `i`'s processes: its environment, the playpen as
-    /// cwd, its own process group, stderr to the output file.
-    fn command(&self, i: usize, program: &str) -> Option<std::process::Command> {
-        use std::os::unix::process::CommandExt;
-        let s = &self.services[i];
-        let prepared = s.prepared.as_ref()?;
-        let err = s.armed.as_ref()?.output.try_clone().ok()?;
-        let mut cmd = std::process::Command::new(program);
-        cmd.env_clear()
-            .envs(&prepared.env)
-            .current_dir(&self.playpen.root)
-            .stderr(err)
-            .process_group(0);
-        Some(cmd)
-    }
-
     /// Run service_cron_command with sh.
     fn spawn_run(&mut self, i: usize) {
+        use std::os::fd::AsRawFd;
         let s = &self.services[i];
-        let Some(ServiceType::Cron(c)) = s.settings().map(|st| st.service_type.clone()) else {
+        let Some(a) = s.armed.as_ref() else {
             return;
         };
-        let name = s.name.clone();
-        let out = s.armed.as_ref().and_then(|a| a.output.try_clone().ok());
-        let (Some(mut cmd), Some(out)) = (self.command(i, "/bin/sh"), out) else {
+        let (Some(program), Some(null)) = (&a.program, &a.null) else {
             return;
         };
-        cmd.arg("-c")
-            .arg(&c.command)
-            .stdin(std::process::Stdio::null())
-            .stdout(out);
-        match cmd.spawn() {
-            Ok(child) => {
-                let pid = child.id() as i32;
+        let out = a.output.as_raw_fd();
+        match program.spawn(null.as_raw_fd(), out, out, &[]) {
+            Ok(pid) => {
                 self.services[i].last_run = Some(super::cron::wall_now() as i64);
                 self.watch_child(i, pid);
             }
             Err(e) => {
-                log(&format!("{name}: cannot run its cron command: {e}"));
+                log(&format!("{}: cannot run its cron command: {e}", s.name));
                 self.services[i].last_exit = Some(format!("failed to start: {e}"));
             }
         }
@@ -2658,7 +2666,7 @@ impl Supervisor {
                 },
                 None => return,
             };
-            self.spawn_handler(i, &d, socket, peer);
+            self.spawn_handler(i, socket, peer);
             if d.protocol == Protocol::Udp {
                 // Not readable-level-triggered again until the handler has exited.
                 if let Some(a) = self.services[i].armed.as_mut()
@@ -2673,38 +2681,27 @@ impl Supervisor {
         }
     }
 
-    fn spawn_handler(
-        &mut self,
-        i: usize,
-        d: &InetdSettings,
-        socket: OwnedFd,
-        peer: Option<std::net::SocketAddr>,
-    ) {
-        let name = self.services[i].name.clone();
-        let Some(program) = d.command.first() else {
+    fn spawn_handler(&mut self, i: usize, socket: OwnedFd, peer: Option<std::net::SocketAddr>) {
+        use std::os::fd::AsRawFd;
+        let s = &self.services[i];
+        let Some(a) = s.armed.as_ref() else {
             return;
         };
-        let Some(mut cmd) = self.command(i, program) else {
+        let Some(program) = &a.program else {
             return;
         };
-        let Ok(stdout) = socket.try_clone() else {
-            return;
+        let extra: Vec<(&str, String)> = match peer {
+            Some(peer) => vec![
+                ("REMOTE_ADDR", peer.ip().to_string()),
+                ("REMOTE_PORT", peer.port().to_string()),
+            ],
+            None => Vec::new(),
         };
-        cmd.args(&d.command[1..])
-            .stdin(std::process::Stdio::from(socket))
-            .stdout(std::process::Stdio::from(stdout));
-        if let Some(peer) = peer {
-            cmd.env("REMOTE_ADDR", peer.ip().to_string())
-                .env("REMOTE_PORT", peer.port().to_string());
-        }
-        match cmd.spawn() {
-            Ok(child) => {
-                let pid = child.id() as i32;
-                // Drop the Command (and with it our copies of the socket) first.
-                drop(cmd);
-                self.watch_child(i, pid);
-            }
-            Err(e) => log(&format!("{name}: cannot run {program}: {e}")),
+        let fd = socket.as_raw_fd();
+        match program.spawn(fd, fd, a.output.as_raw_fd(), &extra) {
+            // Our copy of the socket closes here; the handler has its own.
+            Ok(pid) => self.watch_child(i, pid),
+            Err(e) => log(&format!("{}: cannot run its handler: {e}", s.name)),
         }
     }
 }

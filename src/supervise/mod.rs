@@ -13,6 +13,7 @@
 pub mod backoff;
 mod core;
 pub mod cron;
+mod fork;
 pub mod jobs;
 pub mod lock;
 pub mod output;
