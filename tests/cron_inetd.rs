@@ -445,3 +445,32 @@ fn bad_cron_and_inetd_settings_are_refused_by_check_and_start() {
         pp.run(&["start", "bad"]).fails().says(&[says]);
     }
 }
+
+#[test]
+fn cron_at_reboot_runs_once_when_armed() {
+    let pp = Playpen::new();
+    pp.service(
+        "boot",
+        "service_type=cron\nservice_cron_time=@reboot\nservice_cron_command='echo booted'\n",
+    );
+    let _sup = Sup::start(&pp);
+    pp.run(&["start", "boot"]).ok();
+    assert!(wait_until(PATIENCE, || count_lines(
+        &pp,
+        "var/run/boot.output",
+        "booted"
+    ) == 1));
+    let st = status_of(&pp, "boot");
+    assert_eq!(st["state"], "armed", "{st}");
+    assert!(st.get("next_run").is_none_or(|v| v.is_null()), "{st}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count_lines(&pp, "var/run/boot.output", "booted"), 1);
+    // Armed again after a stop: once more.
+    pp.run(&["stop", "boot"]).ok();
+    pp.run(&["start", "boot"]).ok();
+    assert!(wait_until(PATIENCE, || count_lines(
+        &pp,
+        "var/run/boot.output",
+        "booted"
+    ) == 2));
+}
