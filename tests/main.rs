@@ -13,6 +13,7 @@ mod bytes;
 mod cli_output;
 mod concurrency;
 mod config_eval;
+mod cron_inetd;
 mod ecosystem;
 mod envars;
 mod harden_files;

@@ -614,6 +614,25 @@ pub fn status_text(statuses: &[ServiceStatus], style: Style) -> String {
 
 // ---- under a supervisor: status, wait, enable/disable ----
 
+/// The NOTE column; for a cron service also its next and last run, for a cron or inetd
+/// service what runs now.
+fn armed_note(s: &crate::control::ServiceView) -> String {
+    let mut parts = Vec::new();
+    if let Some(next) = &s.next_run {
+        parts.push(format!("next run {next}"));
+    }
+    if let Some(last) = &s.last_run {
+        parts.push(format!("last run {last}"));
+    }
+    if let Some(n) = s.handlers.filter(|&n| n > 0) {
+        parts.push(format!("{n} running"));
+    }
+    if let Some(note) = &s.note {
+        parts.push(note.clone());
+    }
+    parts.join("; ")
+}
+
 /// The supervisor's status table: state (running, starting, backoff, failed, stopping,
 /// stopped), restarts, how the last run ended, uptime.
 pub fn supervised_status_text(services: &[crate::control::ServiceView], style: Style) -> String {
@@ -640,7 +659,7 @@ pub fn supervised_status_text(services: &[crate::control::ServiceView], style: S
                         .collect::<Vec<_>>()
                         .join(",")
                 },
-                s.note.clone().unwrap_or_default(),
+                armed_note(s),
             ]
         })
         .collect();
@@ -661,7 +680,7 @@ pub fn supervised_status_text(services: &[crate::control::ServiceView], style: S
                 return padded.to_string();
             }
             match cell {
-                "running" => style.green(padded),
+                "running" | "armed" => style.green(padded),
                 "failed" => style.red(padded),
                 "backoff" | "starting" | "stopping" => style.yellow(padded),
                 _ => padded.to_string(),

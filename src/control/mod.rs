@@ -172,6 +172,15 @@ pub struct ServiceView {
     pub version: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    /// Cron (state `armed`): the next fire time and the last one, local time
+    /// (`2026-12-01 10:20:00`); the last run's exit status is `last_exit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    /// Cron and inetd: processes running now (a cron run, inetd handlers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handlers: Option<u32>,
 }
 
 /// A service `wait` gave up on, and why.

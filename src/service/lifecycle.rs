@@ -26,7 +26,8 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Checks that need no process: the program and scripts exist, a service without a
-/// pidfile has a ping, the service type is one this command can run.
+/// pidfile has a ping. Cron and inetd services are valid here; only a direct start
+/// refuses them ([`needs_supervisor`]).
 pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
     let settings = &prepared.settings;
     let name = prepared.name();
@@ -64,15 +65,22 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         .with_service(name)
         .with_hint("a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked"));
     }
-    match &settings.service_type {
+    Ok(())
+}
+
+/// Cron and inetd services are run by the supervisor (§9.6): a direct `start` or
+/// `restart` (no supervisor running) refuses them. `check` accepts them (they are valid
+/// configuration); the supervisor arms them itself and never calls [`start`] for them.
+pub fn needs_supervisor(prepared: &Prepared) -> Result<()> {
+    match &prepared.settings.service_type {
         ServiceType::Init => Ok(()),
         kind => Err(Error::config(format!(
-            "service_type={} needs the supervisor{}: cron and inetd services are run by `servicectl supervise`, which this version does not have",
+            "service_type={} needs the supervisor{}: cron and inetd services are run by `servicectl supervise`",
             kind.name(),
             prepared.config.origin_note("service_type")
         ))
-        .with_service(name)
-        .with_hint("run it as a daemon (service_type=init), or leave it out of playpen_services for now")),
+        .with_service(prepared.name())
+        .with_hint("start the supervisor (`servicectl supervise --daemon`), then run this again")),
     }
 }
 
@@ -159,6 +167,7 @@ pub fn start(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
 /// [`start`] within a command that shares one census of the playpen's processes
 /// across its services (scanned only if one of them needs it).
 pub fn start_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+    needs_supervisor(prepared)?;
     let _lock = ServiceLock::acquire(playpen, prepared.name())?;
     interrupt::check(prepared.name(), "started")?;
     start_locked(playpen, prepared, census)
@@ -882,6 +891,7 @@ pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
 
 /// [`restart`] within a command that shares one census across its services.
 pub fn restart_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+    needs_supervisor(prepared)?;
     let settings = &prepared.settings;
     let name = prepared.name();
     let _lock = ServiceLock::acquire(playpen, name)?;

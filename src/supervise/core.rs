@@ -3,7 +3,9 @@
 //! Everything here runs on one thread and never blocks: what must wait (configs,
 //! starts, stops, pings, rotations) is a job ([`super::jobs`]) whose result arrives as
 //! one more event. Deadlines live in one ordered map; the timerfd is armed for the
-//! earliest only (cron's next fire time will be one more kind of deadline).
+//! earliest only (a cron service's next fire time is one more kind of deadline).
+//! Cron runs and inetd handlers are spawned here (a spawn does not block) and watched
+//! by pidfd; inetd listeners sit in the same epoll set (see docs/supervisor.md).
 //!
 //! Reaping: the supervisor is a child subreaper and the parent of what it starts, but
 //! worker threads wait for their own children by PID (a start waits for its program
@@ -14,7 +16,7 @@
 
 use super::backoff;
 use super::jobs::{self, Job, Output, Prepped, Scope};
-use crate::config::settings::RestartPolicy;
+use crate::config::settings::{InetdSettings, PortSetting, Protocol, RestartPolicy, ServiceType};
 use crate::control::{self, Done, LineBuffer, NotReady, Op, Reply, Row, ServiceView};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::graph::Deps;
@@ -45,6 +47,10 @@ const WAKE: u64 = 4;
 const INOTIFY: u64 = 5;
 const CLIENT: u64 = 1 << 60;
 const PIDFD: u64 = 2 << 60;
+/// A cron run or an inetd handler, by PID.
+const CHILD: u64 = 3 << 60;
+/// An inetd service's listening socket, by service index.
+const INETD: u64 = 4 << 60;
 const KIND_MASK: u64 = 0xf << 60;
 
 /// Clients connected at once; more are answered with an error and closed.
@@ -64,6 +70,8 @@ pub enum State {
     Backoff,
     Failed,
     Stopping,
+    /// A cron or inetd service that is armed (scheduled, listening).
+    Armed,
 }
 
 impl State {
@@ -75,6 +83,7 @@ impl State {
             State::Backoff => "backoff",
             State::Failed => "failed",
             State::Stopping => "stopping",
+            State::Armed => "armed",
         }
     }
 }
@@ -110,6 +119,47 @@ enum Due {
     Ping(usize, u64),
     /// A `wait` request gives up.
     WaitTimeout(u64),
+    /// A cron service's next fire time.
+    Cron(usize),
+    /// The halt timeout of a disarm is over: SIGKILL what still runs.
+    Kill(usize),
+}
+
+/// An inetd service's socket.
+enum Listener {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+impl Listener {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Udp(u) => u.as_fd(),
+        }
+    }
+}
+
+/// A cron or inetd service while it is armed.
+struct Armed {
+    schedule: Option<super::cron::Schedule>,
+    /// The next fire time (Unix seconds, wall clock).
+    next: Option<i64>,
+    listener: Option<Listener>,
+    /// The listener is in the epoll set (not while at service_inetd_max).
+    listening: bool,
+    /// Its output file, shared by every run and handler.
+    output: std::fs::File,
+    /// What a run or handler executes (sh -c for cron), prepared once.
+    program: Option<super::fork::Program>,
+    /// /dev/null, a cron run's stdin.
+    null: Option<std::fs::File>,
+}
+
+/// A cron run or inetd handler the loop watches.
+struct Child {
+    service: usize,
+    pidfd: OwnedFd,
 }
 
 type TimerKey = (Instant, u64);
@@ -150,6 +200,14 @@ struct Service {
     /// restart first checks that no command acting directly stopped it.
     revive: bool,
     note: Option<String>,
+    /// Cron and inetd: armed by start, disarmed by stop.
+    armed: Option<Armed>,
+    /// Its cron run or inetd handlers now running.
+    children: BTreeSet<i32>,
+    /// Cron: the last minute fired (Unix seconds); never fired again.
+    last_fired: Option<i64>,
+    /// Cron: when the last run started.
+    last_run: Option<i64>,
 }
 
 impl Service {
@@ -180,6 +238,10 @@ impl Service {
             undecided: false,
             revive: false,
             note: None,
+            armed: None,
+            children: BTreeSet::new(),
+            last_fired: None,
+            last_run: None,
         }
     }
 
@@ -258,6 +320,8 @@ pub struct Supervisor {
     shutting_down: bool,
     exit: Option<i32>,
     my_uid: u32,
+    /// Cron runs and inetd handlers, by PID.
+    children: HashMap<i32, Child>,
 }
 
 fn now_text() -> String {
@@ -409,6 +473,7 @@ impl Supervisor {
             shutting_down: false,
             exit: None,
             my_uid: nix::unistd::geteuid().as_raw(),
+            children: HashMap::new(),
         })
     }
 
@@ -450,6 +515,8 @@ impl Supervisor {
                     WAKE => self.on_jobs_done(),
                     INOTIFY => self.on_output_written(),
                     t if t & KIND_MASK == CLIENT => self.on_client(t & !KIND_MASK, event.events()),
+                    t if t & KIND_MASK == CHILD => self.on_child((t & !KIND_MASK) as i32),
+                    t if t & KIND_MASK == INETD => self.on_inetd((t & !KIND_MASK) as usize),
                     t if t & KIND_MASK == PIDFD => {
                         let service = ((t & !KIND_MASK) >> 32) as usize;
                         let generation = t & 0xffff_ffff;
@@ -762,6 +829,19 @@ impl Supervisor {
             self.settle(i, Err(problem));
             return;
         }
+        if !matches!(prepared.settings.service_type, ServiceType::Init) {
+            let result = self.arm(i, &prepared);
+            if let Err(e) = &result {
+                log(&e.to_string());
+                let s = &mut self.services[i];
+                s.state = State::Failed;
+                s.wanted = false;
+                s.note = Some(e.message.clone());
+            }
+            self.settle(i, result);
+            return;
+        }
+        let s = &mut self.services[i];
         s.busy = Some(Busy::Start);
         s.state = State::Starting;
         self.cancel_timer(i);
@@ -784,6 +864,12 @@ impl Supervisor {
         if s.busy.is_some() {
             // The start or restart under way is followed by a stop (see on_lifecycle).
             return;
+        }
+        let kind = s
+            .settings()
+            .is_some_and(|st| !matches!(st.service_type, ServiceType::Init));
+        if kind || s.armed.is_some() || !s.children.is_empty() {
+            return self.disarm(i);
         }
         let running = s.pid.is_some() || (s.state == State::Running && s.pidfd.is_none());
         let prepared = s.prepared.clone();
@@ -830,6 +916,15 @@ impl Supervisor {
         };
         if let Some(problem) = s.problem.clone() {
             self.settle(i, Err(problem));
+            return;
+        }
+        if !matches!(prepared.settings.service_type, ServiceType::Init) {
+            // Disarm (ending what runs), then arm again: `wanted` makes the end of the
+            // disarm start it.
+            self.disarm(i);
+            if self.services[i].busy.is_none() {
+                self.launch_start(i);
+            }
             return;
         }
         s.busy = Some(Busy::Restart);
@@ -1139,6 +1234,7 @@ impl Supervisor {
                 let pid = s.pid;
                 self.settle(i, Ok(Outcome::AlreadyRunning { pid }));
             }
+            (None, State::Armed) => self.settle(i, Ok(Outcome::AlreadyRunning { pid: None })),
             (None, State::Running | State::Starting) if s.pid.is_some() => {
                 // Its readiness is being checked.
             }
@@ -1262,7 +1358,11 @@ impl Supervisor {
             .into_iter()
             .filter(|n| {
                 let s = &self.services[self.index[n]];
-                s.pid.is_some() || s.busy.is_some() || s.state == State::Running
+                s.pid.is_some()
+                    || s.busy.is_some()
+                    || s.state == State::Running
+                    || s.armed.is_some()
+                    || !s.children.is_empty()
             })
             .collect();
         let mut batch = self.batch(conn, &[], &stops, Verb::Stop, &deps);
@@ -1338,7 +1438,7 @@ impl Supervisor {
 
     /// Take in what a preparation found, then act on the command it was for.
     fn on_prepared(&mut self, purpose: Purpose, result: Result<Prepped>) {
-        let prepped = match result {
+        let mut prepped = match result {
             Ok(p) => p,
             Err(e) => {
                 match purpose {
@@ -1364,6 +1464,20 @@ impl Supervisor {
                 ..
             }
         );
+        // An armed inetd service holds its port itself: that is no conflict.
+        let armed: Vec<String> = prepped
+            .problems
+            .keys()
+            .filter(|n| {
+                self.index
+                    .get(*n)
+                    .is_some_and(|&i| self.services[i].armed.is_some())
+            })
+            .cloned()
+            .collect();
+        for name in armed {
+            prepped.problems.remove(&name);
+        }
         for (name, p) in &prepped.prepared {
             let i = self.service_index(name);
             let s = &mut self.services[i];
@@ -1497,6 +1611,10 @@ impl Supervisor {
                     let Some(pid) = status.pid().map(|p| p.as_raw()) else {
                         break;
                     };
+                    if self.children.contains_key(&pid) {
+                        self.child_exited(pid, describe_wait(status));
+                        continue;
+                    }
                     let service = self.services.iter().position(|s| s.pid == Some(pid));
                     if let Some(i) = service {
                         self.on_exit(i, describe_wait(status));
@@ -1585,6 +1703,14 @@ impl Supervisor {
                     if let Some(w) = self.waiters.remove(&id) {
                         self.answer_wait(w);
                     }
+                }
+                Due::Cron(i) => {
+                    self.services[i].timer = None;
+                    self.on_cron(i);
+                }
+                Due::Kill(i) => {
+                    self.services[i].timer = None;
+                    self.signal_children(i, Signal::SIGKILL);
                 }
             }
         }
@@ -1985,7 +2111,23 @@ impl Supervisor {
             Some(_) => None,
             None => pidfile::read_record(&self.playpen, &s.name),
         };
+        let listening = s
+            .armed
+            .as_ref()
+            .and_then(|a| a.listener.as_ref())
+            .and_then(|l| match l {
+                Listener::Tcp(l) => l.local_addr().ok(),
+                Listener::Udp(u) => u.local_addr().ok(),
+            });
         let ports = match (&s.prepared, &record) {
+            (Some(p), _) if listening.is_some() => {
+                let port = listening.map(|a| a.port()).unwrap_or(0);
+                let mut ports = p.ports.clone();
+                if !ports.iter().any(|(_, n)| *n == port) {
+                    ports.push(("service_port".to_string(), port));
+                }
+                ports
+            }
             _ if s.pid.is_none() => Vec::new(),
             (Some(p), _) => p.ports.clone(),
             (None, Some(r)) => r.ports.clone(),
@@ -2007,6 +2149,16 @@ impl Supervisor {
             ports,
             version,
             note: s.note.clone(),
+            next_run: s
+                .armed
+                .as_ref()
+                .and_then(|a| a.next)
+                .map(super::cron::local_text),
+            last_run: s.last_run.map(super::cron::local_text),
+            handlers: s
+                .settings()
+                .filter(|st| !matches!(st.service_type, ServiceType::Init))
+                .map(|_| s.children.len() as u32),
         }
     }
 
@@ -2101,5 +2253,455 @@ impl Supervisor {
                 .collect(),
         };
         self.reply(w.conn, &reply);
+    }
+}
+
+// ---- cron and inetd (§9.6) ----
+
+impl Supervisor {
+    /// `start` of a cron or inetd service: schedule it, or bind its socket (before the
+    /// reply, so a client may connect at once).
+    fn arm(&mut self, i: usize, prepared: &Arc<Prepared>) -> Result<Outcome> {
+        if self.services[i].armed.is_some() {
+            return Ok(Outcome::AlreadyRunning { pid: None });
+        }
+        let name = self.services[i].name.clone();
+        let output = crate::process::output::open_output(&self.playpen.output_file(&name))
+            .map_err(|e| e.with_service(&name))?;
+        let mut armed = Armed {
+            schedule: None,
+            next: None,
+            listener: None,
+            listening: false,
+            output,
+            program: None,
+            null: std::fs::File::open("/dev/null").ok(),
+        };
+        let env = || {
+            prepared
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_os_str()))
+        };
+        let path = prepared.env.get("PATH").map(|p| p.as_os_str());
+        let mut fire_now = false;
+        match &prepared.settings.service_type {
+            ServiceType::Init => {}
+            ServiceType::Cron(c) => {
+                armed.schedule = super::cron::Schedule::new(&c.schedule);
+                fire_now = armed.schedule.is_none();
+                armed.program = Some(super::fork::Program::new(
+                    "/bin/sh",
+                    ["-c", c.command.as_str()],
+                    env(),
+                    path,
+                    &self.playpen.root,
+                ));
+            }
+            ServiceType::Inetd(d) => {
+                let listener = self.bind_inetd(&name, d, prepared)?;
+                self.epoll
+                    .add(
+                        listener.fd(),
+                        EpollEvent::new(EpollFlags::EPOLLIN, INETD | i as u64),
+                    )
+                    .map_err(|e| Error::runtime(format!("cannot watch its socket: {e}")))?;
+                armed.listening = true;
+                armed.listener = Some(listener);
+                armed.program = d.command.first().map(|program| {
+                    super::fork::Program::new(
+                        program,
+                        d.command[1..].iter().map(String::as_str),
+                        env(),
+                        path,
+                        &self.playpen.root,
+                    )
+                });
+            }
+        }
+        let s = &mut self.services[i];
+        s.armed = Some(armed);
+        s.state = State::Armed;
+        s.ready = true;
+        s.wanted = true;
+        s.note = None;
+        self.services[i].run_started = Some(Instant::now());
+        log(&format!("{name}: armed"));
+        if fire_now {
+            // @reboot: once, now.
+            self.spawn_run(i);
+        }
+        self.schedule_cron(i);
+        self.check_waiters();
+        Ok(Outcome::Started { pid: None })
+    }
+
+    fn bind_inetd(&self, name: &str, d: &InetdSettings, prepared: &Prepared) -> Result<Listener> {
+        let (label, port) = match &d.port {
+            PortSetting::Number(n) => ("service_port".to_string(), *n),
+            PortSetting::Variable(v) => match prepared.ports.iter().find(|(n, _)| n == v) {
+                Some((n, p)) => (n.clone(), *p),
+                None => {
+                    return Err(Error::config(format!(
+                        "service_port names {v}, which has no port value"
+                    ))
+                    .with_service(name));
+                }
+            },
+        };
+        let addr = std::net::SocketAddr::new(d.bind, port);
+        let proto = match d.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        let bound = match d.protocol {
+            Protocol::Tcp => std::net::TcpListener::bind(addr).map(|l| {
+                // Room for a burst of connections while at service_inetd_max (std
+                // listens with a small backlog; listen again raises it).
+                // SAFETY: listen on a socket we own.
+                unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), 1024) };
+                Listener::Tcp(l)
+            }),
+            Protocol::Udp => std::net::UdpSocket::bind(addr).map(Listener::Udp),
+        };
+        let listener = bound.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                let ports = [(label.clone(), port)];
+                let held = crate::process::sockets::held_ports(&self.playpen, [(name, &ports[..])]);
+                if let Some((_, err)) = held.into_iter().next() {
+                    return err.with_service(name);
+                }
+                Error::runtime(format!(
+                    "cannot listen on {proto} {addr}: port {port} is in use"
+                ))
+                .with_service(name)
+                .with_hint(format!(
+                    "stop what holds port {port}, or set {label} to a free port"
+                ))
+            } else {
+                Error::runtime(format!("cannot listen on {proto} {addr}: {e}")).with_service(name)
+            }
+        })?;
+        let nonblocking = match &listener {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Udp(u) => u.set_nonblocking(true),
+        };
+        nonblocking.map_err(|e| Error::runtime(format!("cannot set up its socket: {e}")))?;
+        Ok(listener)
+    }
+
+    /// `stop`: no more fires or connections; end what runs (TERM to each process
+    /// group, KILL after service_halt_timeout). Settles once nothing runs.
+    fn disarm(&mut self, i: usize) {
+        self.cancel_timer(i);
+        let was_armed = match self.services[i].armed.take() {
+            Some(a) => {
+                if let Some(l) = &a.listener
+                    && a.listening
+                {
+                    let _ = self.epoll.delete(l.fd());
+                }
+                log(&format!("{}: disarmed", self.services[i].name));
+                true
+            }
+            None => false,
+        };
+        if self.services[i].children.is_empty() {
+            let s = &mut self.services[i];
+            s.state = State::Stopped;
+            s.ready = false;
+            s.run_started = None;
+            if !s.wanted || self.shutting_down {
+                let outcome = if was_armed {
+                    Outcome::Stopped {
+                        pid: None,
+                        warning: None,
+                    }
+                } else {
+                    Outcome::AlreadyStopped
+                };
+                self.settle(i, Ok(outcome));
+            }
+            return;
+        }
+        let halt = self.services[i]
+            .settings()
+            .map(|s| s.halt_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        let s = &mut self.services[i];
+        s.state = State::Stopping;
+        s.busy = Some(Busy::Stop);
+        self.signal_children(i, Signal::SIGTERM);
+        self.set_timer(i, Instant::now() + halt, Due::Kill(i));
+    }
+
+    /// The last run or handler of a disarmed service ended.
+    fn finish_disarm(&mut self, i: usize) {
+        self.cancel_timer(i);
+        let s = &mut self.services[i];
+        s.busy = None;
+        s.state = State::Stopped;
+        s.ready = false;
+        s.run_started = None;
+        if s.wanted && !self.shutting_down {
+            self.launch_start(i);
+        } else {
+            self.settle(
+                i,
+                Ok(Outcome::Stopped {
+                    pid: None,
+                    warning: None,
+                }),
+            );
+        }
+    }
+
+    fn signal_children(&self, i: usize, signal: Signal) {
+        for &pid in &self.services[i].children {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
+    /// Set the timer for the next fire time after now and after the last minute fired
+    /// (so a clock set back never fires a minute twice).
+    fn schedule_cron(&mut self, i: usize) {
+        let now = super::cron::wall_now();
+        let after = (now.floor() as i64).max(self.services[i].last_fired.unwrap_or(i64::MIN));
+        let Some(armed) = self.services[i].armed.as_mut() else {
+            return;
+        };
+        let Some(schedule) = &armed.schedule else {
+            return;
+        };
+        armed.next = schedule.next_after(after);
+        if let Some(next) = armed.next {
+            // A millisecond late, so that the wall clock has reached it on waking.
+            let left = Duration::from_secs_f64((next as f64 - now).max(0.0) + 0.001);
+            self.set_timer(i, Instant::now() + left, Due::Cron(i));
+        }
+    }
+
+    /// The timer for a cron service's next fire time went off.
+    fn on_cron(&mut self, i: usize) {
+        let now = super::cron::wall_now().floor() as i64;
+        let s = &self.services[i];
+        let Some(next) = s.armed.as_ref().and_then(|a| a.next) else {
+            return;
+        };
+        let name = s.name.clone();
+        if now < next || s.last_fired.is_some_and(|last| next <= last) {
+            // Early by the wall clock (it was set back): look again.
+            return self.schedule_cron(i);
+        }
+        if now - next >= 60 {
+            log(&format!(
+                "{name}: the run due at {} starts {} s late (the clock was set forward, or the machine slept); runs due in between are not made up",
+                super::cron::local_text(next),
+                now - next
+            ));
+        }
+        self.services[i].last_fired = Some(next);
+        if self.services[i].children.is_empty() {
+            self.spawn_run(i);
+        } else {
+            log(&format!(
+                "{name}: the run due at {} is skipped: the previous run is still going",
+                super::cron::local_text(next)
+            ));
+            self.services[i].note = Some(format!(
+                "skipped the run due at {}: the previous run was still going",
+                super::cron::local_text(next)
+            ));
+        }
+        self.schedule_cron(i);
+    }
+
+    /// Run service_cron_command with sh.
+    fn spawn_run(&mut self, i: usize) {
+        use std::os::fd::AsRawFd;
+        let s = &self.services[i];
+        let Some(a) = s.armed.as_ref() else {
+            return;
+        };
+        let (Some(program), Some(null)) = (&a.program, &a.null) else {
+            return;
+        };
+        let out = a.output.as_raw_fd();
+        match program.spawn(null.as_raw_fd(), out, out, &[]) {
+            Ok(pid) => {
+                self.services[i].last_run = Some(super::cron::wall_now() as i64);
+                self.watch_child(i, pid);
+            }
+            Err(e) => {
+                log(&format!("{}: cannot run its cron command: {e}", s.name));
+                self.services[i].last_exit = Some(format!("failed to start: {e}"));
+            }
+        }
+    }
+
+    fn watch_child(&mut self, i: usize, pid: i32) {
+        self.services[i].children.insert(pid);
+        match proc::pidfd(pid) {
+            Some(pidfd) => {
+                let token = CHILD | pid as u64;
+                if let Err(e) = self
+                    .epoll
+                    .add(pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
+                    log(&format!("cannot watch pid {pid}: {e}"));
+                }
+                self.children.insert(pid, Child { service: i, pidfd });
+            }
+            // Gone and reaped already (it cannot be: it is our child); count it done.
+            None => self.child_exited(pid, "exited".into()),
+        }
+    }
+
+    /// A cron run or handler's pidfd is readable: it exited.
+    fn on_child(&mut self, pid: i32) {
+        let Some(child) = self.children.get(&pid) else {
+            return;
+        };
+        let status = match nix::sys::wait::waitid(
+            Id::PIDFd(child.pidfd.as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => return,
+            Ok(status) => describe_wait(status),
+            Err(_) => "exited".to_string(),
+        };
+        self.child_exited(pid, status);
+    }
+
+    fn child_exited(&mut self, pid: i32, status: String) {
+        let i = match self.children.remove(&pid) {
+            Some(child) => {
+                let _ = self.epoll.delete(child.pidfd.as_fd());
+                child.service
+            }
+            None => match self.services.iter().position(|s| s.children.contains(&pid)) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let s = &mut self.services[i];
+        s.children.remove(&pid);
+        let settings = s.settings().map(|st| st.service_type.clone());
+        if let Some(ServiceType::Cron(_)) = settings {
+            log(&format!("{}: cron run (pid {pid}) {status}", s.name));
+            s.last_exit = Some(status);
+        }
+        if s.busy == Some(Busy::Stop) && s.children.is_empty() {
+            return self.finish_disarm(i);
+        }
+        // Below the limit again: accept (tcp) or wait for the next datagram (udp).
+        let max = match settings {
+            Some(ServiceType::Inetd(d)) if d.protocol == Protocol::Tcp => d.max_handlers as usize,
+            Some(ServiceType::Inetd(_)) => 1,
+            _ => return,
+        };
+        let below = s.children.len() < max;
+        if let Some(a) = s.armed.as_mut()
+            && !a.listening
+            && below
+            && let Some(l) = &a.listener
+        {
+            a.listening = self
+                .epoll
+                .add(
+                    l.fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, INETD | i as u64),
+                )
+                .is_ok();
+        }
+    }
+
+    /// An inetd socket is readable: a connection (tcp) or a datagram (udp) waits.
+    fn on_inetd(&mut self, i: usize) {
+        let Some(ServiceType::Inetd(d)) = self.services[i]
+            .settings()
+            .map(|st| st.service_type.clone())
+        else {
+            return;
+        };
+        loop {
+            let s = &mut self.services[i];
+            let Some(a) = s.armed.as_mut() else {
+                return;
+            };
+            let at_limit = match d.protocol {
+                Protocol::Tcp => s.children.len() >= d.max_handlers as usize,
+                Protocol::Udp => !s.children.is_empty(),
+            };
+            if at_limit {
+                // The rest wait in the backlog (or the socket's queue) until one ends.
+                if a.listening
+                    && let Some(l) = &a.listener
+                {
+                    let _ = self.epoll.delete(l.fd());
+                    a.listening = false;
+                }
+                return;
+            }
+            let (socket, peer): (OwnedFd, Option<std::net::SocketAddr>) = match &a.listener {
+                Some(Listener::Tcp(l)) => match l.accept() {
+                    Ok((stream, peer)) => (OwnedFd::from(stream), Some(peer)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log(&format!("{}: accept failed: {e}", s.name));
+                        return;
+                    }
+                },
+                Some(Listener::Udp(u)) => match u.try_clone() {
+                    Ok(u) => {
+                        // The handler reads the socket itself; it must block.
+                        let _ = u.set_nonblocking(false);
+                        (OwnedFd::from(u), None)
+                    }
+                    Err(e) => {
+                        log(&format!("{}: cannot hand over its socket: {e}", s.name));
+                        return;
+                    }
+                },
+                None => return,
+            };
+            self.spawn_handler(i, socket, peer);
+            if d.protocol == Protocol::Udp {
+                // Not readable-level-triggered again until the handler has exited.
+                if let Some(a) = self.services[i].armed.as_mut()
+                    && a.listening
+                    && let Some(l) = &a.listener
+                {
+                    let _ = self.epoll.delete(l.fd());
+                    a.listening = false;
+                }
+                return;
+            }
+        }
+    }
+
+    fn spawn_handler(&mut self, i: usize, socket: OwnedFd, peer: Option<std::net::SocketAddr>) {
+        use std::os::fd::AsRawFd;
+        let s = &self.services[i];
+        let Some(a) = s.armed.as_ref() else {
+            return;
+        };
+        let Some(program) = &a.program else {
+            return;
+        };
+        let extra: Vec<(&str, String)> = match peer {
+            Some(peer) => vec![
+                ("REMOTE_ADDR", peer.ip().to_string()),
+                ("REMOTE_PORT", peer.port().to_string()),
+            ],
+            None => Vec::new(),
+        };
+        let fd = socket.as_raw_fd();
+        match program.spawn(fd, fd, a.output.as_raw_fd(), &extra) {
+            // Our copy of the socket closes here; the handler has its own.
+            Ok(pid) => self.watch_child(i, pid),
+            Err(e) => log(&format!("{}: cannot run its handler: {e}", s.name)),
+        }
     }
 }

@@ -4,12 +4,16 @@
 //! (SIGTERM, SIGINT, SIGCHLD, SIGHUP), the control socket and its clients, one pidfd
 //! per supervised process, a timerfd armed for the earliest deadline (backoff,
 //! readiness retries, `wait` timeouts), an eventfd that worker threads write when a
-//! job is done ([`jobs`]), and inotify on `var/run` for output rotation ([`output`]).
+//! job is done ([`jobs`]), inotify on `var/run` for output rotation ([`output`]), the
+//! listening sockets of inetd services and the pidfds of cron runs and inetd handlers
+//! (fire times of [`cron`] services are deadlines of the same timer).
 //! Idle, it sleeps in the kernel and wakes for nothing. docs/supervisor.md explains
 //! states, backoff and routing; docs/protocol.md the protocol ([`crate::control`]).
 
 pub mod backoff;
 mod core;
+pub mod cron;
+mod fork;
 pub mod jobs;
 pub mod lock;
 pub mod output;
