@@ -647,7 +647,10 @@ mod supervised {
                 } else {
                     render::out(&render::supervised_status_text(&services, style));
                 }
-                if services.iter().all(|s| s.state == "running") {
+                if services
+                    .iter()
+                    .all(|s| s.state == "running" || s.state == "armed")
+                {
                     exit::OK
                 } else {
                     exit::NOT_RUNNING
