@@ -1,4 +1,4 @@
-//! Starting, stopping and restarting one service (§6). Every operation holds the
+//! Starting, stopping and restarting one service (pre_start, spawn, pidfile, post_start; pre_stop, TERM, KILL, post_stop). Every operation holds the
 //! service's lock; orchestration across services (order, parallelism) is in `graph`.
 
 use crate::config::settings::{PidfileMode, ServiceType, Settings};
@@ -68,7 +68,7 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
     Ok(())
 }
 
-/// Cron and inetd services are run by the supervisor (§9.6): a direct `start` or
+/// Cron and inetd services are run by the supervisor: a direct `start` or
 /// `restart` (no supervisor running) refuses them. `check` accepts them (they are valid
 /// configuration); the supervisor arms them itself and never calls [`start`] for them.
 pub fn needs_supervisor(prepared: &Prepared) -> Result<()> {

@@ -1,5 +1,5 @@
 //! Status from pidfiles and start records (no process started, no config evaluated),
-//! and ping (§7).
+//! and ping.
 
 use crate::config::ServiceConfig;
 use crate::error::Result;

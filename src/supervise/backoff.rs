@@ -1,4 +1,4 @@
-//! When to restart a service that exited (§9.2), as a pure function of how long its
+//! When to restart a service that exited, as a pure function of how long its
 //! last run lasted and how many restarts came before it.
 //!
 //! - A run of 10 s or more resets the count: the restart is immediate.

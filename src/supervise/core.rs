@@ -2256,7 +2256,7 @@ impl Supervisor {
     }
 }
 
-// ---- cron and inetd (§9.6) ----
+// ---- cron and inetd ----
 
 impl Supervisor {
     /// `start` of a cron or inetd service: schedule it, or bind its socket (before the

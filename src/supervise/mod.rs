@@ -1,4 +1,4 @@
-//! `servicectl supervise`: one supervisor per playpen keeps its services alive (§9).
+//! `servicectl supervise`: one supervisor per playpen keeps its services alive (docs/supervisor.md).
 //!
 //! One thread waits on every event source at once with epoll ([`core`]): a signalfd
 //! (SIGTERM, SIGINT, SIGCHLD, SIGHUP), the control socket and its clients, one pidfd

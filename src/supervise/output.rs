@@ -1,4 +1,4 @@
-//! Service output files (§9.4): rotation by size in place, and `servicectl logs`
+//! Service output files: rotation by size in place, and `servicectl logs`
 //! (the tail, and following across rotations with inotify). Reading works with or
 //! without a supervisor; rotation is the supervisor's.
 //!
