@@ -1,5 +1,6 @@
-//! Starting, stopping and restarting one service (pre_start, spawn, pidfile, post_start; pre_stop, TERM, KILL, post_stop). Every operation holds the
-//! service's lock; orchestration across services (order, parallelism) is in `graph`.
+//! Starting, stopping and restarting one service (pre_start, spawn, pidfile,
+//! post_start; pre_stop, TERM, KILL, post_stop). Every operation holds the service's
+//! lock; orchestration across services (order, parallelism) is in `ops::graph`.
 
 use crate::config::settings::{PidfileMode, ServiceType, Settings};
 use crate::config::{Env, template};
