@@ -35,6 +35,18 @@ pub struct Options {
 /// Run the supervisor of `playpen` until it is shut down; the exit code (0 after a
 /// shutdown, non-zero when a fail-fast service failed for good).
 pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
+    // Descriptors inherited from whoever started us (a shell, a test harness) must not
+    // reach the services, cron runs and inetd handlers we start: close-on-exec for all
+    // but stdin, stdout and stderr. (A kernel without close_range keeps them; harmless.)
+    // SAFETY: close_range only changes descriptor flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
     playpen.ensure_var()?;
     let lock = lock::SupervisorLock::acquire(playpen)?;
     let ready = if options.daemon {
