@@ -709,19 +709,17 @@ mod supervised {
                 lines,
             } => {
                 let mut session = open(cli)?;
-                let names = session.targets_cached(services)?;
-                let files: Vec<(String, std::path::PathBuf)> = names
-                    .iter()
-                    .map(|n| (n.clone(), session.playpen.output_file(n)))
-                    .collect();
-                let mut out = std::io::stdout().lock();
                 let style = Style::for_stdout();
                 let name = |n: &str| style.service_name(n);
-                match crate::supervise::output::logs(&files, *lines, *follow, &name, &mut out) {
-                    Ok(()) => Ok(exit::OK),
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
-                    Err(e) => Err(Error::io("read", &session.playpen.run_dir(), e)),
-                }
+                ops::logs(
+                    &mut session,
+                    services,
+                    *lines,
+                    *follow,
+                    &name,
+                    &mut std::io::stdout().lock(),
+                )?;
+                Ok(exit::OK)
             }
             _ => Ok(exit::USAGE),
         }

@@ -22,6 +22,30 @@ use graph::{Deps, Direction};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// logs: the tail of each service's output file (its name before each line when there
+/// are several, as `name` shows it), and with `follow` what is appended, across
+/// rotations, until `out` is closed (a closed pipe ends it quietly).
+pub fn logs(
+    session: &mut Session,
+    names: &[String],
+    lines: usize,
+    follow: bool,
+    name: &dyn Fn(&str) -> String,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let targets = session.targets_cached(names)?;
+    let files: Vec<(String, std::path::PathBuf)> = targets
+        .iter()
+        .map(|n| (n.clone(), session.playpen.output_file(n)))
+        .collect();
+    match crate::process::output::logs(&files, lines, follow, name, out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("read", &session.playpen.run_dir(), e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether a start or restart of this process was cut short by SIGTERM, SIGHUP or
 /// SIGINT (what had begun was finished; the command must still fail).
 pub fn interrupted() -> bool {
