@@ -544,7 +544,6 @@ mod supervised {
     use crate::playpen::Playpen;
     use crate::service::outcome::Outcome;
     use render::Style;
-    use std::time::{Duration, Instant};
 
     /// The request a command makes of a running supervisor, if it makes one.
     fn request(command: &Command) -> Option<Op> {
@@ -700,8 +699,8 @@ mod supervised {
                 render::enabled(&names, &changed, enable, cli.json);
                 Ok(exit::OK)
             }
-            Command::Up => act(cli, &[], up_directly),
-            Command::Down => act(cli, &[], down_directly),
+            Command::Up => act(cli, &[], ops::desired::up),
+            Command::Down => act(cli, &[], ops::desired::down),
             Command::Wait { services, timeout } => wait_directly(cli, services, *timeout),
             Command::Logs {
                 services,
@@ -725,63 +724,12 @@ mod supervised {
         }
     }
 
-    /// up without a supervisor: start the enabled services, stop the disabled ones.
-    fn up_directly(
-        session: &mut crate::config::session::Session,
-        _: &[String],
-        progress: ops::Progress,
-    ) -> Result<(ops::Results<Outcome>, Vec<String>)> {
-        let disabled = crate::playpen::registry::disabled(&session.playpen)?;
-        let role = session.role_services()?;
-        let (mut results, mut warnings) = ops::start(session, &[], progress)?;
-        let to_stop: Vec<String> = role.into_iter().filter(|s| disabled.contains(s)).collect();
-        if !to_stop.is_empty() {
-            let (stopped, more) = ops::stop(session, &to_stop, progress)?;
-            results.extend(stopped);
-            warnings.extend(more);
-        }
-        Ok((results, warnings))
-    }
-
-    /// down without a supervisor: stop every service of the role, enabled or not.
-    fn down_directly(
-        session: &mut crate::config::session::Session,
-        _: &[String],
-        progress: ops::Progress,
-    ) -> Result<(ops::Results<Outcome>, Vec<String>)> {
-        let role = session.role_services()?;
-        ops::stop(session, &role, progress)
-    }
-
-    /// wait without a supervisor: ping until every service passes or the time is up.
-    /// Nothing notifies readiness without the supervisor, so this asks again at growing
-    /// intervals (10 ms doubling to 0.5 s).
+    /// wait without a supervisor: the library pings until every service is ready or the
+    /// time is up.
     fn wait_directly(cli: &Cli, services: &[String], timeout: f64) -> Result<i32> {
         let mut session = open(cli)?;
-        let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e7));
-        let mut pause = Duration::from_millis(10);
-        loop {
-            let (results, _) = ops::ping(&mut session, services)?;
-            if let Some((_, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
-                return Err(e.clone());
-            }
-            let (ready, not): (Vec<_>, Vec<_>) = results
-                .iter()
-                .partition(|(_, r)| r.as_ref().is_ok_and(|p| p.ok));
-            if not.is_empty() || Instant::now() >= deadline {
-                let ready: Vec<String> = ready.into_iter().map(|(n, _)| n.clone()).collect();
-                let not: Vec<(String, String)> = not
-                    .into_iter()
-                    .map(|(n, r)| {
-                        let detail = r.as_ref().map(|p| p.detail.clone()).unwrap_or_default();
-                        (n.clone(), detail)
-                    })
-                    .collect();
-                render::wait(&ready, &not, cli.json);
-                return Ok(exit::failed_if(!not.is_empty()));
-            }
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-            pause = (pause * 2).min(Duration::from_millis(500));
-        }
+        let report = ops::desired::wait(&mut session, services, timeout)?;
+        render::wait(&report.ready, &report.not_ready, cli.json);
+        Ok(exit::failed_if(!report.not_ready.is_empty()))
     }
 }
