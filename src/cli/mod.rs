@@ -8,6 +8,7 @@ pub mod complete;
 pub mod exit;
 pub mod man;
 pub mod render;
+mod route;
 
 use crate::config::session::Session;
 use crate::error::{Error, ErrorKind, Result};
@@ -279,7 +280,7 @@ fn role_config(session: &Session) -> PathBuf {
 pub fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     let style = Style::for_stdout();
-    if let Some(code) = supervised::route(&cli)? {
+    if let Some(code) = route::route(&cli)? {
         return Ok(code);
     }
     match &cli.command {
@@ -489,7 +490,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         | Command::Up
         | Command::Down
         | Command::Wait { .. }
-        | Command::Logs { .. } => supervised::direct(&cli),
+        | Command::Logs { .. } => route::direct(&cli),
         Command::Completions { shell } => {
             let script = match shell {
                 clap_complete::Shell::Bash => complete::BASH.to_string(),
@@ -530,206 +531,4 @@ fn act(cli: &Cli, services: &[String], op: Op) -> Result<i32> {
     let failed = results.iter().any(|(_, r)| r.is_err()) || ops::interrupted();
     progress.finish(&results, &warnings, &role_config(&session));
     Ok(exit::failed_if(failed))
-}
-
-/// The supervisor's commands, and how commands route: start, stop, restart, status, up,
-/// down, wait and shutdown go to the playpen's supervisor when one answers on its
-/// socket, else act directly as without one (a package manager's hook never needs a
-/// daemon). enable, disable and logs always act directly on the files.
-mod supervised {
-    use super::{Cli, Command, act, exit, open, render};
-    use crate::control::{self, Done, Op, Reply, Row};
-    use crate::error::{Error, Result};
-    use crate::ops;
-    use crate::playpen::Playpen;
-    use crate::service::outcome::Outcome;
-    use render::Style;
-
-    /// The request a command makes of a running supervisor, if it makes one.
-    fn request(command: &Command) -> Option<Op> {
-        Some(match command {
-            Command::Start { services } => Op::Start {
-                services: services.clone(),
-            },
-            Command::Stop { services } => Op::Stop {
-                services: services.clone(),
-            },
-            Command::Restart { services } => Op::Restart {
-                services: services.clone(),
-            },
-            Command::Status { services } => Op::Status {
-                services: services.clone(),
-            },
-            Command::Up => Op::Up,
-            Command::Down => Op::Down,
-            Command::Wait { services, timeout } => Op::Wait {
-                services: services.clone(),
-                timeout_secs: Some(*timeout),
-            },
-            Command::Shutdown => Op::Shutdown,
-            _ => return None,
-        })
-    }
-
-    /// Some(exit code) when the supervisor handled the command; None: act directly.
-    pub fn route(cli: &Cli) -> Result<Option<i32>> {
-        let Some(op) = request(&cli.command) else {
-            return Ok(None);
-        };
-        let playpen = Playpen::discover(cli.playpen.as_deref())?;
-        let Some(mut client) = control::connect(&playpen.root)? else {
-            return Ok(None);
-        };
-        let reply = client.call(&op)?;
-        Ok(Some(show(cli, &playpen, &op, reply)))
-    }
-
-    fn outcome(done: Done) -> Outcome {
-        match done {
-            Done::Started { pid } => Outcome::Started { pid },
-            Done::AlreadyRunning { pid } => Outcome::AlreadyRunning { pid },
-            Done::Stopped { pid, warning } => Outcome::Stopped { pid, warning },
-            Done::AlreadyStopped => Outcome::AlreadyStopped,
-            Done::Reloaded { pid } => Outcome::Reloaded { pid },
-            Done::Restarted { pid } => Outcome::Restarted { pid },
-            Done::StoppedForFiledep { pid, file } => Outcome::StoppedForFiledep { pid, file },
-        }
-    }
-
-    fn result(row: Row) -> (String, Result<Outcome>) {
-        let result = match (row.done, row.error) {
-            (_, Some(e)) => Err(Error::from(e)),
-            (Some(done), None) => Ok(outcome(done)),
-            (None, None) => Err(Error::runtime("the supervisor sent an empty result")),
-        };
-        (row.service, result)
-    }
-
-    /// Print the supervisor's answer as the command prints its own; the exit code.
-    fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
-        let style = Style::for_stdout();
-        match reply {
-            Reply::Error { error } => {
-                let e = Error::from(error);
-                if cli.json {
-                    render::print_json(&render::error_json(&e));
-                }
-                render::error(&e);
-                exit::for_error(&e)
-            }
-            Reply::Results { results, warnings } => {
-                let named = match op {
-                    Op::Start { services } | Op::Stop { services } | Op::Restart { services } => {
-                        services.len()
-                    }
-                    _ => 0,
-                };
-                let progress = render::Progress::new(cli.json, style, named);
-                let results: ops::Results<Outcome> = results.into_iter().map(result).collect();
-                for (name, r) in &results {
-                    progress.service_done(name, r);
-                }
-                let failed = results.iter().any(|(_, r)| r.is_err());
-                let role = playpen.role_config(&playpen.role().unwrap_or_default());
-                if matches!(op, Op::Shutdown) && !cli.json {
-                    render::out(&format!(
-                        "supervisor of {} shut down\n",
-                        playpen.root.display()
-                    ));
-                }
-                progress.finish(&results, &warnings, &role);
-                exit::failed_if(failed)
-            }
-            Reply::Status { services } => {
-                if cli.json {
-                    render::print_json(&services);
-                } else {
-                    render::out(&render::supervised_status_text(&services, style));
-                }
-                if services
-                    .iter()
-                    .all(|s| s.state == "running" || s.state == "armed")
-                {
-                    exit::OK
-                } else {
-                    exit::NOT_RUNNING
-                }
-            }
-            Reply::Wait { ready, not_ready } => {
-                let not: Vec<(String, String)> = not_ready
-                    .into_iter()
-                    .map(|n| (n.service, n.state))
-                    .collect();
-                render::wait(&ready, &not, cli.json);
-                exit::failed_if(!not.is_empty())
-            }
-            Reply::Hello { .. } => exit::OK,
-        }
-    }
-
-    /// The supervisor's commands without a supervisor (and enable, disable, logs).
-    pub fn direct(cli: &Cli) -> Result<i32> {
-        match &cli.command {
-            Command::Shutdown => {
-                let playpen = Playpen::discover(cli.playpen.as_deref())?;
-                if !cli.json {
-                    render::out(&format!(
-                        "no supervisor runs for {}\n",
-                        playpen.root.display()
-                    ));
-                }
-                Ok(exit::OK)
-            }
-            Command::Enable { services } | Command::Disable { services } => {
-                let enable = matches!(cli.command, Command::Enable { .. });
-                let mut session = open(cli)?;
-                let names = session.targets(services)?;
-                let typed: Vec<(String, String)> = names
-                    .iter()
-                    .map(|n| {
-                        let kind = session
-                            .settings(n)
-                            .map(|(s, _)| s.service_type.name().to_string())
-                            .unwrap_or_else(|_| "init".into());
-                        (n.clone(), kind)
-                    })
-                    .collect();
-                let changed =
-                    crate::playpen::registry::set_enabled(&session.playpen, &typed, enable)?;
-                render::enabled(&names, &changed, enable, cli.json);
-                Ok(exit::OK)
-            }
-            Command::Up => act(cli, &[], ops::desired::up),
-            Command::Down => act(cli, &[], ops::desired::down),
-            Command::Wait { services, timeout } => wait_directly(cli, services, *timeout),
-            Command::Logs {
-                services,
-                follow,
-                lines,
-            } => {
-                let mut session = open(cli)?;
-                let style = Style::for_stdout();
-                let name = |n: &str| style.service_name(n);
-                ops::logs(
-                    &mut session,
-                    services,
-                    *lines,
-                    *follow,
-                    &name,
-                    &mut std::io::stdout().lock(),
-                )?;
-                Ok(exit::OK)
-            }
-            _ => Ok(exit::USAGE),
-        }
-    }
-
-    /// wait without a supervisor: the library pings until every service is ready or the
-    /// time is up.
-    fn wait_directly(cli: &Cli, services: &[String], timeout: f64) -> Result<i32> {
-        let mut session = open(cli)?;
-        let report = ops::desired::wait(&mut session, services, timeout)?;
-        render::wait(&report.ready, &report.not_ready, cli.json);
-        Ok(exit::failed_if(!report.not_ready.is_empty()))
-    }
 }
