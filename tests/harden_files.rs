@@ -433,6 +433,12 @@ fn init_on_an_existing_playpen_says_what_it_found_and_left_alone() {
     );
     let out = run_command(bare_command().args(["init", "--json"]).arg(&root));
     assert_eq!(out.ok().json()["role"], "prod");
+    assert_eq!(out.json()["created"], false);
+    // The same role asked for again: found and left alone too, not "created".
+    let out = run_command(bare_command().args(["init", "--role", "prod"]).arg(&root));
+    out.ok()
+        .says(&["found an existing playpen", "role prod", "left it alone"]);
+    assert!(!out.stdout.contains("created playpen"), "{out}");
 }
 
 /// A tmpfs mounted on a temporary directory (root only), unmounted when dropped.

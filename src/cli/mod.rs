@@ -285,11 +285,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     match &cli.command {
         Command::Init { dir, role } => {
-            let playpen = Playpen::init(dir, role)?;
+            let (playpen, found) = Playpen::init_found(dir, role)?;
             if json {
-                render::print_json(&render::init_json(&playpen, role));
+                render::print_json(&render::init_json(&playpen, role, found.as_deref()));
             } else {
-                render::out(&render::init_text(&playpen, role));
+                render::out(&render::init_text(&playpen, role, found.as_deref()));
             }
             Ok(exit::OK)
         }

@@ -197,7 +197,7 @@ pub fn nothing_to_do(role_config: &Path) -> String {
 
 /// What init did. An existing playpen of another role is left as it is: say what was
 /// found, not that a playpen of the asked role was created.
-pub fn init_text(playpen: &Playpen, role: &str) -> String {
+pub fn init_text(playpen: &Playpen, role: &str, found: Option<&str>) -> String {
     let next = |role: &str| {
         format!(
             "next: install services with `servicectl --playpen {} package install DIR`, list them in {}\n",
@@ -205,12 +205,17 @@ pub fn init_text(playpen: &Playpen, role: &str) -> String {
             playpen.role_config(role).display()
         )
     };
-    match playpen.role_on_disk().filter(|found| found != role) {
-        Some(found) => format!(
+    match found {
+        Some(found) if found != role => format!(
             "found an existing playpen {} with role {found} (etc/role) and left it alone: its role stays {found}, not {role}; to change it, edit {}\n{}",
             playpen.root.display(),
             playpen.root.join("etc/role").display(),
-            next(&found)
+            next(found)
+        ),
+        Some(found) => format!(
+            "found an existing playpen {} with role {found} and left it alone (only what was missing of its skeleton was added)\n{}",
+            playpen.root.display(),
+            next(found)
         ),
         None => format!(
             "created playpen {} (role {role})\n{}",
@@ -220,9 +225,14 @@ pub fn init_text(playpen: &Playpen, role: &str) -> String {
     }
 }
 
-pub fn init_json(playpen: &Playpen, role: &str) -> Value {
-    let found = playpen.role_on_disk().unwrap_or_else(|| role.to_string());
-    json!({"playpen": playpen.root, "role": found, "left_alone": found != role})
+/// `init --json`: the playpen, its role, and whether it was there already.
+pub fn init_json(playpen: &Playpen, role: &str, found: Option<&str>) -> Value {
+    json!({
+        "playpen": playpen.root,
+        "role": found.unwrap_or(role),
+        "created": found.is_none(),
+        "left_alone": found.is_some_and(|f| f != role),
+    })
 }
 
 // ---- start / stop / restart ----

@@ -177,6 +177,12 @@ impl Playpen {
     /// playpen is left as it is: its `etc/role` is kept (see [`Playpen::role_on_disk`]),
     /// and only what is missing is added (directories, the role config of its role).
     pub fn init(dir: &Path, role: &str) -> Result<Playpen> {
+        Playpen::init_found(dir, role).map(|(playpen, _)| playpen)
+    }
+
+    /// Like [`Playpen::init`], and the role of the playpen that was already there (None:
+    /// a new playpen was made), so that `init` can say what it found and left alone.
+    pub fn init_found(dir: &Path, role: &str) -> Result<(Playpen, Option<String>)> {
         let root = std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?;
         check_name("role", role, "--role")?;
         for sub in [
@@ -210,7 +216,7 @@ impl Playpen {
         }
         let playpen = Playpen { root };
         playpen.ensure_var()?;
-        Ok(playpen)
+        Ok((playpen, found))
     }
 
     /// The role written in `etc/role` (its first line), whatever PLAYPEN_ROLE says;
