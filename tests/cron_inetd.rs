@@ -474,3 +474,22 @@ fn cron_at_reboot_runs_once_when_armed() {
         "booted"
     ) == 2));
 }
+
+#[test]
+fn restart_of_an_armed_service_rearms_it_and_says_restarted() {
+    let pp = Playpen::with_ports(&[], &[0]);
+    let port = pp.port(0);
+    inetd(
+        &pp,
+        "echo",
+        &format!("service_port={port}\n"),
+        "#!/bin/sh\necho hi\n",
+    );
+    let _sup = Sup::start(&pp);
+    pp.run(&["start", "echo"]).ok();
+    assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "hi");
+    pp.run(&["restart", "echo"]).ok().says(&["echo: restarted"]);
+    // Armed again, on the same port, at once.
+    assert_eq!(status_of(&pp, "echo")["state"], "armed");
+    assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "hi");
+}

@@ -202,6 +202,9 @@ struct Service {
     note: Option<String>,
     /// Cron and inetd: armed by start, disarmed by stop.
     armed: Option<Armed>,
+    /// Cron and inetd: a restart is disarming it to arm it again (its arming then
+    /// answers "restarted", not "started").
+    rearming: bool,
     /// Its cron run or inetd handlers now running.
     children: BTreeSet<i32>,
     /// Cron: the last minute fired (Unix seconds); never fired again.
@@ -239,6 +242,7 @@ impl Service {
             revive: false,
             note: None,
             armed: None,
+            rearming: false,
             children: BTreeSet::new(),
             last_fired: None,
             last_run: None,

@@ -304,7 +304,13 @@ impl Supervisor {
             return;
         }
         if !matches!(prepared.settings.service_type, ServiceType::Init) {
-            let result = self.arm(i, &prepared);
+            let result = match self.arm(i, &prepared) {
+                Ok(Outcome::Started { pid }) if self.services[i].rearming => {
+                    Ok(Outcome::Restarted { pid })
+                }
+                other => other,
+            };
+            self.services[i].rearming = false;
             if let Err(e) = &result {
                 log(&e.to_string());
                 let s = &mut self.services[i];
@@ -395,6 +401,7 @@ impl Supervisor {
         if !matches!(prepared.settings.service_type, ServiceType::Init) {
             // Disarm (ending what runs), then arm again: `wanted` makes the end of the
             // disarm start it.
+            self.services[i].rearming = true;
             self.disarm(i);
             if self.services[i].busy.is_none() {
                 self.launch_start(i);
