@@ -4,7 +4,7 @@
 //! daemon). enable, disable and logs always act directly on the files.
 
 use super::{Cli, Command, act, exit, open, render};
-use crate::control::{self, Done, Op, Reply, Row};
+use crate::control::{self, Op, Reply, Row};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::playpen::Playpen;
@@ -50,22 +50,10 @@ pub fn route(cli: &Cli) -> Result<Option<i32>> {
     Ok(Some(show(cli, &playpen, &op, reply)))
 }
 
-fn outcome(done: Done) -> Outcome {
-    match done {
-        Done::Started { pid } => Outcome::Started { pid },
-        Done::AlreadyRunning { pid } => Outcome::AlreadyRunning { pid },
-        Done::Stopped { pid, warning } => Outcome::Stopped { pid, warning },
-        Done::AlreadyStopped => Outcome::AlreadyStopped,
-        Done::Reloaded { pid } => Outcome::Reloaded { pid },
-        Done::Restarted { pid } => Outcome::Restarted { pid },
-        Done::StoppedForFiledep { pid, file } => Outcome::StoppedForFiledep { pid, file },
-    }
-}
-
 fn result(row: Row) -> (String, Result<Outcome>) {
     let result = match (row.done, row.error) {
         (_, Some(e)) => Err(Error::from(e)),
-        (Some(done), None) => Ok(outcome(done)),
+        (Some(done), None) => Ok(done),
         (None, None) => Err(Error::runtime("the supervisor sent an empty result")),
     };
     (row.service, result)

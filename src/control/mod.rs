@@ -7,6 +7,8 @@
 //! line is an error, never unbounded memory.
 
 use crate::error::{Error, ErrorKind, Result};
+/// What an operation did to one service travels as the library's own value.
+pub use crate::service::outcome::Outcome;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -112,40 +114,12 @@ impl From<WireError> for Error {
     }
 }
 
-/// What an operation did to one service (the wire form of the library's Outcome).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
-pub enum Done {
-    Started {
-        pid: Option<i32>,
-    },
-    AlreadyRunning {
-        pid: Option<i32>,
-    },
-    Stopped {
-        pid: Option<i32>,
-        #[serde(default)]
-        warning: Option<String>,
-    },
-    AlreadyStopped,
-    Reloaded {
-        pid: i32,
-    },
-    Restarted {
-        pid: Option<i32>,
-    },
-    StoppedForFiledep {
-        pid: i32,
-        file: String,
-    },
-}
-
 /// One service's result of start, stop, restart, up, down or shutdown: `done` or `error`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub service: String,
     #[serde(default)]
-    pub done: Option<Done>,
+    pub done: Option<Outcome>,
     #[serde(default)]
     pub error: Option<WireError>,
 }

@@ -1,8 +1,10 @@
 //! What an operation on one service did, as a value: the CLI renders it, JSON carries
 //! it, upgrades sort services by it.
 
-/// What an operation did.
-#[derive(Debug, Clone, PartialEq)]
+/// What an operation did. Its serde form (`{"result": "started", "pid": 12}`) is also
+/// what the supervisor sends over the control socket.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Outcome {
     Started {
         pid: Option<i32>,
@@ -13,6 +15,7 @@ pub enum Outcome {
     /// `warning`: a pre_stop or post_stop hook failed; the stop went ahead.
     Stopped {
         pid: Option<i32>,
+        #[serde(default)]
         warning: Option<String>,
     },
     AlreadyStopped,

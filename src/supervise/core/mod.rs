@@ -17,7 +17,7 @@
 use super::backoff;
 use super::jobs::{self, Job, Output, Prepped, Scope};
 use crate::config::settings::{InetdSettings, PortSetting, Protocol, RestartPolicy, ServiceType};
-use crate::control::{self, Done, LineBuffer, NotReady, Op, Reply, Row, ServiceView};
+use crate::control::{self, LineBuffer, NotReady, Op, Reply, Row, ServiceView};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::graph::Deps;
 use crate::playpen::Playpen;
@@ -353,23 +353,11 @@ fn describe_wait(status: WaitStatus) -> String {
     }
 }
 
-fn done_of(outcome: &Outcome) -> Done {
-    match outcome.clone() {
-        Outcome::Started { pid } => Done::Started { pid },
-        Outcome::AlreadyRunning { pid } => Done::AlreadyRunning { pid },
-        Outcome::Stopped { pid, warning } => Done::Stopped { pid, warning },
-        Outcome::AlreadyStopped => Done::AlreadyStopped,
-        Outcome::Reloaded { pid } => Done::Reloaded { pid },
-        Outcome::Restarted { pid } => Done::Restarted { pid },
-        Outcome::StoppedForFiledep { pid, file } => Done::StoppedForFiledep { pid, file },
-    }
-}
-
 fn row(service: &str, result: &Result<Outcome>) -> Row {
     match result {
         Ok(o) => Row {
             service: service.to_string(),
-            done: Some(done_of(o)),
+            done: Some(o.clone()),
             error: None,
         },
         Err(e) => Row {
