@@ -28,9 +28,19 @@ pub fn failed_if(failed: bool) -> i32 {
 
 /// status: OK when every listed service runs, else NOT_RUNNING (LSB).
 pub fn for_status(statuses: &[ServiceStatus]) -> i32 {
-    if statuses.iter().all(|s| s.state == State::Running) {
-        OK
-    } else {
-        NOT_RUNNING
-    }
+    up_if(statuses.iter().all(|s| s.state == State::Running))
+}
+
+/// status under a supervisor, from the states it reports: a cron or inetd service that
+/// is armed is up as a running daemon is.
+pub fn for_supervised_status<'a>(states: impl IntoIterator<Item = &'a str>) -> i32 {
+    up_if(
+        states
+            .into_iter()
+            .all(|s| s == State::Running.as_str() || s == "armed"),
+    )
+}
+
+fn up_if(up: bool) -> i32 {
+    if up { OK } else { NOT_RUNNING }
 }

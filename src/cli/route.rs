@@ -100,14 +100,7 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
             } else {
                 render::out(&render::supervised_status_text(&services, style));
             }
-            if services
-                .iter()
-                .all(|s| s.state == "running" || s.state == "armed")
-            {
-                exit::OK
-            } else {
-                exit::NOT_RUNNING
-            }
+            exit::for_supervised_status(services.iter().map(|s| s.state.as_str()))
         }
         Reply::Wait { ready, not_ready } => {
             let not: Vec<(String, String)> = not_ready
