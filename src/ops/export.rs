@@ -29,9 +29,9 @@ use crate::config::settings::{
 };
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
-use crate::playpen::catalog;
 use crate::process::linkfarm;
 use crate::service::hooks::{self, Hook, Runnable};
+use crate::service::lifecycle;
 use crate::service::prepare::{Prepared, Stage, prepare};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -273,15 +273,9 @@ impl Exporter<'_> {
     /// A hook as an `Exec*=` command line, run as servicectl runs it: the sh command
     /// string with NAME VERSION as $1 $2, or the package's script with NAME VERSION.
     fn hook(&self, p: &Prepared, hook: Hook) -> Option<String> {
-        let h = &p.settings.hooks;
-        let command = match hook {
-            Hook::PreStart => &h.pre_start,
-            Hook::PostStart => &h.post_start,
-            Hook::PreStop => &h.pre_stop,
-            Hook::PostStop => &h.post_stop,
-        };
         let id = &p.config.id;
-        let mut words = match hooks::find_hook(self.playpen, id, command.as_deref(), hook)? {
+        let command = hook.command(&p.settings.hooks);
+        let mut words = match hooks::find_hook(self.playpen, id, command, hook)? {
             Runnable::Shell(cmd) => vec!["/bin/sh".into(), "-c".into(), cmd, id.name.clone()],
             Runnable::Script(path) => vec![path.display().to_string()],
         };
@@ -372,15 +366,8 @@ impl Exporter<'_> {
             }
             None => {
                 let program = p.program(self.playpen)?;
-                let through_link = s.symlink && program.file_name().is_none_or(|f| f != "java");
-                let exe = if through_link {
-                    let run_name = s
-                        .run_name
-                        .clone()
-                        .or_else(|| catalog::package_of(self.playpen, &p.config.id))
-                        .unwrap_or_else(|| name.to_string());
-                    let tag = p.env.get("PLAYPEN_TAG").and_then(|t| t.to_str());
-                    let link_name = linkfarm::link_name(&run_name, tag);
+                // The symlink the generic start makes (none for java or no_symlink).
+                let exe = if let Some((link_name, _)) = lifecycle::planned_link(self.playpen, p) {
                     crate::playpen::fsutil::ensure_dir(&self.playpen.linkfarm())?;
                     let link = linkfarm::ensure_link(self.playpen, &link_name, &program, || None)
                         .map_err(|e| e.with_service(name))?;

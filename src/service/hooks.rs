@@ -37,6 +37,17 @@ impl Hook {
         }
     }
 
+    /// The sh command string the settings give for this hook, if any.
+    pub fn command(self, hooks: &crate::config::settings::Hooks) -> Option<&str> {
+        match self {
+            Hook::PreStart => &hooks.pre_start,
+            Hook::PostStart => &hooks.post_start,
+            Hook::PreStop => &hooks.pre_stop,
+            Hook::PostStop => &hooks.post_stop,
+        }
+        .as_deref()
+    }
+
     /// The package's script file name.
     pub fn file(self) -> &'static str {
         match self {

@@ -143,17 +143,10 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
     if prepared.config.is_stand_in() {
         return Ok(());
     }
-    let hooks = &prepared.settings.hooks;
-    let command = match hook {
-        Hook::PreStart => &hooks.pre_start,
-        Hook::PostStart => &hooks.post_start,
-        Hook::PreStop => &hooks.pre_stop,
-        Hook::PostStop => &hooks.post_stop,
-    };
     hooks::run_hook(
         playpen,
         &prepared.config.id,
-        command.as_deref(),
+        hook.command(&prepared.settings.hooks),
         hook,
         &prepared.env,
         &playpen.output_file(prepared.name()),
