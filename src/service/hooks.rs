@@ -152,9 +152,16 @@ pub fn run(
         f.try_clone()
             .map_err(|e| Error::io("duplicate", Path::new("output file"), e))
     };
-    cmd.env_clear()
-        .envs(env)
-        .current_dir(&playpen.root)
+    cmd.env_clear().envs(env);
+    if log.is_none() {
+        // A check (ping) is a process of the service: marked, so that a stop, a
+        // shutdown or a later supervisor finds it and ends it.
+        cmd.env(
+            crate::process::census::LAUNCH,
+            format!("{CHECK_MARK}{}", crate::process::census::new_launch()),
+        );
+    }
+    cmd.current_dir(&playpen.root)
         .stdin(Stdio::null())
         .stdout(duplicate(&sink)?)
         .stderr(duplicate(&sink)?);
@@ -174,8 +181,10 @@ pub fn run(
             .with_hint("check that the script exists, is executable and has a #! line")
     })?;
     let pid = child.id() as i32;
+    let check = log.is_none().then(|| RunningCheck::register(&id.name, pid));
     let timeout = limit.map_or_else(hook_timeout, |l| l.min(hook_timeout()));
     let finished_in_time = proc::wait_exit(pid, timeout);
+    drop(check);
     if !finished_in_time {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
@@ -202,6 +211,50 @@ pub fn run(
         status: status_text,
         output,
     })
+}
+
+/// The launch mark's prefix of checks (pings): `check:PID.TICKS.SERIAL` of the
+/// servicectl that runs it.
+pub const CHECK_MARK: &str = "check:";
+
+/// Checks running now in this process, by service: what `end_checks` ends.
+static CHECKS: std::sync::Mutex<Vec<(String, i32)>> = std::sync::Mutex::new(Vec::new());
+
+/// A check on the list while it runs.
+struct RunningCheck(i32);
+
+impl RunningCheck {
+    fn register(service: &str, pid: i32) -> RunningCheck {
+        if let Ok(mut checks) = CHECKS.lock() {
+            checks.push((service.to_string(), pid));
+        }
+        RunningCheck(pid)
+    }
+}
+
+impl Drop for RunningCheck {
+    fn drop(&mut self) {
+        if let Ok(mut checks) = CHECKS.lock() {
+            checks.retain(|(_, pid)| *pid != self.0);
+        }
+    }
+}
+
+/// End the checks of `service` (of every service with None) that run now, with their
+/// process groups: a check never outlives the service it checks. The thread waiting
+/// for each then reports it as killed.
+pub fn end_checks(service: Option<&str>) {
+    let Ok(checks) = CHECKS.lock() else {
+        return;
+    };
+    for (name, pid) in checks.iter() {
+        if service.is_none_or(|s| s == name) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// Run a hook if the service has one; a failure is an error quoting its output.

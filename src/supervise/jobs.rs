@@ -1,10 +1,10 @@
 //! Blocking work, off the event loop: evaluating configs, starting and stopping (which
-//! wait for grace periods and halt timeouts), pings, rotations. Each job runs on a
+//! wait for grace periods and halt timeouts), readiness checks. Each job runs on a
 //! thread of its own and reports back through a channel, waking the loop with an
 //! eventfd, so a slow ping of one service never delays the restart of another.
 
+use super::machine::{JobId, JobOutput, Work};
 use crate::config::session::Session;
-use crate::config::settings::LogRotation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::graph::{self, Deps};
 use crate::playpen::Playpen;
@@ -13,10 +13,8 @@ use crate::service::prepare::{Prepared, Stage, prepare};
 use crate::service::status;
 use nix::sys::eventfd::EventFd;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::time::Duration;
 
 /// Which services a preparation is for.
 #[derive(Debug, Clone)]
@@ -41,6 +39,7 @@ pub enum Scope {
 }
 
 /// Services evaluated and checked for the supervisor (one sh process for all of them).
+#[derive(Debug)]
 pub struct Prepped {
     pub prepared: BTreeMap<String, Prepared>,
     /// Each service's problems (evaluation, settings, typed variables, audit).
@@ -55,82 +54,78 @@ pub struct Prepped {
     pub warnings: Vec<String>,
 }
 
-pub enum Job {
-    Prepare(Scope),
-    Start(Arc<Prepared>),
-    /// Start again after an unasked exit, unless a direct stop removed its record.
-    Revive(Arc<Prepared>),
-    Stop(Arc<Prepared>),
-    Restart(Arc<Prepared>),
-    Ping(Arc<Prepared>, Duration),
-    Rotate(PathBuf, LogRotation),
-}
-
-pub enum Output {
-    Prepared(Result<Prepped>),
-    Outcome(Result<Outcome>),
-    Ping { ok: bool, detail: String },
-    Rotated(std::io::Result<u64>),
-}
-
-/// Run `job` on a new thread; its output comes back on `tx` with `tag`, and `wake`
-/// is written so that the event loop looks.
-pub fn spawn<T: Clone + Send + 'static>(
+/// Run `work` on a new thread; its output comes back on `tx` with `job`, and `wake`
+/// is written so that the event loop looks. `service` names the service it is for
+/// (the thread's name, for `ps -L`).
+pub fn spawn(
     playpen: &Playpen,
-    tag: T,
-    job: Job,
-    tx: &Sender<(T, Output)>,
+    job: JobId,
+    service: Option<String>,
+    work: Work,
+    tx: &Sender<(JobId, JobOutput)>,
     wake: &Arc<EventFd>,
 ) {
     let playpen = playpen.clone();
     let (tx, failed_tx) = (tx.clone(), tx.clone());
     let (wake, failed_wake) = (Arc::clone(wake), Arc::clone(wake));
-    let failed_tag = tag.clone();
+    let _ = service;
     let spawned = std::thread::Builder::new()
         .name("servicectl-job".into())
         .stack_size(2 << 20)
         .spawn(move || {
             let output =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&playpen, job)))
-                    .unwrap_or_else(|_| {
-                        Output::Outcome(Err(Error::runtime(
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&playpen, work)))
+                    .unwrap_or_else(|_| JobOutput::Lifecycle {
+                        result: Err(Error::runtime(
                             "internal error (a supervisor job panicked; please report it)",
-                        )))
+                        )),
+                        has_check: false,
                     });
-            let _ = tx.send((tag, output));
+            let _ = tx.send((job, output));
             let _ = wake.write(1);
         });
     if let Err(e) = spawned {
         // No thread (out of memory or processes): the loop still hears of the job, as
         // one that failed, so nothing waits for it forever.
         let _ = failed_tx.send((
-            failed_tag,
-            Output::Outcome(Err(Error::runtime(format!(
-                "cannot start a worker thread: {e}"
-            )))),
+            job,
+            JobOutput::Lifecycle {
+                result: Err(Error::runtime(format!("cannot start a worker thread: {e}"))),
+                has_check: false,
+            },
         ));
         let _ = failed_wake.write(1);
     }
 }
 
-fn run(playpen: &Playpen, job: Job) -> Output {
-    match job {
-        Job::Prepare(scope) => Output::Prepared(prepare_scope(playpen, scope)),
-        Job::Start(p) => Output::Outcome(lifecycle::start(playpen, &p)),
-        Job::Revive(p) => Output::Outcome(revive(playpen, &p)),
-        Job::Stop(p) => Output::Outcome(lifecycle::stop(playpen, &p)),
-        Job::Restart(p) => Output::Outcome(lifecycle::restart(playpen, &p)),
-        Job::Ping(p, limit) => match status::ping(playpen, &p, Some(limit)) {
-            Ok(r) => Output::Ping {
+fn run(playpen: &Playpen, work: Work) -> JobOutput {
+    let started = |result: Result<Outcome>, p: &Prepared| {
+        let has_check = result.is_ok()
+            && lifecycle::ping_runnable(playpen, p)
+                .ok()
+                .flatten()
+                .is_some();
+        JobOutput::Lifecycle { result, has_check }
+    };
+    match work {
+        Work::Prepare(scope) => JobOutput::Prepared(prepare_scope(playpen, scope)),
+        Work::Start(p) => started(lifecycle::start(playpen, &p), &p),
+        Work::Revive(p) => started(revive(playpen, &p), &p),
+        Work::Restart(p) => started(lifecycle::restart(playpen, &p), &p),
+        Work::Stop(p) => JobOutput::Lifecycle {
+            result: lifecycle::stop(playpen, &p),
+            has_check: false,
+        },
+        Work::Check(p, limit) => match status::ping(playpen, &p, Some(limit)) {
+            Ok(r) => JobOutput::Check {
                 ok: r.ok,
                 detail: format!("{}: {}", r.by, r.detail),
             },
-            Err(e) => Output::Ping {
+            Err(e) => JobOutput::Check {
                 ok: false,
                 detail: e.to_string(),
             },
         },
-        Job::Rotate(path, log) => Output::Rotated(super::output::rotate(&path, log.keep)),
     }
 }
 

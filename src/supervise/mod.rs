@@ -11,11 +11,12 @@
 //! states, backoff and routing; docs/protocol.md the protocol ([`crate::control`]).
 
 pub mod backoff;
-mod core;
 pub mod cron;
+mod driver;
 mod fork;
 pub mod jobs;
 pub mod lock;
+pub mod machine;
 pub mod output;
 
 use crate::error::{Error, Result};
@@ -61,7 +62,7 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
         None
     };
     let listener = lock.bind(playpen)?;
-    let mut supervisor = core::Supervisor::new(playpen, listener, options)?;
+    let mut supervisor = driver::Driver::new(playpen, listener, options)?;
     if let Some(pipe) = ready {
         let mut pipe = std::fs::File::from(pipe);
         let _ = pipe.write_all(b"1");

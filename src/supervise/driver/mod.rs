@@ -1,0 +1,804 @@
+//! The supervisor's driver: the one thread that owns every descriptor, waits on all of
+//! them at once with epoll, turns what the kernel reports into [`Event`]s for the
+//! state machine ([`super::machine`]) and carries out the [`Effect`]s it returns.
+//!
+//! It decides nothing: which service to start, when, what an exit means, what to
+//! answer is the machine's. It reads the clock once per wake-up ([`Driver::now`]).
+//!
+//! Event sources: a signalfd (SIGTERM, SIGINT → shutdown; SIGHUP → up; SIGCHLD →
+//! reap), the control socket and its clients, one pidfd per supervised process and per
+//! cron run or inetd handler, a timerfd armed for the earliest deadline (of the
+//! machine, and of clients that owe a request), an eventfd that worker threads write
+//! when a job is done, inotify on `var/run` (commands acting directly), the inetd
+//! listeners.
+//!
+//! Reaping: the supervisor is a child subreaper and the parent of what it starts, but
+//! worker threads wait for their own children by PID (a start through its grace
+//! period, hooks and checks). So it never reaps blindly while a job runs: a supervised
+//! process is reaped through its pidfd (waitid P_PIDFD), and any other exited child
+//! (an orphan reparented to us) only when no job is running.
+
+mod adopt;
+mod armed;
+mod clients;
+
+use super::jobs;
+use super::machine::{ClientId, Effect, Event, JobId, JobOutput, Machine, Now, Sid};
+use crate::control::{Op, Reply};
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use crate::process::proc;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+const SIGNALS: u64 = 1;
+const LISTENER: u64 = 2;
+const TIMER: u64 = 3;
+const WAKE: u64 = 4;
+const INOTIFY: u64 = 5;
+const CLIENT: u64 = 1 << 60;
+const PIDFD: u64 = 2 << 60;
+/// A cron run or an inetd handler, by PID.
+const CHILD: u64 = 3 << 60;
+/// An inetd service's listening socket, by service index.
+const INETD: u64 = 4 << 60;
+const KIND_MASK: u64 = 0xf << 60;
+
+fn now_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+pub(super) fn log(message: &str) {
+    eprintln!("{} servicectl supervise: {message}", now_text());
+}
+
+pub(super) fn describe_wait(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("was killed by signal {}", sig.as_str()),
+        _ => "ended".to_string(),
+    }
+}
+
+/// A supervised process's pidfd.
+struct Watch {
+    pid: i32,
+    fd: OwnedFd,
+    generation: u64,
+}
+
+/// A cron run or inetd handler's pidfd.
+struct Child {
+    service: Sid,
+    fd: OwnedFd,
+}
+
+pub struct Driver {
+    playpen: Playpen,
+    machine: Machine,
+    /// The time read at the latest wake-up.
+    clock: Now,
+    epoll: Epoll,
+    signals: SignalFd,
+    listener: UnixListener,
+    timer: TimerFd,
+    /// The deadline the timer is armed for.
+    armed_for: Option<Instant>,
+    wake: Arc<EventFd>,
+    inotify: Option<nix::sys::inotify::Inotify>,
+    tx: Sender<(JobId, JobOutput)>,
+    rx: Receiver<(JobId, JobOutput)>,
+    orphans_waiting: bool,
+    /// A preparation ended: return freed memory once no job runs.
+    trim_memory: bool,
+    conns: HashMap<ClientId, clients::Conn>,
+    next_conn: ClientId,
+    watches: HashMap<Sid, Watch>,
+    next_generation: u64,
+    children: HashMap<i32, Child>,
+    armed: HashMap<Sid, armed::ArmedIo>,
+    /// Events the effects of earlier events caused, handled before waiting again.
+    queue: VecDeque<Event>,
+    /// `status` requests that came before the launch decided.
+    early_status: Vec<(ClientId, Vec<String>)>,
+    /// What the shutdown's sweep found left, told to the shutdown's client.
+    swept: Option<String>,
+    my_uid: u32,
+    exit: Option<i32>,
+}
+
+impl Driver {
+    pub fn new(
+        playpen: &Playpen,
+        listener: UnixListener,
+        options: super::Options,
+    ) -> Result<Driver> {
+        let sys = |what: &str, e: nix::errno::Errno| {
+            Error::runtime(format!("cannot set up the event loop ({what}): {e}"))
+        };
+        // A daemon that forks away stays in our tree, and every exited process is
+        // reaped, even where PID 1 reaps nothing.
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| sys("subreaper", e))?;
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGCHLD,
+            Signal::SIGHUP,
+        ] {
+            mask.add(s);
+        }
+        // Blocked before any worker thread exists, so every thread inherits the mask
+        // and the signals arrive only through the signalfd. Children get a clean mask.
+        mask.thread_block().map_err(|e| sys("signal mask", e))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| sys("signalfd", e))?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| sys("epoll", e))?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(|e| sys("timerfd", e))?;
+        let wake = Arc::new(
+            EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+                .map_err(|e| sys("eventfd", e))?,
+        );
+        let inotify = nix::sys::inotify::Inotify::init(
+            nix::sys::inotify::InitFlags::IN_NONBLOCK | nix::sys::inotify::InitFlags::IN_CLOEXEC,
+        )
+        .ok()
+        .filter(|i| {
+            i.add_watch(
+                &playpen.run_dir(),
+                nix::sys::inotify::AddWatchFlags::IN_MOVED_TO
+                    | nix::sys::inotify::AddWatchFlags::IN_CLOSE_WRITE
+                    | nix::sys::inotify::AddWatchFlags::IN_DELETE,
+            )
+            .is_ok()
+        });
+        let input = EpollFlags::EPOLLIN;
+        let add = |fd: std::os::fd::BorrowedFd, token| {
+            epoll
+                .add(fd, EpollEvent::new(input, token))
+                .map_err(|e| sys("epoll", e))
+        };
+        add(signals.as_fd(), SIGNALS)?;
+        add(listener.as_fd(), LISTENER)?;
+        add(timer.as_fd(), TIMER)?;
+        add(wake.as_fd(), WAKE)?;
+        if let Some(i) = &inotify {
+            add(i.as_fd(), INOTIFY)?;
+        }
+        let (tx, rx) = channel();
+        Ok(Driver {
+            playpen: playpen.clone(),
+            machine: Machine::new(options.no_start),
+            clock: Self::now(),
+            epoll,
+            signals,
+            listener,
+            timer,
+            armed_for: None,
+            wake,
+            inotify,
+            tx,
+            rx,
+            orphans_waiting: false,
+            trim_memory: false,
+            conns: HashMap::new(),
+            next_conn: 1,
+            watches: HashMap::new(),
+            next_generation: 1,
+            children: HashMap::new(),
+            armed: HashMap::new(),
+            queue: VecDeque::new(),
+            early_status: Vec::new(),
+            swept: None,
+            my_uid: nix::unistd::geteuid().as_raw(),
+            exit: None,
+        })
+    }
+
+    /// The one place the supervisor reads the clocks.
+    fn now() -> Now {
+        Now {
+            mono: Instant::now(),
+            wall: crate::supervise::cron::wall_now(),
+        }
+    }
+
+    /// Adopt, bring the role up, then serve events until shut down.
+    pub fn run(&mut self) -> i32 {
+        log(&format!(
+            "supervising {} (PID {})",
+            self.playpen.root.display(),
+            std::process::id()
+        ));
+        let mut now = Self::now();
+        for event in self.adopt() {
+            self.queue.push_back(event);
+        }
+        self.drain(now);
+        let effects = self.machine.begin();
+        self.apply(effects, now);
+        let mut events = vec![EpollEvent::empty(); 64];
+        loop {
+            self.drain(now);
+            if let Some(code) = self.exit {
+                self.flush_all_output();
+                log(&format!("exiting with status {code}"));
+                return code;
+            }
+            if self.machine.launched && !self.early_status.is_empty() {
+                for (client, names) in std::mem::take(&mut self.early_status) {
+                    self.answer_status(client, &names);
+                }
+            }
+            self.arm_timer(now);
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    log(&format!("epoll_wait failed: {e}"));
+                    return 1;
+                }
+            };
+            now = Self::now();
+            self.clock = now;
+            for event in &events[..n] {
+                self.on_ready(event.data(), event.events(), now);
+            }
+        }
+    }
+
+    /// Feed every queued event to the machine and carry out what it says.
+    fn drain(&mut self, now: Now) {
+        while let Some(event) = self.queue.pop_front() {
+            let effects = self.machine.step(event, now);
+            self.apply(effects, now);
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        self.queue.push_back(event);
+    }
+
+    fn on_ready(&mut self, token: u64, flags: EpollFlags, now: Now) {
+        match token {
+            SIGNALS => self.on_signals(),
+            LISTENER => self.on_accept(now),
+            TIMER => {
+                let mut buf = [0u8; 8];
+                let _ = nix::unistd::read(self.timer.as_fd(), &mut buf);
+                self.armed_for = None;
+                self.drop_idle_clients(now);
+                self.push(Event::Tick);
+            }
+            WAKE => self.on_jobs_done(now),
+            INOTIFY => self.on_run_dir_changed(),
+            t if t & KIND_MASK == CLIENT => self.on_client(t & !KIND_MASK, flags, now),
+            t if t & KIND_MASK == CHILD => self.on_child((t & !KIND_MASK) as i32),
+            t if t & KIND_MASK == INETD => self.push(Event::InetdReadable {
+                service: (t & !KIND_MASK) as usize,
+            }),
+            t if t & KIND_MASK == PIDFD => {
+                let service = ((t & !KIND_MASK) >> 32) as usize;
+                self.on_pidfd(service, t & 0xffff_ffff);
+            }
+            _ => {}
+        }
+        self.drain(now);
+    }
+
+    /// Every exit the kernel has reported so far, before a request is answered: a
+    /// `wait` or `status` never answers from a process that is already dead.
+    fn take_in_exits(&mut self, now: Now) {
+        let mut events = vec![EpollEvent::empty(); 64];
+        let Ok(n) = self.epoll.wait(&mut events, EpollTimeout::ZERO) else {
+            return;
+        };
+        for event in &events[..n] {
+            let t = event.data();
+            match t & KIND_MASK {
+                PIDFD => {
+                    self.on_pidfd(((t & !KIND_MASK) >> 32) as usize, t & 0xffff_ffff);
+                }
+                CHILD => self.on_child((t & !KIND_MASK) as i32),
+                _ => {}
+            }
+        }
+        self.drain(now);
+    }
+
+    fn arm_timer(&mut self, now: Now) {
+        let clients = self.conns.values().filter_map(|c| c.deadline);
+        let next = self
+            .machine
+            .next_deadline()
+            .into_iter()
+            .chain(clients)
+            .min();
+        if next == self.armed_for {
+            return;
+        }
+        self.armed_for = next;
+        let result = match next {
+            Some(at) => {
+                let left = at
+                    .saturating_duration_since(now.mono)
+                    .max(Duration::from_micros(1));
+                self.timer.set(
+                    Expiration::OneShot(TimeSpec::from_duration(left)),
+                    TimerSetTimeFlags::empty(),
+                )
+            }
+            None => self.timer.unset(),
+        };
+        if let Err(e) = result {
+            log(&format!("cannot arm the timer: {e}"));
+        }
+    }
+
+    // ---- effects ----
+
+    fn apply(&mut self, effects: Vec<Effect>, now: Now) {
+        for effect in effects {
+            self.carry_out(effect, now);
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect, now: Now) {
+        match effect {
+            Effect::Job { job, service, work } => {
+                if matches!(work, super::machine::Work::Prepare(_)) {
+                    self.trim_memory = true;
+                }
+                let name = service.map(|i| self.machine.services[i].name.clone());
+                jobs::spawn(&self.playpen, job, name, work, &self.tx, &self.wake);
+            }
+            Effect::Watch { service, pid } => self.watch(service, pid),
+            Effect::Unwatch { service } => self.unwatch(service),
+            Effect::SignalGroup { pid, signal } => {
+                let _ = proc::signal_service(pid, signal);
+            }
+            Effect::SignalChildren { service, signal } => {
+                for &pid in &self.machine.services[service].children {
+                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+                }
+            }
+            Effect::WatchChild { service, pid } => self.watch_child(service, pid),
+            Effect::EndChecks { service } => {
+                crate::service::hooks::end_checks(Some(&self.machine.services[service].name));
+            }
+            Effect::Arm { service, config } => {
+                let result = self.arm(service, &config);
+                self.push(Event::ArmDone { service, result });
+            }
+            Effect::Disarm { service } => self.disarm(service),
+            Effect::SpawnRun { service } => self.spawn_run(service),
+            Effect::AcceptHandlers { service, room } => self.accept_handlers(service, room),
+            Effect::Listen { service, on } => self.listen(service, on),
+            Effect::Reply { client, reply } => self.reply(client, reply, now),
+            Effect::Log(message) => log(&message),
+            Effect::Sweep => self.sweep(),
+            Effect::Exit(code) => self.exit = Some(code),
+        }
+    }
+
+    // ---- processes ----
+
+    /// Watch process `pid` of service `i` with a pidfd.
+    fn watch(&mut self, i: Sid, pid: i32) {
+        self.unwatch(i);
+        let start_ticks = match proc::pidfd(pid) {
+            Some(fd) => {
+                let generation = self.next_generation & 0xffff_ffff;
+                self.next_generation += 1;
+                let token = PIDFD | ((i as u64) << 32) | generation;
+                if let Err(e) = self
+                    .epoll
+                    .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
+                    log(&format!(
+                        "{}: cannot watch pid {pid}: {e}",
+                        self.machine.services[i].name
+                    ));
+                }
+                self.watches.insert(
+                    i,
+                    Watch {
+                        pid,
+                        fd,
+                        generation,
+                    },
+                );
+                proc::start_ticks(pid)
+            }
+            // Gone already (and reaped by someone else).
+            None => None,
+        };
+        self.push(Event::Watched {
+            service: i,
+            pid,
+            start_ticks,
+        });
+    }
+
+    fn unwatch(&mut self, i: Sid) {
+        if let Some(w) = self.watches.remove(&i) {
+            let _ = self.epoll.delete(w.fd.as_fd());
+        }
+    }
+
+    /// A supervised process's pidfd is readable: it exited.
+    fn on_pidfd(&mut self, i: Sid, generation: u64) {
+        let Some(w) = self.watches.get(&i) else {
+            return;
+        };
+        if w.generation != generation {
+            return;
+        }
+        let pid = w.pid;
+        let status = match nix::sys::wait::waitid(
+            Id::PIDFd(w.fd.as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => {
+                // Spurious wake: a pidfd is readable only once the process exits.
+                if proc::is_alive(pid) {
+                    return;
+                }
+                "exited".to_string()
+            }
+            Ok(status) => describe_wait(status),
+            // Not our child (adopted): its parent reaps it.
+            Err(_) => "exited (status unknown: it is not the supervisor's child)".into(),
+        };
+        self.unwatch(i);
+        self.push(Event::ProcessExited {
+            service: i,
+            pid,
+            status,
+        });
+    }
+
+    fn watch_child(&mut self, i: Sid, pid: i32) {
+        match proc::pidfd(pid) {
+            Some(fd) => {
+                if let Err(e) = self.epoll.add(
+                    fd.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, CHILD | pid as u64),
+                ) {
+                    log(&format!("cannot watch pid {pid}: {e}"));
+                }
+                self.children.insert(pid, Child { service: i, fd });
+            }
+            None => self.push(Event::ChildExited {
+                pid,
+                status: "exited".into(),
+            }),
+        }
+    }
+
+    fn on_child(&mut self, pid: i32) {
+        let Some(child) = self.children.get(&pid) else {
+            return;
+        };
+        let status = match nix::sys::wait::waitid(
+            Id::PIDFd(child.fd.as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => {
+                if proc::is_alive(pid) {
+                    return;
+                }
+                "exited".to_string()
+            }
+            Ok(status) => describe_wait(status),
+            Err(_) => "exited".to_string(),
+        };
+        self.child_gone(pid, status);
+    }
+
+    fn child_gone(&mut self, pid: i32, status: String) {
+        if let Some(child) = self.children.remove(&pid) {
+            let _ = self.epoll.delete(child.fd.as_fd());
+            let _ = child.service;
+        }
+        self.push(Event::ChildExited { pid, status });
+    }
+
+    /// Reap exited children that are not watched processes (orphans reparented to
+    /// us), but only while no job runs: a worker may be waiting for its own child.
+    fn reap_orphans(&mut self) {
+        if self.machine.jobs_running() > 0 {
+            self.orphans_waiting = true;
+            return;
+        }
+        self.orphans_waiting = false;
+        loop {
+            match nix::sys::wait::waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    let Some(pid) = status.pid().map(|p| p.as_raw()) else {
+                        break;
+                    };
+                    if self.children.contains_key(&pid) {
+                        self.child_gone(pid, describe_wait(status));
+                        continue;
+                    }
+                    let watched = self
+                        .watches
+                        .iter()
+                        .find(|(_, w)| w.pid == pid)
+                        .map(|(&i, _)| i);
+                    if let Some(i) = watched {
+                        self.unwatch(i);
+                        self.push(Event::ProcessExited {
+                            service: i,
+                            pid,
+                            status: describe_wait(status),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shutdown's last step: every check ends, and every process still marked as the
+    /// playpen's (a service whose stop failed, a daemon's stray child, a run the
+    /// machine lost track of) is killed with its group.
+    fn sweep(&mut self) {
+        crate::service::hooks::end_checks(None);
+        let census = crate::process::census::Census::scan(&self.playpen);
+        let left: Vec<String> = census
+            .members()
+            .map(|m| {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(m.pid), Signal::SIGKILL);
+                format!("{} (pid {})", m.service, m.pid)
+            })
+            .collect();
+        if !left.is_empty() {
+            let text = format!(
+                "killed what was left of the playpen: {}",
+                crate::text::short_list(&left, 10)
+            );
+            log(&text);
+            self.swept = Some(text);
+        }
+    }
+
+    // ---- signals, jobs, var/run ----
+
+    fn on_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                    log(&format!("{} received", sig.as_str()));
+                    self.push(Event::ShutdownSignal);
+                }
+                Ok(Signal::SIGCHLD) => self.reap_orphans(),
+                Ok(Signal::SIGHUP) => self.push(Event::UpSignal),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_jobs_done(&mut self, now: Now) {
+        let _ = self.wake.read();
+        while let Ok((job, output)) = self.rx.try_recv() {
+            self.push(Event::JobDone { job, output });
+        }
+        // The machine counts a job as running until it has taken in its result.
+        self.drain(now);
+        if self.machine.jobs_running() == 0 && self.orphans_waiting {
+            self.reap_orphans();
+        }
+        if self.machine.jobs_running() == 0 && std::mem::take(&mut self.trim_memory) {
+            // Evaluating configs on worker threads leaves freed memory in their malloc
+            // arenas; give it back, so that an idle supervisor stays small.
+            // SAFETY: malloc_trim has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+        }
+    }
+
+    /// A command acting directly (a package manager's hook) started or stopped a
+    /// service behind the supervisor's back: its start record appeared or went.
+    fn on_run_dir_changed(&mut self) {
+        use nix::sys::inotify::AddWatchFlags;
+        let Some(inotify) = &self.inotify else {
+            return;
+        };
+        let mut recorded = std::collections::BTreeSet::new();
+        let mut unrecorded = std::collections::BTreeSet::new();
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            for e in events {
+                let Some(file) = e.name.as_ref().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if let Some(service) = file.strip_suffix(".start") {
+                    if e.mask.contains(AddWatchFlags::IN_DELETE) {
+                        unrecorded.insert(service.to_string());
+                    } else {
+                        recorded.insert(service.to_string());
+                    }
+                }
+            }
+        }
+        for name in unrecorded {
+            self.push(Event::RecordRemoved { name });
+        }
+        for name in recorded {
+            let Some(i) = self.machine.find(&name) else {
+                continue;
+            };
+            let s = &self.machine.services[i];
+            if s.phase.is_busy() || s.phase.pid().is_some() {
+                continue;
+            }
+            use crate::process::pidfile::{self, Observed};
+            if let Ok((Observed::Running { pid, .. } | Observed::Untracked { pid, .. }, _)) =
+                pidfile::observe(&self.playpen, &name)
+            {
+                self.push(Event::RecordAppeared { name, pid });
+            }
+        }
+    }
+
+    // ---- answers read from the state ----
+
+    fn answer_status(&mut self, client: ClientId, names: &[String]) {
+        let uptime = proc::uptime_secs();
+        let mut views = Vec::new();
+        let mut catalog = None;
+        for name in names {
+            if self.machine.find(name).is_some() {
+                continue;
+            }
+            // Not supervised: known at all? (Files only, no process.)
+            let catalog = match &catalog {
+                Some(c) => c,
+                None => match crate::playpen::catalog::Catalog::load(&self.playpen, None) {
+                    Ok(c) => catalog.insert(c),
+                    Err(e) => return self.send(client, &Reply::error(&e)),
+                },
+            };
+            if let Err(e) = catalog.get(name) {
+                return self.send(client, &Reply::error(&e));
+            }
+        }
+        let indices: Vec<Option<Sid>> = if names.is_empty() {
+            (0..self.machine.services.len()).map(Some).collect()
+        } else {
+            names.iter().map(|n| self.machine.find(n)).collect()
+        };
+        for (k, i) in indices.into_iter().enumerate() {
+            let view = match i {
+                Some(i) => {
+                    let mut view = self.machine.view(i, uptime);
+                    self.complete_view(i, &mut view);
+                    view
+                }
+                None => self.unsupervised_view(&names[k]),
+            };
+            views.push(view);
+        }
+        self.send(client, &Reply::Status { services: views });
+    }
+
+    /// What the machine cannot know: the port an inetd listener is bound to; for a
+    /// service whose configuration is not known, its start record.
+    fn complete_view(&self, i: Sid, view: &mut crate::control::ServiceView) {
+        if let Some(port) = self.armed.get(&i).and_then(|a| a.bound_port())
+            && !view.ports.iter().any(|(_, n)| *n == port)
+        {
+            view.ports.push(("service_port".to_string(), port));
+        }
+        if self.machine.services[i].config.is_none()
+            && let Some(r) = crate::process::pidfile::read_record(&self.playpen, &view.name)
+        {
+            if view.pid.is_some() {
+                view.ports = r.ports.clone();
+            }
+            view.version = r.version;
+        }
+    }
+
+    fn unsupervised_view(&self, name: &str) -> crate::control::ServiceView {
+        crate::control::ServiceView {
+            name: name.to_string(),
+            state: "stopped".into(),
+            pid: None,
+            uptime_secs: None,
+            restarts: 0,
+            last_exit: None,
+            ready: false,
+            wanted: false,
+            ports: Vec::new(),
+            version: crate::process::pidfile::read_record(&self.playpen, name)
+                .and_then(|r| r.version),
+            note: None,
+            next_run: None,
+            last_run: None,
+            handlers: None,
+        }
+    }
+
+    /// A request: answered here when it only reads the state (hello, status), else
+    /// handed to the machine.
+    fn on_request(&mut self, client: ClientId, op: Op, now: Now) {
+        match op {
+            Op::Hello => self.send(
+                client,
+                &Reply::Hello {
+                    pid: std::process::id() as i32,
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                },
+            ),
+            Op::Status { services } => {
+                self.take_in_exits(now);
+                if self.machine.launched {
+                    self.answer_status(client, &services);
+                } else {
+                    // Before the launch has decided, the role's services are about to
+                    // start: answered once it has, never as "no services".
+                    self.early_status.push((client, services));
+                }
+            }
+            Op::Wait {
+                services,
+                timeout_secs,
+            } => {
+                self.take_in_exits(now);
+                if let Err(e) = self.check_names(&services) {
+                    return self.send(client, &Reply::error(&e));
+                }
+                self.push(Event::Request {
+                    client,
+                    op: Op::Wait {
+                        services,
+                        timeout_secs,
+                    },
+                });
+            }
+            op => self.push(Event::Request { client, op }),
+        }
+    }
+
+    /// Every name is a service of the playpen (files only).
+    fn check_names(&self, names: &[String]) -> Result<()> {
+        if names.iter().all(|n| self.machine.find(n).is_some()) {
+            return Ok(());
+        }
+        let catalog = crate::playpen::catalog::Catalog::load(&self.playpen, None)?;
+        for name in names {
+            if self.machine.find(name).is_none() {
+                catalog.get(name)?;
+            }
+        }
+        Ok(())
+    }
+}

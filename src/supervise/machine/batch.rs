@@ -1,0 +1,320 @@
+//! Commands on several services (start, stop, restart, up, down, shutdown) as batches
+//! that advance in dependency order as each service settles.
+
+use super::*;
+use crate::control::Row;
+use crate::error::ErrorKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// One command's work across services: each waits for its prerequisites (what it
+/// depends on for a start, what depends on it for a stop) to settle.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub client: Option<ClientId>,
+    verbs: BTreeMap<String, Verb>,
+    waits_for: Deps,
+    order: Vec<String>,
+    pending: Vec<String>,
+    pub results: BTreeMap<String, Result<Outcome, Error>>,
+    /// Rows decided before the batch ran (problems, unknown names).
+    extra: Vec<Row>,
+    pub warnings: Vec<String>,
+    /// Exit the supervisor with this code once done (shutdown).
+    pub exit_after: Option<i32>,
+}
+
+pub(super) fn row(service: &str, result: &Result<Outcome, Error>) -> Row {
+    match result {
+        Ok(o) => Row {
+            service: service.to_string(),
+            done: Some(o.clone()),
+            error: None,
+        },
+        Err(e) => Row {
+            service: service.to_string(),
+            done: None,
+            error: Some(e.into()),
+        },
+    }
+}
+
+impl Machine {
+    /// The batch a prepared command makes.
+    pub(super) fn command_batch(
+        &mut self,
+        client: Option<ClientId>,
+        op: Op,
+        prepped: Prepped,
+        now: Now,
+    ) {
+        let strict = matches!(op, Op::Start { .. } | Op::Restart { .. });
+        let mut extra: Vec<Row> = prepped
+            .unknown
+            .iter()
+            .map(|(n, e)| row(n, &Err(e.clone())))
+            .collect();
+        let mut targets: Vec<String> = prepped
+            .targets
+            .iter()
+            .filter(|n| !prepped.unknown.contains_key(*n))
+            .cloned()
+            .collect();
+        if strict && (!prepped.problems.is_empty() || !extra.is_empty()) {
+            // As without a supervisor: nothing starts until every problem is fixed.
+            for name in &targets {
+                let err = prepped.problems.get(name).cloned().unwrap_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotAttempted,
+                        "not started: other services have configuration problems (listed above)",
+                    )
+                    .with_service(name)
+                });
+                extra.push(row(name, &Err(err)));
+            }
+            targets.clear();
+        }
+        let deps = prepped.deps.clone();
+        let mut batch = match op {
+            Op::Start { .. } => self.batch(client, &targets, &[], Verb::Start, &deps),
+            Op::Restart { .. } => self.batch(client, &targets, &[], Verb::Restart, &deps),
+            Op::Stop { .. } => {
+                let stops = self.with_dependants(&targets);
+                let known = self.known_deps();
+                self.batch(client, &[], &stops, Verb::Stop, &known)
+            }
+            Op::Up => self.batch(client, &targets, &prepped.disabled, Verb::Start, &deps),
+            Op::Down => {
+                let mut all: Vec<String> = targets.clone();
+                for s in &self.services {
+                    if !all.contains(&s.name) {
+                        all.push(s.name.clone());
+                    }
+                }
+                let deps = self.known_deps();
+                let order: Vec<String> = crate::ops::graph::order(&deps)
+                    .into_iter()
+                    .filter(|n| all.contains(n))
+                    .collect();
+                self.batch(client, &[], &order, Verb::Stop, &deps)
+            }
+            _ => return,
+        };
+        batch.extra = extra;
+        batch.warnings = prepped.warnings;
+        self.new_batch(batch);
+        self.flush_batches(now);
+    }
+
+    /// `names` in dependency order (their own order where the graph says nothing).
+    fn with_dependants(&self, names: &[String]) -> Vec<String> {
+        let deps = self.known_deps();
+        let mut ordered: Vec<String> = crate::ops::graph::order(&deps)
+            .into_iter()
+            .filter(|n| names.contains(n))
+            .collect();
+        for n in names {
+            if !ordered.contains(n) {
+                ordered.push(n.clone());
+            }
+        }
+        ordered
+    }
+
+    pub(super) fn new_batch(&mut self, batch: Batch) -> BatchId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.batches.insert(id, batch);
+        self.dirty.push(id);
+        id
+    }
+
+    pub(super) fn flush_batches(&mut self, now: Now) {
+        while let Some(id) = self.dirty.pop() {
+            self.advance(id, now);
+        }
+    }
+
+    fn advance(&mut self, id: BatchId, now: Now) {
+        loop {
+            let Some(batch) = self.batches.get_mut(&id) else {
+                return;
+            };
+            // The first pending service whose prerequisites are settled.
+            let mut launch = None;
+            let mut skip = None;
+            for (pos, name) in batch.pending.iter().enumerate() {
+                let prereqs = batch.waits_for.get(name).cloned().unwrap_or_default();
+                if let Some(failed) = prereqs
+                    .iter()
+                    .find(|p| matches!(batch.results.get(*p), Some(Err(_))))
+                {
+                    skip = Some((pos, failed.clone()));
+                    break;
+                }
+                if prereqs
+                    .iter()
+                    .all(|p| batch.results.contains_key(p) || !batch.verbs.contains_key(p))
+                {
+                    launch = Some(pos);
+                    break;
+                }
+            }
+            if let Some((pos, failed)) = skip {
+                let name = batch.pending.remove(pos);
+                let verb = batch.verbs[&name];
+                let err = match verb {
+                    Verb::Stop => Error::new(
+                        ErrorKind::NotAttempted,
+                        format!(
+                            "not stopped because {failed}, which depends on it, failed to stop"
+                        ),
+                    )
+                    .with_hint(format!("stop {failed} first (its error is above)")),
+                    _ => Error::new(
+                        ErrorKind::NotAttempted,
+                        format!("not started because {failed}, which it depends on, failed"),
+                    )
+                    .with_hint(format!(
+                        "fix {failed} (its error is above), then run this again"
+                    )),
+                }
+                .with_service(&name);
+                batch.results.insert(name, Err(err));
+                continue;
+            }
+            let Some(pos) = launch else {
+                break;
+            };
+            let name = batch.pending.remove(pos);
+            let verb = batch.verbs[&name];
+            let i = self.service_index(&name);
+            self.services[i].waiting.push((id, verb));
+            match verb {
+                Verb::Start => self.request_start(i, now),
+                Verb::Stop => self.launch_stop(i, now),
+                Verb::Restart => self.launch_restart(i, now),
+            }
+        }
+        let Some(batch) = self.batches.get(&id) else {
+            return;
+        };
+        if !batch.pending.is_empty() || batch.verbs.keys().any(|n| !batch.results.contains_key(n)) {
+            return;
+        }
+        let batch = self.batches.remove(&id).expect("present");
+        let mut rows: Vec<Row> = batch
+            .order
+            .iter()
+            .filter_map(|n| batch.results.get(n).map(|r| row(n, r)))
+            .collect();
+        rows.extend(batch.extra);
+        let reply = Reply::Results {
+            results: rows,
+            warnings: batch.warnings,
+        };
+        match (batch.exit_after, batch.client) {
+            // The last step of a shutdown: what is left of the playpen is ended, then
+            // the reply goes out (with what was left), then the supervisor exits.
+            (Some(code), client) => {
+                self.effects.push(Effect::Sweep);
+                if let Some(client) = client {
+                    self.reply(client, reply);
+                } else {
+                    self.log_failures(&reply);
+                }
+                self.exit = Some(code);
+            }
+            (None, Some(client)) => self.reply(client, reply),
+            (None, None) => self.log_failures(&reply),
+        }
+    }
+
+    fn log_failures(&mut self, reply: &Reply) {
+        if let Reply::Results { results, .. } = reply {
+            for r in results {
+                if let Some(e) = &r.error {
+                    self.log(Error::from(e.clone()).to_string());
+                }
+            }
+        }
+    }
+
+    /// A batch for `verb` over `names` (already in dependency order), replying to `client`.
+    pub(super) fn batch(
+        &self,
+        client: Option<ClientId>,
+        starts: &[String],
+        stops: &[String],
+        verb: Verb,
+        deps: &Deps,
+    ) -> Batch {
+        let mut verbs = BTreeMap::new();
+        for n in starts {
+            verbs.insert(n.clone(), verb);
+        }
+        for n in stops {
+            verbs.insert(n.clone(), Verb::Stop);
+        }
+        let mut waits_for: Deps = BTreeMap::new();
+        for (name, verb) in &verbs {
+            let list = match verb {
+                Verb::Stop => deps
+                    .iter()
+                    .filter(|(other, ds)| {
+                        verbs.get(*other) == Some(&Verb::Stop) && ds.contains(name)
+                    })
+                    .map(|(other, _)| other.clone())
+                    .collect(),
+                _ => deps
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| verbs.get(*d).is_some_and(|v| *v != Verb::Stop))
+                    .cloned()
+                    .collect(),
+            };
+            waits_for.insert(name.clone(), list);
+        }
+        let mut order: Vec<String> = starts.to_vec();
+        let mut stop_order: Vec<String> = stops.to_vec();
+        stop_order.reverse();
+        order.extend(stop_order);
+        Batch {
+            client,
+            verbs,
+            waits_for,
+            pending: order.clone(),
+            order,
+            results: BTreeMap::new(),
+            extra: Vec::new(),
+            warnings: Vec::new(),
+            exit_after: None,
+        }
+    }
+
+    /// The dependency graph of the supervised services, from their known settings.
+    pub(super) fn known_deps(&self) -> Deps {
+        self.services
+            .iter()
+            .map(|s| {
+                let deps = s
+                    .settings()
+                    .map(|st| {
+                        st.depends
+                            .iter()
+                            .filter(|d| self.index.contains_key(*d) && **d != s.name)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (s.name.clone(), deps)
+            })
+            .collect()
+    }
+}
