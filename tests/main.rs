@@ -29,6 +29,7 @@ mod service_names;
 mod settings;
 mod status_ping;
 mod supervise;
+mod supervise_escapes;
 mod templates;
 mod tutorial;
 mod upgrade;

@@ -87,9 +87,19 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
             let role = playpen.role_config(&playpen.role().unwrap_or_default());
             if matches!(op, Op::Shutdown) && !cli.json {
                 render::out(&format!(
-                    "supervisor of {} shut down\n",
-                    playpen.root.display()
+                    "supervisor of {} shut down{}\n",
+                    playpen.root.display(),
+                    if results.is_empty() {
+                        " (no service was running)"
+                    } else {
+                        ""
+                    }
                 ));
+                if results.is_empty() {
+                    // Not "playpen_services is empty": nothing was left to stop.
+                    render::warnings(&warnings);
+                    return exit::OK;
+                }
             }
             progress.finish(&results, &warnings, &role);
             exit::failed_if(failed)

@@ -6,6 +6,7 @@
 
 pub mod census;
 pub mod interrupt;
+pub mod limits;
 pub mod linkfarm;
 pub mod output;
 pub mod pidfile;

@@ -197,6 +197,7 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
             _ => "check the program",
         }));
     }
+    crate::process::limits::give_back(pid);
     Ok(Spawned { pid })
 }
 

@@ -169,7 +169,9 @@ pub fn run(
     // the whole group can be killed if it hangs.
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        let limit = crate::process::limits::for_children();
+        cmd.pre_exec(move || {
+            crate::process::limits::restore_in_child(limit);
             nix::unistd::setsid()
                 .map(drop)
                 .map_err(std::io::Error::from)

@@ -101,6 +101,7 @@ impl Program {
             .map(|e| e.as_ptr())
             .collect();
         envp.push(std::ptr::null());
+        let limit = crate::process::limits::for_children();
         // Copies above 2 first, so that dup2 onto 0..2 cannot clobber one another.
         // SAFETY: after fork the child calls only async-signal-safe functions on memory
         // prepared before the fork, and never returns (execve or _exit).
@@ -126,6 +127,7 @@ impl Program {
                 libc::close(fd);
             }
             libc::setpgid(0, 0);
+            crate::process::limits::restore_in_child(limit);
             if libc::chdir(self.cwd.as_ptr()) != 0 {
                 libc::_exit(126);
             }

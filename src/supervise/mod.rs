@@ -48,6 +48,7 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
+    crate::process::limits::raise_own();
     playpen.ensure_var()?;
     let lock = lock::SupervisorLock::acquire(playpen)?;
     let ready = if options.daemon {

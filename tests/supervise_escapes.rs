@@ -1,0 +1,368 @@
+//! What a user who crashes, kills and floods the supervisor finds: nothing it started
+//! escapes (under a descriptor limit, across a kill -9 of the supervisor, a check that
+//! hangs), and its answers stay true (status before the launch decided, a shutdown
+//! with nothing left, a start cut short, a restart right after a crash, idle clients).
+
+use crate::common::*;
+
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+fn supervise_daemon(pp: &Playpen, env: &[(&str, &str)]) {
+    pp.run_env(&["supervise", "--daemon"], env).ok();
+}
+
+/// The supervisor's PID (from its hello).
+fn supervisor_pid(pp: &Playpen) -> i32 {
+    let lock = pp.read("var/run/servicectl.supervise.lock");
+    lock.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no PID in the lock: {lock:?}"))
+}
+
+fn kill9(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    assert!(
+        wait_until(PATIENCE, || !alive(pid)),
+        "pid {pid} survived SIGKILL"
+    );
+}
+
+#[track_caller]
+fn status_json(pp: &Playpen, name: &str) -> serde_json::Value {
+    let out = pp.run(&["status", "--json", name]);
+    out.json()
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
+}
+
+/// Everything of the playpen is gone (the supervisor too: its cwd is the playpen).
+#[track_caller]
+fn nothing_left(pp: &Playpen) {
+    let gone = wait_until(PATIENCE, || pp.processes().is_empty());
+    let left: Vec<String> = pp
+        .processes()
+        .into_iter()
+        .map(|p| format!("{p} {:?}", cmdline(p)))
+        .collect();
+    assert!(
+        gone,
+        "processes of the playpen left: {left:#?}\n{}",
+        supervisor_log(pp)
+    );
+}
+
+fn supervisor_log(pp: &Playpen) -> String {
+    pp.read_or_empty("var/run/servicectl.supervise.output")
+}
+
+#[test]
+fn shutdown_under_a_descriptor_limit_leaves_nothing_running() {
+    let names: Vec<String> = (0..40).map(|i| format!("s{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pp = Playpen::with_ports(&refs, &[]);
+    for n in &names {
+        pp.sleeper_service(
+            n,
+            "service_restart_policy=unlimited\nservice_halt_timeout=2",
+        );
+    }
+    // Soft and hard limit 64: there is nothing to raise; every stop path must cope.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" --playpen \"$1\" supervise --daemon")
+        .arg(bare_command().get_program())
+        .arg(&pp.root)
+        .current_dir(&pp.root);
+    run_command(&mut cmd).ok();
+    let all_up = wait_until(Duration::from_secs(60), || {
+        names.iter().all(|n| pp.pid(n).is_some_and(alive))
+    });
+    assert!(all_up, "not all 40 started:\n{}", supervisor_log(&pp));
+    let out = pp.run_timeout(&["shutdown"], 120);
+    out.no_panic();
+    nothing_left(&pp);
+}
+
+#[test]
+fn a_cron_run_is_adopted_by_a_new_supervisor_and_ended_by_shutdown() {
+    let pp = Playpen::with_ports(&["tick"], &[]);
+    // With SERVICECTL_CRON_SECONDS=1 the minute field counts seconds: a fire each
+    // second. Each run notes its start and its PID, then outlives many fire times.
+    pp.service(
+        "tick",
+        "service_type=cron\nservice_cron_time='* * * * *'\n\
+         service_cron_command='echo $$ >> \"$LOCAL_VAR/tick.runs\"; exec sleep 300'\n",
+    );
+    let env = [("SERVICECTL_CRON_SECONDS", "1")];
+    supervise_daemon(&pp, &env);
+    assert!(
+        wait_until(PATIENCE, || pp
+            .read_or_empty("var/tick.runs")
+            .lines()
+            .count()
+            == 1),
+        "no cron run:\n{}",
+        supervisor_log(&pp)
+    );
+    let run: i32 = pp.read("var/tick.runs").trim().parse().unwrap();
+    kill9(supervisor_pid(&pp));
+    supervise_daemon(&pp, &env);
+    // The new supervisor counts the run, and starts no second one while it goes on.
+    let view = status_json(&pp, "tick");
+    assert_eq!(view["handlers"], 1, "the run is not adopted: {view}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pp.read("var/tick.runs").lines().count(),
+        1,
+        "a second run started while the first went on:\n{}",
+        supervisor_log(&pp)
+    );
+    assert!(alive(run));
+    pp.run_timeout(&["shutdown"], 30).ok();
+    assert!(
+        wait_until(PATIENCE, || !alive(run)),
+        "the run outlived shutdown"
+    );
+    nothing_left(&pp);
+}
+
+/// A service whose ping notes its PID and then hangs.
+fn hanging_ping(pp: &Playpen, name: &str) {
+    pp.write_exec(
+        &format!("services/{name}/ping"),
+        "#!/bin/sh\necho $$ > \"$LOCAL_VAR/ping.pid\"\nexec sleep 100000\n",
+    );
+    pp.sleeper_service(name, "service_depends_timeout=600");
+}
+
+#[track_caller]
+fn ping_pid(pp: &Playpen) -> i32 {
+    assert!(
+        wait_until(PATIENCE, || pp
+            .read_or_empty("var/ping.pid")
+            .trim()
+            .parse::<i32>()
+            .is_ok_and(alive)),
+        "the ping did not run:\n{}",
+        supervisor_log(pp)
+    );
+    pp.read("var/ping.pid").trim().parse().unwrap()
+}
+
+#[test]
+fn a_hanging_check_is_ended_by_its_service_stop_and_by_shutdown() {
+    let pp = Playpen::with_ports(&["web"], &[]);
+    hanging_ping(&pp, "web");
+    supervise_daemon(&pp, &[]);
+    let ping = ping_pid(&pp);
+    pp.run_timeout(&["stop", "web"], 30).ok();
+    assert!(
+        wait_until(Duration::from_secs(3), || !alive(ping)),
+        "the ping outlived its service's stop"
+    );
+    std::fs::remove_file(pp.path("var/ping.pid")).unwrap();
+    // Started again (its start waits for the ping: in the background), then shutdown.
+    let mut start = pp.command();
+    start.args(["start", "web"]);
+    let mut child = spawn_piped(&mut start);
+    let ping = ping_pid(&pp);
+    pp.run_timeout(&["shutdown"], 30).ok();
+    assert!(
+        wait_until(Duration::from_secs(3), || !alive(ping)),
+        "the ping outlived shutdown"
+    );
+    let out = Out::from_output(
+        child.wait_with_output_bounded(),
+        Duration::ZERO,
+        "start".into(),
+    );
+    out.code_is(1)
+        .err_says(&["web: its start was cut short: the supervisor is shutting down"]);
+    nothing_left(&pp);
+}
+
+trait WaitBounded {
+    fn wait_with_output_bounded(&mut self) -> std::process::Output;
+}
+
+impl WaitBounded for std::process::Child {
+    fn wait_with_output_bounded(&mut self) -> std::process::Output {
+        assert!(
+            wait_until(PATIENCE, || matches!(self.try_wait(), Ok(Some(_)))),
+            "the command did not end"
+        );
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        use std::io::Read;
+        if let Some(mut o) = self.stdout.take() {
+            let _ = o.read_to_end(&mut stdout);
+        }
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_end(&mut stderr);
+        }
+        std::process::Output {
+            status: self.wait().unwrap(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+#[test]
+fn status_right_after_launch_shows_the_role_starting_not_nothing() {
+    let pp = Playpen::with_ports(&["slow"], &[]);
+    // Ready only after a second: status right after the launch catches it starting.
+    pp.write_exec(
+        "services/slow/ping",
+        "#!/bin/sh\n[ -e \"$LOCAL_VAR/slow.ready\" ] || { sleep 1; touch \"$LOCAL_VAR/slow.ready\"; exit 1; }\n",
+    );
+    pp.sleeper_service("slow", "");
+    supervise_daemon(&pp, &[]);
+    let out = pp.run(&["status", "--json"]);
+    out.code_is(3);
+    let rows = out.json();
+    let states: Vec<(String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("slow".to_string(), "starting".to_string())],
+        "{out}"
+    );
+    pp.run(&["wait", "slow", "--timeout", "10"]).ok();
+    pp.run(&["status"]).code_is(0);
+    pp.run_timeout(&["shutdown"], 30).ok();
+}
+
+#[test]
+fn shutdown_with_nothing_running_says_so() {
+    let pp = Playpen::with_ports(&["a"], &[]);
+    pp.sleeper_service("a", "");
+    supervise_daemon(&pp, &[]);
+    pp.run(&["wait", "a"]).ok();
+    pp.run(&["stop", "a"]).ok();
+    let out = pp.run_timeout(&["shutdown"], 30);
+    out.ok();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "supervisor of {} shut down (no service was running)\n",
+            pp.root.display()
+        )
+    );
+    nothing_left(&pp);
+}
+
+#[test]
+fn a_start_cut_short_by_a_stop_says_so_and_exits_1() {
+    let pp = Playpen::with_ports(&["a"], &[]);
+    pp.write_exec("services/a/ping", "#!/bin/sh\nexit 1\n");
+    pp.sleeper_service("a", "service_depends_timeout=600");
+    pp.role_config(&format!(
+        "playpen_services=\"\"\nPORT_PREFIX={}\n",
+        pp.prefix()
+    ));
+    supervise_daemon(&pp, &[]);
+    let mut start = pp.command();
+    start.args(["start", "a"]);
+    let mut child = spawn_piped(&mut start);
+    assert!(wait_until(PATIENCE, || pp.pid("a").is_some_and(alive)));
+    pp.run(&["stop", "a"]).ok();
+    let out = Out::from_output(
+        child.wait_with_output_bounded(),
+        Duration::ZERO,
+        "start".into(),
+    );
+    out.code_is(1)
+        .err_says(&["a: its start was cut short: it was stopped before it was ready"]);
+    pp.run_timeout(&["shutdown"], 30).ok();
+}
+
+#[test]
+fn restart_right_after_a_crash_queues_behind_the_restart_under_way() {
+    let pp = Playpen::with_ports(&["a"], &[]);
+    pp.sleeper_service(
+        "a",
+        "service_restart_policy=unlimited\nservice_start_grace=0.3",
+    );
+    supervise_daemon(&pp, &[]);
+    pp.run(&["wait", "a"]).ok();
+    for round in 0..5 {
+        let old = pp.running_pid("a");
+        kill9(old);
+        let out = pp.run_timeout(&["restart", "a"], 30);
+        assert!(
+            out.code == 0,
+            "round {round}: restart right after a crash failed:\n{out}\n{}",
+            supervisor_log(&pp)
+        );
+        let new = pp.running_pid("a");
+        assert_ne!(new, old);
+    }
+    pp.run_timeout(&["shutdown"], 30).ok();
+}
+
+#[test]
+fn idle_connections_never_lock_out_shutdown() {
+    let pp = Playpen::with_ports(&["a"], &[]);
+    pp.sleeper_service("a", "");
+    supervise_daemon(&pp, &[]);
+    pp.run(&["wait", "a"]).ok();
+    let socket = pp.path("var/run/servicectl.sock");
+    let idle: Vec<UnixStream> = (0..300)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    assert!(idle.len() >= 256, "only {} connections", idle.len());
+    let out = pp.run_timeout(&["shutdown"], 20);
+    out.ok();
+    nothing_left(&pp);
+    drop(idle);
+}
+
+/// Soft and hard "Max open files" of a process.
+fn open_files_limit(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = line["Max open files".len()..].split_whitespace().collect();
+    (fields[0].to_string(), fields[1].to_string())
+}
+
+#[test]
+fn the_supervisor_raises_its_descriptor_limit_and_services_get_the_callers() {
+    let pp = Playpen::with_ports(&["a"], &[]);
+    pp.sleeper_service("a", "");
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("ulimit -S -n 200 && exec \"$0\" --playpen \"$1\" supervise --daemon")
+        .arg(bare_command().get_program())
+        .arg(&pp.root)
+        .current_dir(&pp.root);
+    run_command(&mut cmd).ok();
+    pp.run(&["wait", "a"]).ok();
+    let (soft, hard) = open_files_limit(supervisor_pid(&pp));
+    assert_eq!(soft, hard, "the supervisor did not raise its soft limit");
+    assert_ne!(
+        hard, "200",
+        "the hard limit must be above 200 for this test"
+    );
+    let (service_soft, service_hard) = open_files_limit(pp.running_pid("a"));
+    assert_eq!(
+        (service_soft.as_str(), service_hard.as_str()),
+        ("200", hard.as_str())
+    );
+    pp.run_timeout(&["shutdown"], 30).ok();
+}
