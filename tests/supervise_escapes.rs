@@ -366,3 +366,26 @@ fn the_supervisor_raises_its_descriptor_limit_and_services_get_the_callers() {
     );
     pp.run_timeout(&["shutdown"], 30).ok();
 }
+
+#[test]
+fn a_role_listing_a_service_not_installed_starts_the_others_and_names_it() {
+    let pp = Playpen::with_ports(&["a", "ghost"], &[]);
+    pp.sleeper_service("a", "");
+    supervise_daemon(&pp, &[]);
+    pp.run(&["wait", "a"]).ok();
+    let out = pp.run(&["status", "--json"]);
+    let rows = out.json();
+    let ghost = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ghost")
+        .unwrap_or_else(|| panic!("ghost is not named:\n{out}"));
+    assert_eq!(ghost["state"], "failed");
+    assert_eq!(
+        ghost["note"],
+        "not installed: unknown service (no ext/services/ghost-VERSION/ and no services/ghost/config)"
+    );
+    assert_eq!(status_json(&pp, "a")["state"], "running");
+    pp.run_timeout(&["shutdown"], 30).ok();
+}

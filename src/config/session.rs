@@ -77,6 +77,23 @@ impl Session {
         self.known(&self.enabled(services)?)
     }
 
+    /// The role's enabled services that are installed, and those it lists that are
+    /// not (each with the error naming it): a supervisor brings up the first and names
+    /// the second instead of refusing the whole playpen.
+    pub fn role_targets_installed(&mut self) -> Result<(Vec<String>, Vec<(String, Error)>)> {
+        let services = self.role_services()?;
+        let mut installed = Vec::new();
+        let mut missing = Vec::new();
+        for name in self.enabled(services)? {
+            match self.catalog.get(&name) {
+                Ok(_) if !installed.contains(&name) => installed.push(name),
+                Ok(_) => {}
+                Err(e) => missing.push((name, e)),
+            }
+        }
+        Ok((installed, missing))
+    }
+
     /// Leave out services registered as disabled (`servicectl disable`).
     fn enabled(&self, services: Vec<String>) -> Result<Vec<String>> {
         let disabled = crate::playpen::registry::disabled(&self.playpen)?;

@@ -181,10 +181,15 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         Err(e) => Err(e),
     };
     let mut disabled = Vec::new();
+    let mut missing = Vec::new();
     let targets = match &scope {
         Scope::Launch { adopted } => {
-            let mut names = match role_enabled(&mut session) {
-                Ok(t) => session.with_dependencies(&t)?,
+            let mut names = match session.role_targets_installed() {
+                Ok((installed, not_installed)) => {
+                    missing = not_installed;
+                    session.with_dependencies(&installed)?
+                }
+                Err(e) if e.kind == ErrorKind::NoServicesListed => Vec::new(),
                 Err(e) => {
                     eprintln!("servicectl supervise: {e}");
                     Vec::new()
@@ -256,10 +261,12 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         .filter(|n| targets.contains(n))
         .chain(preparation.unknown.keys().cloned())
         .collect();
+    let mut unknown = preparation.unknown;
+    unknown.extend(missing);
     Ok(Prepped {
         prepared: preparation.prepared,
         problems,
-        unknown: preparation.unknown,
+        unknown,
         targets,
         disabled,
         deps,

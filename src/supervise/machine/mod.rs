@@ -808,6 +808,17 @@ impl Machine {
         }
         let (client, op) = match purpose {
             Purpose::Launch => {
+                // Listed by the role but not installed: named in status, the others
+                // start.
+                for (name, e) in std::mem::take(&mut prepped.unknown) {
+                    let i = self.service_index(&name);
+                    let s = &mut self.services[i];
+                    if s.config.is_none() && !s.phase.is_up() {
+                        s.phase = Phase::Failed;
+                        s.note = Some(format!("not installed: {}", e.message));
+                        s.problem = Some(e);
+                    }
+                }
                 for name in &prepped.targets {
                     if let Some(&i) = self.index.get(name)
                         && self.services[i].config.is_some()
