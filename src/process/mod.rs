@@ -8,6 +8,7 @@ pub mod census;
 pub mod interrupt;
 pub mod limits;
 pub mod linkfarm;
+pub mod notify;
 pub mod output;
 pub mod pidfile;
 pub mod proc;
