@@ -20,6 +20,9 @@ pub struct Session {
     settings: BTreeMap<String, (Arc<Settings>, Option<Error>)>,
 }
 
+/// Services a role lists that are not installed, each with the error naming it.
+pub type Missing = Vec<(String, Error)>;
+
 impl Session {
     /// The playpen's catalog. Where the role's playpen_services could change how a
     /// `NAME-VERSION` directory reads (listed names decide an ambiguous split), the
@@ -80,7 +83,7 @@ impl Session {
     /// The role's enabled services that are installed, and those it lists that are
     /// not (each with the error naming it): a supervisor brings up the first and names
     /// the second instead of refusing the whole playpen.
-    pub fn role_targets_installed(&mut self) -> Result<(Vec<String>, Vec<(String, Error)>)> {
+    pub fn role_targets_installed(&mut self) -> Result<(Vec<String>, Missing)> {
         let services = self.role_services()?;
         let mut installed = Vec::new();
         let mut missing = Vec::new();
