@@ -32,12 +32,12 @@ pub fn for_status(statuses: &[ServiceStatus]) -> i32 {
 }
 
 /// status under a supervisor, from the states it reports: a cron or inetd service that
-/// is armed is up as a running daemon is.
+/// is armed, and a one-shot that is done, are up as a running daemon is.
 pub fn for_supervised_status<'a>(states: impl IntoIterator<Item = &'a str>) -> i32 {
     up_if(
         states
             .into_iter()
-            .all(|s| s == State::Running.as_str() || s == "armed"),
+            .all(|s| s == State::Running.as_str() || s == "armed" || s == "done"),
     )
 }
 

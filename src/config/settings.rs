@@ -32,6 +32,8 @@ pub mod defaults {
     pub const START_GRACE: Duration = Duration::from_millis(250);
     pub const PIDFILE_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEPENDS_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const HEALTH_RETRIES: u32 = 3;
     pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
     pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
     pub const LOG_KEEP: u32 = 3;
@@ -48,6 +50,44 @@ pub enum ServiceType {
     Cron(CronSettings),
     /// A command run per connection (tcp) or per burst of datagrams (udp).
     Inetd(InetdSettings),
+    /// service_program run once to completion (a migration, say): `done` when it
+    /// exits 0.
+    Oneshot,
+}
+
+/// When a started service counts as ready (service_ready).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// Its ping passes (or, with no ping, it survived its start grace).
+    Ping,
+    /// It sends READY=1 on $NOTIFY_SOCKET (sd_notify).
+    Notify,
+    /// A TCP connect to 127.0.0.1 on this typed port (None: its first) succeeds, and
+    /// the listener is a process of the service.
+    Tcp(Option<String>),
+    /// GET http://127.0.0.1:PORT/PATH answers below 400 (same ownership rule).
+    Http { var: String, path: String },
+    /// A line matching this regex is appended to its output after the start.
+    Log(String),
+    /// A one-shot exited with status 0.
+    Exit,
+}
+
+impl Ready {
+    /// A check the supervisor runs as a process or a connection (ping, tcp, http): the
+    /// ones a health check can repeat.
+    pub fn is_probe(&self) -> bool {
+        matches!(self, Ready::Ping | Ready::Tcp(_) | Ready::Http { .. })
+    }
+}
+
+/// Liveness after readiness (service_health_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Zero: off.
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
 }
 
 impl ServiceType {
@@ -56,6 +96,7 @@ impl ServiceType {
             ServiceType::Init => "init",
             ServiceType::Cron(_) => "cron",
             ServiceType::Inetd(_) => "inetd",
+            ServiceType::Oneshot => "oneshot",
         }
     }
 }
@@ -200,6 +241,10 @@ pub struct Settings {
     pub fail_fast: bool,
     pub restart_backoff_max: Duration,
     pub log: LogRotation,
+    pub ready: Ready,
+    pub health: Health,
+    /// service_watchdog_sec: WATCHDOG=1 at least this often, else it is killed.
+    pub watchdog: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -239,6 +284,13 @@ impl Default for Settings {
                 max_bytes: defaults::LOG_MAX_BYTES,
                 keep: defaults::LOG_KEEP,
             },
+            ready: Ready::Ping,
+            health: Health {
+                interval: Duration::ZERO,
+                timeout: defaults::HEALTH_TIMEOUT,
+                retries: defaults::HEALTH_RETRIES,
+            },
+            watchdog: None,
         }
     }
 }
@@ -270,6 +322,12 @@ pub const KNOWN: &[&str] = &[
     "service_start_grace",
     "service_pidfile_timeout",
     "service_depends_timeout",
+    "service_ready",
+    "service_ready_timeout",
+    "service_health_interval",
+    "service_health_timeout",
+    "service_health_retries",
+    "service_watchdog_sec",
     "service_restart_on_dep_upgrade",
     "service_stop_before_dep_upgrade",
     "service_stop_before_upgrade",
@@ -503,14 +561,49 @@ impl Settings {
             },
         };
         let depends = r.list("service_depends");
-        let declared_init = matches!(r.value("service_type"), None | Some("init"));
+        let declared_init = matches!(r.value("service_type"), None | Some("init" | "oneshot"));
         let service_type = match r.value("service_type") {
             None | Some("init") => ServiceType::Init,
             Some("cron") => cron(&mut r).map_or(ServiceType::Init, ServiceType::Cron),
             Some("inetd") => inetd(&mut r).map_or(ServiceType::Init, ServiceType::Inetd),
+            Some("oneshot") => ServiceType::Oneshot,
             Some(_) => {
-                r.bad("service_type", "must be init (a daemon), cron or inetd");
+                r.bad(
+                    "service_type",
+                    "must be init (a daemon), oneshot (run once to completion), cron or inetd",
+                );
                 ServiceType::Init
+            }
+        };
+        let oneshot = service_type == ServiceType::Oneshot;
+        let ready = readiness(&mut r, oneshot);
+        let health = Health {
+            interval: r.seconds("service_health_interval", d.health.interval),
+            timeout: r.seconds("service_health_timeout", d.health.timeout),
+            retries: r.count("service_health_retries", d.health.retries, 1),
+        };
+        if !health.interval.is_zero() {
+            if health.interval <= health.timeout {
+                r.missing(format!(
+                    "service_health_interval={}{} must be longer than service_health_timeout={}{}: a check must end before the next is due",
+                    r.value("service_health_interval").unwrap_or_default(),
+                    r.origin("service_health_interval"),
+                    health.timeout.as_secs_f64(),
+                    r.origin("service_health_timeout")
+                ));
+            }
+            if !ready.is_probe() {
+                r.bad(
+                    "service_health_interval",
+                    "health checks repeat a ping, tcp or http check: service_ready must be unset (the ping), tcp or http",
+                );
+            }
+        }
+        let watchdog = match r.value("service_watchdog_sec") {
+            None => None,
+            Some(_) => {
+                let secs = r.seconds("service_watchdog_sec", Duration::ZERO);
+                if secs.is_zero() { None } else { Some(secs) }
             }
         };
         // Both name the linkfarm symlink, `var/linkfarm/$RUN_NAME[-$PLAYPEN_TAG]`: they
@@ -554,7 +647,12 @@ impl Settings {
             halt_timeout: r.seconds("service_halt_timeout", d.halt_timeout),
             start_grace: r.seconds("service_start_grace", d.start_grace),
             pidfile_timeout: r.seconds("service_pidfile_timeout", d.pidfile_timeout),
-            depends_timeout: r.seconds("service_depends_timeout", d.depends_timeout),
+            // service_depends_timeout is its old name, still accepted.
+            depends_timeout: if r.value("service_ready_timeout").is_some() {
+                r.seconds("service_ready_timeout", d.depends_timeout)
+            } else {
+                r.seconds("service_depends_timeout", d.depends_timeout)
+            },
             upgrade: UpgradeFlags {
                 restart_on_dep_upgrade: r.switch("service_restart_on_dep_upgrade", true),
                 stop_before_dep_upgrade: r.switch("service_stop_before_dep_upgrade", true),
@@ -575,6 +673,9 @@ impl Settings {
                 max_bytes: r.bytes("service_log_max_bytes", d.log.max_bytes),
                 keep: r.count("service_log_keep", d.log.keep, 0),
             },
+            ready,
+            health,
+            watchdog,
             service_type,
         };
         if settings.program.is_none() && settings.scripts.start.is_none() && declared_init {
@@ -606,6 +707,72 @@ impl Settings {
     pub fn is_init(&self) -> bool {
         self.service_type == ServiceType::Init
     }
+}
+
+/// service_ready, checked as far as the settings alone allow (a VAR that is a typed
+/// port of the service is checked with the typed variables, in the audit).
+fn readiness(r: &mut Reader, oneshot: bool) -> Ready {
+    const RULE: &str = "must be notify, tcp, tcp:VAR, http:VAR/PATH, log:REGEX, exit (one-shot services) or unset (the ping)";
+    let Some(value) = r.value("service_ready") else {
+        return if oneshot { Ready::Exit } else { Ready::Ping };
+    };
+    let ready = match value.split_once(':') {
+        None => match value {
+            "ping" => Some(Ready::Ping),
+            "notify" => Some(Ready::Notify),
+            "tcp" => Some(Ready::Tcp(None)),
+            "exit" => Some(Ready::Exit),
+            _ => None,
+        },
+        Some(("tcp", var)) if is_var_name(var) => Some(Ready::Tcp(Some(var.to_string()))),
+        Some(("http", rest)) => {
+            let (var, path) = rest.split_once('/').unwrap_or((rest, ""));
+            is_var_name(var).then(|| Ready::Http {
+                var: var.to_string(),
+                path: format!("/{path}"),
+            })
+        }
+        Some(("log", pattern)) => match regex::Regex::new(pattern) {
+            Ok(_) if !pattern.is_empty() => Some(Ready::Log(pattern.to_string())),
+            Ok(_) => None,
+            Err(e) => {
+                let first = e.to_string().lines().last().unwrap_or_default().to_string();
+                r.bad(
+                    "service_ready",
+                    &format!("the log: pattern is not a valid regex ({})", first.trim()),
+                );
+                return Ready::Ping;
+            }
+        },
+        _ => None,
+    };
+    match ready {
+        None => {
+            r.bad("service_ready", RULE);
+            Ready::Ping
+        }
+        Some(Ready::Exit) if !oneshot => {
+            r.bad(
+                "service_ready",
+                "exit is for one-shot services (service_type=oneshot): a daemon that exits has failed",
+            );
+            Ready::Ping
+        }
+        Some(ready) if oneshot && ready != Ready::Exit => {
+            r.bad(
+                "service_ready",
+                "a one-shot service is ready when it exits with status 0: leave service_ready unset (or exit)",
+            );
+            Ready::Exit
+        }
+        Some(ready) => ready,
+    }
+}
+
+fn is_var_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !v.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn cron(r: &mut Reader) -> Option<CronSettings> {

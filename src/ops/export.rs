@@ -25,7 +25,8 @@
 
 use crate::config::session::Session;
 use crate::config::settings::{
-    CronSchedule, InetdSettings, PidfileMode, PortSetting, Protocol, RestartPolicy, ServiceType,
+    CronSchedule, InetdSettings, PidfileMode, PortSetting, Protocol, Ready, RestartPolicy,
+    ServiceType,
 };
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
@@ -301,7 +302,7 @@ impl Exporter<'_> {
         let env_name = self.unit(p.name(), ".env");
         let mut files = vec![(env_name.clone(), self.environment(p))];
         let wanted = match &p.settings.service_type {
-            ServiceType::Init => {
+            ServiceType::Init | ServiceType::Oneshot => {
                 let unit = self.unit(p.name(), ".service");
                 files.push((unit.clone(), self.daemon(p, &env_name)?));
                 unit
@@ -391,11 +392,47 @@ impl Exporter<'_> {
             }
         };
         let kind = match (s.pidfile, s.scripts.start.is_some()) {
+            _ if s.service_type == ServiceType::Oneshot => "oneshot\nRemainAfterExit=yes",
+            _ if s.ready == Ready::Notify => "notify\nNotifyAccess=all",
             (PidfileMode::Program, _) | (PidfileMode::Servicectl, true) => "forking",
             (PidfileMode::None, true) => "oneshot\nRemainAfterExit=yes",
             _ => "exec",
         };
         let _ = writeln!(text, "Type={kind}");
+        if let Some(w) = s.watchdog {
+            let _ = writeln!(text, "WatchdogSec={}", seconds_text(w));
+        }
+        // What systemd cannot express is named, so that nobody expects it of the unit.
+        match &s.ready {
+            Ready::Tcp(var) => {
+                let _ = writeln!(
+                    text,
+                    "# servicectl: ready when a TCP connect to 127.0.0.1:${} succeeds (service_ready); systemd has no such check",
+                    var.as_deref().unwrap_or("its first port")
+                );
+            }
+            Ready::Http { var, path } => {
+                let _ = writeln!(
+                    text,
+                    "# servicectl: ready when GET http://127.0.0.1:${var}{path} answers below 400 (service_ready); systemd has no such check"
+                );
+            }
+            Ready::Log(pattern) => {
+                let _ = writeln!(
+                    text,
+                    "# servicectl: ready when its output matches {pattern:?} (service_ready); systemd has no such check"
+                );
+            }
+            _ => {}
+        }
+        if !s.health.interval.is_zero() {
+            let _ = writeln!(
+                text,
+                "# servicectl: health checked every {} s ({} failures in a row restart it); systemd has no such check",
+                seconds_text(s.health.interval),
+                s.health.retries
+            );
+        }
         if kind == "forking" {
             let _ = writeln!(
                 text,
@@ -676,6 +713,16 @@ pub fn on_calendar(expression: &str) -> Result<Vec<String>, String> {
         (Some(w), Some(d)) => vec![with(Some(w), None), with(None, Some(d))],
         (w, d) => vec![with(w.as_ref(), d.as_ref())],
     })
+}
+
+/// Seconds as systemd reads them: whole when whole, else with a fraction.
+fn seconds_text(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{}", secs as u64)
+    } else {
+        format!("{secs}")
+    }
 }
 
 #[cfg(test)]

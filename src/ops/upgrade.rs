@@ -263,7 +263,7 @@ impl Report {
 
     fn file(&mut self, name: String, outcome: &Outcome) {
         match outcome {
-            Outcome::Started { .. } => self.started.push(name),
+            Outcome::Started { .. } | Outcome::Done { .. } => self.started.push(name),
             Outcome::Restarted { .. } => self.restarted.push(name),
             Outcome::Reloaded { .. } => self.reloaded.push(name),
             Outcome::Stopped { .. } => self.stopped.push(name),

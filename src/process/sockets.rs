@@ -577,6 +577,51 @@ fn taken_error(
     .with_hint(hint)
 }
 
+/// Is `port` (TCP) listened on by a process of the service whose main process is
+/// `main` (it, or a process of its session or process group)? A port held by a
+/// stranger must never make a service ready. Ok, or what holds it instead.
+pub fn tcp_port_held_by_service(port: u16, main: i32) -> std::result::Result<(), String> {
+    let sockets = Sockets::read();
+    let wanted: BTreeSet<u64> = sockets
+        .on(port)
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp)
+        .map(|s| s.inode)
+        .collect();
+    if wanted.is_empty() {
+        return Err(format!("nothing listens on port {port}"));
+    }
+    let Some(own) = proc::stat(main) else {
+        return Err(format!("its process {main} is gone"));
+    };
+    let ours = |pid: i32| {
+        pid == main || proc::stat(pid).is_some_and(|s| s.sid == own.sid || s.pgid == own.pgid)
+    };
+    let found = holders(&wanted);
+    if found.values().any(|&pid| ours(pid)) {
+        return Ok(());
+    }
+    // `holders` names one holder per socket; a worker of ours may share it.
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Err(format!("cannot read /proc to find who holds port {port}"));
+    };
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        if ours(pid) && !held_by(pid, &wanted).is_empty() {
+            return Ok(());
+        }
+    }
+    Err(match found.values().next() {
+        Some(&pid) => format!(
+            "port {port} is held by {}, not by this service",
+            Holder::of(pid).describe()
+        ),
+        None => format!("port {port} is held by a process this user cannot see"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

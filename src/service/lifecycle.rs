@@ -74,7 +74,7 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
 /// configuration); the supervisor arms them itself and never calls [`start`] for them.
 pub fn needs_supervisor(prepared: &Prepared) -> Result<()> {
     match &prepared.settings.service_type {
-        ServiceType::Init => Ok(()),
+        ServiceType::Init | ServiceType::Oneshot => Ok(()),
         kind => Err(Error::config(format!(
             "service_type={} needs the supervisor{}: cron and inetd services are run by `servicectl supervise`",
             kind.name(),
@@ -224,6 +224,11 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result
     }
     render_configs(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
+    if prepared.settings.service_type == ServiceType::Oneshot {
+        let status = run_oneshot(playpen, prepared)?;
+        run_hook(playpen, prepared, Hook::PostStart)?;
+        return Ok(Outcome::Done { status });
+    }
     let pid = match &prepared.settings.scripts.start {
         Some(start) => start_by_script(playpen, prepared, start)?,
         None => start_program(playpen, prepared)?,
@@ -234,6 +239,70 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result
             .with_hint(e.hint.unwrap_or_default()));
     }
     Ok(Outcome::Started { pid })
+}
+
+/// A one-shot (service_type=oneshot): its program with its flags, in a session of its
+/// own, marked as the service's (a shutdown's sweep finds it), its output appended to
+/// its output file, waited for. Exit 0 is done; anything else is a failed run, quoting
+/// the end of its output.
+fn run_oneshot(playpen: &Playpen, prepared: &Prepared) -> Result<String> {
+    use std::os::unix::process::CommandExt;
+    let name = prepared.name();
+    let program = prepared.program(playpen)?;
+    let output = playpen.output_file(name);
+    let output_start = crate::process::output::file_len(&output);
+    let sink = crate::process::output::open_output(&output).map_err(|e| e.with_service(name))?;
+    let duplicate = |f: &std::fs::File| {
+        f.try_clone()
+            .map_err(|e| Error::io("duplicate", &output, e).with_service(name))
+    };
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(&prepared.settings.flags)
+        .env_clear()
+        .envs(&prepared.env)
+        .env(census::LAUNCH, census::new_launch())
+        .current_dir(&playpen.root)
+        .stdin(std::process::Stdio::null())
+        .stdout(duplicate(&sink)?)
+        .stderr(duplicate(&sink)?);
+    let limit = crate::process::limits::for_children();
+    // SAFETY: setrlimit and setsid are async-signal-safe and touch no parent memory.
+    unsafe {
+        cmd.pre_exec(move || {
+            crate::process::limits::restore_in_child(limit);
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let status = cmd
+        .spawn()
+        .and_then(|mut child| child.wait())
+        .map_err(|e| {
+            Error::runtime(format!("cannot run {}: {e}", program.display()))
+                .with_service(name)
+                .with_hint("check that the program exists and is executable")
+        })?;
+    let text = hooks::describe_status(status);
+    if status.success() {
+        return Ok(text);
+    }
+    let tail = crate::process::output::tail_file(&output, output_start, 10);
+    Err(Error::runtime(format!(
+        "{} {text}{}",
+        program.display(),
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; last lines of {}:\n{}",
+                output.display(),
+                crate::text::indent(&tail)
+            )
+        }
+    ))
+    .with_service(name)
+    .with_hint(format!("see {} for its full output", output.display())))
 }
 
 fn base_record(playpen: &Playpen, prepared: &Prepared) -> StartRecord {

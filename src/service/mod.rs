@@ -9,4 +9,5 @@ pub mod outcome;
 pub mod prepare;
 pub mod prepared;
 pub mod program;
+pub mod readiness;
 pub mod status;

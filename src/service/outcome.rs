@@ -25,6 +25,10 @@ pub enum Outcome {
     Restarted {
         pid: Option<i32>,
     },
+    /// A one-shot ran to completion with status 0 (`status`: how it ended).
+    Done {
+        status: String,
+    },
     /// restart found a changed service_filedep with service_stop_on_filedep=1.
     StoppedForFiledep {
         pid: i32,
@@ -48,6 +52,7 @@ impl std::fmt::Display for Outcome {
             Outcome::AlreadyStopped => f.write_str("already stopped"),
             Outcome::Reloaded { pid } => write!(f, "reloaded with SIGHUP (pid {pid})"),
             Outcome::Restarted { pid: p } => write!(f, "restarted{}", pid(p)),
+            Outcome::Done { status } => write!(f, "done ({status})"),
             Outcome::StoppedForFiledep { pid, file } => write!(
                 f,
                 "stopped (pid {pid}), not restarted: {file} changed and service_stop_on_filedep=1; start it when ready"
@@ -67,6 +72,7 @@ impl Outcome {
             Outcome::Reloaded { .. } => "reloaded",
             Outcome::Restarted { .. } => "restarted",
             Outcome::StoppedForFiledep { .. } => "stopped-for-filedep",
+            Outcome::Done { .. } => "done",
         }
     }
 
@@ -78,7 +84,7 @@ impl Outcome {
             | Outcome::Stopped { pid, .. }
             | Outcome::Restarted { pid } => *pid,
             Outcome::Reloaded { pid } | Outcome::StoppedForFiledep { pid, .. } => Some(*pid),
-            Outcome::AlreadyStopped => None,
+            Outcome::AlreadyStopped | Outcome::Done { .. } => None,
         }
     }
 
@@ -92,6 +98,7 @@ impl Outcome {
             Outcome::Reloaded { .. } => "reloaded",
             Outcome::Restarted { .. } => "restarted",
             Outcome::StoppedForFiledep { .. } => "stopped, not restarted",
+            Outcome::Done { .. } => "done",
         }
     }
 
@@ -111,6 +118,7 @@ impl Outcome {
                 | Outcome::Stopped { .. }
                 | Outcome::Restarted { .. }
                 | Outcome::Reloaded { .. }
+                | Outcome::Done { .. }
         )
     }
 }

@@ -136,6 +136,9 @@ impl Preparation {
             if let Err(e) = lifecycle::validate(&session.playpen, p) {
                 found.push((p.name().to_string(), e));
             }
+            if let Some(e) = ready_port_problem(p) {
+                found.push((p.name().to_string(), e));
+            }
             if let Err(e) = template::check_all(
                 &session.playpen,
                 &p.settings.config_files,
@@ -335,4 +338,37 @@ fn running_ports(running: &[(String, pidfile::StartRecord)]) -> Vec<envars::Reso
             ..Default::default()
         })
         .collect()
+}
+
+/// service_ready=tcp[:VAR] and http:VAR/PATH name a typed port of the service.
+fn ready_port_problem(p: &Prepared) -> Option<Error> {
+    use crate::config::settings::Ready;
+    let var = match &p.settings.ready {
+        Ready::Tcp(None) if p.ports.is_empty() => {
+            return Some(
+                Error::config("service_ready=tcp needs a typed port, and the service has none")
+                    .with_service(p.name())
+                    .with_hint("declare a typed variable of type port (service_required_envars, envar_NAME_type=port), or serve without service_ready=tcp"),
+            );
+        }
+        Ready::Tcp(Some(var)) => var,
+        Ready::Http { var, .. } => var,
+        _ => return None,
+    };
+    if p.ports.iter().any(|(name, _)| name == var) {
+        return None;
+    }
+    let known: Vec<&str> = p.ports.iter().map(|(n, _)| n.as_str()).collect();
+    Some(
+        Error::config(format!(
+            "service_ready names {var}, which is not a typed port of the service (its ports: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+        .with_service(p.name())
+        .with_hint("name one of its port variables, or declare VAR as a port"),
+    )
 }

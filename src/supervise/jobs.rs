@@ -10,7 +10,6 @@ use crate::ops::graph::{self, Deps};
 use crate::playpen::Playpen;
 use crate::service::lifecycle::{self, Outcome};
 use crate::service::prepare::{Prepared, Stage, prepare};
-use crate::service::status;
 use nix::sys::eventfd::EventFd;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,16 +115,10 @@ fn run(playpen: &Playpen, work: Work) -> JobOutput {
             result: lifecycle::stop(playpen, &p),
             has_check: false,
         },
-        Work::Check(p, limit) => match status::ping(playpen, &p, Some(limit)) {
-            Ok(r) => JobOutput::Check {
-                ok: r.ok,
-                detail: format!("{}: {}", r.by, r.detail),
-            },
-            Err(e) => JobOutput::Check {
-                ok: false,
-                detail: e.to_string(),
-            },
-        },
+        Work::Check(p, limit, pid) => {
+            let (ok, detail) = crate::service::readiness::probe(playpen, &p, limit, pid);
+            JobOutput::Check { ok, detail }
+        }
     }
 }
 

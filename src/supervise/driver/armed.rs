@@ -73,7 +73,7 @@ impl Driver {
             listening: false,
         };
         match &prepared.settings.service_type {
-            ServiceType::Init => {}
+            ServiceType::Init | ServiceType::Oneshot => {}
             ServiceType::Cron(c) => {
                 armed.program = Some(Program::new(
                     "/bin/sh",

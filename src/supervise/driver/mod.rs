@@ -21,6 +21,7 @@
 mod adopt;
 mod armed;
 mod clients;
+mod readiness;
 
 use super::jobs;
 use super::machine::{ClientId, Effect, Event, JobId, JobOutput, Machine, Now, Sid};
@@ -47,6 +48,7 @@ const LISTENER: u64 = 2;
 const TIMER: u64 = 3;
 const WAKE: u64 = 4;
 const INOTIFY: u64 = 5;
+const NOTIFY: u64 = 6;
 const CLIENT: u64 = 1 << 60;
 const PIDFD: u64 = 2 << 60;
 /// A cron run or an inetd handler, by PID.
@@ -125,6 +127,12 @@ pub struct Driver {
     swept: Option<String>,
     my_uid: u32,
     exit: Option<i32>,
+    /// The sd_notify socket services of `service_ready=notify` (or a watchdog) send to.
+    notify: Option<crate::process::notify::NotifySocket>,
+    /// `service_ready=log:` watches, by service.
+    log_watches: HashMap<Sid, readiness::LogWatch>,
+    /// Where each such service's output ended before its start.
+    output_starts: HashMap<Sid, u64>,
 }
 
 impl Driver {
@@ -189,6 +197,10 @@ impl Driver {
         if let Some(i) = &inotify {
             add(i.as_fd(), INOTIFY)?;
         }
+        let notify = readiness::bind_notify(playpen);
+        if let Some(n) = &notify {
+            add(n.as_fd(), NOTIFY)?;
+        }
         let (tx, rx) = channel();
         Ok(Driver {
             playpen: playpen.clone(),
@@ -216,6 +228,9 @@ impl Driver {
             swept: None,
             my_uid: nix::unistd::geteuid().as_raw(),
             exit: None,
+            notify,
+            log_watches: HashMap::new(),
+            output_starts: HashMap::new(),
         })
     }
 
@@ -296,6 +311,7 @@ impl Driver {
             }
             WAKE => self.on_jobs_done(now),
             INOTIFY => self.on_run_dir_changed(),
+            NOTIFY => self.on_notify(),
             t if t & KIND_MASK == CLIENT => self.on_client(t & !KIND_MASK, flags, now),
             t if t & KIND_MASK == CHILD => self.on_child((t & !KIND_MASK) as i32),
             t if t & KIND_MASK == INETD => self.push(Event::InetdReadable {
@@ -370,14 +386,34 @@ impl Driver {
     fn carry_out(&mut self, effect: Effect, now: Now) {
         match effect {
             Effect::Job { job, service, work } => {
-                if matches!(work, super::machine::Work::Prepare(_)) {
+                use super::machine::Work;
+                if matches!(work, Work::Prepare(_)) {
                     self.trim_memory = true;
                 }
+                let work = match (work, service) {
+                    (Work::Start(p), Some(i)) => {
+                        self.note_output_start(i, &p);
+                        Work::Start(self.with_notify(p))
+                    }
+                    (Work::Revive(p), Some(i)) => {
+                        self.note_output_start(i, &p);
+                        Work::Revive(self.with_notify(p))
+                    }
+                    (Work::Restart(p), Some(i)) => {
+                        self.note_output_start(i, &p);
+                        Work::Restart(self.with_notify(p))
+                    }
+                    (work, _) => work,
+                };
                 let name = service.map(|i| self.machine.services[i].name.clone());
                 jobs::spawn(&self.playpen, job, name, work, &self.tx, &self.wake);
             }
             Effect::Watch { service, pid } => self.watch(service, pid),
-            Effect::Unwatch { service } => self.unwatch(service),
+            Effect::Unwatch { service } => {
+                self.unwatch(service);
+                self.unwatch_log(service);
+            }
+            Effect::WatchLog { service, pattern } => self.watch_log(service, &pattern),
             Effect::SignalGroup { pid, signal } => {
                 let _ = proc::signal_service(pid, signal);
             }
@@ -631,11 +667,16 @@ impl Driver {
         };
         let mut recorded = std::collections::BTreeSet::new();
         let mut unrecorded = std::collections::BTreeSet::new();
+        let mut grown = Vec::new();
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
             }
             for e in events {
+                if e.name.is_none() {
+                    grown.push(e.wd);
+                    continue;
+                }
                 let Some(file) = e.name.as_ref().and_then(|n| n.to_str()) else {
                     continue;
                 };
@@ -646,6 +687,11 @@ impl Driver {
                         recorded.insert(service.to_string());
                     }
                 }
+            }
+        }
+        for wd in grown {
+            if let Some(i) = self.log_watch_of(wd) {
+                self.scan_log(i);
             }
         }
         for name in unrecorded {

@@ -135,6 +135,7 @@ impl Machine {
             kill_at: now.mono + halt,
             killed: false,
             why: None,
+            failed: None,
         };
         self.effects.push(Effect::SignalChildren {
             service: i,

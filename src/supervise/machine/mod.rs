@@ -14,6 +14,7 @@
 
 mod armed;
 mod batch;
+mod live;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -75,12 +76,16 @@ pub enum Phase {
         pause: Duration,
         check: Check,
     },
-    /// Its process runs; ready unless `unready` says why not.
+    /// Its process runs; ready unless `unready` says why not (it said RELOADING=1).
     Running {
         pid: Option<i32>,
         since: Instant,
         unready: Option<String>,
+        /// Liveness checks: the health check and the watchdog, where set.
+        live: Liveness,
     },
+    /// A one-shot ran to completion with status 0 (at `at`, Unix seconds).
+    Done { at: i64 },
     /// It exited unasked and is started again at `until`.
     Backoff { until: Instant },
     /// It exited before its configuration was known; decided once it is.
@@ -88,7 +93,13 @@ pub enum Phase {
     /// Out of restarts, or its configuration keeps it from starting.
     Failed,
     /// A stop job runs (hooks, SIGTERM, halt timeout, SIGKILL: the library's stop).
-    Stopping { job: JobId, pid: Option<i32> },
+    /// `failed`: it is stopped because it failed (not ready in time, unhealthy), and
+    /// what follows is a failed run.
+    Stopping {
+        job: JobId,
+        pid: Option<i32>,
+        failed: Option<String>,
+    },
     /// Ending by signals alone: cron runs and inetd handlers, or a process whose stop
     /// job failed (no descriptor to spare, no configuration). SIGKILL at `kill_at`.
     Halting {
@@ -97,6 +108,8 @@ pub enum Phase {
         killed: bool,
         /// Why the stop job could not do it (reported with the outcome).
         why: Option<String>,
+        /// It is ended because it failed (watchdog): a failed run follows.
+        failed: Option<String>,
     },
     /// A cron or inetd service being armed (its socket bound) by the driver.
     Arming,
@@ -104,13 +117,24 @@ pub enum Phase {
     Armed { since: Instant, fire: Option<Fire> },
 }
 
-/// The state of a readiness check.
+/// The state of a readiness or health check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
     /// This check job runs.
     Running(JobId),
     /// The next one runs then.
     Next(Instant),
+    /// An event will tell (READY=1 on the notify socket, a line in its output).
+    Awaiting,
+}
+
+/// What watches a ready service: its health check and its watchdog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Liveness {
+    /// The health check and the failures in a row so far.
+    pub health: Option<(Check, u32)>,
+    /// WATCHDOG=1 is due by then.
+    pub watchdog: Option<Instant>,
 }
 
 /// A cron service's next fire time.
@@ -151,7 +175,7 @@ impl Phase {
     pub fn is_ready(&self) -> bool {
         matches!(
             self,
-            Phase::Running { unready: None, .. } | Phase::Armed { .. }
+            Phase::Running { unready: None, .. } | Phase::Armed { .. } | Phase::Done { .. }
         )
     }
 
@@ -165,6 +189,7 @@ impl Phase {
             Phase::Failed => "failed",
             Phase::Stopping { .. } | Phase::Halting { .. } => "stopping",
             Phase::Armed { .. } => "armed",
+            Phase::Done { .. } => "done",
         }
     }
 
@@ -328,6 +353,15 @@ pub enum Event {
     RecordRemoved {
         name: String,
     },
+    /// An sd_notify message from a process of `service` (the driver attributed it).
+    Notify {
+        service: Sid,
+        fields: Vec<crate::process::notify::Field>,
+    },
+    /// A line matching its service_ready=log: pattern was appended to its output.
+    LogMatched {
+        service: Sid,
+    },
 }
 
 /// What a job reports.
@@ -355,8 +389,9 @@ pub enum Work {
     Revive(Arc<Prepared>),
     Stop(Arc<Prepared>),
     Restart(Arc<Prepared>),
-    /// Run its readiness check, within this limit.
-    Check(Arc<Prepared>, Duration),
+    /// Run its readiness or health check (ping, tcp, http) within this limit, for
+    /// its process `pid`.
+    Check(Arc<Prepared>, Duration, Option<i32>),
 }
 
 /// Something for the driver to do.
@@ -395,6 +430,12 @@ pub enum Effect {
     /// End every check (ping) of `service` that runs, with its process group.
     EndChecks {
         service: Sid,
+    },
+    /// Tell when a line matching `pattern` is appended to its output from now on
+    /// (`LogMatched`).
+    WatchLog {
+        service: Sid,
+        pattern: String,
     },
     /// Bind the socket of a cron or inetd service; answer with `ArmDone`.
     Arm {
@@ -436,6 +477,7 @@ enum JobFor {
     Prepare(Purpose),
     Lifecycle(Sid, Verb),
     Check(Sid),
+    Health(Sid),
 }
 
 #[derive(Debug, Clone)]
@@ -568,6 +610,18 @@ impl Machine {
             Event::UpSignal => {}
             Event::RecordAppeared { name, pid } => self.on_record_appeared(&name, pid, now),
             Event::RecordRemoved { name } => self.on_record_removed(&name),
+            Event::Notify { service, fields } => self.on_notify(service, fields, now),
+            Event::LogMatched { service } => {
+                if matches!(
+                    self.services[service].phase,
+                    Phase::Checking {
+                        check: Check::Awaiting,
+                        ..
+                    }
+                ) {
+                    self.mark_ready(service, now);
+                }
+            }
         }
         self.flush_batches(now);
         self.check_waiters(now);
@@ -583,8 +637,17 @@ impl Machine {
             Phase::Backoff { until } => Some(*until),
             Phase::Checking {
                 check: Check::Next(at),
+                by,
                 ..
-            } => Some(*at),
+            } => Some(*at.min(by)),
+            Phase::Checking { by, .. } => Some(*by),
+            Phase::Running { live, .. } => {
+                let health = match live.health {
+                    Some((Check::Next(at), _)) => Some(at),
+                    _ => None,
+                };
+                health.into_iter().chain(live.watchdog).min()
+            }
             Phase::Halting { kill_at, .. } => Some(*kill_at),
             Phase::Armed {
                 fire: Some(fire), ..
@@ -663,6 +726,12 @@ impl Machine {
             (JobFor::Check(i), JobOutput::Lifecycle { result: Err(e), .. }) => {
                 self.on_check(i, job, false, e.to_string(), now)
             }
+            (JobFor::Health(i), JobOutput::Check { ok, detail }) => {
+                self.on_health(i, job, ok, detail, now)
+            }
+            (JobFor::Health(i), JobOutput::Lifecycle { result: Err(e), .. }) => {
+                self.on_health(i, job, false, e.to_string(), now)
+            }
             (purpose, _) => self.log(format!(
                 "internal error: unexpected job output for {purpose:?}"
             )),
@@ -731,10 +800,16 @@ impl Machine {
                         self.restart_after_exit(i, now);
                     }
                 }
+                Phase::Checking { by, check, .. }
+                    if by <= now.mono && !matches!(check, Check::Running(_)) =>
+                {
+                    self.not_ready_in_time(i, "no sign of readiness".into(), now)
+                }
                 Phase::Checking {
                     check: Check::Next(at),
                     ..
                 } if at <= now.mono => self.run_check(i, now),
+                Phase::Running { live, .. } => self.on_live_due(i, live, now),
                 Phase::Halting { kill_at, .. } if kill_at <= now.mono => self.on_halt_due(i, now),
                 Phase::Armed {
                     fire: Some(fire), ..
@@ -882,6 +957,7 @@ impl Machine {
             pid: Some(pid),
             since: now.mono,
             unready: None,
+            live: Liveness::default(),
         };
         self.effects.push(Effect::Watch { service: i, pid });
     }

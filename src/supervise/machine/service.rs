@@ -2,7 +2,7 @@
 //! stops, restarts, readiness checks, and where each leaves the batches waiting for it.
 
 use super::*;
-use crate::config::settings::RestartPolicy;
+use crate::config::settings::{Ready, RestartPolicy};
 use crate::error::ErrorKind;
 use crate::supervise::backoff;
 use nix::sys::signal::Signal;
@@ -25,6 +25,7 @@ impl Machine {
             pid,
             since: now.mono,
             unready: None,
+            live: Liveness::default(),
         };
         match pid {
             Some(pid) => {
@@ -207,10 +208,19 @@ impl Machine {
                 Ok(Outcome::AlreadyRunning { pid: None }),
                 Settled::Started,
             ),
+            // A done one-shot is not run again until restart (or stop, then start).
+            Phase::Done { .. } => {
+                let status = s
+                    .last_exit
+                    .clone()
+                    .unwrap_or_else(|| "exited with status 0".into());
+                self.settle(i, Ok(Outcome::Done { status }), Settled::Started)
+            }
             Phase::Running {
                 unready: Some(_),
                 pid,
                 since,
+                ..
             } => {
                 // It runs but was not found ready: check again, from now.
                 let by = now.mono + self.ready_timeout(i);
@@ -248,7 +258,11 @@ impl Machine {
                             JobFor::Lifecycle(i, Verb::Stop),
                             Work::Stop(config),
                         );
-                        self.services[i].phase = Phase::Stopping { job, pid };
+                        self.services[i].phase = Phase::Stopping {
+                            job,
+                            pid,
+                            failed: None,
+                        };
                     }
                     (None, Some(pid)) => self.halt_by_signal(
                         i,
@@ -271,7 +285,11 @@ impl Machine {
                         JobFor::Lifecycle(i, Verb::Stop),
                         Work::Stop(config),
                     );
-                    self.services[i].phase = Phase::Stopping { job, pid: None };
+                    self.services[i].phase = Phase::Stopping {
+                        job,
+                        pid: None,
+                        failed: None,
+                    };
                 }
                 None => {
                     self.services[i].phase = Phase::Stopped;
@@ -315,23 +333,39 @@ impl Machine {
     /// End process `pid` by signals alone: SIGTERM to its group now, SIGKILL after the
     /// halt timeout. For when the library's stop cannot run.
     pub(super) fn halt_by_signal(&mut self, i: Sid, pid: i32, why: Option<String>, now: Now) {
+        self.halt(i, pid, Signal::SIGTERM, why, None, now);
+    }
+
+    /// End process `pid` with `signal` to its group, SIGKILL after the halt timeout;
+    /// `failed`: a failed run follows (the watchdog).
+    pub(super) fn halt(
+        &mut self,
+        i: Sid,
+        pid: i32,
+        signal: Signal,
+        why: Option<String>,
+        failed: Option<String>,
+        now: Now,
+    ) {
         let halt = self.services[i].halt_timeout();
-        self.effects.push(Effect::SignalGroup {
-            pid,
-            signal: Signal::SIGTERM,
-        });
+        self.effects.push(Effect::SignalGroup { pid, signal });
         self.services[i].phase = Phase::Halting {
             pid: Some(pid),
             kill_at: now.mono + halt,
             killed: false,
             why,
+            failed,
         };
     }
 
     /// The halt timeout is over: SIGKILL what is left; after that, give up.
     pub(super) fn on_halt_due(&mut self, i: Sid, now: Now) {
         let Phase::Halting {
-            pid, killed, why, ..
+            pid,
+            killed,
+            why,
+            failed,
+            ..
         } = self.services[i].phase.clone()
         else {
             return;
@@ -354,6 +388,7 @@ impl Machine {
                 kill_at: now.mono + KILL_GRACE,
                 killed: true,
                 why,
+                failed,
             };
             return;
         }
@@ -380,12 +415,15 @@ impl Machine {
 
     /// A halt is over: nothing of the service runs any more.
     pub(super) fn finish_halt(&mut self, i: Sid, now: Now) {
-        let Phase::Halting { why, .. } = self.services[i].phase.clone() else {
+        let Phase::Halting { why, failed, .. } = self.services[i].phase.clone() else {
             return;
         };
         let s = &mut self.services[i];
         s.phase = Phase::Stopped;
         s.listening = false;
+        if let Some(reason) = failed {
+            return self.after_failure_stop(i, reason, now);
+        }
         let outcome = Outcome::Stopped {
             pid: None,
             warning: why,
@@ -394,6 +432,66 @@ impl Machine {
         if self.services[i].wanted && !self.shutting_down {
             self.launch(i, false, now);
         }
+    }
+
+    /// A service stopped because it failed (not ready in time, unhealthy, silent
+    /// watchdog) is handled as a failed run.
+    fn after_failure_stop(&mut self, i: Sid, reason: String, now: Now) {
+        let s = &mut self.services[i];
+        s.phase = Phase::Stopped;
+        s.last_exit = Some(reason.clone());
+        s.note = Some(reason);
+        let wanted = s.wanted && !self.shutting_down;
+        self.settle(
+            i,
+            Ok(Outcome::Stopped {
+                pid: None,
+                warning: None,
+            }),
+            Settled::Stopped,
+        );
+        if wanted {
+            self.services[i].revive = false;
+            self.failed_run(i, Duration::ZERO, now);
+        }
+    }
+
+    /// Stop service `i` because it failed; a failed run follows.
+    pub(super) fn stop_failed(&mut self, i: Sid, reason: String, now: Now) {
+        self.log(format!("{}: {reason}", self.services[i].name));
+        self.effects.push(Effect::EndChecks { service: i });
+        let pid = self.services[i].phase.pid();
+        match (self.services[i].config.clone(), pid) {
+            (Some(config), pid) => {
+                let job = self.job(
+                    Some(i),
+                    JobFor::Lifecycle(i, Verb::Stop),
+                    Work::Stop(config),
+                );
+                self.services[i].phase = Phase::Stopping {
+                    job,
+                    pid,
+                    failed: Some(reason),
+                };
+            }
+            (None, Some(pid)) => self.halt(i, pid, Signal::SIGTERM, None, Some(reason), now),
+            (None, None) => self.after_failure_stop(i, reason, now),
+        }
+    }
+
+    /// Its readiness deadline passed: a failed start.
+    pub(super) fn not_ready_in_time(&mut self, i: Sid, detail: String, now: Now) {
+        let timeout = self.ready_timeout(i);
+        let name = self.services[i].name.clone();
+        let reason = format!(
+            "not ready within {} s (service_ready_timeout): {detail}",
+            secs_text(timeout)
+        );
+        let err = Error::runtime(format!("started, but {reason}"))
+            .with_service(&name)
+            .with_hint("see its output (`servicectl logs NAME`), or raise service_ready_timeout");
+        self.settle(i, Err(err), Settled::Started);
+        self.stop_failed(i, reason, now);
     }
 
     /// A start, stop or restart job finished.
@@ -440,6 +538,18 @@ impl Machine {
                 s.wanted = false;
                 self.settle(i, Ok(outcome), Settled::Started);
             }
+            Ok(outcome @ Outcome::Done { .. }) => {
+                let s = &mut self.services[i];
+                if let Outcome::Done { status } = &outcome {
+                    s.last_exit = Some(status.clone());
+                }
+                s.phase = Phase::Done {
+                    at: now.wall as i64,
+                };
+                s.note = None;
+                self.log(format!("{name}: {outcome}"));
+                self.settle(i, Ok(outcome), Settled::Started);
+            }
             Ok(outcome) => {
                 let new_pid = outcome.pid();
                 let reloaded = matches!(outcome, Outcome::Reloaded { .. });
@@ -462,23 +572,43 @@ impl Machine {
                     pid: new_pid,
                     since: now.mono,
                     unready: None,
+                    live: Liveness::default(),
                 };
                 if !s.wanted || self.shutting_down {
                     // A stop (or the shutdown) came while it started.
                     return self.launch_stop(i, now);
                 }
-                if reloaded || !has_check {
-                    return self.mark_ready(i);
-                }
+                let ready = self.services[i]
+                    .settings()
+                    .map_or(Ready::Ping, |s| s.ready.clone());
+                let probe = match &ready {
+                    _ if reloaded => return self.mark_ready(i, now),
+                    Ready::Ping if !has_check => return self.mark_ready(i, now),
+                    Ready::Exit => return self.mark_ready(i, now),
+                    Ready::Ping | Ready::Tcp(_) | Ready::Http { .. } => true,
+                    Ready::Notify | Ready::Log(_) => false,
+                };
                 let by = now.mono + self.ready_timeout(i);
                 self.services[i].phase = Phase::Checking {
                     pid: new_pid,
                     since: now.mono,
                     by,
                     pause: CHECK_PAUSE_FIRST,
-                    check: Check::Next(now.mono),
+                    check: if probe {
+                        Check::Next(now.mono)
+                    } else {
+                        Check::Awaiting
+                    },
                 };
-                self.run_check(i, now);
+                if let Ready::Log(pattern) = ready {
+                    self.effects.push(Effect::WatchLog {
+                        service: i,
+                        pattern,
+                    });
+                }
+                if probe {
+                    self.run_check(i, now);
+                }
             }
             Err(e) => {
                 self.log(e.to_string());
@@ -493,6 +623,7 @@ impl Machine {
                         pid: Some(pid),
                         since: now.mono,
                         unready: None,
+                        live: Liveness::default(),
                     };
                     if !s.wanted || self.shutting_down {
                         self.launch_stop(i, now);
@@ -514,6 +645,22 @@ impl Machine {
     fn on_stopped(&mut self, i: Sid, result: Result<Outcome, Error>, now: Now) {
         let name = self.services[i].name.clone();
         let pid = self.services[i].phase.pid();
+        if let Phase::Stopping {
+            failed: Some(reason),
+            ..
+        } = self.services[i].phase.clone()
+        {
+            if pid.is_some() {
+                self.effects.push(Effect::Unwatch { service: i });
+            }
+            if let (Err(e), Some(pid)) = (&result, pid) {
+                self.log(format!(
+                    "{name}: stop failed ({e}); ending pid {pid} by signals"
+                ));
+                return self.halt(i, pid, Signal::SIGTERM, None, Some(reason), now);
+            }
+            return self.after_failure_stop(i, reason, now);
+        }
         match result {
             Ok(outcome) => {
                 if !matches!(outcome, Outcome::AlreadyStopped) {
@@ -565,16 +712,16 @@ impl Machine {
 
     /// Run the readiness check of service `i` now.
     pub(super) fn run_check(&mut self, i: Sid, now: Now) {
-        let Phase::Checking { by, .. } = self.services[i].phase else {
+        let Phase::Checking { by, pid, .. } = self.services[i].phase else {
             return;
         };
         let Some(config) = self.services[i].config.clone() else {
-            return self.mark_ready(i);
+            return self.mark_ready(i, now);
         };
         let left = by
             .saturating_duration_since(now.mono)
             .max(Duration::from_millis(100));
-        let job = self.job(Some(i), JobFor::Check(i), Work::Check(config, left));
+        let job = self.job(Some(i), JobFor::Check(i), Work::Check(config, left, pid));
         if let Phase::Checking { check, .. } = &mut self.services[i].phase {
             *check = Check::Running(job);
         }
@@ -595,7 +742,7 @@ impl Machine {
             return;
         }
         if ok {
-            return self.mark_ready(i);
+            return self.mark_ready(i, now);
         }
         if now.mono < by {
             self.services[i].phase = Phase::Checking {
@@ -607,32 +754,36 @@ impl Machine {
             };
             return;
         }
-        // It runs but does not answer: dependants must not wait for ever.
-        let s = &mut self.services[i];
-        s.phase = Phase::Running {
-            pid,
-            since,
-            unready: Some(detail.clone()),
-        };
-        s.note = Some(format!("not ready: its ping fails ({detail})"));
-        let err = Error::runtime(format!("started, but its ping still fails: {detail}"))
-            .with_service(&s.name);
-        self.log(err.to_string());
-        self.settle(i, Err(err), Settled::Started);
+        // It runs but does not answer: a failed start (dependants are not started).
+        self.not_ready_in_time(i, detail, now);
     }
 
-    pub(super) fn mark_ready(&mut self, i: Sid) {
+    pub(super) fn mark_ready(&mut self, i: Sid, now: Now) {
         let s = &mut self.services[i];
         let (pid, since) = match s.phase {
             Phase::Checking { pid, since, .. } | Phase::Running { pid, since, .. } => (pid, since),
             _ => return,
         };
+        let live = match s.settings() {
+            Some(st) => Liveness {
+                health: (!st.health.interval.is_zero() && st.ready.is_probe())
+                    .then(|| (Check::Next(now.mono + st.health.interval), 0)),
+                watchdog: st.watchdog.map(|w| now.mono + w),
+            },
+            None => Liveness::default(),
+        };
         s.phase = Phase::Running {
             pid,
             since,
             unready: None,
+            live,
         };
-        s.note = None;
+        if s.note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("not ready"))
+        {
+            s.note = None;
+        }
         let outcome = s.outcome.take().unwrap_or(Outcome::AlreadyRunning { pid });
         self.settle(i, Ok(outcome), Settled::Started);
     }
@@ -745,5 +896,15 @@ impl Machine {
         }
         self.new_batch(batch);
         let _ = now;
+    }
+}
+
+/// `30`, `2.5`: seconds as a setting is written.
+pub(super) fn secs_text(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{secs:.0}")
+    } else {
+        format!("{secs}")
     }
 }

@@ -86,6 +86,7 @@ fn running(pid: i32) -> Phase {
         pid: Some(pid),
         since: at(0).mono,
         unready: None,
+        live: Liveness::default(),
     }
 }
 
@@ -102,6 +103,7 @@ fn phase_text(p: &Phase) -> String {
             pid, check, pause, ..
         } => match check {
             Check::Running(_) => format!("checking pid={pid:?} check=running"),
+            Check::Awaiting => format!("checking pid={pid:?} awaiting"),
             Check::Next(t) => format!(
                 "checking pid={pid:?} next=+{}ms pause={}ms",
                 rel(*t),
@@ -127,6 +129,7 @@ fn phase_text(p: &Phase) -> String {
             if *killed { " killed" } else { "" }
         ),
         Phase::Arming => "arming".into(),
+        Phase::Done { .. } => "done".into(),
         Phase::Armed { fire, .. } => match fire {
             Some(f) => format!("armed fire=+{}ms", rel(f.at)),
             None => "armed".into(),
@@ -143,7 +146,7 @@ fn effect_text(m: &Machine, e: &Effect) -> Option<String> {
             Work::Revive(p) => format!("job revive {}", p.name()),
             Work::Stop(p) => format!("job stop {}", p.name()),
             Work::Restart(p) => format!("job restart {}", p.name()),
-            Work::Check(p, _) => format!("job check {}", p.name()),
+            Work::Check(p, _, _) => format!("job check {}", p.name()),
         },
         Effect::Watch { service, pid } => format!("watch {} {pid}", name(service)),
         Effect::Unwatch { service } => format!("unwatch {}", name(service)),
@@ -153,6 +156,7 @@ fn effect_text(m: &Machine, e: &Effect) -> Option<String> {
         }
         Effect::WatchChild { service, pid } => format!("watch-child {} {pid}", name(service)),
         Effect::EndChecks { service } => format!("end-checks {}", name(service)),
+        Effect::WatchLog { service, pattern } => format!("watch-log {} {pattern}", name(service)),
         Effect::Arm { service, .. } => format!("arm {}", name(service)),
         Effect::Disarm { service } => format!("disarm {}", name(service)),
         Effect::SpawnRun { service } => format!("run {}", name(service)),
@@ -514,7 +518,7 @@ fn starts_and_readiness() {
             effects: &["reply 1 web=started (pid 42)"],
         },
         Row {
-            what: "a check still failing at the ready timeout: running but not ready, the start fails",
+            what: "a check still failing at the ready timeout: a failed start, it is stopped",
             machine: starting,
             before: |m| {
                 let job = job_of(m, "web");
@@ -535,8 +539,12 @@ fn starts_and_readiness() {
                 },
             },
             ms: 31_000,
-            phase: "running pid=Some(42) unready",
-            effects: &["reply 1 web=error:started, but its ping still fails: refused"],
+            phase: "stopping pid=Some(42)",
+            effects: &[
+                "end-checks web",
+                "job stop web",
+                "reply 1 web=error:started, but not ready within 30 s (service_ready_timeout): refused",
+            ],
         },
         Row {
             what: "the process dies while it is checked: the start fails, a failed run",
@@ -731,6 +739,7 @@ fn stops_and_interruptions() {
                         kill_at: at(100).mono,
                         killed: false,
                         why: None,
+                        failed: None,
                     },
                 )
             },
@@ -750,6 +759,7 @@ fn stops_and_interruptions() {
                         kill_at: at(100).mono,
                         killed: false,
                         why: Some("its stop failed".into()),
+                        failed: None,
                     },
                 )
             },
@@ -1097,6 +1107,7 @@ fn cron_and_inetd() {
                         kill_at: at(100).mono,
                         killed: false,
                         why: None,
+                        failed: None,
                     },
                 )
             },
@@ -1280,4 +1291,303 @@ fn next_deadline_is_the_earliest_of_the_state() {
     assert_eq!(m.next_deadline(), Some(at(500).mono));
     m.services[0].phase = running(42);
     assert_eq!(m.next_deadline(), Some(at(500).mono));
+}
+
+fn notify_ready(s: &mut Settings) {
+    s.ready = crate::config::settings::Ready::Notify;
+    s.restart_policy = RestartPolicy::Always;
+}
+
+fn checking_awaiting() -> Phase {
+    Phase::Checking {
+        pid: Some(42),
+        since: at(0).mono,
+        by: at(30_000).mono,
+        pause: CHECK_PAUSE_FIRST,
+        check: Check::Awaiting,
+    }
+}
+
+fn notify(fields: Vec<crate::process::notify::Field>) -> Event {
+    Event::Notify { service: 0, fields }
+}
+
+fn health(s: &mut Settings) {
+    s.health.interval = Duration::from_secs(10);
+    s.health.retries = 2;
+    s.restart_policy = RestartPolicy::Always;
+}
+
+fn running_with(pid: i32, live: Liveness) -> Phase {
+    Phase::Running {
+        pid: Some(pid),
+        since: at(0).mono,
+        unready: None,
+        live,
+    }
+}
+
+#[test]
+fn notify_log_health_watchdog_and_oneshot() {
+    use crate::process::notify::Field;
+    run_table(&[
+        Row {
+            what: "notify: started, the machine awaits READY=1 (no check job)",
+            machine: || machine_with(notify_ready, Phase::Stopped),
+            before: |m| {
+                m.services[0].wanted = false;
+                let _ = feed(m, start_request(), 0);
+                let ev = fix(m, prepared_web());
+                let _ = feed(m, ev, 0);
+                m.services[0].config = Some(config("web", notify_ready));
+            },
+            event: |m| Event::JobDone {
+                job: job_of(m, "web"),
+                output: done(Ok(Outcome::Started { pid: Some(42) }), false),
+            },
+            ms: 10,
+            phase: "checking pid=Some(42) awaiting",
+            effects: &["watch web 42"],
+        },
+        Row {
+            what: "notify: READY=1 makes it ready",
+            machine: || machine_with(notify_ready, checking_awaiting()),
+            before: nothing,
+            event: |_| notify(vec![Field::Status("warming up".into()), Field::Ready]),
+            ms: 1500,
+            phase: "running pid=Some(42)",
+            effects: &[],
+        },
+        Row {
+            what: "notify: no READY=1 by the ready timeout is a failed start",
+            machine: || machine_with(notify_ready, checking_awaiting()),
+            before: nothing,
+            event: |_| Event::Tick,
+            ms: 30_000,
+            phase: "stopping pid=Some(42)",
+            effects: &["end-checks web", "job stop web"],
+        },
+        Row {
+            what: "the stop of a failed start is done: a failed run (backoff)",
+            machine: || {
+                machine_with(
+                    notify_ready,
+                    Phase::Stopping {
+                        job: 5,
+                        pid: None,
+                        failed: Some("not ready within 30 s".into()),
+                    },
+                )
+            },
+            before: |m| {
+                m.jobs.insert(5, JobFor::Lifecycle(0, Verb::Stop));
+            },
+            event: |_| Event::JobDone {
+                job: 5,
+                output: done(
+                    Ok(Outcome::Stopped {
+                        pid: Some(42),
+                        warning: None,
+                    }),
+                    false,
+                ),
+            },
+            ms: 30_100,
+            phase: "backoff until=+30200ms",
+            effects: &[],
+        },
+        Row {
+            what: "RELOADING=1 makes a ready service not ready until READY=1",
+            machine: || machine_with(notify_ready, running(42)),
+            before: nothing,
+            event: |_| notify(vec![Field::Reloading]),
+            ms: 10,
+            phase: "running pid=Some(42) unready",
+            effects: &[],
+        },
+        Row {
+            what: "MAINPID=N switches the tracked process",
+            machine: || machine_with(notify_ready, running(42)),
+            before: nothing,
+            event: |_| notify(vec![Field::MainPid(43)]),
+            ms: 10,
+            phase: "running pid=Some(43)",
+            effects: &["unwatch web", "watch web 43"],
+        },
+        Row {
+            what: "log: a matching line makes it ready",
+            machine: || {
+                machine_with(
+                    |s| s.ready = crate::config::settings::Ready::Log("listening".into()),
+                    checking_awaiting(),
+                )
+            },
+            before: nothing,
+            event: |_| Event::LogMatched { service: 0 },
+            ms: 10,
+            phase: "running pid=Some(42)",
+            effects: &[],
+        },
+        Row {
+            what: "health: the check runs every interval once ready",
+            machine: || {
+                machine_with(
+                    health,
+                    running_with(
+                        42,
+                        Liveness {
+                            health: Some((Check::Next(at(10_000).mono), 0)),
+                            watchdog: None,
+                        },
+                    ),
+                )
+            },
+            before: nothing,
+            event: |_| Event::Tick,
+            ms: 10_000,
+            phase: "running pid=Some(42)",
+            effects: &["job check web"],
+        },
+        Row {
+            what: "health: the last allowed failure in a row makes it unhealthy: stopped, a failed run follows",
+            machine: || {
+                machine_with(
+                    health,
+                    running_with(
+                        42,
+                        Liveness {
+                            health: Some((Check::Running(9), 1)),
+                            watchdog: None,
+                        },
+                    ),
+                )
+            },
+            before: |m| {
+                m.jobs.insert(9, JobFor::Health(0));
+            },
+            event: |_| Event::JobDone {
+                job: 9,
+                output: JobOutput::Check {
+                    ok: false,
+                    detail: "refused".into(),
+                },
+            },
+            ms: 10_050,
+            phase: "stopping pid=Some(42)",
+            effects: &["end-checks web", "job stop web"],
+        },
+        Row {
+            what: "health: a pass resets the count",
+            machine: || {
+                machine_with(
+                    health,
+                    running_with(
+                        42,
+                        Liveness {
+                            health: Some((Check::Running(9), 1)),
+                            watchdog: None,
+                        },
+                    ),
+                )
+            },
+            before: |m| {
+                m.jobs.insert(9, JobFor::Health(0));
+            },
+            event: |_| Event::JobDone {
+                job: 9,
+                output: JobOutput::Check {
+                    ok: true,
+                    detail: "PONG".into(),
+                },
+            },
+            ms: 10_050,
+            phase: "running pid=Some(42)",
+            effects: &[],
+        },
+        Row {
+            what: "watchdog: silence past its deadline: SIGABRT, SIGKILL after the halt timeout",
+            machine: || {
+                machine_with(
+                    |s| s.watchdog = Some(Duration::from_secs(2)),
+                    running_with(
+                        42,
+                        Liveness {
+                            health: None,
+                            watchdog: Some(at(2000).mono),
+                        },
+                    ),
+                )
+            },
+            before: nothing,
+            event: |_| Event::Tick,
+            ms: 2000,
+            phase: "halting pid=Some(42) kill=+12000ms",
+            effects: &["end-checks web", "signal 42 SIGABRT"],
+        },
+        Row {
+            what: "watchdog: WATCHDOG=1 moves the deadline",
+            machine: || {
+                machine_with(
+                    |s| s.watchdog = Some(Duration::from_secs(2)),
+                    running_with(
+                        42,
+                        Liveness {
+                            health: None,
+                            watchdog: Some(at(2000).mono),
+                        },
+                    ),
+                )
+            },
+            before: |m| {
+                let _ = feed(m, notify(vec![Field::Watchdog]), 1500);
+            },
+            event: |_| Event::Tick,
+            ms: 2000,
+            phase: "running pid=Some(42)",
+            effects: &[],
+        },
+        Row {
+            what: "oneshot: exit 0 is done, the start answers done",
+            machine: || {
+                let mut m = machine_with(|s| s.service_type = ServiceType::Oneshot, Phase::Stopped);
+                m.services[0].wanted = false;
+                m
+            },
+            before: |m| {
+                let _ = feed(m, start_request(), 0);
+                let ev = fix(m, prepared_web());
+                let _ = feed(m, ev, 0);
+                m.services[0].config =
+                    Some(config("web", |s| s.service_type = ServiceType::Oneshot));
+            },
+            event: |m| Event::JobDone {
+                job: job_of(m, "web"),
+                output: done(
+                    Ok(Outcome::Done {
+                        status: "exited with status 0".into(),
+                    }),
+                    false,
+                ),
+            },
+            ms: 500,
+            phase: "done",
+            effects: &["reply 1 web=done (exited with status 0)"],
+        },
+        Row {
+            what: "oneshot: a done one-shot is not run again by start",
+            machine: || {
+                machine_with(
+                    |s| s.service_type = ServiceType::Oneshot,
+                    Phase::Done { at: 0 },
+                )
+            },
+            before: |m| {
+                let _ = feed(m, start_request(), 0);
+            },
+            event: |m| fix(m, prepared_web()),
+            ms: 1,
+            phase: "done",
+            effects: &["reply 1 web=done (exited with status 0)"],
+        },
+    ]);
 }
