@@ -1,19 +1,18 @@
 //! Blocking work, off the event loop: evaluating configs, starting and stopping (which
-//! wait for grace periods and halt timeouts), pings, rotations. Each job runs on a
+//! wait for grace periods and halt timeouts), pings. Each job runs on a
 //! thread of its own and reports back through a channel, waking the loop with an
 //! eventfd, so a slow ping of one service never delays the restart of another.
 
+use super::keeper::Keeper;
 use crate::config::session::Session;
-use crate::config::settings::LogRotation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::graph::{self, Deps};
 use crate::playpen::Playpen;
-use crate::service::lifecycle::{self, Outcome};
+use crate::service::lifecycle::{self, Outcome, OutputTo};
 use crate::service::prepare::{Prepared, Stage, prepare};
 use crate::service::status;
 use nix::sys::eventfd::EventFd;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -63,26 +62,27 @@ pub enum Job {
     Stop(Arc<Prepared>),
     Restart(Arc<Prepared>),
     Ping(Arc<Prepared>, Duration),
-    Rotate(PathBuf, LogRotation),
 }
 
 pub enum Output {
     Prepared(Result<Prepped>),
     Outcome(Result<Outcome>),
     Ping { ok: bool, detail: String },
-    Rotated(std::io::Result<u64>),
 }
 
 /// Run `job` on a new thread; its output comes back on `tx` with `tag`, and `wake`
-/// is written so that the event loop looks.
+/// is written so that the event loop looks. Programs that a job starts write into a
+/// pipe to `keeper` when there is one (else into their output file themselves).
 pub fn spawn<T: Clone + Send + 'static>(
     playpen: &Playpen,
+    keeper: Option<&Keeper>,
     tag: T,
     job: Job,
     tx: &Sender<(T, Output)>,
     wake: &Arc<EventFd>,
 ) {
     let playpen = playpen.clone();
+    let keeper = keeper.cloned();
     let (tx, failed_tx) = (tx.clone(), tx.clone());
     let (wake, failed_wake) = (Arc::clone(wake), Arc::clone(wake));
     let failed_tag = tag.clone();
@@ -90,13 +90,14 @@ pub fn spawn<T: Clone + Send + 'static>(
         .name("servicectl-job".into())
         .stack_size(2 << 20)
         .spawn(move || {
-            let output =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&playpen, job)))
-                    .unwrap_or_else(|_| {
-                        Output::Outcome(Err(Error::runtime(
-                            "internal error (a supervisor job panicked; please report it)",
-                        )))
-                    });
+            let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&playpen, keeper.as_ref(), job)
+            }))
+            .unwrap_or_else(|_| {
+                Output::Outcome(Err(Error::runtime(
+                    "internal error (a supervisor job panicked; please report it)",
+                )))
+            });
             let _ = tx.send((tag, output));
             let _ = wake.write(1);
         });
@@ -113,13 +114,17 @@ pub fn spawn<T: Clone + Send + 'static>(
     }
 }
 
-fn run(playpen: &Playpen, job: Job) -> Output {
+fn run(playpen: &Playpen, keeper: Option<&Keeper>, job: Job) -> Output {
+    let output = match keeper {
+        Some(k) => OutputTo::Pipe(k),
+        None => OutputTo::File,
+    };
     match job {
         Job::Prepare(scope) => Output::Prepared(prepare_scope(playpen, scope)),
-        Job::Start(p) => Output::Outcome(lifecycle::start(playpen, &p)),
-        Job::Revive(p) => Output::Outcome(revive(playpen, &p)),
+        Job::Start(p) => Output::Outcome(lifecycle::start(playpen, &p, output)),
+        Job::Revive(p) => Output::Outcome(revive(playpen, &p, output)),
         Job::Stop(p) => Output::Outcome(lifecycle::stop(playpen, &p)),
-        Job::Restart(p) => Output::Outcome(lifecycle::restart(playpen, &p)),
+        Job::Restart(p) => Output::Outcome(lifecycle::restart(playpen, &p, output)),
         Job::Ping(p, limit) => match status::ping(playpen, &p, Some(limit)) {
             Ok(r) => Output::Ping {
                 ok: r.ok,
@@ -130,13 +135,12 @@ fn run(playpen: &Playpen, job: Job) -> Output {
                 detail: e.to_string(),
             },
         },
-        Job::Rotate(path, log) => Output::Rotated(super::output::rotate(&path, log.keep)),
     }
 }
 
 /// Wait for whatever holds the service's lock (a direct stop that killed it holds it
 /// until it has removed the files), then start it unless its start record is gone.
-fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+fn revive(playpen: &Playpen, prepared: &Prepared, output: OutputTo) -> Result<Outcome> {
     let name = prepared.name();
     drop(crate::playpen::lock::ServiceLock::acquire(playpen, name)?);
     if crate::process::pidfile::read_record(playpen, name).is_none()
@@ -144,7 +148,7 @@ fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     {
         return Ok(Outcome::AlreadyStopped);
     }
-    lifecycle::start(playpen, prepared)
+    lifecycle::start(playpen, prepared, output)
 }
 
 fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {

@@ -1,7 +1,7 @@
 //! The event loop and the state of every supervised service.
 //!
 //! Everything here runs on one thread and never blocks: what must wait (configs,
-//! starts, stops, pings, rotations) is a job ([`super::jobs`]) whose result arrives as
+//! starts, stops, pings) is a job ([`super::jobs`]) whose result arrives as
 //! one more event. Deadlines live in one ordered map; the timerfd is armed for the
 //! earliest only (a cron service's next fire time is one more kind of deadline).
 //! Cron runs and inetd handlers are spawned here (a spawn does not block) and watched
@@ -101,7 +101,6 @@ enum Tag {
     Prepare(Purpose),
     Lifecycle(usize, Busy),
     Ping(usize, u64),
-    Rotate(usize),
 }
 
 #[derive(Clone)]
@@ -193,7 +192,6 @@ struct Service {
     waiting: Vec<u64>,
     /// What the latest start did, reported once the service is ready.
     outcome: Option<Outcome>,
-    rotating: bool,
     /// It exited before its configuration was known: decide once it is.
     undecided: bool,
     /// Its last run ended by an exit of its process (not a failed start of ours): a
@@ -237,7 +235,6 @@ impl Service {
             timer: None,
             waiting: Vec::new(),
             outcome: None,
-            rotating: false,
             undecided: false,
             revive: false,
             note: None,
@@ -326,6 +323,9 @@ pub struct Supervisor {
     my_uid: u32,
     /// Cron runs and inetd handlers, by PID.
     children: HashMap<i32, Child>,
+    /// The output keeper that programs the jobs start write to (None: they write
+    /// their files themselves).
+    keeper: Option<super::keeper::Keeper>,
 }
 
 fn now_text() -> String {
@@ -373,6 +373,7 @@ impl Supervisor {
         playpen: &Playpen,
         listener: UnixListener,
         options: super::Options,
+        keeper: Option<super::keeper::Keeper>,
     ) -> Result<Supervisor> {
         let sys = |what: &str, e: nix::errno::Errno| {
             Error::runtime(format!("cannot set up the event loop ({what}): {e}"))
@@ -412,8 +413,7 @@ impl Supervisor {
         .filter(|i| {
             i.add_watch(
                 &playpen.run_dir(),
-                nix::sys::inotify::AddWatchFlags::IN_MODIFY
-                    | nix::sys::inotify::AddWatchFlags::IN_MOVED_TO
+                nix::sys::inotify::AddWatchFlags::IN_MOVED_TO
                     | nix::sys::inotify::AddWatchFlags::IN_DELETE,
             )
             .is_ok()
@@ -466,6 +466,7 @@ impl Supervisor {
             exit: None,
             my_uid: nix::unistd::geteuid().as_raw(),
             children: HashMap::new(),
+            keeper,
         })
     }
 
@@ -524,7 +525,14 @@ impl Supervisor {
 
     fn spawn_job(&mut self, tag: Tag, job: Job) {
         self.jobs += 1;
-        jobs::spawn(&self.playpen, tag, job, &self.tx, &self.wake);
+        jobs::spawn(
+            &self.playpen,
+            self.keeper.as_ref(),
+            tag,
+            job,
+            &self.tx,
+            &self.wake,
+        );
     }
 
     fn on_jobs_done(&mut self) {
@@ -544,15 +552,6 @@ impl Supervisor {
                 }
                 (Tag::Ping(i, run_gen), _) => {
                     self.on_ping(i, run_gen, false, "the ping could not run".into())
-                }
-                (Tag::Rotate(i), output) => {
-                    self.services[i].rotating = false;
-                    if let Output::Rotated(Err(e)) = output {
-                        log(&format!(
-                            "{}: cannot rotate its output: {e}",
-                            self.services[i].name
-                        ));
-                    }
                 }
                 (Tag::Prepare(purpose), Output::Prepared(result)) => {
                     self.trim_memory = true;
@@ -861,15 +860,13 @@ impl Supervisor {
         }
     }
 
-    /// Something changed in var/run: output files grew (rotate those over their
-    /// service_log_max_bytes), or a command acting directly (a package manager's hook)
-    /// started or stopped a service behind the supervisor's back.
+    /// Something changed in var/run: a command acting directly (a package manager's
+    /// hook) started or stopped a service behind the supervisor's back.
     fn on_output_written(&mut self) {
         use nix::sys::inotify::AddWatchFlags;
         let Some(inotify) = &self.inotify else {
             return;
         };
-        let mut grown = BTreeSet::new();
         let mut recorded = BTreeSet::new();
         let mut unrecorded = BTreeSet::new();
         while let Ok(events) = inotify.read_events() {
@@ -880,9 +877,7 @@ impl Supervisor {
                 let Some(file) = e.name.as_ref().and_then(|n| n.to_str()) else {
                     continue;
                 };
-                if let Some(service) = file.strip_suffix(".output") {
-                    grown.insert(service.to_string());
-                } else if let Some(service) = file.strip_suffix(".start") {
+                if let Some(service) = file.strip_suffix(".start") {
                     if e.mask.contains(AddWatchFlags::IN_DELETE) {
                         unrecorded.insert(service.to_string());
                     } else {
@@ -896,23 +891,6 @@ impl Supervisor {
         }
         for name in recorded {
             self.started_elsewhere(&name);
-        }
-        for name in grown {
-            let Some(&i) = self.index.get(&name) else {
-                continue;
-            };
-            if self.services[i].rotating {
-                continue;
-            }
-            let log_settings = self.services[i]
-                .settings()
-                .map(|s| s.log)
-                .unwrap_or(crate::config::settings::Settings::default().log);
-            let path = self.playpen.output_file(&name);
-            if crate::process::output::file_len(&path) > log_settings.max_bytes {
-                self.services[i].rotating = true;
-                self.spawn_job(Tag::Rotate(i), Job::Rotate(path, log_settings));
-            }
         }
     }
 
