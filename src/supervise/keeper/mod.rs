@@ -70,7 +70,9 @@ enum Request {
     },
     /// Answer once everything readable in the service's pipes is in its file.
     Flush { service: String },
-    /// Write what is readable, then exit (after a shutdown stopped every service).
+    /// Write what is readable, then exit (after a shutdown stopped every service);
+    /// refused while a pipe still has a writer: the keeper then stays until the last
+    /// one is closed.
     Finish,
 }
 
@@ -256,14 +258,23 @@ impl Keeper {
     }
 
     /// Ask the keeper to write what is readable and exit (once a shutdown has stopped
-    /// every service), and wait for it to be gone: `within`, then SIGKILL.
+    /// every service), and wait for it to be gone: `within`, then SIGKILL. A keeper
+    /// that some process still writes to (one the shutdown failed to end) refuses, so
+    /// that process never gets SIGPIPE: it stays until the last pipe is closed, and
+    /// the error says so.
     pub fn finish(&self, within: Duration) -> Result<()> {
         let conn = self.conn();
         let asked = conn.ask(&Request::Finish, None);
         let pid = conn.pid;
         drop(conn);
+        if let Err(e) = asked {
+            if crate::process::proc::is_alive(pid) {
+                return Err(keeper_error(&self.inner.playpen, e));
+            }
+            return Ok(());
+        }
         if crate::process::proc::wait_exit(pid, within) {
-            return asked.map_err(|e| keeper_error(&self.inner.playpen, e));
+            return Ok(());
         }
         // Only the keeper it was: same PID, and the kernel start time on record.
         if running(&self.inner.playpen) == Some(pid) {

@@ -283,9 +283,26 @@ impl Keeper {
                     Ok(())
                 }
                 Some(Request::Finish) => {
-                    self.finish = true;
                     self.drain_all();
-                    Ok(())
+                    if self.pipes.is_empty() {
+                        self.finish = true;
+                        Ok(())
+                    } else {
+                        // A process the shutdown did not end still writes: it must not
+                        // get SIGPIPE. Stay, and exit once the last pipe closes.
+                        let mut names: Vec<&str> =
+                            self.pipes.values().map(|p| p.service.as_str()).collect();
+                        names.sort_unstable();
+                        names.dedup();
+                        Err(format!(
+                            "PID {} stays: {} still write{} into {} pipe{} (a process that outlived the shutdown); it exits once they are closed",
+                            std::process::id(),
+                            names.join(", "),
+                            if names.len() == 1 { "s" } else { "" },
+                            if names.len() == 1 { "its" } else { "their" },
+                            if names.len() == 1 { "" } else { "s" },
+                        ))
+                    }
                 }
                 None => Err(format!(
                     "not a request: {:?}",
