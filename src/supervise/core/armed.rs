@@ -11,8 +11,14 @@ impl Supervisor {
             return Ok(Outcome::AlreadyRunning { pid: None });
         }
         let name = self.services[i].name.clone();
-        let output = crate::process::output::open_output(&self.playpen.output_file(&name))
-            .map_err(|e| e.with_service(&name))?;
+        // While armed, its runs and handlers write into one pipe to the output keeper.
+        let output = match &self.keeper {
+            Some(k) => k
+                .pipe(&name, prepared.settings.log)
+                .map(std::fs::File::from),
+            None => crate::process::output::open_output(&self.playpen.output_file(&name)),
+        }
+        .map_err(|e| e.with_service(&name))?;
         let mut armed = Armed {
             schedule: None,
             next: None,
