@@ -148,6 +148,9 @@ fn rotation_across_a_killed_supervisor_loses_doubles_and_tears_no_line() {
     let while_away = rotated(&pp, "num");
     std::thread::sleep(Duration::from_millis(700));
     pp.run(&["supervise", "--daemon"]).ok();
+    // (A start through it returns once it knows the configuration: a shutdown before
+    // that cannot stop what it adopted.)
+    pp.run(&["start", "num"]).ok();
     let (keeper_after, running_keepers) = (keeper_on_record(&pp), keepers(&pp));
     assert!(
         wait_until(Duration::from_secs(60), || rotated(&pp, "num")
@@ -281,4 +284,48 @@ fn logs_follow_prints_every_line_once_across_rename_rotations() {
     assert!(numbers.len() > 300, "{text}");
     let gaps: Vec<&[u64]> = numbers.windows(2).filter(|w| w[1] != w[0] + 1).collect();
     assert!(gaps.is_empty(), "lost or doubled: {gaps:?}");
+}
+
+#[test]
+fn a_killed_keeper_is_replaced_and_given_the_pipes_so_services_write_on() {
+    let pp = Playpen::with_ports(&["num"], &[]);
+    numbers_program(&pp, 20, 0.002);
+    pp.service(
+        "num",
+        "service_program=numbers\nservice_log_max_bytes=16K\nservice_log_keep=100000\n",
+    );
+    // Started by a supervisor that was killed: the new one holds copies of the read
+    // ends it took from the keeper that ran on.
+    let mut first = Sup::start(&pp);
+    assert!(
+        wait_until(PATIENCE, || rotated(&pp, "num") >= 1),
+        "{}",
+        first.log()
+    );
+    first.kill9();
+    let sup = Sup::start(&pp);
+    let service: i32 = pp.read("var/run/num.pid").trim().parse().unwrap();
+    let old = keeper_on_record(&pp).expect("a keeper on record");
+    kill(old, nix::sys::signal::Signal::SIGKILL);
+    assert!(
+        wait_until(PATIENCE, || keeper_on_record(&pp)
+            .is_some_and(|k| k != old && alive(k))),
+        "no new keeper:\n{}\n{}",
+        sup.log(),
+        pp.read_or_empty("var/run/servicectl.keeper.output")
+    );
+    let new = keeper_on_record(&pp).unwrap();
+    assert_eq!(keepers(&pp), [new]);
+    assert!(sup.log().contains("keeps the output now"), "{}", sup.log());
+    // The service writes on (no SIGPIPE), into files the new keeper rotates.
+    let now = rotated(&pp, "num");
+    assert!(
+        wait_until(PATIENCE, || rotated(&pp, "num") >= now + 3),
+        "no rotation after the keeper died:\n{}",
+        pp.read_or_empty("var/run/servicectl.keeper.output")
+    );
+    assert!(alive(service), "the service died with its keeper");
+    assert_eq!(pp.read("var/run/num.pid").trim(), service.to_string());
+    pp.run(&["shutdown"]).ok();
+    assert!(wait_until(PATIENCE, || keepers(&pp).is_empty()));
 }

@@ -70,6 +70,8 @@ enum Request {
     },
     /// Answer once everything readable in the service's pipes is in its file.
     Flush { service: String },
+    /// Send a copy of every pipe's read end (one `Pipe` message each), then `ok`.
+    Hold,
     /// Write what is readable, then exit (after a shutdown stopped every service);
     /// refused while a pipe still has a writer: the keeper then stays until the last
     /// one is closed.
@@ -83,6 +85,7 @@ impl Request {
                 format!("pipe\n{service}\n{}\n{}", rotation.max_bytes, rotation.keep)
             }
             Request::Flush { service } => format!("flush\n{service}"),
+            Request::Hold => "hold".to_string(),
             Request::Finish => "finish".to_string(),
         }
         .into_bytes()
@@ -103,9 +106,40 @@ impl Request {
                 service: parts.next()?.to_string(),
             },
             "finish" => Request::Finish,
+            "hold" => Request::Hold,
             _ => return None,
         };
         parts.next().is_none().then_some(request)
+    }
+}
+
+/// Send one message (with a descriptor), waiting a moment (at most
+/// [`ANSWER_WITHIN`]) when the peer's buffer is full.
+fn send(fd: BorrowedFd, bytes: &[u8], with: Option<BorrowedFd>) -> nix::Result<()> {
+    let iov = [IoSlice::new(bytes)];
+    let raw;
+    let cmsgs: Vec<ControlMessage> = match with {
+        Some(w) => {
+            raw = [w.as_raw_fd()];
+            vec![ControlMessage::ScmRights(&raw)]
+        }
+        None => Vec::new(),
+    };
+    loop {
+        match socket::sendmsg::<()>(fd.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+                let ms = ANSWER_WITHIN.as_millis() as u16;
+                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                    Ok(0) => return Err(nix::errno::Errno::EAGAIN),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -141,6 +175,12 @@ fn receive(fd: BorrowedFd, flags: MsgFlags) -> nix::Result<Option<(Vec<u8>, Vec<
 }
 
 /// The supervisor's handle on the playpen's output keeper.
+///
+/// It also holds a copy of the read end of every pipe the keeper keeps (as s6-fdholder
+/// does): while the keeper runs they cost a descriptor each and nothing else; should it
+/// die, a new keeper is started and given them, so the services' pipes are read again
+/// and no service gets SIGPIPE ([`Keeper::revive`]; a thread of its own waits for the
+/// keeper's exit, see [`Keeper::connect_or_spawn`]).
 #[derive(Clone)]
 pub struct Keeper {
     inner: Arc<Inner>,
@@ -149,6 +189,17 @@ pub struct Keeper {
 struct Inner {
     playpen: Playpen,
     conn: Mutex<Conn>,
+    /// Copies of the read ends the keeper holds, with what they are for. Lock order:
+    /// `conn`, then `held`.
+    held: Mutex<Vec<Held>>,
+    /// `finish` was asked: the keeper's exit is no death.
+    finishing: std::sync::atomic::AtomicBool,
+}
+
+struct Held {
+    service: String,
+    rotation: LogRotation,
+    fd: OwnedFd,
 }
 
 struct Conn {
@@ -163,53 +214,84 @@ fn keeper_error(playpen: &Playpen, what: String) -> Error {
     ))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Keeper {
-    /// Connect to the playpen's keeper, starting one when none runs.
+    /// Connect to the playpen's keeper (and take copies of the read ends it holds),
+    /// starting one when none runs. A thread (all signals blocked, asleep in poll on
+    /// the keeper's pidfd) starts a new keeper if this one dies.
     pub fn connect_or_spawn(playpen: &Playpen) -> Result<Keeper> {
         let mut last = None;
+        let mut found = None;
         for _ in 0..5 {
             match connect(playpen) {
-                Ok(Some(conn)) => return Ok(Keeper::of(playpen, conn)),
+                Ok(Some(conn)) => {
+                    found = Some((conn, true));
+                    break;
+                }
                 Ok(None) => {}
                 Err(e) => return Err(e),
             }
             match spawn(playpen) {
-                Ok(Some(conn)) => return Ok(Keeper::of(playpen, conn)),
+                Ok(Some(conn)) => {
+                    found = Some((conn, false));
+                    break;
+                }
                 // Another keeper holds the lock (starting, or ending): ask it again.
                 Ok(None) => last = Some("another keeper holds its lock but does not answer"),
                 Err(e) => return Err(e),
             }
         }
-        Err(keeper_error(
-            playpen,
-            last.unwrap_or("cannot start").to_string(),
-        ))
-    }
-
-    fn of(playpen: &Playpen, conn: Conn) -> Keeper {
-        Keeper {
+        let Some((conn, running)) = found else {
+            return Err(keeper_error(
+                playpen,
+                last.unwrap_or("cannot start").to_string(),
+            ));
+        };
+        let mut held = Vec::new();
+        if running {
+            // Left by a supervisor that was killed: its pipes are the services'.
+            send(conn.socket.as_fd(), &Request::Hold.encode(), None)
+                .map_err(|e| keeper_error(playpen, format!("cannot ask for its pipes: {e}")))?;
+            conn.answer(&mut |message, fds| {
+                if let (Some(Request::Pipe { service, rotation }), Some(fd)) =
+                    (Request::decode(&message), fds.into_iter().next())
+                {
+                    held.push(Held {
+                        service,
+                        rotation,
+                        fd,
+                    });
+                }
+            })
+            .map_err(|e| keeper_error(playpen, e))?;
+        }
+        let keeper = Keeper {
             inner: Arc::new(Inner {
                 playpen: playpen.clone(),
                 conn: Mutex::new(conn),
+                held: Mutex::new(held),
+                finishing: std::sync::atomic::AtomicBool::new(false),
             }),
-        }
+        };
+        let weak = Arc::downgrade(&keeper.inner);
+        let _ = std::thread::Builder::new()
+            .name("servicectl-keeper-watch".into())
+            .stack_size(256 << 10)
+            .spawn(move || watch(weak));
+        Ok(keeper)
     }
 
     /// The keeper's PID.
     pub fn pid(&self) -> i32 {
-        self.conn().pid
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
-        self.inner
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.conn).pid
     }
 
     /// A new pipe for `service`'s output: the keeper takes the read end, the write end
     /// (close-on-exec) is returned, to be given to the program as stdout and stderr.
-    /// A keeper that went away is started again (once) before this gives up.
+    /// A keeper that went away is replaced first ([`Keeper::revive`]).
     pub fn pipe(&self, service: &str, rotation: LogRotation) -> Result<OwnedFd> {
         let output = self.inner.playpen.output_file(service);
         let fail = |what: String| {
@@ -229,19 +311,20 @@ impl Keeper {
             service: service.to_string(),
             rotation,
         };
-        let mut conn = self.conn();
+        let mut conn = lock(&self.inner.conn);
         let mut answer = conn.ask(&request, Some(read.as_fd()));
-        if answer.is_err() {
-            // The keeper died (killed, or out of memory): start another one.
-            match connect_again(&self.inner.playpen) {
-                Ok(new) => {
-                    *conn = new;
-                    answer = conn.ask(&request, Some(read.as_fd()));
-                }
-                Err(e) => return Err(fail(e.message)),
-            }
+        if answer.is_err() && !crate::process::proc::is_alive(conn.pid) {
+            self.revive_locked(&mut conn).map_err(|e| fail(e.message))?;
+            answer = conn.ask(&request, Some(read.as_fd()));
         }
         answer.map_err(fail)?;
+        let mut held = lock(&self.inner.held);
+        prune(&mut held);
+        held.push(Held {
+            service: service.to_string(),
+            rotation,
+            fd: read,
+        });
         Ok(write)
     }
 
@@ -249,12 +332,65 @@ impl Keeper {
     /// start quotes the file's tail). Best effort: a keeper that does not answer is
     /// not waited for.
     pub fn flush(&self, service: &str) {
-        let _ = self.conn().ask(
+        let _ = lock(&self.inner.conn).ask(
             &Request::Flush {
                 service: service.to_string(),
             },
             None,
         );
+    }
+
+    /// If the keeper has died: start a new one and give it the pipes (their read
+    /// ends, from the copies held here), so the services' output is read again. What
+    /// the dead keeper had read and not yet written is lost (at most one read of one
+    /// pipe). Called by the thread that waits for the keeper's exit, and by [`pipe`]
+    /// when the keeper does not answer.
+    ///
+    /// [`pipe`]: Keeper::pipe
+    pub fn revive(&self) -> Result<()> {
+        let mut conn = lock(&self.inner.conn);
+        self.revive_locked(&mut conn)
+    }
+
+    fn revive_locked(&self, conn: &mut Conn) -> Result<()> {
+        let finishing = self
+            .inner
+            .finishing
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if finishing || crate::process::proc::is_alive(conn.pid) {
+            return Ok(());
+        }
+        let playpen = &self.inner.playpen;
+        let old = conn.pid;
+        *conn = connect_again(playpen)?;
+        let mut held = lock(&self.inner.held);
+        prune(&mut held);
+        let mut given = Vec::new();
+        for h in held.iter() {
+            let request = Request::Pipe {
+                service: h.service.clone(),
+                rotation: h.rotation,
+            };
+            match conn.ask(&request, Some(h.fd.as_fd())) {
+                Ok(()) => given.push(h.service.as_str()),
+                Err(e) => eprintln!(
+                    "servicectl supervise: {}: cannot give its pipe to the new output keeper: {e}",
+                    h.service
+                ),
+            }
+        }
+        given.sort_unstable();
+        given.dedup();
+        eprintln!(
+            "servicectl supervise: the output keeper (PID {old}) died; PID {} keeps the output now{}",
+            conn.pid,
+            if given.is_empty() {
+                String::new()
+            } else {
+                format!(" (given the pipes of {})", given.join(", "))
+            }
+        );
+        Ok(())
     }
 
     /// Ask the keeper to write what is readable and exit (once a shutdown has stopped
@@ -263,7 +399,10 @@ impl Keeper {
     /// that process never gets SIGPIPE: it stays until the last pipe is closed, and
     /// the error says so.
     pub fn finish(&self, within: Duration) -> Result<()> {
-        let conn = self.conn();
+        let conn = lock(&self.inner.conn);
+        self.inner
+            .finishing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let asked = conn.ask(&Request::Finish, None);
         let pid = conn.pid;
         drop(conn);
@@ -273,6 +412,7 @@ impl Keeper {
             }
             return Ok(());
         }
+        lock(&self.inner.held).clear();
         if crate::process::proc::wait_exit(pid, within) {
             return Ok(());
         }
@@ -294,6 +434,64 @@ impl Keeper {
     }
 }
 
+/// Forget the copies of pipes that no process writes to any more (the keeper reads
+/// what is left in them from its own copy, then closes it).
+fn prune(held: &mut Vec<Held>) {
+    held.retain(|h| {
+        let mut fds = [nix::poll::PollFd::new(
+            h.fd.as_fd(),
+            nix::poll::PollFlags::empty(),
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+            Ok(1) => !fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(nix::poll::PollFlags::POLLHUP)),
+            _ => true,
+        }
+    });
+}
+
+/// Wait for the keeper's exit (asleep in poll on its pidfd, all signals blocked: they
+/// are the supervisor's event loop's to read) and replace a keeper that died, until
+/// the handle is dropped or `finish` was asked.
+fn watch(inner: std::sync::Weak<Inner>) {
+    let _ = nix::sys::signal::SigSet::all().thread_block();
+    loop {
+        let Some(pid) = inner.upgrade().map(|i| lock(&i.conn).pid) else {
+            return;
+        };
+        match crate::process::proc::pidfd(pid) {
+            Some(pidfd) => {
+                let mut fds = [nix::poll::PollFd::new(
+                    pidfd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                while let Err(nix::errno::Errno::EINTR) =
+                    nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE)
+                {}
+            }
+            // No pidfd for a live process (an old kernel): it cannot be watched.
+            None if crate::process::proc::is_alive(pid) => return,
+            None => {}
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if inner.finishing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let keeper = Keeper {
+            inner: Arc::clone(&inner),
+        };
+        if lock(&inner.conn).pid == pid
+            && let Err(e) = keeper.revive()
+        {
+            eprintln!("servicectl supervise: {e}");
+            return;
+        }
+    }
+}
+
 impl crate::service::lifecycle::Pipes for Keeper {
     fn pipe(&self, service: &str, rotation: LogRotation) -> Result<OwnedFd> {
         Keeper::pipe(self, service, rotation)
@@ -307,32 +505,21 @@ impl crate::service::lifecycle::Pipes for Keeper {
 impl Conn {
     /// Send a request (with a descriptor) and read the answer.
     fn ask(&self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
-        let bytes = request.encode();
-        let iov = [IoSlice::new(&bytes)];
-        let raw;
-        let cmsgs: Vec<ControlMessage> = match fd {
-            Some(fd) => {
-                raw = [fd.as_raw_fd()];
-                vec![ControlMessage::ScmRights(&raw)]
-            }
-            None => Vec::new(),
-        };
-        loop {
-            match socket::sendmsg::<()>(
-                self.socket.as_raw_fd(),
-                &iov,
-                &cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(format!("cannot send it a request: {e}")),
-            }
-        }
+        send(self.socket.as_fd(), &request.encode(), fd)
+            .map_err(|e| format!("cannot send PID {} a request: {e}", self.pid))?;
+        self.answer(&mut |_, _| {})
+    }
+
+    /// Read messages until the answer (`ok` or `error …`); what comes before it (the
+    /// pipes of `hold`) goes to `other`.
+    fn answer(
+        &self,
+        other: &mut dyn FnMut(Vec<u8>, Vec<OwnedFd>),
+    ) -> std::result::Result<(), String> {
         loop {
             match receive(self.socket.as_fd(), MsgFlags::empty()) {
                 Ok(Some((answer, _))) if answer == b"ok" => return Ok(()),
+                Ok(Some((message, fds))) if !fds.is_empty() => other(message, fds),
                 Ok(Some((answer, _))) => {
                     let text = String::from_utf8_lossy(&answer);
                     return Err(text.strip_prefix("error\n").unwrap_or(&text).to_string());
@@ -523,6 +710,7 @@ mod tests {
                 service: "db".into(),
             },
             Request::Finish,
+            Request::Hold,
         ] {
             assert_eq!(Request::decode(&r.encode()), Some(r));
         }

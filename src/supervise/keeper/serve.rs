@@ -278,6 +278,7 @@ impl Keeper {
                     Some(pipe) => self.add_pipe(service, rotation, pipe),
                     None => Err("a pipe request came without its descriptor".to_string()),
                 },
+                Some(Request::Hold) => self.hand_out(token),
                 Some(Request::Flush { service }) => {
                     self.flush(&service);
                     Ok(())
@@ -314,6 +315,8 @@ impl Keeper {
                 Err(e) => format!("error\n{e}").into_bytes(),
             };
             if let Some(fd) = self.clients.get(&token) {
+                // Never waited for: a client that does not read its answers is its
+                // own problem, not the services'.
                 let _ = socket::send(
                     fd.as_raw_fd(),
                     &answer,
@@ -324,6 +327,28 @@ impl Keeper {
                 return;
             }
         }
+    }
+
+    /// A copy of every pipe's read end for the client (a supervisor that connected
+    /// to a keeper it did not start holds them, to hand them to a new keeper should
+    /// this one die), one message each; the answer `ok` follows.
+    fn hand_out(&mut self, token: u64) -> std::result::Result<(), String> {
+        let Some(client) = self.clients.get(&token) else {
+            return Ok(());
+        };
+        for pipe in self.pipes.values() {
+            let Some(out) = self.outputs.get(&pipe.service) else {
+                continue;
+            };
+            let message = Request::Pipe {
+                service: pipe.service.clone(),
+                rotation: out.rotation,
+            }
+            .encode();
+            super::send(client.as_fd(), &message, Some(pipe.fd.as_fd()))
+                .map_err(|e| format!("cannot hand out the pipes: {e}"))?;
+        }
+        Ok(())
     }
 
     fn add_pipe(
@@ -484,8 +509,16 @@ impl Output {
         let moved = if keep == 0 {
             std::fs::remove_file(&self.path)
         } else {
-            let _ = std::fs::remove_file(numbered(&self.path, keep));
-            for n in (1..keep).rev() {
+            // Only the files that exist are shifted (keep may be large).
+            let mut top = 0;
+            while top < keep && std::fs::symlink_metadata(numbered(&self.path, top + 1)).is_ok() {
+                top += 1;
+            }
+            if top == keep {
+                let _ = std::fs::remove_file(numbered(&self.path, keep));
+                top = keep - 1;
+            }
+            for n in (1..=top).rev() {
                 match std::fs::rename(numbered(&self.path, n), numbered(&self.path, n + 1)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
