@@ -362,7 +362,13 @@ impl Keeper {
         }
         let path = self.playpen.output_file(&service);
         match self.outputs.get_mut(&service) {
-            Some(out) => out.rotation = rotation,
+            Some(out) => {
+                out.rotation = rotation;
+                // Someone removed or moved the file meanwhile: write where its name is.
+                if !out.is_at_path() {
+                    out.open().map_err(|e| e.to_string())?;
+                }
+            }
             None => {
                 let mut out = Output {
                     path,
@@ -465,6 +471,16 @@ impl Output {
         self.state = state_of(&file);
         self.file = Some(file);
         Ok(())
+    }
+
+    /// The open file is the one at the path.
+    fn is_at_path(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Some(file), Ok(there)) = (&self.file, std::fs::symlink_metadata(&self.path)) else {
+            return false;
+        };
+        file.metadata()
+            .is_ok_and(|m| m.dev() == there.dev() && m.ino() == there.ino())
     }
 
     fn append(&mut self, chunk: &[u8]) {
