@@ -226,6 +226,21 @@ fn one_keeper_per_playpen_and_none_after_shutdown() {
     let keeper = keepers(&pp);
     assert_eq!(keeper.len(), 1, "{keeper:?}");
     assert_eq!(keeper_on_record(&pp), Some(keeper[0]));
+    // Idle (a service that writes nothing), it wakes for nothing: one thread, asleep.
+    let switches = || {
+        std::fs::read_to_string(format!("/proc/{}/status", keeper[0]))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let before = switches();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(switches() - before <= 1, "the idle keeper woke up");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", keeper[0])).unwrap();
+    assert!(status.contains("Threads:\t1\n"), "{status}");
     // Its own session: a kill of the supervisor's process group does not reach it.
     let sid = |pid: i32| stat_fields(pid).map(|f| f[3].clone());
     assert_eq!(sid(keeper[0]), Some(keeper[0].to_string()));

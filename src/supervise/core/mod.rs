@@ -45,6 +45,8 @@ const LISTENER: u64 = 2;
 const TIMER: u64 = 3;
 const WAKE: u64 = 4;
 const INOTIFY: u64 = 5;
+/// The output keeper's pidfd: it exited.
+const KEEPER: u64 = 6;
 const CLIENT: u64 = 1 << 60;
 const PIDFD: u64 = 2 << 60;
 /// A cron run or an inetd handler, by PID.
@@ -326,6 +328,8 @@ pub struct Supervisor {
     /// The output keeper that programs the jobs start write to (None: they write
     /// their files themselves).
     keeper: Option<super::keeper::Keeper>,
+    /// Its pidfd, in the epoll set.
+    keeper_exit: Option<OwnedFd>,
 }
 
 fn now_text() -> String {
@@ -436,6 +440,12 @@ impl Supervisor {
                 .add(i.as_fd(), EpollEvent::new(input, INOTIFY))
                 .map_err(|e| sys("epoll", e))?;
         }
+        let keeper_exit = keeper.as_ref().and_then(|k| k.exit_fd());
+        if let Some(fd) = &keeper_exit {
+            epoll
+                .add(fd.as_fd(), EpollEvent::new(input, KEEPER))
+                .map_err(|e| sys("epoll", e))?;
+        }
         let (tx, rx) = channel();
         Ok(Supervisor {
             playpen: playpen.clone(),
@@ -467,6 +477,7 @@ impl Supervisor {
             my_uid: nix::unistd::geteuid().as_raw(),
             children: HashMap::new(),
             keeper,
+            keeper_exit,
         })
     }
 
@@ -507,6 +518,7 @@ impl Supervisor {
                     TIMER => self.on_timer(),
                     WAKE => self.on_jobs_done(),
                     INOTIFY => self.on_output_written(),
+                    KEEPER => self.on_keeper_exit(),
                     t if t & KIND_MASK == CLIENT => self.on_client(t & !KIND_MASK, event.events()),
                     t if t & KIND_MASK == CHILD => self.on_child((t & !KIND_MASK) as i32),
                     t if t & KIND_MASK == INETD => self.on_inetd((t & !KIND_MASK) as usize),
@@ -891,6 +903,25 @@ impl Supervisor {
         }
         for name in recorded {
             self.started_elsewhere(&name);
+        }
+    }
+
+    /// The output keeper died: a new one gets the services' pipes (keeper::Keeper::revive).
+    fn on_keeper_exit(&mut self) {
+        let Some(keeper) = &self.keeper else {
+            return;
+        };
+        if let Some(fd) = self.keeper_exit.take() {
+            let _ = self.epoll.delete(fd.as_fd());
+        }
+        if let Err(e) = keeper.revive() {
+            log(&e.to_string());
+        }
+        self.keeper_exit = keeper.exit_fd();
+        if let Some(fd) = &self.keeper_exit {
+            let _ = self
+                .epoll
+                .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, KEEPER));
         }
     }
 

@@ -179,8 +179,8 @@ fn receive(fd: BorrowedFd, flags: MsgFlags) -> nix::Result<Option<(Vec<u8>, Vec<
 /// It also holds a copy of the read end of every pipe the keeper keeps (as s6-fdholder
 /// does): while the keeper runs they cost a descriptor each and nothing else; should it
 /// die, a new keeper is started and given them, so the services' pipes are read again
-/// and no service gets SIGPIPE ([`Keeper::revive`]; a thread of its own waits for the
-/// keeper's exit, see [`Keeper::connect_or_spawn`]).
+/// and no service gets SIGPIPE: the supervisor's event loop waits on
+/// [`Keeper::exit_fd`] and calls [`Keeper::revive`] when it fires.
 #[derive(Clone)]
 pub struct Keeper {
     inner: Arc<Inner>,
@@ -220,8 +220,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Keeper {
     /// Connect to the playpen's keeper (and take copies of the read ends it holds),
-    /// starting one when none runs. A thread (all signals blocked, asleep in poll on
-    /// the keeper's pidfd) starts a new keeper if this one dies.
+    /// starting one when none runs.
     pub fn connect_or_spawn(playpen: &Playpen) -> Result<Keeper> {
         let mut last = None;
         let mut found = None;
@@ -268,25 +267,26 @@ impl Keeper {
             })
             .map_err(|e| keeper_error(playpen, e))?;
         }
-        let keeper = Keeper {
+        Ok(Keeper {
             inner: Arc::new(Inner {
                 playpen: playpen.clone(),
                 conn: Mutex::new(conn),
                 held: Mutex::new(held),
                 finishing: std::sync::atomic::AtomicBool::new(false),
             }),
-        };
-        let weak = Arc::downgrade(&keeper.inner);
-        let _ = std::thread::Builder::new()
-            .name("servicectl-keeper-watch".into())
-            .stack_size(256 << 10)
-            .spawn(move || watch(weak));
-        Ok(keeper)
+        })
     }
 
     /// The keeper's PID.
     pub fn pid(&self) -> i32 {
         lock(&self.inner.conn).pid
+    }
+
+    /// A pidfd of the keeper process: readable once it has exited. Wait on it (the
+    /// supervisor's epoll set) and call [`Keeper::revive`] when it is readable, then
+    /// take a new one. None when the kernel gives no pidfd or the keeper is gone.
+    pub fn exit_fd(&self) -> Option<OwnedFd> {
+        crate::process::proc::pidfd(self.pid())
     }
 
     /// A new pipe for `service`'s output: the keeper takes the read end, the write end
@@ -343,8 +343,9 @@ impl Keeper {
     /// If the keeper has died: start a new one and give it the pipes (their read
     /// ends, from the copies held here), so the services' output is read again. What
     /// the dead keeper had read and not yet written is lost (at most one read of one
-    /// pipe). Called by the thread that waits for the keeper's exit, and by [`pipe`]
-    /// when the keeper does not answer.
+    /// pipe). Called when [`Keeper::exit_fd`] fires, and by [`pipe`] when the keeper
+    /// does not answer. It blocks for as long as a new keeper takes to listen
+    /// (milliseconds).
     ///
     /// [`pipe`]: Keeper::pipe
     pub fn revive(&self) -> Result<()> {
@@ -449,47 +450,6 @@ fn prune(held: &mut Vec<Held>) {
             _ => true,
         }
     });
-}
-
-/// Wait for the keeper's exit (asleep in poll on its pidfd, all signals blocked: they
-/// are the supervisor's event loop's to read) and replace a keeper that died, until
-/// the handle is dropped or `finish` was asked.
-fn watch(inner: std::sync::Weak<Inner>) {
-    let _ = nix::sys::signal::SigSet::all().thread_block();
-    loop {
-        let Some(pid) = inner.upgrade().map(|i| lock(&i.conn).pid) else {
-            return;
-        };
-        match crate::process::proc::pidfd(pid) {
-            Some(pidfd) => {
-                let mut fds = [nix::poll::PollFd::new(
-                    pidfd.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                while let Err(nix::errno::Errno::EINTR) =
-                    nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE)
-                {}
-            }
-            // No pidfd for a live process (an old kernel): it cannot be watched.
-            None if crate::process::proc::is_alive(pid) => return,
-            None => {}
-        }
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        if inner.finishing.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let keeper = Keeper {
-            inner: Arc::clone(&inner),
-        };
-        if lock(&inner.conn).pid == pid
-            && let Err(e) = keeper.revive()
-        {
-            eprintln!("servicectl supervise: {e}");
-            return;
-        }
-    }
 }
 
 impl crate::service::lifecycle::Pipes for Keeper {
