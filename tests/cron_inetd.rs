@@ -261,13 +261,14 @@ fn inetd_port_may_be_a_typed_port_variable() {
     let _sup = Sup::start(&pp);
     pp.run(&["start", "typed"]).ok();
     let port = pp.port(3);
-    // The handler holds its connection as 0 and 1 and the output file as 2, and no
-    // socket or epoll, signalfd, timerfd of the supervisor's (all close on exec).
+    // The handler holds its connection as 0 and 1 and its output as 2 (a pipe to the
+    // output keeper, which writes typed.output), and no socket or epoll, signalfd,
+    // timerfd of the supervisor's (all close on exec).
     let got = fetch(([127, 0, 0, 1], port).into());
     assert!(got.starts_with("typed"), "{got}");
     assert_eq!(got.matches("socket:").count(), 2, "{got}");
     assert!(!got.contains("anon_inode"), "{got}");
-    assert!(got.contains("typed.output"), "{got}");
+    assert!(got.contains(" 2 -> pipe:"), "{got}");
     let st = status_of(&pp, "typed");
     assert_eq!(st["ports"][0][1], port, "{st}");
     // Started again while armed: it holds its port itself, which is no conflict.

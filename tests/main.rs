@@ -20,6 +20,7 @@ mod harden_files;
 mod harden_signals;
 mod harden_tracking;
 mod hooks;
+mod keeper;
 mod lifecycle;
 mod packages;
 mod playpen;

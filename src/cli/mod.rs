@@ -151,6 +151,13 @@ pub enum Command {
         #[arg(long)]
         no_start: bool,
     },
+    /// The supervisor's output keeper: keeps the services' output pipes and writes and rotates their files (started by `supervise`)
+    #[command(name = "keep-output", hide = true)]
+    KeepOutput {
+        /// A connection to the supervisor that started it
+        #[arg(long)]
+        client_fd: Option<i32>,
+    },
     /// Stop every service (dependants first) and end the supervisor
     Shutdown,
     /// Mark services enabled in var/servicectl/state: `up` and `start` (without names) start them
@@ -483,6 +490,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 no_start: *no_start,
             };
             crate::supervise::supervise(&playpen, options)
+        }
+        Command::KeepOutput { client_fd } => {
+            let playpen = Playpen::discover(cli.playpen.as_deref())?;
+            crate::supervise::keeper::keep_output(&playpen, *client_fd)
         }
         Command::Shutdown
         | Command::Enable { .. }

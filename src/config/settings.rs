@@ -1164,10 +1164,13 @@ mod tests {
 
     #[test]
     fn service_type_and_config_style() {
-        assert!(
-            problem(&[("service_type", "oneshot")])
-                .contains("must be init (a daemon), cron or inetd")
+        assert_eq!(
+            problem(&[("service_type", "forking")]),
+            "service_type=\"forking\" (set in /p/ext/services/web-1.0/config): must be init (a daemon), oneshot (run once to completion), cron or inetd"
         );
+        let oneshot = parse(&[("service_type", "oneshot")]).unwrap();
+        assert_eq!(oneshot.service_type, ServiceType::Oneshot);
+        assert_eq!(oneshot.ready, Ready::Exit);
         assert!(problem(&[("service_config_style", "jinja")]).contains("must be envsubst"));
         assert_eq!(
             parse(&[("service_config_style", " envsubst ")])
@@ -1180,6 +1183,102 @@ mod tests {
                 .unwrap()
                 .config_style,
             Style::Underscores
+        );
+    }
+
+    #[test]
+    fn readiness_health_and_watchdog() {
+        let ready = |v: &str| parse(&[("service_ready", v)]).map(|s| s.ready);
+        assert_eq!(parse(&[]).unwrap().ready, Ready::Ping);
+        assert_eq!(ready("notify").unwrap(), Ready::Notify);
+        assert_eq!(ready("tcp").unwrap(), Ready::Tcp(None));
+        assert_eq!(
+            ready("tcp:WEB_PORT").unwrap(),
+            Ready::Tcp(Some("WEB_PORT".into()))
+        );
+        assert_eq!(
+            ready("http:WEB_PORT/health/live").unwrap(),
+            Ready::Http {
+                var: "WEB_PORT".into(),
+                path: "/health/live".into()
+            }
+        );
+        assert_eq!(
+            ready("http:WEB_PORT").unwrap(),
+            Ready::Http {
+                var: "WEB_PORT".into(),
+                path: "/".into()
+            }
+        );
+        assert_eq!(
+            ready("log:listening on \\d+").unwrap(),
+            Ready::Log("listening on \\d+".into())
+        );
+        for bad in ["systemd", "tcp:", "http:/x", "log:", "tcp:9PORT"] {
+            assert_eq!(
+                problem(&[("service_ready", bad)]),
+                format!(
+                    "service_ready={bad:?} (set in /p/ext/services/web-1.0/config): must be notify, tcp, tcp:VAR, http:VAR/PATH, log:REGEX, exit (one-shot services) or unset (the ping)"
+                )
+            );
+        }
+        assert!(problem(&[("service_ready", "log:(unclosed")])
+            .starts_with("service_ready=\"log:(unclosed\" (set in /p/ext/services/web-1.0/config): the log: pattern is not a valid regex ("));
+        assert!(problem(&[("service_ready", "exit")]).contains("exit is for one-shot services"));
+        assert!(
+            problem(&[("service_type", "oneshot"), ("service_ready", "notify")])
+                .contains("a one-shot service is ready when it exits with status 0")
+        );
+        // The new name wins; the old one is still read.
+        let t = |pairs: &[(&str, &str)]| parse(pairs).unwrap().depends_timeout;
+        assert_eq!(
+            t(&[("service_depends_timeout", "7")]),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            t(&[
+                ("service_depends_timeout", "7"),
+                ("service_ready_timeout", "9")
+            ]),
+            Duration::from_secs(9)
+        );
+        let h = parse(&[
+            ("service_health_interval", "10"),
+            ("service_health_timeout", "2"),
+            ("service_health_retries", "4"),
+        ])
+        .unwrap()
+        .health;
+        assert_eq!(
+            h,
+            Health {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(2),
+                retries: 4
+            }
+        );
+        assert!(
+            problem(&[("service_health_interval", "5")])
+                .contains("must be longer than service_health_timeout=5")
+        );
+        assert!(
+            problem(&[
+                ("service_health_interval", "10"),
+                ("service_ready", "notify")
+            ])
+            .contains("health checks repeat a ping, tcp or http check")
+        );
+        assert!(
+            problem(&[("service_health_retries", "0")])
+                .contains("must be a whole number, 1 or more")
+        );
+        assert_eq!(
+            parse(&[("service_watchdog_sec", "2.5")]).unwrap().watchdog,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            parse(&[("service_watchdog_sec", "0")]).unwrap().watchdog,
+            None
         );
     }
 

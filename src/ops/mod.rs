@@ -175,7 +175,7 @@ pub fn start(
                 wait_ready(playpen, &good[dep], p)?;
                 progress(name, Step::Started);
             }
-            lifecycle::start_with(playpen, p, census)
+            lifecycle::start_with(playpen, p, census, lifecycle::OutputTo::File)
         },
     )
 }
@@ -193,7 +193,9 @@ pub fn restart(
         &targets,
         progress,
         "restarted",
-        |playpen, good, _, name, census| lifecycle::restart_with(playpen, &good[name], census),
+        |playpen, good, _, name, census| {
+            lifecycle::restart_with(playpen, &good[name], census, lifecycle::OutputTo::File)
+        },
     )
 }
 

@@ -59,7 +59,11 @@ pub fn file_len(path: &Path) -> u64 {
 /// The last `n` lines of a file (the whole file when shorter), reading backwards in
 /// blocks so that a large file costs only its tail.
 pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<(Vec<String>, u64)> {
-    let mut file = File::open(path)?;
+    tail_of(&File::open(path)?, n)
+}
+
+/// [`tail_lines`] of an open file.
+fn tail_of(mut file: &File, n: usize) -> std::io::Result<(Vec<String>, u64)> {
     let len = file.metadata()?.len();
     if n == 0 {
         return Ok((Vec::new(), len));
@@ -92,19 +96,58 @@ struct Followed {
     prefix: String,
     path: PathBuf,
     file_name: std::ffi::OsString,
+    /// The file being read (kept open: after a rename-rotation it is `NAME.output.1`,
+    /// whose rest is read before the new file).
+    file: Option<File>,
     offset: u64,
     partial: Vec<u8>,
 }
 
+/// Device and inode: which file a path or descriptor is.
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
 impl Followed {
-    /// Print what was appended since the last look (from the start after a rotation).
+    /// Print what was appended since the last look. A rotation by rename (the
+    /// supervisor's output keeper): the rest of the old file, then the new one from its
+    /// start. A truncation (copy-truncate by another tool): the file from its start.
     fn catch_up(&mut self, out: &mut impl Write) -> std::io::Result<()> {
-        let Ok(mut file) = File::open(&self.path) else {
+        let now = std::fs::metadata(&self.path).ok().filter(|m| m.is_file());
+        let held = match &self.file {
+            Some(f) => Some(identity(&f.metadata()?)),
+            None => None,
+        };
+        match (&now, held) {
+            (None, None) => return Ok(()),
+            (Some(m), Some(id)) if identity(m) == id => {}
+            (Some(_), held) => {
+                // A new file at the path: first the rest of the one we hold.
+                if held.is_some() {
+                    self.read_rest(out)?;
+                }
+                let Ok(file) = File::open(&self.path) else {
+                    return Ok(());
+                };
+                // (A file that did not exist when the tail was read has offset 0 too.)
+                self.file = Some(file);
+                self.offset = 0;
+            }
+            // Renamed away, its successor not there yet: read what the old one has.
+            (None, Some(_)) => {}
+        }
+        self.read_rest(out)
+    }
+
+    /// Print the held file from `offset` to its end.
+    fn read_rest(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        let Some(file) = &mut self.file else {
             return Ok(());
         };
         let len = file.metadata()?.len();
         if len < self.offset {
-            // Truncated by a rotation: what is there now is new.
+            // Truncated in place: what is there now is new.
             self.offset = 0;
             self.partial.clear();
         }
@@ -113,9 +156,7 @@ impl Followed {
         }
         file.seek(SeekFrom::Start(self.offset))?;
         let mut bytes = Vec::new();
-        (&mut file)
-            .take(len - self.offset)
-            .read_to_end(&mut bytes)?;
+        file.take(len - self.offset).read_to_end(&mut bytes)?;
         self.offset += bytes.len() as u64;
         self.partial.extend_from_slice(&bytes);
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
@@ -147,10 +188,11 @@ pub fn logs(
         } else {
             String::new()
         };
-        let (tail, len) = match tail_lines(path, lines) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0),
-            Err(e) => return Err(e),
+        // The file the tail is read from is the one followed (opened once).
+        let file = File::open(path).ok();
+        let (tail, len) = match &file {
+            Some(f) => tail_of(f, lines)?,
+            None => (Vec::new(), 0),
         };
         for line in tail {
             writeln!(out, "{prefix}{line}")?;
@@ -159,6 +201,7 @@ pub fn logs(
             prefix,
             path: path.clone(),
             file_name: path.file_name().unwrap_or_default().to_owned(),
+            file,
             offset: len,
             partial: Vec::new(),
         });
@@ -179,7 +222,10 @@ pub fn logs(
         inotify
             .add_watch(
                 dir,
-                AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+                AddWatchFlags::IN_MODIFY
+                    | AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_MOVED_FROM,
             )
             .map_err(std::io::Error::from)?;
     }

@@ -23,7 +23,18 @@ pub struct Launch<'a> {
     /// The environment (config::Env: values are bytes, passed on exactly).
     pub env: &'a BTreeMap<String, OsString>,
     pub cwd: &'a Path,
-    pub output: &'a Path,
+    /// Where stdout and stderr go.
+    pub output: Output<'a>,
+}
+
+/// Where a started program's stdout and stderr go (SPEC §9.4).
+#[derive(Debug, Clone, Copy)]
+pub enum Output<'a> {
+    /// Appended to this file (opened by [`open_output`]): the program writes it itself.
+    Append(&'a Path),
+    /// This descriptor (under the supervisor: the write end of a pipe to its output
+    /// keeper, which writes and rotates the file).
+    Fd(std::os::fd::BorrowedFd<'a>),
 }
 
 /// A process we started and have not waited for.
@@ -86,7 +97,14 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
 /// failure (missing file, no permission, bad interpreter) for certain: glibc returns the
 /// child's exec errno before the call returns.
 pub fn launch(launch: &Launch) -> Result<Spawned> {
-    let output = open_output(launch.output)?;
+    let file;
+    let out_fd = match launch.output {
+        Output::Append(path) => {
+            file = open_output(path)?;
+            file.as_raw_fd()
+        }
+        Output::Fd(fd) => fd.as_raw_fd(),
+    };
     let program = cstring(launch.executable.as_os_str().as_bytes(), "the program path")?;
     let cwd = cstring(launch.cwd.as_os_str().as_bytes(), "the working directory")?;
     let mut argv = vec![cstring(launch.arg0.as_bytes(), "argv[0]")?];
@@ -122,7 +140,6 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
     let mut envp_ptrs: Vec<*mut libc::c_char> = envp.iter().map(|e| e.as_ptr() as *mut _).collect();
     envp_ptrs.push(std::ptr::null_mut());
     let dev_null = c"/dev/null";
-    let out_fd = output.as_raw_fd();
     let mut pid: libc::pid_t = 0;
     // SAFETY: every pointer handed to libc points into a CString or vector that outlives
     // the calls; the attribute and file-action objects are initialised before use and

@@ -2,7 +2,7 @@
 //! post_start; pre_stop, TERM, KILL, post_stop). Every operation holds the service's
 //! lock; orchestration across services (order, parallelism) is in `ops::graph`.
 
-use crate::config::settings::{PidfileMode, ServiceType, Settings};
+use crate::config::settings::{LogRotation, PidfileMode, ServiceType, Settings};
 use crate::config::{Env, template};
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
@@ -22,9 +22,36 @@ use crate::service::prepared::Prepared;
 use crate::service::program;
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Where a started program's stdout and stderr go (SPEC §9.4).
+///
+/// Only the program gets the pipe. Hooks (pre_start …), ping scripts and the
+/// `service_start`/`service_restart`/`service_stop` scripts append to the output file
+/// themselves in every case: they are short, and their output is quoted from the file
+/// the moment they end. After a rename-rotation such a descriptor writes into
+/// `NAME.output.1`, which loses nothing. A daemon that a `service_start` script leaves
+/// behind keeps the script's descriptor, so its file is not rotated (docs/supervisor.md).
+#[derive(Clone, Copy)]
+pub enum OutputTo<'a> {
+    /// Appended to `var/run/NAME.output` by the program itself: a direct start (no
+    /// supervisor, a package manager's hook).
+    File,
+    /// The write end of a pipe from here: under the supervisor, its output keeper.
+    Pipe(&'a dyn Pipes),
+}
+
+/// What gives a program a pipe for its output and keeps the other end (the
+/// supervisor's output keeper, `supervise::keeper`).
+pub trait Pipes: Sync {
+    /// A new pipe for `service`; the write end (close-on-exec) is returned.
+    fn pipe(&self, service: &str, rotation: LogRotation) -> Result<OwnedFd>;
+    /// Return once what `service` wrote into its pipes so far is in its file.
+    fn flush(&self, service: &str);
+}
 
 /// Checks that need no process: the program and scripts exist, a service without a
 /// pidfile has a ping. Cron and inetd services are valid here; only a direct start
@@ -154,17 +181,22 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
 }
 
 /// Start a service unless it runs already.
-pub fn start(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    start_with(playpen, prepared, &Lazy::new(playpen))
+pub fn start(playpen: &Playpen, prepared: &Prepared, output: OutputTo) -> Result<Outcome> {
+    start_with(playpen, prepared, &Lazy::new(playpen), output)
 }
 
 /// [`start`] within a command that shares one census of the playpen's processes
 /// across its services (scanned only if one of them needs it).
-pub fn start_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+pub fn start_with(
+    playpen: &Playpen,
+    prepared: &Prepared,
+    census: &Lazy,
+    output: OutputTo,
+) -> Result<Outcome> {
     needs_supervisor(prepared)?;
     let _lock = ServiceLock::acquire(playpen, prepared.name())?;
     interrupt::check(prepared.name(), "started")?;
-    start_locked(playpen, prepared, census)
+    start_locked(playpen, prepared, census, output)
 }
 
 /// Observe the service under its lock, after adopting or rolling back what a start that
@@ -191,7 +223,12 @@ fn marked(census: &Lazy, name: &str) -> Vec<Target> {
         .collect()
 }
 
-fn start_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+fn start_locked(
+    playpen: &Playpen,
+    prepared: &Prepared,
+    census: &Lazy,
+    output: OutputTo,
+) -> Result<Outcome> {
     let name = prepared.name();
     let (observed, _) = settle(playpen, prepared, census)?;
     match observed {
@@ -231,7 +268,7 @@ fn start_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result
     }
     let pid = match &prepared.settings.scripts.start {
         Some(start) => start_by_script(playpen, prepared, start)?,
-        None => start_program(playpen, prepared)?,
+        None => start_program(playpen, prepared, output)?,
     };
     if let Err(e) = run_hook(playpen, prepared, Hook::PostStart) {
         return Err(Error::runtime(format!("started, but {}", e.message))
@@ -341,7 +378,7 @@ enum Failure {
 
 /// The generic start: linkfarm symlink, start record (before the spawn: the process is
 /// on record before it can outlive servicectl), spawn, pidfile, grace period.
-fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> {
+fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result<Option<i32>> {
     let settings = &prepared.settings;
     let name = prepared.name();
     let program = prepared.program(playpen)?;
@@ -382,6 +419,22 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         leader_is_service: settings.pidfile != PidfileMode::Program,
         ..base_record(playpen, prepared)
     };
+    let pipe = match to {
+        OutputTo::File => None,
+        OutputTo::Pipe(pipes) => match pipes.pipe(name, settings.log) {
+            Ok(fd) => Some((pipes, fd)),
+            // No pipe to spare (out of descriptors, the keeper gone): the program
+            // writes its file itself, unrotated, rather than not start at all.
+            Err(e) => {
+                eprintln!(
+                    "servicectl: {name}: {}; it writes {} itself this time (not rotated)",
+                    e.message,
+                    output.display()
+                );
+                None
+            }
+        },
+    };
     pidfile::write_record(playpen, name, &record).map_err(|e| e.with_service(name))?;
     let child = spawn::launch(&Launch {
         executable: &exec.executable,
@@ -391,8 +444,13 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
         args: &settings.flags,
         env: &env,
         cwd: &playpen.root,
-        output: &output,
+        output: match &pipe {
+            None => spawn::Output::Append(&output),
+            Some((_, fd)) => spawn::Output::Fd(fd.as_fd()),
+        },
     });
+    // The program holds the write end now; ours must not keep the pipe open.
+    let pipes = pipe.map(|(pipes, _)| pipes);
     let child = match child {
         Ok(child) => child,
         Err(e) => {
@@ -467,6 +525,10 @@ fn start_program(playpen: &Playpen, prepared: &Prepared) -> Result<Option<i32>> 
             daemons.join(", ")
         )
     };
+    if let Some(pipes) = pipes {
+        // What it wrote before it died is in the pipe: into the file, to quote it.
+        pipes.flush(name);
+    }
     let tail = || {
         let tail = crate::process::output::tail_file(&output, output_start, 10);
         if tail.is_empty() {
@@ -948,12 +1010,17 @@ fn restart_path(
 /// Restart: HUP path if service_hup, else the restart script (service_restart or the
 /// package's `.restart`), else stop, wait service_restart_delay, start. A stopped
 /// service is simply started.
-pub fn restart(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    restart_with(playpen, prepared, &Lazy::new(playpen))
+pub fn restart(playpen: &Playpen, prepared: &Prepared, output: OutputTo) -> Result<Outcome> {
+    restart_with(playpen, prepared, &Lazy::new(playpen), output)
 }
 
 /// [`restart`] within a command that shares one census across its services.
-pub fn restart_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<Outcome> {
+pub fn restart_with(
+    playpen: &Playpen,
+    prepared: &Prepared,
+    census: &Lazy,
+    output: OutputTo,
+) -> Result<Outcome> {
     needs_supervisor(prepared)?;
     let settings = &prepared.settings;
     let name = prepared.name();
@@ -992,7 +1059,7 @@ pub fn restart_with(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Re
                     std::thread::sleep(settings.restart_delay);
                 }
             }
-            match start_locked(playpen, prepared, census)? {
+            match start_locked(playpen, prepared, census, output)? {
                 Outcome::Started { pid } => Ok(Outcome::Restarted { pid }),
                 other => Ok(other),
             }
@@ -1112,7 +1179,7 @@ mod tests {
     fn a_failed_start_leaves_no_process_and_no_record() {
         let (_dir, playpen, prepared) =
             playpen_with("#!/bin/sh\necho \"pid $$\"\necho starting >&2\nexit 3\n");
-        let err = start(&playpen, &prepared).unwrap_err();
+        let err = start(&playpen, &prepared, OutputTo::File).unwrap_err();
         assert!(
             err.message
                 .contains("exited with status 3 right after starting"),
@@ -1141,7 +1208,9 @@ mod tests {
     #[test]
     fn a_start_then_stop_leaves_records_only_while_it_runs() {
         let (_dir, playpen, prepared) = playpen_with("#!/bin/sh\nexec sleep 1000\n");
-        let Outcome::Started { pid: Some(pid) } = start(&playpen, &prepared).unwrap() else {
+        let Outcome::Started { pid: Some(pid) } =
+            start(&playpen, &prepared, OutputTo::File).unwrap()
+        else {
             panic!("not started");
         };
         assert!(proc::is_alive(pid));
@@ -1153,7 +1222,7 @@ mod tests {
         );
         assert!(playpen.start_record("web").exists());
         assert_eq!(
-            start(&playpen, &prepared).unwrap(),
+            start(&playpen, &prepared, OutputTo::File).unwrap(),
             Outcome::AlreadyRunning { pid: Some(pid) }
         );
         assert!(

@@ -3,12 +3,13 @@
 //! thread of its own and reports back through a channel, waking the loop with an
 //! eventfd, so a slow ping of one service never delays the restart of another.
 
+use super::keeper::Keeper;
 use super::machine::{JobId, JobOutput, Work};
 use crate::config::session::Session;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::graph::{self, Deps};
 use crate::playpen::Playpen;
-use crate::service::lifecycle::{self, Outcome};
+use crate::service::lifecycle::{self, Outcome, OutputTo};
 use crate::service::prepare::{Prepared, Stage, prepare};
 use nix::sys::eventfd::EventFd;
 use std::collections::BTreeMap;
@@ -55,9 +56,11 @@ pub struct Prepped {
 
 /// Run `work` on a new thread; its output comes back on `tx` with `job`, and `wake`
 /// is written so that the event loop looks. `service` names the service it is for
-/// (the thread's name, for `ps -L`).
+/// (the thread's name, for `ps -L`). Programs that a job starts write into a pipe to
+/// `keeper` when there is one (else into their output file themselves).
 pub fn spawn(
     playpen: &Playpen,
+    keeper: Option<&Keeper>,
     job: JobId,
     service: Option<String>,
     work: Work,
@@ -65,6 +68,7 @@ pub fn spawn(
     wake: &Arc<EventFd>,
 ) {
     let playpen = playpen.clone();
+    let keeper = keeper.cloned();
     let (tx, failed_tx) = (tx.clone(), tx.clone());
     let (wake, failed_wake) = (Arc::clone(wake), Arc::clone(wake));
     let _ = service;
@@ -72,14 +76,15 @@ pub fn spawn(
         .name("servicectl-job".into())
         .stack_size(2 << 20)
         .spawn(move || {
-            let output =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&playpen, work)))
-                    .unwrap_or_else(|_| JobOutput::Lifecycle {
-                        result: Err(Error::runtime(
-                            "internal error (a supervisor job panicked; please report it)",
-                        )),
-                        has_check: false,
-                    });
+            let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&playpen, keeper.as_ref(), work)
+            }))
+            .unwrap_or_else(|_| JobOutput::Lifecycle {
+                result: Err(Error::runtime(
+                    "internal error (a supervisor job panicked; please report it)",
+                )),
+                has_check: false,
+            });
             let _ = tx.send((job, output));
             let _ = wake.write(1);
         });
@@ -97,7 +102,11 @@ pub fn spawn(
     }
 }
 
-fn run(playpen: &Playpen, work: Work) -> JobOutput {
+fn run(playpen: &Playpen, keeper: Option<&Keeper>, work: Work) -> JobOutput {
+    let output = || match keeper {
+        Some(k) => OutputTo::Pipe(k),
+        None => OutputTo::File,
+    };
     let started = |result: Result<Outcome>, p: &Prepared| {
         let has_check = result.is_ok()
             && lifecycle::ping_runnable(playpen, p)
@@ -108,9 +117,9 @@ fn run(playpen: &Playpen, work: Work) -> JobOutput {
     };
     match work {
         Work::Prepare(scope) => JobOutput::Prepared(prepare_scope(playpen, scope)),
-        Work::Start(p) => started(lifecycle::start(playpen, &p), &p),
-        Work::Revive(p) => started(revive(playpen, &p), &p),
-        Work::Restart(p) => started(lifecycle::restart(playpen, &p), &p),
+        Work::Start(p) => started(lifecycle::start(playpen, &p, output()), &p),
+        Work::Revive(p) => started(revive(playpen, &p, output()), &p),
+        Work::Restart(p) => started(lifecycle::restart(playpen, &p, output()), &p),
         Work::Stop(p) => JobOutput::Lifecycle {
             result: lifecycle::stop(playpen, &p),
             has_check: false,
@@ -124,7 +133,7 @@ fn run(playpen: &Playpen, work: Work) -> JobOutput {
 
 /// Wait for whatever holds the service's lock (a direct stop that killed it holds it
 /// until it has removed the files), then start it unless its start record is gone.
-fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
+fn revive(playpen: &Playpen, prepared: &Prepared, output: OutputTo) -> Result<Outcome> {
     let name = prepared.name();
     drop(crate::playpen::lock::ServiceLock::acquire(playpen, name)?);
     if crate::process::pidfile::read_record(playpen, name).is_none()
@@ -132,7 +141,7 @@ fn revive(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
     {
         return Ok(Outcome::AlreadyStopped);
     }
-    lifecycle::start(playpen, prepared)
+    lifecycle::start(playpen, prepared, output)
 }
 
 fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {

@@ -4,7 +4,7 @@
 //! (SIGTERM, SIGINT, SIGCHLD, SIGHUP), the control socket and its clients, one pidfd
 //! per supervised process, a timerfd armed for the earliest deadline (backoff,
 //! readiness retries, `wait` timeouts), an eventfd that worker threads write when a
-//! job is done ([`jobs`]), inotify on `var/run` for output rotation ([`output`]), the
+//! job is done ([`jobs`]), inotify on `var/run` (direct starts and stops), the
 //! listening sockets of inetd services and the pidfds of cron runs and inetd handlers
 //! (fire times of [`cron`] services are deadlines of the same timer).
 //! Idle, it sleeps in the kernel and wakes for nothing. docs/supervisor.md explains
@@ -15,9 +15,9 @@ pub mod cron;
 mod driver;
 mod fork;
 pub mod jobs;
+pub mod keeper;
 pub mod lock;
 pub mod machine;
-pub mod output;
 
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
@@ -63,12 +63,31 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
         None
     };
     let listener = lock.bind(playpen)?;
-    let mut supervisor = driver::Driver::new(playpen, listener, options)?;
+    // Services write into pipes to the playpen's output keeper, which writes and
+    // rotates their files (docs/supervisor.md, "Output"). One that runs already (left by
+    // a supervisor that was killed) is connected to, not started twice. Without one the
+    // services write their files themselves, unrotated, as without a supervisor.
+    let keeper = match keeper::Keeper::connect_or_spawn(playpen) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!(
+                "servicectl supervise: {e}; services write their output files themselves (not rotated)"
+            );
+            None
+        }
+    };
+    let mut supervisor = driver::Driver::new(playpen, listener, options, keeper.clone())?;
     if let Some(pipe) = ready {
         let mut pipe = std::fs::File::from(pipe);
         let _ = pipe.write_all(b"1");
     }
     let code = supervisor.run();
+    // Every service has been stopped: the keeper writes what is left and exits.
+    if let Some(k) = keeper
+        && let Err(e) = k.finish(std::time::Duration::from_secs(5))
+    {
+        eprintln!("servicectl supervise: {e}");
+    }
     let _ = std::fs::remove_file(crate::control::socket_path(&playpen.root));
     drop(lock);
     Ok(code)

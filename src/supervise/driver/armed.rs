@@ -49,8 +49,14 @@ impl Driver {
     /// socket, bound before the reply so that a client may connect at once.
     pub(super) fn arm(&mut self, i: Sid, prepared: &Arc<Prepared>) -> Result<()> {
         let name = self.machine.services[i].name.clone();
-        let output = crate::process::output::open_output(&self.playpen.output_file(&name))
-            .map_err(|e| e.with_service(&name))?;
+        // While armed, its runs and handlers write into one pipe to the output keeper.
+        let output = match &self.keeper {
+            Some(k) => k
+                .pipe(&name, prepared.settings.log)
+                .map(std::fs::File::from),
+            None => crate::process::output::open_output(&self.playpen.output_file(&name)),
+        }
+        .map_err(|e| e.with_service(&name))?;
         // Runs and handlers carry a launch mark of their own kind, so that a later
         // supervisor finds them (and a stop or shutdown ends them).
         let mark = format!("{}{}", RUN_MARK, crate::process::census::new_launch());

@@ -49,6 +49,8 @@ const TIMER: u64 = 3;
 const WAKE: u64 = 4;
 const INOTIFY: u64 = 5;
 const NOTIFY: u64 = 6;
+/// The output keeper's pidfd: it exited.
+const KEEPER: u64 = 7;
 const CLIENT: u64 = 1 << 60;
 const PIDFD: u64 = 2 << 60;
 /// A cron run or an inetd handler, by PID.
@@ -85,7 +87,7 @@ pub(super) fn describe_wait(status: WaitStatus) -> String {
 /// A supervised process's pidfd.
 struct Watch {
     pid: i32,
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
     generation: u64,
 }
 
@@ -129,6 +131,10 @@ pub struct Driver {
     exit: Option<i32>,
     /// The sd_notify socket services of `service_ready=notify` (or a watchdog) send to.
     notify: Option<crate::process::notify::NotifySocket>,
+    /// The output keeper that programs write to (None: they write their files).
+    keeper: Option<super::keeper::Keeper>,
+    /// Its pidfd, in the epoll set: a keeper that dies is replaced.
+    keeper_exit: Option<OwnedFd>,
     /// `service_ready=log:` watches, by service.
     log_watches: HashMap<Sid, readiness::LogWatch>,
     /// Where each such service's output ended before its start.
@@ -140,6 +146,7 @@ impl Driver {
         playpen: &Playpen,
         listener: UnixListener,
         options: super::Options,
+        keeper: Option<super::keeper::Keeper>,
     ) -> Result<Driver> {
         let sys = |what: &str, e: nix::errno::Errno| {
             Error::runtime(format!("cannot set up the event loop ({what}): {e}"))
@@ -197,6 +204,10 @@ impl Driver {
         if let Some(i) = &inotify {
             add(i.as_fd(), INOTIFY)?;
         }
+        let keeper_exit = keeper.as_ref().and_then(|k| k.exit_fd());
+        if let Some(fd) = &keeper_exit {
+            add(fd.as_fd(), KEEPER)?;
+        }
         let notify = readiness::bind_notify(playpen);
         if let Some(n) = &notify {
             add(n.as_fd(), NOTIFY)?;
@@ -229,6 +240,8 @@ impl Driver {
             my_uid: nix::unistd::geteuid().as_raw(),
             exit: None,
             notify,
+            keeper,
+            keeper_exit,
             log_watches: HashMap::new(),
             output_starts: HashMap::new(),
         })
@@ -312,6 +325,7 @@ impl Driver {
             WAKE => self.on_jobs_done(now),
             INOTIFY => self.on_run_dir_changed(),
             NOTIFY => self.on_notify(),
+            KEEPER => self.on_keeper_exit(),
             t if t & KIND_MASK == CLIENT => self.on_client(t & !KIND_MASK, flags, now),
             t if t & KIND_MASK == CHILD => self.on_child((t & !KIND_MASK) as i32),
             t if t & KIND_MASK == INETD => self.push(Event::InetdReadable {
@@ -406,7 +420,15 @@ impl Driver {
                     (work, _) => work,
                 };
                 let name = service.map(|i| self.machine.services[i].name.clone());
-                jobs::spawn(&self.playpen, job, name, work, &self.tx, &self.wake);
+                jobs::spawn(
+                    &self.playpen,
+                    self.keeper.as_ref(),
+                    job,
+                    name,
+                    work,
+                    &self.tx,
+                    &self.wake,
+                );
             }
             Effect::Watch { service, pid } => self.watch(service, pid),
             Effect::Unwatch { service } => {
@@ -437,52 +459,68 @@ impl Driver {
             Effect::Reply { client, reply } => self.reply(client, reply, now),
             Effect::Log(message) => log(&message),
             Effect::Sweep => self.sweep(),
+            Effect::Launched => readiness::tell_service_manager(&self.machine),
             Effect::Exit(code) => self.exit = Some(code),
         }
     }
 
     // ---- processes ----
 
-    /// Watch process `pid` of service `i` with a pidfd.
+    /// Watch process `pid` of service `i` with a pidfd. Without one (no descriptor to
+    /// spare) a child of ours is still heard of through SIGCHLD (`reap_orphans`).
     fn watch(&mut self, i: Sid, pid: i32) {
         self.unwatch(i);
-        let start_ticks = match proc::pidfd(pid) {
-            Some(fd) => {
-                let generation = self.next_generation & 0xffff_ffff;
-                self.next_generation += 1;
-                let token = PIDFD | ((i as u64) << 32) | generation;
-                if let Err(e) = self
-                    .epoll
-                    .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
-                {
-                    log(&format!(
-                        "{}: cannot watch pid {pid}: {e}",
-                        self.machine.services[i].name
-                    ));
-                }
-                self.watches.insert(
-                    i,
-                    Watch {
-                        pid,
-                        fd,
-                        generation,
-                    },
-                );
-                proc::start_ticks(pid)
-            }
+        let fd = proc::pidfd(pid);
+        let alive =
+            fd.is_some() || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
             // Gone already (and reaped by someone else).
-            None => None,
-        };
+            self.push(Event::ProcessExited {
+                service: i,
+                pid,
+                status: "exited".into(),
+            });
+            return;
+        }
+        let generation = self.next_generation & 0xffff_ffff;
+        self.next_generation += 1;
+        if let Some(fd) = &fd {
+            let token = PIDFD | ((i as u64) << 32) | generation;
+            if let Err(e) = self
+                .epoll
+                .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+            {
+                log(&format!(
+                    "{}: cannot watch pid {pid}: {e}",
+                    self.machine.services[i].name
+                ));
+            }
+        } else {
+            log(&format!(
+                "{}: no pidfd for pid {pid} (out of descriptors?): its exit is heard of by SIGCHLD",
+                self.machine.services[i].name
+            ));
+        }
+        self.watches.insert(
+            i,
+            Watch {
+                pid,
+                fd,
+                generation,
+            },
+        );
         self.push(Event::Watched {
             service: i,
             pid,
-            start_ticks,
+            start_ticks: proc::start_ticks(pid),
         });
     }
 
     fn unwatch(&mut self, i: Sid) {
-        if let Some(w) = self.watches.remove(&i) {
-            let _ = self.epoll.delete(w.fd.as_fd());
+        if let Some(w) = self.watches.remove(&i)
+            && let Some(fd) = &w.fd
+        {
+            let _ = self.epoll.delete(fd.as_fd());
         }
     }
 
@@ -495,8 +533,11 @@ impl Driver {
             return;
         }
         let pid = w.pid;
+        let Some(fd) = &w.fd else {
+            return;
+        };
         let status = match nix::sys::wait::waitid(
-            Id::PIDFd(w.fd.as_fd()),
+            Id::PIDFd(fd.as_fd()),
             WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
         ) {
             Ok(WaitStatus::StillAlive) => {
@@ -621,6 +662,26 @@ impl Driver {
             );
             log(&text);
             self.swept = Some(text);
+        }
+    }
+
+    /// The output keeper died: a new one gets the services' pipes
+    /// (keeper::Keeper::revive), so no service writes into a pipe nobody reads.
+    fn on_keeper_exit(&mut self) {
+        let Some(keeper) = &self.keeper else {
+            return;
+        };
+        if let Some(fd) = self.keeper_exit.take() {
+            let _ = self.epoll.delete(fd.as_fd());
+        }
+        if let Err(e) = keeper.revive() {
+            log(&e.to_string());
+        }
+        self.keeper_exit = keeper.exit_fd();
+        if let Some(fd) = &self.keeper_exit {
+            let _ = self
+                .epoll
+                .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, KEEPER));
         }
     }
 

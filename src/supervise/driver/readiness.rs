@@ -187,3 +187,41 @@ pub(super) fn bind_notify(playpen: &Playpen) -> Option<NotifySocket> {
         }
     }
 }
+
+/// The supervisor itself speaks sd_notify to whoever started it (a systemd unit of
+/// `Type=notify`, `servicectl boot enable`): READY=1 once the launch has brought the
+/// role up. No libsystemd: one datagram to $NOTIFY_SOCKET (a path, or `@name` in the
+/// abstract namespace).
+pub(super) fn tell_service_manager(machine: &Machine) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let up = machine
+        .services
+        .iter()
+        .filter(|s| s.phase.is_ready())
+        .count();
+    let message = format!(
+        "READY=1\nSTATUS=supervising {} service{}, {up} ready\nMAINPID={}",
+        machine.services.len(),
+        if machine.services.len() == 1 { "" } else { "s" },
+        std::process::id()
+    );
+    let sent = (|| -> std::io::Result<()> {
+        use std::os::linux::net::SocketAddrExt;
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = target.as_encoded_bytes();
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name)?,
+            None => std::os::unix::net::SocketAddr::from_pathname(std::path::Path::new(&target))?,
+        };
+        socket.send_to_addr(message.as_bytes(), &addr)?;
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        log(&format!(
+            "cannot tell the service manager that the playpen is up (NOTIFY_SOCKET={}): {e}",
+            target.to_string_lossy()
+        ));
+    }
+}

@@ -27,6 +27,8 @@ pub(super) struct Batch {
     pub warnings: Vec<String>,
     /// Exit the supervisor with this code once done (shutdown).
     pub exit_after: Option<i32>,
+    /// The launch's `up`: once done, the supervisor has brought the role up.
+    pub launch: bool,
 }
 
 pub(super) fn row(service: &str, result: &Result<Outcome, Error>) -> Row {
@@ -51,6 +53,7 @@ impl Machine {
         client: Option<ClientId>,
         op: Op,
         prepped: Prepped,
+        launch: bool,
         now: Now,
     ) {
         let strict = matches!(op, Op::Start { .. } | Op::Restart { .. });
@@ -107,6 +110,7 @@ impl Machine {
         };
         batch.extra = extra;
         batch.warnings = prepped.warnings;
+        batch.launch = launch;
         self.new_batch(batch);
         self.flush_batches(now);
     }
@@ -208,6 +212,9 @@ impl Machine {
             return;
         }
         let batch = self.batches.remove(&id).expect("present");
+        if batch.launch {
+            self.effects.push(Effect::Launched);
+        }
         let mut rows: Vec<Row> = batch
             .order
             .iter()
@@ -295,6 +302,7 @@ impl Machine {
             extra: Vec::new(),
             warnings: Vec::new(),
             exit_after: None,
+            launch: false,
         }
     }
 

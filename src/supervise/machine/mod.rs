@@ -294,7 +294,8 @@ pub enum Event {
         name: String,
         pid: i32,
     },
-    /// The driver watches `pid` now; `start_ticks` None: it was gone already.
+    /// The driver watches `pid` now (its kernel start time, when it could be read; a
+    /// process found gone is reported as exited instead).
     Watched {
         service: Sid,
         pid: i32,
@@ -468,6 +469,9 @@ pub enum Effect {
     /// Shutdown's last step: end every process of the playpen that is left, whatever
     /// failed on the way, and say what was left.
     Sweep,
+    /// The launch has brought the role up (or was told to start nothing): tell a
+    /// service manager that started the supervisor (READY=1 to $NOTIFY_SOCKET).
+    Launched,
     Exit(i32),
 }
 
@@ -561,13 +565,11 @@ impl Machine {
                 service,
                 pid,
                 start_ticks,
-            } => match start_ticks {
-                Some(t) if self.services[service].phase.pid() == Some(pid) => {
-                    self.services[service].start_ticks = Some(t)
+            } => {
+                if self.services[service].phase.pid() == Some(pid) {
+                    self.services[service].start_ticks = start_ticks;
                 }
-                Some(_) => {}
-                None => self.on_exit(service, pid, "exited".into(), now),
-            },
+            }
             Event::ProcessExited {
                 service,
                 pid,
@@ -908,9 +910,10 @@ impl Machine {
                 }
                 self.finish_launch(now);
                 if self.no_start || self.shutting_down {
+                    self.effects.push(Effect::Launched);
                     return;
                 }
-                (None, Op::Up)
+                return self.command_batch(None, Op::Up, prepped, true, now);
             }
             Purpose::Command { client, op } => (client, op),
         };
@@ -921,7 +924,7 @@ impl Machine {
             }
             return;
         }
-        self.command_batch(client, op, prepped, now);
+        self.command_batch(client, op, prepped, false, now);
     }
 
     /// The launch has decided: exits seen before the configuration was known are

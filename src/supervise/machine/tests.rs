@@ -171,6 +171,7 @@ fn effect_text(m: &Machine, e: &Effect) -> Option<String> {
         Effect::Reply { client, reply } => format!("reply {client} {}", reply_text(reply)),
         Effect::Log(_) => return None,
         Effect::Sweep => "sweep".into(),
+        Effect::Launched => "launched".into(),
         Effect::Exit(code) => format!("exit {code}"),
     })
 }
@@ -583,11 +584,7 @@ fn starts_and_readiness() {
                     50,
                 );
             },
-            event: |_| Event::Watched {
-                service: 0,
-                pid: 42,
-                start_ticks: None,
-            },
+            event: |_| exited(42, "exited"),
             ms: 50,
             phase: "failed",
             effects: &["unwatch web", "end-checks web"],

@@ -1,0 +1,703 @@
+//! The output keeper: one small process per playpen that owns the read ends of the
+//! pipes supervised services write into, appends what they write to
+//! `var/run/NAME.output` and rotates those files by rename, at line ends (SPEC §9.4;
+//! docs/supervisor.md, "Output").
+//!
+//! It is the servicectl binary run again (`servicectl --playpen DIR keep-output`),
+//! in a session of its own, so that a supervisor killed with SIGKILL (or a Ctrl-C to
+//! its process group) leaves it draining the pipes: the services never block and never
+//! get SIGPIPE while no supervisor runs. A new supervisor connects to the keeper that
+//! runs (its socket `var/run/servicectl.keeper.sock`, its lock and its pidfile with the
+//! kernel start time) instead of starting a second one.
+//!
+//! The client side, [`Keeper`], is what the supervisor holds: cheap to clone, usable
+//! from the event loop and from worker threads alike (one short request and answer
+//! under a mutex; the keeper answers at once, it never blocks).
+
+pub mod rotation;
+mod serve;
+
+pub use serve::keep_output;
+
+use crate::config::settings::LogRotation;
+use crate::error::{Error, Result};
+use crate::playpen::Playpen;
+use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a request may wait for its answer, and a start for the keeper's `ready`.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+pub fn socket_path(playpen: &Playpen) -> PathBuf {
+    playpen.run_dir().join("servicectl.keeper.sock")
+}
+
+pub fn lock_path(playpen: &Playpen) -> PathBuf {
+    playpen.run_dir().join("servicectl.keeper.lock")
+}
+
+/// `PID START_TICKS`, while the keeper runs.
+pub fn pid_path(playpen: &Playpen) -> PathBuf {
+    playpen.run_dir().join("servicectl.keeper.pid")
+}
+
+/// The keeper's own log (its stderr).
+pub fn log_path(playpen: &Playpen) -> PathBuf {
+    playpen.run_dir().join("servicectl.keeper.output")
+}
+
+/// The keeper that runs for `playpen` (from its pidfile, checked against the kernel
+/// start time), if any.
+pub fn running(playpen: &Playpen) -> Option<i32> {
+    let text = crate::playpen::fsutil::read_optional(&pid_path(playpen)).ok()??;
+    let mut words = text.split_whitespace();
+    let pid: i32 = words.next()?.parse().ok()?;
+    let ticks: u64 = words.next()?.parse().ok()?;
+    (crate::process::proc::start_ticks(pid) == Some(ticks)).then_some(pid)
+}
+
+/// One message to the keeper (SOCK_SEQPACKET: one request a message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    /// Keep this pipe's output (the read end is attached) in the service's file.
+    Pipe {
+        service: String,
+        rotation: LogRotation,
+    },
+    /// Answer once everything readable in the service's pipes is in its file.
+    Flush { service: String },
+    /// Send a copy of every pipe's read end (one `Pipe` message each), then `ok`.
+    Hold,
+    /// Write what is readable, then exit (after a shutdown stopped every service);
+    /// refused while a pipe still has a writer: the keeper then stays until the last
+    /// one is closed.
+    Finish,
+}
+
+impl Request {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::Pipe { service, rotation } => {
+                format!("pipe\n{service}\n{}\n{}", rotation.max_bytes, rotation.keep)
+            }
+            Request::Flush { service } => format!("flush\n{service}"),
+            Request::Hold => "hold".to_string(),
+            Request::Finish => "finish".to_string(),
+        }
+        .into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Request> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.split('\n');
+        let request = match parts.next()? {
+            "pipe" => Request::Pipe {
+                service: parts.next()?.to_string(),
+                rotation: LogRotation {
+                    max_bytes: parts.next()?.parse().ok()?,
+                    keep: parts.next()?.parse().ok()?,
+                },
+            },
+            "flush" => Request::Flush {
+                service: parts.next()?.to_string(),
+            },
+            "finish" => Request::Finish,
+            "hold" => Request::Hold,
+            _ => return None,
+        };
+        parts.next().is_none().then_some(request)
+    }
+}
+
+/// Send one message (with a descriptor), waiting a moment (at most
+/// [`ANSWER_WITHIN`]) when the peer's buffer is full.
+fn send(fd: BorrowedFd, bytes: &[u8], with: Option<BorrowedFd>) -> nix::Result<()> {
+    let iov = [IoSlice::new(bytes)];
+    let raw;
+    let cmsgs: Vec<ControlMessage> = match with {
+        Some(w) => {
+            raw = [w.as_raw_fd()];
+            vec![ControlMessage::ScmRights(&raw)]
+        }
+        None => Vec::new(),
+    };
+    loop {
+        match socket::sendmsg::<()>(fd.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+                let ms = ANSWER_WITHIN.as_millis() as u16;
+                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                    Ok(0) => return Err(nix::errno::Errno::EAGAIN),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One message and the descriptors that came with it; None at the end (the peer
+/// closed its end).
+fn receive(fd: BorrowedFd, flags: MsgFlags) -> nix::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let (n, fds) = {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = socket::recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            flags | MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = Vec::new();
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let socket::ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: the kernel just installed these descriptors for us.
+                    fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+                }
+            }
+        }
+        (msg.bytes, fds)
+    };
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    buf.truncate(n);
+    Ok(Some((buf, fds)))
+}
+
+/// The supervisor's handle on the playpen's output keeper.
+///
+/// It also holds a copy of the read end of every pipe the keeper keeps (as s6-fdholder
+/// does): while the keeper runs they cost a descriptor each and nothing else; should it
+/// die, a new keeper is started and given them, so the services' pipes are read again
+/// and no service gets SIGPIPE: the supervisor's event loop waits on
+/// [`Keeper::exit_fd`] and calls [`Keeper::revive`] when it fires.
+#[derive(Clone)]
+pub struct Keeper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    playpen: Playpen,
+    conn: Mutex<Conn>,
+    /// Copies of the read ends the keeper holds, with what they are for. Lock order:
+    /// `conn`, then `held`.
+    held: Mutex<Vec<Held>>,
+    /// `finish` was asked: the keeper's exit is no death.
+    finishing: std::sync::atomic::AtomicBool,
+}
+
+struct Held {
+    service: String,
+    rotation: LogRotation,
+    fd: OwnedFd,
+}
+
+struct Conn {
+    socket: OwnedFd,
+    pid: i32,
+}
+
+fn keeper_error(playpen: &Playpen, what: String) -> Error {
+    Error::runtime(format!("the output keeper: {what}")).with_hint(format!(
+        "see {}; `servicectl shutdown` then `servicectl supervise` starts a new one",
+        log_path(playpen).display()
+    ))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Keeper {
+    /// Connect to the playpen's keeper (and take copies of the read ends it holds),
+    /// starting one when none runs.
+    pub fn connect_or_spawn(playpen: &Playpen) -> Result<Keeper> {
+        let mut last = None;
+        let mut found = None;
+        for _ in 0..5 {
+            match connect(playpen) {
+                Ok(Some(conn)) => {
+                    found = Some((conn, true));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+            match spawn(playpen) {
+                Ok(Some(conn)) => {
+                    found = Some((conn, false));
+                    break;
+                }
+                // Another keeper holds the lock (starting, or ending): ask it again.
+                Ok(None) => last = Some("another keeper holds its lock but does not answer"),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((conn, running)) = found else {
+            return Err(keeper_error(
+                playpen,
+                last.unwrap_or("cannot start").to_string(),
+            ));
+        };
+        let mut held = Vec::new();
+        if running {
+            // Left by a supervisor that was killed: its pipes are the services'.
+            send(conn.socket.as_fd(), &Request::Hold.encode(), None)
+                .map_err(|e| keeper_error(playpen, format!("cannot ask for its pipes: {e}")))?;
+            conn.answer(&mut |message, fds| {
+                if let (Some(Request::Pipe { service, rotation }), Some(fd)) =
+                    (Request::decode(&message), fds.into_iter().next())
+                {
+                    held.push(Held {
+                        service,
+                        rotation,
+                        fd,
+                    });
+                }
+            })
+            .map_err(|e| keeper_error(playpen, e))?;
+        }
+        Ok(Keeper {
+            inner: Arc::new(Inner {
+                playpen: playpen.clone(),
+                conn: Mutex::new(conn),
+                held: Mutex::new(held),
+                finishing: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The keeper's PID.
+    pub fn pid(&self) -> i32 {
+        lock(&self.inner.conn).pid
+    }
+
+    /// A pidfd of the keeper process: readable once it has exited. Wait on it (the
+    /// supervisor's epoll set) and call [`Keeper::revive`] when it is readable, then
+    /// take a new one. None when the kernel gives no pidfd or the keeper is gone.
+    pub fn exit_fd(&self) -> Option<OwnedFd> {
+        crate::process::proc::pidfd(self.pid())
+    }
+
+    /// A new pipe for `service`'s output: the keeper takes the read end, the write end
+    /// (close-on-exec) is returned, to be given to the program as stdout and stderr.
+    /// A keeper that went away is replaced first ([`Keeper::revive`]).
+    pub fn pipe(&self, service: &str, rotation: LogRotation) -> Result<OwnedFd> {
+        let output = self.inner.playpen.output_file(service);
+        let fail = |what: String| {
+            Error::runtime(format!(
+                "cannot give it a pipe to the output keeper for {}: {what}",
+                output.display()
+            ))
+            .with_service(service)
+            .with_hint(format!(
+                "see {}; `servicectl shutdown` then `servicectl supervise` starts a new keeper",
+                log_path(&self.inner.playpen).display()
+            ))
+        };
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| fail(format!("cannot make a pipe: {e}")))?;
+        let request = Request::Pipe {
+            service: service.to_string(),
+            rotation,
+        };
+        let mut conn = lock(&self.inner.conn);
+        let mut answer = conn.ask(&request, Some(read.as_fd()));
+        if answer.is_err() && !crate::process::proc::is_alive(conn.pid) {
+            self.revive_locked(&mut conn).map_err(|e| fail(e.message))?;
+            answer = conn.ask(&request, Some(read.as_fd()));
+        }
+        answer.map_err(fail)?;
+        let mut held = lock(&self.inner.held);
+        prune(&mut held);
+        // The copies are a spare (for a keeper that dies); under a tight descriptor
+        // limit (below 1024) the services' own pidfds come first and none is kept,
+        // else at most a quarter of the limit is spent on them.
+        if held.len() < copies_budget() {
+            held.push(Held {
+                service: service.to_string(),
+                rotation,
+                fd: read,
+            });
+        }
+        Ok(write)
+    }
+
+    /// Wait until what `service` wrote into its pipes so far is in its file (a failed
+    /// start quotes the file's tail). Best effort: a keeper that does not answer is
+    /// not waited for.
+    pub fn flush(&self, service: &str) {
+        let _ = lock(&self.inner.conn).ask(
+            &Request::Flush {
+                service: service.to_string(),
+            },
+            None,
+        );
+    }
+
+    /// If the keeper has died: start a new one and give it the pipes (their read
+    /// ends, from the copies held here), so the services' output is read again. What
+    /// the dead keeper had read and not yet written is lost (at most one read of one
+    /// pipe). Called when [`Keeper::exit_fd`] fires, and by [`pipe`] when the keeper
+    /// does not answer. It blocks for as long as a new keeper takes to listen
+    /// (milliseconds).
+    ///
+    /// [`pipe`]: Keeper::pipe
+    pub fn revive(&self) -> Result<()> {
+        let mut conn = lock(&self.inner.conn);
+        self.revive_locked(&mut conn)
+    }
+
+    fn revive_locked(&self, conn: &mut Conn) -> Result<()> {
+        let finishing = self
+            .inner
+            .finishing
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if finishing || crate::process::proc::is_alive(conn.pid) {
+            return Ok(());
+        }
+        let playpen = &self.inner.playpen;
+        let old = conn.pid;
+        *conn = connect_again(playpen)?;
+        let mut held = lock(&self.inner.held);
+        prune(&mut held);
+        let mut given = Vec::new();
+        for h in held.iter() {
+            let request = Request::Pipe {
+                service: h.service.clone(),
+                rotation: h.rotation,
+            };
+            match conn.ask(&request, Some(h.fd.as_fd())) {
+                Ok(()) => given.push(h.service.as_str()),
+                Err(e) => eprintln!(
+                    "servicectl supervise: {}: cannot give its pipe to the new output keeper: {e}",
+                    h.service
+                ),
+            }
+        }
+        given.sort_unstable();
+        given.dedup();
+        eprintln!(
+            "servicectl supervise: the output keeper (PID {old}) died; PID {} keeps the output now{}",
+            conn.pid,
+            if given.is_empty() {
+                String::new()
+            } else {
+                format!(" (given the pipes of {})", given.join(", "))
+            }
+        );
+        Ok(())
+    }
+
+    /// Ask the keeper to write what is readable and exit (once a shutdown has stopped
+    /// every service), and wait for it to be gone: `within`, then SIGKILL. A keeper
+    /// that some process still writes to (one the shutdown failed to end) refuses, so
+    /// that process never gets SIGPIPE: it stays until the last pipe is closed, and
+    /// the error says so.
+    pub fn finish(&self, within: Duration) -> Result<()> {
+        let conn = lock(&self.inner.conn);
+        self.inner
+            .finishing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let asked = conn.ask(&Request::Finish, None);
+        let pid = conn.pid;
+        drop(conn);
+        if let Err(e) = asked {
+            if crate::process::proc::is_alive(pid) {
+                return Err(keeper_error(&self.inner.playpen, e));
+            }
+            return Ok(());
+        }
+        lock(&self.inner.held).clear();
+        if crate::process::proc::wait_exit(pid, within) {
+            return Ok(());
+        }
+        // Only the keeper it was: same PID, and the kernel start time on record.
+        if running(&self.inner.playpen) == Some(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            crate::process::proc::wait_exit(pid, Duration::from_secs(2));
+        }
+        Err(keeper_error(
+            &self.inner.playpen,
+            format!(
+                "PID {pid} did not exit within {:.0} s of being asked; it was killed",
+                within.as_secs_f64()
+            ),
+        ))
+    }
+}
+
+/// Forget the copies of pipes that no process writes to any more (the keeper reads
+/// what is left in them from its own copy, then closes it).
+fn prune(held: &mut Vec<Held>) {
+    held.retain(|h| {
+        let mut fds = [nix::poll::PollFd::new(
+            h.fd.as_fd(),
+            nix::poll::PollFlags::empty(),
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+            Ok(1) => !fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(nix::poll::PollFlags::POLLHUP)),
+            _ => true,
+        }
+    });
+}
+
+impl crate::service::lifecycle::Pipes for Keeper {
+    fn pipe(&self, service: &str, rotation: LogRotation) -> Result<OwnedFd> {
+        Keeper::pipe(self, service, rotation)
+    }
+
+    fn flush(&self, service: &str) {
+        Keeper::flush(self, service)
+    }
+}
+
+impl Conn {
+    /// Send a request (with a descriptor) and read the answer.
+    fn ask(&self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
+        send(self.socket.as_fd(), &request.encode(), fd)
+            .map_err(|e| format!("cannot send PID {} a request: {e}", self.pid))?;
+        self.answer(&mut |_, _| {})
+    }
+
+    /// Read messages until the answer (`ok` or `error …`); what comes before it (the
+    /// pipes of `hold`) goes to `other`.
+    fn answer(
+        &self,
+        other: &mut dyn FnMut(Vec<u8>, Vec<OwnedFd>),
+    ) -> std::result::Result<(), String> {
+        loop {
+            match receive(self.socket.as_fd(), MsgFlags::empty()) {
+                Ok(Some((answer, _))) if answer == b"ok" => return Ok(()),
+                Ok(Some((message, fds))) if !fds.is_empty() => other(message, fds),
+                Ok(Some((answer, _))) => {
+                    let text = String::from_utf8_lossy(&answer);
+                    return Err(text.strip_prefix("error\n").unwrap_or(&text).to_string());
+                }
+                Ok(None) => return Err(format!("PID {} went away", self.pid)),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(format!(
+                        "PID {} did not answer within {} s",
+                        self.pid,
+                        ANSWER_WITHIN.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("cannot read its answer: {e}")),
+            }
+        }
+    }
+}
+
+fn seqpacket(playpen: &Playpen) -> Result<OwnedFd> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| keeper_error(playpen, format!("cannot make a socket: {e}")))?;
+    answer_within(&fd);
+    Ok(fd)
+}
+
+fn answer_within(fd: &OwnedFd) {
+    let limit = nix::sys::time::TimeVal::new(ANSWER_WITHIN.as_secs() as i64, 0);
+    let _ = socket::setsockopt(fd, socket::sockopt::ReceiveTimeout, &limit);
+}
+
+/// Connect to the keeper that runs; None when none listens.
+fn connect(playpen: &Playpen) -> Result<Option<Conn>> {
+    let path = socket_path(playpen);
+    let fd = seqpacket(playpen)?;
+    let addr = socket::UnixAddr::new(&path)
+        .map_err(|e| keeper_error(playpen, format!("{}: {e}", path.display())))?;
+    match socket::connect(fd.as_raw_fd(), &addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ECONNREFUSED) => return Ok(None),
+        Err(e) => {
+            return Err(keeper_error(
+                playpen,
+                format!("cannot connect to {}: {e}", path.display()),
+            ));
+        }
+    }
+    // Whoever listens there must be of our uid (or root), as for the control socket.
+    let cred = socket::getsockopt(&fd, socket::sockopt::PeerCredentials)
+        .map_err(|e| keeper_error(playpen, format!("cannot read its credentials: {e}")))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if cred.uid() != me && cred.uid() != 0 {
+        return Err(keeper_error(
+            playpen,
+            format!(
+                "{} is held by PID {} of uid {}, not by uid {me}",
+                path.display(),
+                cred.pid(),
+                cred.uid()
+            ),
+        ));
+    }
+    Ok(Some(Conn {
+        socket: fd,
+        pid: cred.pid(),
+    }))
+}
+
+fn connect_again(playpen: &Playpen) -> Result<Conn> {
+    for _ in 0..5 {
+        if let Some(conn) = connect(playpen)? {
+            return Ok(conn);
+        }
+        if let Some(conn) = spawn(playpen)? {
+            return Ok(conn);
+        }
+    }
+    Err(keeper_error(
+        playpen,
+        "another keeper holds its lock but does not answer".into(),
+    ))
+}
+
+/// Start a keeper: `/proc/self/exe --playpen ROOT keep-output --client-fd N` in a new
+/// session, the playpen as its working directory, an empty environment (it is no
+/// process of any service: stop never takes it for one), its output to its log. It
+/// answers `ready` on the socket pair once it listens, `busy` when another keeper
+/// holds the lock (None).
+fn spawn(playpen: &Playpen) -> Result<Option<Conn>> {
+    use std::os::unix::process::CommandExt;
+    let (mine, theirs) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| keeper_error(playpen, format!("cannot make a socket pair: {e}")))?;
+    answer_within(&mine);
+    let log = serve::open_log(playpen)?;
+    let their_fd = theirs.as_raw_fd();
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command
+        .arg("--playpen")
+        .arg(&playpen.root)
+        .arg("keep-output")
+        .arg("--client-fd")
+        .arg(their_fd.to_string())
+        .env_clear()
+        .current_dir(&playpen.root)
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| Error::io("duplicate", &log_path(playpen), e))?,
+        )
+        .stderr(log);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Inherited across the exec: its number is on the command line.
+            if libc::fcntl(their_fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| keeper_error(playpen, format!("cannot start it: {e}")))?;
+    drop(theirs);
+    let pid = child.id() as i32;
+    // Not waited for here: the supervisor (a subreaper) reaps it when it exits.
+    drop(child);
+    match receive(mine.as_fd(), MsgFlags::empty()) {
+        Ok(Some((answer, _))) if answer == b"ready" => Ok(Some(Conn { socket: mine, pid })),
+        Ok(Some((answer, _))) if answer == b"busy" => {
+            crate::process::proc::wait_exit(pid, Duration::from_secs(1));
+            reap(pid);
+            Ok(None)
+        }
+        other => {
+            crate::process::proc::wait_exit(pid, Duration::from_secs(1));
+            reap(pid);
+            Err(keeper_error(
+                playpen,
+                format!(
+                    "PID {pid} did not start{}",
+                    match other {
+                        Err(e) => format!(": {e}"),
+                        _ => String::new(),
+                    }
+                ),
+            ))
+        }
+    }
+}
+
+/// Reap our child `pid` if it has exited (never blocks).
+fn reap(pid: i32) {
+    let _ = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+}
+
+/// How many read-end copies the supervisor keeps: none under a descriptor limit below
+/// 1024, else a quarter of it.
+fn copies_budget() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_cur < 1024 {
+        return 0;
+    }
+    (limit.rlim_cur / 4).min(usize::MAX as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_junk_is_no_request() {
+        for r in [
+            Request::Pipe {
+                service: "web".into(),
+                rotation: LogRotation {
+                    max_bytes: 65536,
+                    keep: 3,
+                },
+            },
+            Request::Flush {
+                service: "db".into(),
+            },
+            Request::Finish,
+            Request::Hold,
+        ] {
+            assert_eq!(Request::decode(&r.encode()), Some(r));
+        }
+        for junk in [&b"pipe\nweb\nx\n3"[..], b"finish\nmore", b"", b"\xff"] {
+            assert_eq!(Request::decode(junk), None);
+        }
+    }
+}
