@@ -23,6 +23,7 @@ mod hooks;
 mod lifecycle;
 mod packages;
 mod playpen;
+mod postgresql;
 mod progress;
 mod real_servers;
 mod service_names;
