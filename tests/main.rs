@@ -24,6 +24,7 @@ mod keeper;
 mod lifecycle;
 mod packages;
 mod playpen;
+mod postgresql;
 mod progress;
 mod real_servers;
 mod service_names;
