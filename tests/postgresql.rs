@@ -231,32 +231,19 @@ fn postgresql_initdb_once_answers_once_started_and_stops_cleanly() {
          psql -X -v ON_ERROR_STOP=1 -c 'create table if not exists greetings (id serial primary key, text text not null)'\n\
          psql -X -v ON_ERROR_STOP=1 -c \"insert into greetings (text) select 'hello' where not exists (select 1 from greetings)\"\n",
     );
-    // LEAD (oneshot): uncomment service_type=oneshot here.
     pen.service(
         "migrate",
         "service_program=migrate\n\
-         # service_type=oneshot  (enable once servicectl supports it)\n\
+         service_type=oneshot\n\
          service_depends=\"postgresql\"\n",
     );
-    // LEAD (oneshot): app's service_depends becomes "postgresql migrate".
     pen.sleeper_service(
         "app",
-        "service_depends=\"postgresql\"\n\
-         # service_depends=\"postgresql migrate\"  (once service_type=oneshot works: migrate is done before app starts)\n\
+        "service_depends=\"postgresql migrate\"\n\
          service_pre_start=\"psql -X -A -t -v ON_ERROR_STOP=1 -c 'select text from greetings'\"\n",
     );
     pen.role_services(&["postgresql", "migrate", "app"], "");
-    let out = pen.run(&["start", "app"]);
-    out.fails().says(&["relation \"greetings\" does not exist"]);
-    assert!(pen.running_as("app").is_empty());
-
-    // LEAD (oneshot): replace this manual run with `pen.start(&["app"])`, which then
-    // runs migrate to `done` first (and check `status migrate` says done).
-    let mut migrate = Command::new("/bin/sh");
-    migrate.arg("-c").arg(format!(
-        "eval \"$('{BIN}' --playpen '{root}' env migrate)\" && exec \"$PLAYPEN_ROOT/bin/migrate\""
-    ));
-    run_command(&mut migrate).ok();
+    // migrate runs to done before app starts: app's pre-start reads its table.
     pen.run(&["start", "app"]).ok().out_says(&["app: started"]);
     assert!(
         pen.output("app").contains("hello"),

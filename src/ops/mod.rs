@@ -272,6 +272,10 @@ fn forget_upgrade(playpen: &Playpen, name: &str, result: &Result<Outcome>) {
 
 /// Wait until a dependency answers its ping (or, without a ping, runs).
 fn wait_ready(playpen: &Playpen, dep: &Prepared, dependant: &Prepared) -> Result<()> {
+    // A one-shot's start returned once it was done (this command started it first).
+    if dep.settings.service_type == crate::config::settings::ServiceType::Oneshot {
+        return Ok(());
+    }
     let timeout = dependant.settings.depends_timeout;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(10);

@@ -376,6 +376,55 @@ enum Failure {
     Other(Error),
 }
 
+/// Wait (poll(2) on the socket and the program's pidfd) until a process of the service whose
+/// main process is `pid` sends READY=1, or `timeout` passes, or the program exits.
+fn wait_ready_notify(
+    socket: &crate::process::notify::NotifySocket,
+    pid: i32,
+    child: &spawn::Spawned,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    use crate::process::notify::{Field, belongs_to};
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let deadline = std::time::Instant::now() + timeout;
+    let exit = crate::process::proc::pidfd(child.pid);
+    loop {
+        while let Some(m) = socket.recv() {
+            if belongs_to(m.pid, pid) && m.fields.contains(&Field::Ready) {
+                return Ok(());
+            }
+        }
+        if let Some(status) = child.try_wait() {
+            return Err(Failure::Exited(status));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Failure::Other(Error::runtime(format!(
+                "it did not send READY=1 on $NOTIFY_SOCKET within {:.0} s (service_ready=notify, service_ready_timeout)",
+                timeout.as_secs_f64()
+            ))
+            .with_hint("check that the program speaks sd_notify (for redis: `supervised systemd`), or raise service_ready_timeout")));
+        }
+        // Wake for a datagram, or when the program exits (its pidfd), or at the deadline.
+        let wait = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::NONE);
+        match &exit {
+            Some(pidfd) => {
+                let mut fds = [
+                    PollFd::new(socket.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+                ];
+                let _ = poll(&mut fds, wait);
+            }
+            None => {
+                let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, wait);
+            }
+        }
+    }
+}
+
 /// The generic start: linkfarm symlink, start record (before the spawn: the process is
 /// on record before it can outlive servicectl), spawn, pidfile, grace period.
 fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result<Option<i32>> {
@@ -389,6 +438,19 @@ fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result
     }
     let launch = census::new_launch();
     env.insert(census::LAUNCH.to_string(), launch.clone().into());
+    // Without a supervisor, a service ready by sd_notify gets a socket of this start's
+    // own, and the start waits for its READY=1 (a supervisor gives its own socket).
+    let notify = if settings.ready == crate::config::settings::Ready::Notify
+        && !env.contains_key("NOTIFY_SOCKET")
+    {
+        let path = playpen.run_dir().join(format!("{name}.notify"));
+        let socket =
+            crate::process::notify::NotifySocket::bind(&path).map_err(|e| e.with_service(name))?;
+        env.insert("NOTIFY_SOCKET".into(), path.into_os_string());
+        Some(socket)
+    } else {
+        None
+    };
     let run_name = run_name(playpen, prepared);
     let exec = if is_java || !settings.symlink {
         Exec {
@@ -497,6 +559,12 @@ fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result
                     .map_err(Failure::Exited),
             }
         }
+    };
+    let settled = match (settled, &notify) {
+        (Ok(pid), Some(socket)) => {
+            wait_ready_notify(socket, pid, guard.child(), settings.depends_timeout).map(|()| pid)
+        }
+        (settled, _) => settled,
     };
     let failure = match settled {
         Ok(pid) => {
