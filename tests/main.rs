@@ -26,6 +26,7 @@ mod packages;
 mod playpen;
 mod postgresql;
 mod progress;
+mod readiness;
 mod real_servers;
 mod service_names;
 mod settings;

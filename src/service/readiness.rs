@@ -67,7 +67,7 @@ fn owned(port: u16, pid: Option<i32>) -> Result<(), String> {
 /// A TCP connect to 127.0.0.1:`port` succeeds and the listener is the service's.
 pub fn tcp(port: u16, limit: Duration, pid: Option<i32>) -> Result<(), String> {
     drop(connect(port, limit)?);
-    owned(port, pid)
+    owned(port, pid).map_err(|e| format!("tcp: {e}"))
 }
 
 /// `GET PATH` answers with a status below 400 (and the listener is the service's).
@@ -101,6 +101,6 @@ pub fn http(port: u16, path: &str, limit: Duration, pid: Option<i32>) -> Result<
     if code >= 400 {
         return Err(format!("http: GET {path} answered {line}"));
     }
-    owned(port, pid)?;
+    owned(port, pid).map_err(|e| format!("http: {e}"))?;
     Ok(line)
 }

@@ -274,8 +274,9 @@ impl Service {
 
     /// A cron or inetd service (by its known configuration).
     pub fn is_armable(&self) -> bool {
+        use crate::config::settings::ServiceType;
         self.settings()
-            .is_some_and(|s| !matches!(s.service_type, crate::config::settings::ServiceType::Init))
+            .is_some_and(|s| matches!(s.service_type, ServiceType::Cron(_) | ServiceType::Inetd(_)))
     }
 }
 
@@ -805,7 +806,13 @@ impl Machine {
                 Phase::Checking { by, check, .. }
                     if by <= now.mono && !matches!(check, Check::Running(_)) =>
                 {
-                    self.not_ready_in_time(i, "no sign of readiness".into(), now)
+                    let detail = self.services[i]
+                        .note
+                        .as_deref()
+                        .and_then(|n| n.strip_prefix("not ready yet: "))
+                        .unwrap_or("no sign of readiness")
+                        .to_string();
+                    self.not_ready_in_time(i, detail, now)
                 }
                 Phase::Checking {
                     check: Check::Next(at),
@@ -901,11 +908,8 @@ impl Machine {
                         && self.services[i].config.is_some()
                         && !self.no_start
                     {
+                        // Shown as pending from now on (its turn comes), not stopped.
                         self.services[i].wanted = true;
-                        if self.services[i].phase == Phase::Stopped {
-                            // Shown as starting from now on, not as stopped.
-                            self.services[i].note = Some("pending: waits for its turn".into());
-                        }
                     }
                 }
                 self.finish_launch(now);

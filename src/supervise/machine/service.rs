@@ -615,6 +615,21 @@ impl Machine {
                 let s = &mut self.services[i];
                 s.note = Some(e.message.clone());
                 s.last_exit = Some(format!("failed to start: {}", e.message));
+                let oneshot = s.settings().is_some_and(|st| {
+                    st.service_type == crate::config::settings::ServiceType::Oneshot
+                });
+                if oneshot && s.wanted && !self.shutting_down {
+                    // A one-shot is retried as its restart policy says; what waits for
+                    // it (a start, a dependant) waits for the retries, and hears of the
+                    // failure only when none is left.
+                    s.revive = false;
+                    s.phase = Phase::Stopped;
+                    self.failed_run(i, Duration::ZERO, now);
+                    if self.services[i].phase == Phase::Failed {
+                        self.settle(i, Err(e), Settled::Started);
+                    }
+                    return;
+                }
                 self.settle(i, Err(e), Settled::Started);
                 let s = &mut self.services[i];
                 if let Some(pid) = old_pid {
@@ -745,6 +760,7 @@ impl Machine {
             return self.mark_ready(i, now);
         }
         if now.mono < by {
+            self.services[i].note = Some(format!("not ready yet: {detail}"));
             self.services[i].phase = Phase::Checking {
                 pid,
                 since,

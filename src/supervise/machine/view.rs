@@ -32,7 +32,12 @@ impl Machine {
         };
         ServiceView {
             name: s.name.clone(),
-            state: s.phase.word().to_string(),
+            // Wanted and about to start (its turn in the launch or a batch): pending.
+            state: if s.phase == Phase::Stopped && s.wanted {
+                "pending".to_string()
+            } else {
+                s.phase.word().to_string()
+            },
             pid,
             uptime_secs: age,
             restarts: s.restarts,
