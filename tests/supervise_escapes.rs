@@ -291,13 +291,16 @@ fn a_start_cut_short_by_a_stop_says_so_and_exits_1() {
 #[test]
 fn restart_right_after_a_crash_queues_behind_the_restart_under_way() {
     let pp = Playpen::with_ports(&["a"], &[]);
+    // Each run lasts over a second, so each crash is restarted at once; that restart
+    // is busy through its 1 s grace when `restart a` comes.
     pp.sleeper_service(
         "a",
-        "service_restart_policy=unlimited\nservice_start_grace=0.3",
+        "service_restart_policy=unlimited\nservice_start_grace=1",
     );
     supervise_daemon(&pp, &[]);
     pp.run(&["wait", "a"]).ok();
-    for round in 0..5 {
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(1100));
         let old = pp.running_pid("a");
         kill9(old);
         let out = pp.run_timeout(&["restart", "a"], 30);
