@@ -323,8 +323,7 @@ fn wait_right_after_a_kill_9_is_not_fooled_by_the_dead_process() {
     for _ in 0..5 {
         let old = pp.running_pid("a");
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::SIGKILL);
-        // Dead as the kernel sees it (a zombie at most) before `wait` is asked.
-        assert!(wait_until(PATIENCE, || !alive(old)));
+        // `wait` at once: SIGKILL may still be pending; wait hears of the exit first.
         let out = pp.run(&["wait", "a", "--timeout", "10"]);
         out.ok();
         let now = view(&pp, "a");

@@ -244,6 +244,21 @@ pub fn signal_service_only(pid: i32, sig: Signal) -> nix::Result<()> {
     signal::kill(Pid::from_raw(pid), sig)
 }
 
+/// SIGKILL is pending for the process (sent, not yet acted on): it is dying.
+pub fn sigkill_pending(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let bit = 1u64 << (libc::SIGKILL - 1);
+    status.lines().any(|line| {
+        let mask = line
+            .strip_prefix("SigPnd:")
+            .or_else(|| line.strip_prefix("ShdPnd:"));
+        mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & bit != 0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

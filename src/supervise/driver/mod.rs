@@ -342,7 +342,22 @@ impl Driver {
 
     /// Every exit the kernel has reported so far, before a request is answered: a
     /// `wait` or `status` never answers from a process that is already dead.
-    fn take_in_exits(&mut self, now: Now) {
+    fn take_in_exits(&mut self, now: Now, waited: Option<&[String]>) {
+        // `wait`: a process with SIGKILL pending is dying; the kernel reports its exit
+        // in a moment (its pidfd), so the answer waits for that moment rather than
+        // taking it for alive. (Only for the services waited for: status stays cheap.)
+        for (&i, w) in &self.watches {
+            let name = &self.machine.services[i].name;
+            let asked = waited.is_some_and(|names| names.is_empty() || names.contains(name));
+            if asked
+                && let Some(fd) = &w.fd
+                && proc::sigkill_pending(w.pid)
+            {
+                use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(200u8));
+            }
+        }
         let mut events = vec![EpollEvent::empty(); 64];
         let Ok(n) = self.epoll.wait(&mut events, EpollTimeout::ZERO) else {
             return;
@@ -866,7 +881,7 @@ impl Driver {
                 },
             ),
             Op::Status { services } => {
-                self.take_in_exits(now);
+                self.take_in_exits(now, None);
                 if self.machine.launched {
                     self.answer_status(client, &services);
                 } else {
@@ -879,7 +894,7 @@ impl Driver {
                 services,
                 timeout_secs,
             } => {
-                self.take_in_exits(now);
+                self.take_in_exits(now, Some(&services));
                 if let Err(e) = self.check_names(&services) {
                     return self.send(client, &Reply::error(&e));
                 }
