@@ -384,11 +384,57 @@ fn a_role_listing_a_service_not_installed_starts_the_others_and_names_it() {
         .iter()
         .find(|r| r["name"] == "ghost")
         .unwrap_or_else(|| panic!("ghost is not named:\n{out}"));
-    assert_eq!(ghost["state"], "failed");
+    assert_eq!(ghost["state"], "missing");
+    out.code_is(4);
     assert_eq!(
         ghost["note"],
         "not installed: unknown service (no ext/services/ghost-VERSION/ and no services/ghost/config)"
     );
     assert_eq!(status_json(&pp, "a")["state"], "running");
     pp.run_timeout(&["shutdown"], 30).ok();
+}
+
+#[test]
+fn a_package_installed_under_a_supervisor_is_brought_up_and_a_removed_one_stopped() {
+    let pp = Playpen::with_services(&["echo"]);
+    supervise_daemon(&pp, &[]);
+    // Not installed yet: named, status exits 4.
+    let out = pp.run(&["status", "--json", "echo"]);
+    out.code_is(4);
+    assert_eq!(out.json()[0]["state"], "missing");
+    let port = pp.port(7);
+    pp.install(&sample("echo")).ok();
+    // No `start`: the supervisor follows the package manager.
+    let answered = wait_until(Duration::from_secs(5), || {
+        use std::io::{Read, Write};
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = c.write_all(b"ping\n");
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).is_ok() && &buf == b"ping\n"
+    });
+    assert!(
+        answered,
+        "echo does not answer on {port}:\n{}",
+        supervisor_log(&pp)
+    );
+    pp.run(&["wait", "echo"]).ok();
+    assert_eq!(status_json(&pp, "echo")["state"], "running");
+    let pid = pp.running_pid("echo");
+    pp.run(&["remove-service", "echo"]).ok();
+    assert!(wait_until(PATIENCE, || !alive(pid)), "echo still runs");
+    // Stopped on purpose by the package manager's hook: not restarted.
+    let stopped = wait_until(PATIENCE, || status_json(&pp, "echo")["state"] == "stopped");
+    assert!(
+        stopped,
+        "{}\n{}",
+        status_json(&pp, "echo"),
+        supervisor_log(&pp)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pp.running_as("echo").is_empty(), "echo was started again");
+    pp.run_timeout(&["shutdown"], 30).ok();
+    nothing_left(&pp);
 }

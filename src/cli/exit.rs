@@ -33,11 +33,17 @@ pub fn for_status(statuses: &[ServiceStatus]) -> i32 {
 
 /// status under a supervisor, from the states it reports: a cron or inetd service that
 /// is armed, and a one-shot that is done, are up as a running daemon is.
+/// A service the role lists that is not installed (`missing`) makes it 4, as an
+/// unknown service does.
 pub fn for_supervised_status<'a>(states: impl IntoIterator<Item = &'a str>) -> i32 {
+    let states: Vec<&str> = states.into_iter().collect();
+    if states.contains(&"missing") {
+        return UNKNOWN_SERVICE;
+    }
     up_if(
         states
-            .into_iter()
-            .all(|s| s == State::Running.as_str() || s == "armed" || s == "done"),
+            .iter()
+            .all(|s| *s == State::Running.as_str() || *s == "armed" || *s == "done"),
     )
 }
 

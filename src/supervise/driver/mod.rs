@@ -135,6 +135,8 @@ pub struct Driver {
     keeper: Option<super::keeper::Keeper>,
     /// Its pidfd, in the epoll set: a keeper that dies is replaced.
     keeper_exit: Option<OwnedFd>,
+    /// inotify watches on `ext/services` and `services`.
+    catalog_watches: Vec<nix::sys::inotify::WatchDescriptor>,
     /// `service_ready=log:` watches, by service.
     log_watches: HashMap<Sid, readiness::LogWatch>,
     /// Where each such service's output ended before its start.
@@ -191,6 +193,24 @@ impl Driver {
             )
             .is_ok()
         });
+        // The service folders: a service installed or removed while the supervisor runs
+        // (`package install`, `new-service`, `remove-service`) is followed (§9.9).
+        let mut catalog_watches = Vec::new();
+        if let Some(i) = &inotify {
+            use nix::sys::inotify::AddWatchFlags as F;
+            for dir in [
+                playpen.root.join("ext/services"),
+                playpen.root.join("services"),
+            ] {
+                let _ = crate::playpen::fsutil::ensure_dir(&dir);
+                if let Ok(wd) = i.add_watch(
+                    &dir,
+                    F::IN_CREATE | F::IN_DELETE | F::IN_MOVED_TO | F::IN_MOVED_FROM | F::IN_ONLYDIR,
+                ) {
+                    catalog_watches.push(wd);
+                }
+            }
+        }
         let input = EpollFlags::EPOLLIN;
         let add = |fd: std::os::fd::BorrowedFd, token| {
             epoll
@@ -242,6 +262,7 @@ impl Driver {
             notify,
             keeper,
             keeper_exit,
+            catalog_watches,
             log_watches: HashMap::new(),
             output_starts: HashMap::new(),
         })
@@ -744,11 +765,16 @@ impl Driver {
         let mut recorded = std::collections::BTreeSet::new();
         let mut unrecorded = std::collections::BTreeSet::new();
         let mut grown = Vec::new();
+        let mut catalog_changed = false;
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
             }
             for e in events {
+                if self.catalog_watches.contains(&e.wd) {
+                    catalog_changed = true;
+                    continue;
+                }
                 if e.name.is_none() {
                     grown.push(e.wd);
                     continue;
@@ -764,6 +790,9 @@ impl Driver {
                     }
                 }
             }
+        }
+        if catalog_changed {
+            self.push(Event::CatalogChanged);
         }
         for wd in grown {
             if let Some(i) = self.log_watch_of(wd) {
@@ -813,7 +842,10 @@ impl Driver {
             }
         }
         let indices: Vec<Option<Sid>> = if names.is_empty() {
-            (0..self.machine.services.len()).map(Some).collect()
+            (0..self.machine.services.len())
+                .filter(|&i| !self.machine.services[i].forgotten)
+                .map(Some)
+                .collect()
         } else {
             names.iter().map(|n| self.machine.find(n)).collect()
         };

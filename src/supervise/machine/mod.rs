@@ -56,6 +56,8 @@ pub const CHECK_PAUSE_FIRST: Duration = Duration::from_millis(10);
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// The halt timeout of a service whose configuration is unknown.
 pub const DEFAULT_HALT: Duration = Duration::from_secs(10);
+/// How long the service folders must be quiet before a change is acted on.
+pub const CATALOG_QUIET: Duration = Duration::from_millis(300);
 
 /// Where one service is.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +241,8 @@ pub struct Service {
     pub last_fired: Option<i64>,
     /// Cron: when the last run started (Unix seconds).
     pub last_run: Option<i64>,
+    /// Removed from the playpen and not running: no longer shown.
+    pub forgotten: bool,
 }
 
 impl Service {
@@ -261,6 +265,7 @@ impl Service {
             listening: false,
             last_fired: None,
             last_run: None,
+            forgotten: false,
         }
     }
 
@@ -364,6 +369,8 @@ pub enum Event {
     LogMatched {
         service: Sid,
     },
+    /// A service was installed or removed (`ext/services`, `services` changed).
+    CatalogChanged,
 }
 
 /// What a job reports.
@@ -520,6 +527,8 @@ pub struct Machine {
     shutting_down: bool,
     exit: Option<i32>,
     effects: Vec<Effect>,
+    /// Services were installed or removed: bring the role up then.
+    rescan_at: Option<Instant>,
 }
 
 impl Machine {
@@ -538,6 +547,7 @@ impl Machine {
             shutting_down: false,
             exit: None,
             effects: Vec::new(),
+            rescan_at: None,
         }
     }
 
@@ -611,6 +621,11 @@ impl Machine {
                 );
             }
             Event::UpSignal => {}
+            Event::CatalogChanged if !self.shutting_down && self.launched && !self.no_start => {
+                // Quiet for a moment first: a package's files arrive in a burst.
+                self.rescan_at = Some(now.mono + CATALOG_QUIET);
+            }
+            Event::CatalogChanged => {}
             Event::RecordAppeared { name, pid } => self.on_record_appeared(&name, pid, now),
             Event::RecordRemoved { name } => self.on_record_removed(&name),
             Event::Notify { service, fields } => self.on_notify(service, fields, now),
@@ -659,6 +674,7 @@ impl Machine {
         });
         services
             .chain(self.waiters.values().map(|w| w.deadline))
+            .chain(self.rescan_at)
             .min()
     }
 
@@ -793,6 +809,22 @@ impl Machine {
     }
 
     fn on_tick(&mut self, now: Now) {
+        if self.rescan_at.is_some_and(|at| at <= now.mono) {
+            self.rescan_at = None;
+            if !self.shutting_down {
+                // As sysmgr picks up a service dropped into its directory: the role's
+                // enabled services are brought up, a removed one is forgotten.
+                self.log("services were installed or removed: bringing the role up".into());
+                self.job(
+                    None,
+                    JobFor::Prepare(Purpose::Command {
+                        client: None,
+                        op: Op::Up,
+                    }),
+                    Work::Prepare(Scope::Up),
+                );
+            }
+        }
         for i in 0..self.services.len() {
             match self.services[i].phase.clone() {
                 Phase::Backoff { until } if until <= now.mono => {
@@ -892,17 +924,7 @@ impl Machine {
         }
         let (client, op) = match purpose {
             Purpose::Launch => {
-                // Listed by the role but not installed: named in status, the others
-                // start.
-                for (name, e) in std::mem::take(&mut prepped.unknown) {
-                    let i = self.service_index(&name);
-                    let s = &mut self.services[i];
-                    if s.config.is_none() && !s.phase.is_up() {
-                        s.phase = Phase::Failed;
-                        s.note = Some(format!("not installed: {}", e.message));
-                        s.problem = Some(e);
-                    }
-                }
+                self.mark_missing(&mut prepped);
                 for name in &prepped.targets {
                     if let Some(&i) = self.index.get(name)
                         && self.services[i].config.is_some()
@@ -921,6 +943,9 @@ impl Machine {
             }
             Purpose::Command { client, op } => (client, op),
         };
+        if matches!(op, Op::Up) {
+            self.mark_missing(&mut prepped);
+        }
         if self.shutting_down {
             if let Some(client) = client {
                 let e = Error::runtime("the supervisor is shutting down");
@@ -943,6 +968,43 @@ impl Machine {
         }
         for (client, timeout) in std::mem::take(&mut self.early) {
             self.wait(client, &[], timeout, now);
+        }
+    }
+
+    /// Listed by the role but not installed: named in status (`missing`, status exit
+    /// 4), the others start. A service the supervisor knew that is gone now (removed
+    /// by `remove-service`) and does not run is forgotten.
+    fn mark_missing(&mut self, prepped: &mut Prepped) {
+        let missing: Vec<String> = prepped.unknown.keys().cloned().collect();
+        for (name, e) in std::mem::take(&mut prepped.unknown) {
+            let i = self.service_index(&name);
+            let s = &mut self.services[i];
+            if s.phase.is_up() || s.phase.is_busy() {
+                continue;
+            }
+            s.config = None;
+            s.wanted = false;
+            s.phase = Phase::Failed;
+            s.note = Some(format!("not installed: {}", e.message));
+            s.problem = Some(e);
+        }
+        let listed: Vec<String> = prepped
+            .targets
+            .iter()
+            .chain(prepped.disabled.iter())
+            .chain(missing.iter())
+            .cloned()
+            .collect();
+        for s in &mut self.services {
+            let gone = s
+                .problem
+                .as_ref()
+                .is_some_and(|p| p.kind == crate::error::ErrorKind::UnknownService);
+            if gone && !listed.contains(&s.name) && !s.phase.is_up() && !s.phase.is_busy() {
+                s.forgotten = true;
+            } else if !gone {
+                s.forgotten = false;
+            }
         }
     }
 

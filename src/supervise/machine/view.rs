@@ -35,6 +35,13 @@ impl Machine {
             // Wanted and about to start (its turn in the launch or a batch): pending.
             state: if s.phase == Phase::Stopped && s.wanted {
                 "pending".to_string()
+            } else if s.config.is_none()
+                && s.problem
+                    .as_ref()
+                    .is_some_and(|p| p.kind == crate::error::ErrorKind::UnknownService)
+            {
+                // Listed by the role, not installed.
+                "missing".to_string()
             } else {
                 s.phase.word().to_string()
             },
