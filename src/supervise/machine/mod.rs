@@ -495,7 +495,12 @@ enum JobFor {
 #[derive(Debug, Clone)]
 enum Purpose {
     Launch,
-    Command { client: Option<ClientId>, op: Op },
+    Command {
+        client: Option<ClientId>,
+        op: Op,
+    },
+    /// Services were installed or removed: bring up the new ones the role wants.
+    Rescan,
 }
 
 /// A `wait` request.
@@ -814,13 +819,13 @@ impl Machine {
             if !self.shutting_down {
                 // As sysmgr picks up a service dropped into its directory: the role's
                 // enabled services are brought up, a removed one is forgotten.
-                self.log("services were installed or removed: bringing the role up".into());
+                self.log(
+                    "services were installed or removed: bringing up the new ones the role lists"
+                        .into(),
+                );
                 self.job(
                     None,
-                    JobFor::Prepare(Purpose::Command {
-                        client: None,
-                        op: Op::Up,
-                    }),
+                    JobFor::Prepare(Purpose::Rescan),
                     Work::Prepare(Scope::Up),
                 );
             }
@@ -885,7 +890,9 @@ impl Machine {
                         client: Some(client),
                         ..
                     } => self.reply(client, Reply::error(&e)),
-                    Purpose::Command { client: None, .. } => self.log(e.to_string()),
+                    Purpose::Command { client: None, .. } | Purpose::Rescan => {
+                        self.log(e.to_string())
+                    }
                 }
                 return;
             }
@@ -911,6 +918,18 @@ impl Machine {
         for name in armed {
             prepped.problems.remove(&name);
         }
+        // Services the supervisor did not know as installed before this preparation.
+        let new: Vec<String> = prepped
+            .prepared
+            .keys()
+            .filter(|n| {
+                self.index.get(*n).is_none_or(|&i| {
+                    let s = &self.services[i];
+                    s.config.is_none() && !s.phase.is_up() && !s.phase.is_busy()
+                })
+            })
+            .cloned()
+            .collect();
         for (name, p) in std::mem::take(&mut prepped.prepared) {
             let i = self.service_index(&name);
             let s = &mut self.services[i];
@@ -942,6 +961,16 @@ impl Machine {
                 return self.command_batch(None, Op::Up, prepped, true, now);
             }
             Purpose::Command { client, op } => (client, op),
+            Purpose::Rescan => {
+                // Only what is new: a service stopped on purpose stays stopped.
+                self.mark_missing(&mut prepped);
+                prepped.targets.retain(|n| new.contains(n));
+                prepped.disabled.clear();
+                if self.shutting_down || prepped.targets.is_empty() {
+                    return;
+                }
+                (None, Op::Up)
+            }
         };
         if matches!(op, Op::Up) {
             self.mark_missing(&mut prepped);
