@@ -58,7 +58,18 @@ impl Driver {
             let owner = self
                 .watches
                 .iter()
-                .find_map(|(&i, w)| notify::belongs_to(m.pid, w.pid).then_some((i, w.pid)));
+                .find_map(|(&i, w)| notify::belongs_to(m.pid, w.pid).then_some((i, Some(w.pid))))
+                .or_else(|| {
+                    // Not watched yet (it spoke during its start grace): a process of
+                    // the service says so in its environment (the census marks).
+                    let name = self.service_of_sender(m.pid)?;
+                    let i = self.machine.find(&name)?;
+                    matches!(
+                        self.machine.services[i].phase,
+                        crate::supervise::machine::Phase::Starting { .. }
+                    )
+                    .then_some((i, None))
+                });
             let Some((service, main)) = owner else {
                 // Not a process of any service: dropped (NotifyAccess=all, not "anyone").
                 continue;
@@ -67,7 +78,7 @@ impl Driver {
                 .fields
                 .into_iter()
                 .filter(|f| match f {
-                    Field::MainPid(n) => notify::belongs_to(*n, main),
+                    Field::MainPid(n) => main.is_some_and(|main| notify::belongs_to(*n, main)),
                     _ => true,
                 })
                 .collect();
@@ -75,6 +86,22 @@ impl Driver {
                 self.push(Event::Notify { service, fields });
             }
         }
+    }
+
+    /// The service a process of this playpen belongs to, by the marks servicectl put in
+    /// its environment (PLAYPEN_ROOT of this playpen, SERVICE_NAME, a launch mark).
+    fn service_of_sender(&self, pid: i32) -> Option<String> {
+        let mut environ = Vec::new();
+        if !crate::process::proc::read_environ(pid, &mut environ) {
+            return None;
+        }
+        let var = |name: &str| crate::process::proc::env_value(&environ, name);
+        var(crate::process::census::LAUNCH)?;
+        let root = var("PLAYPEN_ROOT")?;
+        if !crate::process::census::RootMatcher::new(&self.playpen.root).is_ours(root) {
+            return None;
+        }
+        Some(String::from_utf8_lossy(var("SERVICE_NAME")?).into_owned())
     }
 
     /// Remember where the output of service `i` ends before its start, for a

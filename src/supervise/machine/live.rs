@@ -84,6 +84,8 @@ impl Machine {
                 Field::Ready => match &mut self.services[i].phase {
                     Phase::Checking { .. } => self.mark_ready(i, now),
                     Phase::Running { unready, .. } => *unready = None,
+                    // Said during its start grace, before the start job answered.
+                    Phase::Starting { notified, .. } => *notified = true,
                     _ => {}
                 },
                 Field::Reloading => {

@@ -65,10 +65,12 @@ pub enum Phase {
     /// Not running, nothing under way.
     Stopped,
     /// A start job runs (`restart`: a restart job, which replaces process `pid`).
+    /// `notified`: the new process sent READY=1 already (during its start grace).
     Starting {
         job: JobId,
         pid: Option<i32>,
         restart: bool,
+        notified: bool,
     },
     /// Its process runs; its readiness check has not passed yet. Gives up at `by`.
     Checking {

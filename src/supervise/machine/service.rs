@@ -189,6 +189,7 @@ impl Machine {
             job,
             pid: None,
             restart: false,
+            notified: false,
         };
     }
 
@@ -327,6 +328,7 @@ impl Machine {
             job,
             pid,
             restart: true,
+            notified: false,
         };
     }
 
@@ -517,6 +519,10 @@ impl Machine {
         }
         let name = self.services[i].name.clone();
         let old_pid = self.services[i].phase.pid();
+        let notified = matches!(
+            self.services[i].phase,
+            Phase::Starting { notified: true, .. }
+        );
         if verb == Verb::Stop {
             return self.on_stopped(i, result, now);
         }
@@ -585,6 +591,7 @@ impl Machine {
                     _ if reloaded => return self.mark_ready(i, now),
                     Ready::Ping if !has_check => return self.mark_ready(i, now),
                     Ready::Exit => return self.mark_ready(i, now),
+                    Ready::Notify if notified => return self.mark_ready(i, now),
                     Ready::Ping | Ready::Tcp(_) | Ready::Http { .. } => true,
                     Ready::Notify | Ready::Log(_) => false,
                 };

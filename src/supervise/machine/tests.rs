@@ -409,6 +409,7 @@ fn restart_and_backoff() {
                     job: 99,
                     pid: None,
                     restart: false,
+                    notified: false,
                 };
                 m.jobs.insert(99, JobFor::Lifecycle(0, Verb::Start));
             },
@@ -860,6 +861,7 @@ fn stops_and_interruptions() {
                         job: 7,
                         pid: Some(42),
                         restart: true,
+                        notified: false,
                     },
                 )
             },
@@ -944,6 +946,7 @@ fn shutdown_adoption_and_records() {
                         job: 7,
                         pid: None,
                         restart: false,
+                        notified: false,
                     },
                 )
             },
@@ -1344,6 +1347,31 @@ fn notify_log_health_watchdog_and_oneshot() {
             },
             ms: 10,
             phase: "checking pid=Some(42) awaiting",
+            effects: &["watch web 42"],
+        },
+        Row {
+            what: "notify: READY=1 said during the start grace counts once the start job ends",
+            machine: || {
+                machine_with(
+                    notify_ready,
+                    Phase::Starting {
+                        job: 7,
+                        pid: None,
+                        restart: false,
+                        notified: false,
+                    },
+                )
+            },
+            before: |m| {
+                m.jobs.insert(7, JobFor::Lifecycle(0, Verb::Start));
+                let _ = feed(m, notify(vec![Field::Ready]), 100);
+            },
+            event: |_| Event::JobDone {
+                job: 7,
+                output: done(Ok(Outcome::Started { pid: Some(42) }), false),
+            },
+            ms: 600,
+            phase: "running pid=Some(42)",
             effects: &["watch web 42"],
         },
         Row {
