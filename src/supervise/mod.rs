@@ -62,6 +62,9 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
     } else {
         None
     };
+    // A socket file left behind means the last supervisor did not shut down (it was
+    // killed): what it started may still run, cron runs and checks included.
+    let after_kill = crate::control::socket_path(&playpen.root).exists();
     let listener = lock.bind(playpen)?;
     // Services write into pipes to the playpen's output keeper, which writes and
     // rotates their files (docs/supervisor.md, "Output"). One that runs already (left by
@@ -76,7 +79,7 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
             None
         }
     };
-    let mut supervisor = driver::Driver::new(playpen, listener, options, keeper.clone())?;
+    let mut supervisor = driver::Driver::new(playpen, listener, options, keeper.clone(), after_kill)?;
     if let Some(pipe) = ready {
         let mut pipe = std::fs::File::from(pipe);
         let _ = pipe.write_all(b"1");

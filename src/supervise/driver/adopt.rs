@@ -43,6 +43,10 @@ impl Driver {
                 pid,
             });
         }
+        if !self.after_kill {
+            // The last supervisor shut down: it ended every run and check it started.
+            return events;
+        }
         let census = crate::process::census::Census::scan(&self.playpen);
         for m in census.members() {
             if let Some(mark) = m.launch.strip_prefix(armed::RUN_MARK) {

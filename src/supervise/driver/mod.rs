@@ -135,6 +135,8 @@ pub struct Driver {
     keeper: Option<super::keeper::Keeper>,
     /// Its pidfd, in the epoll set: a keeper that dies is replaced.
     keeper_exit: Option<OwnedFd>,
+    /// The last supervisor was killed: look for the runs and checks it left.
+    after_kill: bool,
     /// inotify watches on `ext/services` and `services`.
     catalog_watches: Vec<nix::sys::inotify::WatchDescriptor>,
     /// `service_ready=log:` watches, by service.
@@ -149,6 +151,7 @@ impl Driver {
         listener: UnixListener,
         options: super::Options,
         keeper: Option<super::keeper::Keeper>,
+        after_kill: bool,
     ) -> Result<Driver> {
         let sys = |what: &str, e: nix::errno::Errno| {
             Error::runtime(format!("cannot set up the event loop ({what}): {e}"))
@@ -263,6 +266,7 @@ impl Driver {
             keeper,
             keeper_exit,
             catalog_watches,
+            after_kill,
             log_watches: HashMap::new(),
             output_starts: HashMap::new(),
         })
