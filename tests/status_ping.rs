@@ -46,10 +46,10 @@ fn status_table_json_and_lsb_exit_codes() {
 
     assert_eq!(pp.run(&["status", "a"]).code, 0);
     let json = pp.run(&["status", "--json"]).json();
-    assert_eq!(json[0]["name"], "a");
+    assert_eq!(json[0]["service"], "a");
     assert_eq!(json[0]["state"], "running");
     assert_eq!(json[0]["pid"], a);
-    assert_eq!(json[1]["name"], "b");
+    assert_eq!(json[1]["service"], "b");
     assert_eq!(json[1]["state"], "stopped");
     assert!(json[1]["pid"].is_null());
 
@@ -347,7 +347,7 @@ fn a_failing_ping_fails_the_command_and_says_why() {
         .iter()
         .map(|p| {
             (
-                p["name"].as_str().unwrap().to_string(),
+                p["service"].as_str().unwrap().to_string(),
                 p["ok"].as_bool().unwrap(),
             )
         })

@@ -3,13 +3,13 @@
 //! socket, else act directly as without one (a package manager's hook never needs a
 //! daemon). enable, disable and logs always act directly on the files.
 
-use super::{Cli, Command, act, exit, open, render};
+use super::{Cli, Command, act, exit, open};
 use crate::control::{self, Op, Reply, Row};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::playpen::Playpen;
+use crate::render::{self, Style, commands, status};
 use crate::service::outcome::Outcome;
-use render::Style;
 
 /// The request a command makes of a running supervisor, if it makes one.
 fn request(command: &Command) -> Option<Op> {
@@ -65,10 +65,7 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
     match reply {
         Reply::Error { error } => {
             let e = Error::from(error);
-            if cli.json {
-                render::print_json(&render::error_json(&e));
-            }
-            render::error(&e);
+            render::show(&render::Failed(&e), cli.json);
             exit::for_error(&e)
         }
         Reply::Results { results, warnings } => {
@@ -95,11 +92,7 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
             exit::failed_if(failed)
         }
         Reply::Status { services } => {
-            if cli.json {
-                render::print_json(&services);
-            } else {
-                render::out(&render::supervised_status_text(&services, style));
-            }
+            render::show(&status::SupervisedStatuses(&services), cli.json);
             exit::for_supervised_status(services.iter().map(|s| s.state.as_str()))
         }
         Reply::Wait { ready, not_ready } => {
@@ -107,7 +100,13 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
                 .into_iter()
                 .map(|n| (n.service, n.state))
                 .collect();
-            render::wait(&ready, &not, cli.json);
+            render::show(
+                &status::Readiness {
+                    ready: &ready,
+                    not_ready: &not,
+                },
+                cli.json,
+            );
             exit::failed_if(!not.is_empty())
         }
         Reply::Hello { .. } => exit::OK,
@@ -142,7 +141,14 @@ pub fn direct(cli: &Cli) -> Result<i32> {
                 })
                 .collect();
             let changed = crate::playpen::registry::set_enabled(&session.playpen, &typed, enable)?;
-            render::enabled(&names, &changed, enable, cli.json);
+            render::show(
+                &commands::Enablement {
+                    names: &names,
+                    changed: &changed,
+                    enable,
+                },
+                cli.json,
+            );
             Ok(exit::OK)
         }
         Command::Up => act(cli, &[], ops::desired::up),
@@ -162,7 +168,7 @@ pub fn direct(cli: &Cli) -> Result<i32> {
                 *lines,
                 *follow,
                 &name,
-                &mut std::io::stdout().lock(),
+                &mut render::sink::Stdout,
             )?;
             Ok(exit::OK)
         }
@@ -175,6 +181,12 @@ pub fn direct(cli: &Cli) -> Result<i32> {
 fn wait_directly(cli: &Cli, services: &[String], timeout: f64) -> Result<i32> {
     let mut session = open(cli)?;
     let report = ops::desired::wait(&mut session, services, timeout)?;
-    render::wait(&report.ready, &report.not_ready, cli.json);
+    render::show(
+        &status::Readiness {
+            ready: &report.ready,
+            not_ready: &report.not_ready,
+        },
+        cli.json,
+    );
     Ok(exit::failed_if(!report.not_ready.is_empty()))
 }

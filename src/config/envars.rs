@@ -619,7 +619,7 @@ fn is_identifier(name: &str) -> bool {
 }
 
 /// Descriptions may span lines; messages and comments must not.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -721,39 +721,6 @@ pub fn missing_script(service: &str, missing: &[VarSpec]) -> String {
                 "# {service}: no default: choose a value and uncomment the next line\n#{}=",
                 spec.name
             ),
-        }
-        .expect("write to String");
-    }
-    out
-}
-
-/// A readable listing of variables for `missing-env --verbose`: each name with whether it
-/// is required, then its description, type, constraints and default, indented.
-pub fn describe(service: &str, specs: &[VarSpec]) -> String {
-    let mut out = String::new();
-    for spec in specs {
-        let kind = if spec.required {
-            "required"
-        } else {
-            "optional"
-        };
-        let ty = match (spec.var_type, &spec.type_name) {
-            (Some(t), _) => t.name().to_string(),
-            (None, Some(raw)) => format!("{raw} (not a known type)"),
-            (None, None) if spec.implied_port() => "port (implied by the name)".to_string(),
-            (None, None) => "none (not checked)".to_string(),
-        };
-        writeln!(out, "{service}: {} ({kind})", spec.name).expect("write to String");
-        if let Some(d) = &spec.description {
-            writeln!(out, "    {}", one_line(d)).expect("write to String");
-        }
-        writeln!(out, "    type: {ty}").expect("write to String");
-        if let Some(c) = &spec.constraints {
-            writeln!(out, "    constraints: {c}").expect("write to String");
-        }
-        match &spec.default {
-            Some(d) => writeln!(out, "    default: {}", shell_words::quote(d)),
-            None => writeln!(out, "    default: none"),
         }
         .expect("write to String");
     }
@@ -1423,26 +1390,6 @@ mod tests {
         pairs.extend([("A_PORT", "8123"), ("B", "two words")]);
         let r = resolve(&config(&pairs));
         assert!(r.is_ok() && r.missing.is_empty());
-    }
-
-    #[test]
-    fn describe_lists_everything() {
-        let c = config(&[
-            ("service_required_envars", "WEB_PORT"),
-            ("service_optional_envars", "X_PORT Y Z"),
-            ("envar_WEB_PORT_type", "port"),
-            ("envar_WEB_PORT_description", "web port"),
-            ("envar_WEB_PORT_constraints", "8000-8999"),
-            ("envar_WEB_PORT_default", "8080"),
-            ("envar_Z_type", "bogus"),
-        ]);
-        assert_eq!(
-            describe("web", &specs(&c)),
-            "web: WEB_PORT (required)\n    web port\n    type: port\n    constraints: 8000-8999\n    default: 8080\n\
-             web: X_PORT (optional)\n    type: port (implied by the name)\n    default: none\n\
-             web: Y (optional)\n    type: none (not checked)\n    default: none\n\
-             web: Z (optional)\n    type: bogus (not a known type)\n    default: none\n"
-        );
     }
 
     #[test]
