@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-fn to_json(value: &impl serde::Serialize) -> Value {
-    serde_json::to_value(value).expect("serialisable")
+fn to_json(value: &impl serde::Serialize) -> String {
+    super::sink::json_text(value)
 }
 
 // ---- init ----
@@ -33,13 +33,13 @@ pub struct Initialized<'a> {
 }
 
 impl Report for Initialized<'_> {
-    fn json(&self) -> Value {
-        json!({
+    fn json(&self) -> String {
+        to_json(&json!({
             "playpen": self.playpen.root,
             "role": self.found.unwrap_or(self.role),
             "created": self.found.is_none(),
             "left_alone": self.found.is_some_and(|f| f != self.role),
-        })
+        }))
     }
     fn text(&self, _: Style, shown: &mut Shown) {
         shown.out(&init_text(self.playpen, self.role, self.found));
@@ -89,15 +89,15 @@ pub struct ConfigShown<'a> {
 
 impl Report for ConfigShown<'_> {
     /// A value that is not UTF-8 is `{"lossy": …, "bytes": […]}` (config::bytes).
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         let prepared = self.prepared;
-        json!({
+        to_json(&json!({
             "service": self.service,
             "version": prepared.config.id.version,
             "fragments": prepared.config.fragments,
             "variables": prepared.config.vars,
             "environment": EnvJson(&prepared.env),
-        })
+        }))
     }
     fn text(&self, _: Style, shown: &mut Shown) {
         shown.out(&print_config_text(self.service, self.prepared, self.all));
@@ -140,7 +140,7 @@ fn print_config_text(service: &str, prepared: &Prepared, all: bool) -> Vec<u8> {
 }
 
 impl Report for Environment {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(self)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -169,7 +169,7 @@ fn env_text(env: &Env) -> Vec<u8> {
 pub struct Findings<'a>(pub &'a [Finding]);
 
 impl Report for Findings<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.0)
     }
     fn text(&self, style: Style, shown: &mut Shown) {
@@ -209,7 +209,7 @@ pub struct MissingReport<'a> {
 }
 
 impl Report for MissingReport<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.report)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -281,7 +281,7 @@ fn describe(service: &str, specs: &[VarSpec]) -> String {
 pub struct Rendered<'a>(pub &'a [PathBuf]);
 
 impl Report for Rendered<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.0)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -298,7 +298,7 @@ impl Report for Rendered<'_> {
 pub struct Ports<'a>(pub &'a PortMap);
 
 impl Report for Ports<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.0.ports)
     }
     fn text(&self, style: Style, shown: &mut Shown) {
@@ -353,7 +353,7 @@ pub struct Registered<'a> {
 }
 
 impl Report for Registered<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.reports)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -367,7 +367,7 @@ impl Report for Registered<'_> {
 pub struct Unregistered<'a>(pub &'a [Removed]);
 
 impl Report for Unregistered<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.0)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -385,7 +385,7 @@ pub struct Installed<'a> {
 }
 
 impl Report for Installed<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(self.report)
     }
     fn text(&self, style: Style, shown: &mut Shown) {
@@ -413,7 +413,7 @@ pub struct PackageRemoved<'a> {
 }
 
 impl Report for PackageRemoved<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(&self.removed)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -492,7 +492,7 @@ fn package_removed_text(package: &str, removed: &[Removed]) -> String {
 pub struct Upgraded<'a>(pub &'a upgrade::Report);
 
 impl Report for Upgraded<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(self.0)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -521,7 +521,7 @@ fn upgrade_text(r: &upgrade::Report) -> String {
 // ---- export ----
 
 impl Report for Exported {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         to_json(self)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -564,13 +564,13 @@ impl Enablement<'_> {
 }
 
 impl Report for Enablement<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         let rows: Vec<Value> = self
             .names
             .iter()
             .map(|n| json!({"service": n, "state": self.word(), "changed": self.changed.contains(n)}))
             .collect();
-        Value::Array(rows)
+        to_json(&rows)
     }
     fn text(&self, _: Style, shown: &mut Shown) {
         let word = self.word();

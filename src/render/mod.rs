@@ -27,7 +27,7 @@ pub use sink::{Output, err, error, out, print_json, stdout_failure, warning, war
 pub use style::Style;
 
 use crate::error::Error;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// One piece of what a command shows, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +128,9 @@ impl Shown {
 
 /// A value a command shows: one JSON document for `--json`, one text form otherwise.
 pub trait Report {
-    /// The document `--json` prints.
-    fn json(&self) -> Value;
+    /// The document `--json` prints ([`sink::json_text`] of a value; a struct keeps the
+    /// order of its fields).
+    fn json(&self) -> String;
 
     /// The text form: stdout text, and errors and warnings for stderr, in order.
     fn text(&self, style: Style, shown: &mut Shown);
@@ -144,7 +145,7 @@ pub fn shown(report: &(impl Report + ?Sized), json: bool, style: Style) -> Shown
     let mut shown = Shown::default();
     if json {
         report.json_notes(&mut shown);
-        shown.out(&sink::json_text(&report.json()));
+        shown.out(&report.json());
     } else {
         report.text(style, &mut shown);
     }
@@ -161,8 +162,8 @@ pub fn show(report: &(impl Report + ?Sized), json: bool) {
 pub struct Failed<'a>(pub &'a Error);
 
 impl Report for Failed<'_> {
-    fn json(&self) -> Value {
-        json!({"error": self.0.to_string()})
+    fn json(&self) -> String {
+        sink::json_text(&json!({"error": self.0.to_string()}))
     }
     fn text(&self, _: Style, shown: &mut Shown) {
         shown.error(self.0);

@@ -1,6 +1,7 @@
 //! What runs: `status` (direct, and the supervisor's view), `ping` and `wait`.
 
 use super::progress::nothing_to_do;
+use super::sink::json_text;
 use super::table::{paint_column, table};
 use super::{Report, Shown, Style};
 use crate::control::ServiceView;
@@ -8,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ops::Results;
 use crate::service::status::{PingResult, ServiceStatus};
 use crate::text::human_duration;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -19,8 +21,8 @@ fn dash() -> String {
 pub struct Statuses<'a>(pub &'a [ServiceStatus]);
 
 impl Report for Statuses<'_> {
-    fn json(&self) -> Value {
-        serde_json::to_value(self.0).expect("serialisable")
+    fn json(&self) -> String {
+        json_text(&self.0)
     }
 
     fn text(&self, style: Style, shown: &mut Shown) {
@@ -89,16 +91,48 @@ fn armed_note(s: &ServiceView) -> String {
     parts.join("; ")
 }
 
-/// A supervisor's view of a service as `--json` shows it: its protocol form, with the
-/// service under `"service"` as in every other document.
-pub fn view_json(view: &ServiceView) -> Value {
-    let mut value = serde_json::to_value(view).expect("serialisable");
-    if let Some(map) = value.as_object_mut()
-        && let Some(name) = map.remove("name")
-    {
-        map.insert("service".to_string(), name);
+/// A supervisor's view of a service as `--json` shows it: its protocol form
+/// ([`ServiceView`]), with the service under `"service"` as in every other document.
+#[derive(Serialize)]
+struct ViewJson<'a> {
+    service: &'a str,
+    state: &'a str,
+    pid: Option<i32>,
+    uptime_secs: Option<u64>,
+    restarts: u32,
+    last_exit: &'a Option<String>,
+    ready: bool,
+    wanted: bool,
+    ports: &'a [(String, u16)],
+    version: &'a Option<String>,
+    note: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_run: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_run: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handlers: Option<u32>,
+}
+
+impl<'a> From<&'a ServiceView> for ViewJson<'a> {
+    fn from(v: &'a ServiceView) -> ViewJson<'a> {
+        ViewJson {
+            service: &v.name,
+            state: &v.state,
+            pid: v.pid,
+            uptime_secs: v.uptime_secs,
+            restarts: v.restarts,
+            last_exit: &v.last_exit,
+            ready: v.ready,
+            wanted: v.wanted,
+            ports: &v.ports,
+            version: &v.version,
+            note: &v.note,
+            next_run: &v.next_run,
+            last_run: &v.last_run,
+            handlers: v.handlers,
+        }
     }
-    value
 }
 
 /// `status` under a supervisor: state (running, starting, backoff, failed, stopping,
@@ -106,8 +140,8 @@ pub fn view_json(view: &ServiceView) -> Value {
 pub struct SupervisedStatuses<'a>(pub &'a [ServiceView]);
 
 impl Report for SupervisedStatuses<'_> {
-    fn json(&self) -> Value {
-        Value::Array(self.0.iter().map(view_json).collect())
+    fn json(&self) -> String {
+        json_text(&self.0.iter().map(ViewJson::from).collect::<Vec<_>>())
     }
 
     fn text(&self, style: Style, shown: &mut Shown) {
@@ -193,12 +227,13 @@ fn ping_json(name: &str, result: &Result<PingResult>) -> Value {
 }
 
 impl Report for Pings<'_> {
-    fn json(&self) -> Value {
-        Value::Array(
-            self.results
+    fn json(&self) -> String {
+        json_text(
+            &self
+                .results
                 .iter()
                 .map(|(name, r)| ping_json(name, r))
-                .collect(),
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -232,13 +267,13 @@ pub struct Readiness<'a> {
 }
 
 impl Report for Readiness<'_> {
-    fn json(&self) -> Value {
+    fn json(&self) -> String {
         let not: Vec<Value> = self
             .not_ready
             .iter()
             .map(|(n, why)| json!({"service": n, "state": why}))
             .collect();
-        json!({"ready": self.ready, "not_ready": not})
+        json_text(&json!({"ready": self.ready, "not_ready": not}))
     }
 
     fn text(&self, _: Style, shown: &mut Shown) {
@@ -248,5 +283,97 @@ impl Report for Readiness<'_> {
         for (name, why) in self.not_ready {
             shown.error(&Error::runtime(format!("not ready ({why})")).with_service(name));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::shown;
+    use crate::service::status::State;
+
+    /// The status table, exactly (columns, spacing, dashes, closed ports).
+    #[test]
+    fn the_status_table_is_aligned() {
+        let statuses = [
+            ServiceStatus {
+                name: "web".into(),
+                state: State::Running,
+                pid: Some(4242),
+                uptime_secs: Some(3725),
+                ports: vec![("WEB_PORT".into(), 8080), ("ADMIN_PORT".into(), 8081)],
+                listening: vec![8080],
+                version: Some("1.0".into()),
+                note: None,
+            },
+            ServiceStatus {
+                name: "database".into(),
+                state: State::Stale,
+                pid: None,
+                uptime_secs: None,
+                ports: vec![],
+                listening: vec![],
+                version: None,
+                note: Some("pidfile names PID 7, which is not running".into()),
+            },
+        ];
+        let text = shown(&Statuses(&statuses), false, Style::PLAIN).stdout();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "SERVICE   STATE    PID   UPTIME  PORTS                NOTE\n\
+             web       running  4242  1h02m   8080, 8081 (closed)\n\
+             database  stale    -     -       -                    pidfile names PID 7, which is not running\n"
+        );
+    }
+
+    /// The supervisor's table, exactly, with a cron service's runs in NOTE.
+    #[test]
+    fn the_supervised_status_table_is_aligned() {
+        let view = |name: &str, state: &str| ServiceView {
+            name: name.into(),
+            state: state.into(),
+            pid: None,
+            uptime_secs: None,
+            restarts: 0,
+            last_exit: None,
+            ready: false,
+            wanted: true,
+            ports: vec![],
+            version: None,
+            note: None,
+            next_run: None,
+            last_run: None,
+            handlers: None,
+        };
+        let views = [
+            ServiceView {
+                pid: Some(10),
+                uptime_secs: Some(5),
+                restarts: 2,
+                last_exit: Some("exited with status 1".into()),
+                ports: vec![("WEB_PORT".into(), 8080)],
+                ..view("web", "running")
+            },
+            ServiceView {
+                next_run: Some("2026-12-01 10:20:00".into()),
+                last_run: Some("2026-12-01 10:15:00".into()),
+                last_exit: Some("exited with status 0".into()),
+                ..view("tick", "armed")
+            },
+        ];
+        let report = SupervisedStatuses(&views);
+        let text = String::from_utf8(shown(&report, false, Style::PLAIN).stdout()).unwrap();
+        assert_eq!(
+            text,
+            "SERVICE  STATE    PID  UPTIME  RESTARTS  LAST EXIT             PORTS  NOTE\n\
+             web      running  10   5s      2         exited with status 1  8080\n\
+             tick     armed    -    -       0         exited with status 0  -      next run 2026-12-01 10:20:00; last run 2026-12-01 10:15:00\n"
+        );
+        let json = shown(&report, true, Style::PLAIN).stdout();
+        let json: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json[0]["service"], "web");
+        assert!(json[0].get("name").is_none(), "one name for the service");
+        assert_eq!(json[1]["next_run"], "2026-12-01 10:20:00");
+        assert!(json[0].get("next_run").is_none());
     }
 }

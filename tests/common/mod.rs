@@ -7,14 +7,17 @@
 //! - PORT_PREFIX reservation and small network clients (ports.rs);
 //! - real processes through /proc (procfs.rs);
 //! - files: sample packages, package copies, tree snapshots (files.rs);
+//! - placeholders for PIDs, times, paths and ports in whole outputs (golden.rs);
 //! - polling with a deadline ([`wait_until`], [`PATIENCE`]).
 
 mod files;
+mod golden;
 mod playpen;
 mod ports;
 mod procfs;
 
 pub use files::*;
+pub use golden::*;
 pub use playpen::*;
 pub use ports::*;
 pub use procfs::*;
