@@ -274,7 +274,14 @@ fn status_evaluates_no_config() {
     assert!(pp.exists("evaluated"), "start evaluates the role config");
     std::fs::remove_file(pp.path("evaluated")).unwrap();
 
-    pp.run(&["status"]).ok().says(&["a", "b", "running"]);
+    let out = pp.run(&["status"]);
+    out.ok();
+    assert_eq!(
+        golden(&pp, &out.stdout),
+        "SERVICE STATE PID UPTIME PORTS NOTE\n\
+         a running {PID} {TIME} -\n\
+         b running {PID} {TIME} -\n"
+    );
     pp.run(&["status", "--json"]).ok();
     pp.run(&["status", "a", "b"]).ok();
     assert!(
@@ -307,7 +314,7 @@ fn ping_prefers_the_project_script_then_the_package_then_status() {
 
     pp.run(&["ping", "web"])
         .ok()
-        .says(&["web", "ok", "project says hi"]);
+        .out_says(&["web: ok (", "): project says hi\n"]);
     assert_eq!(lines(&pp.path("pings")), ["project web 1.0"]);
 
     std::fs::remove_file(pp.path("services/web/ping")).unwrap();
@@ -324,7 +331,7 @@ fn ping_prefers_the_project_script_then_the_package_then_status() {
     pp.run(&["stop", "web"]).ok();
     pp.run(&["ping", "web"])
         .fails()
-        .says(&["web", "not running"]);
+        .out_says(&["web: FAILED (status): not running"]);
 }
 
 #[test]

@@ -243,6 +243,16 @@ pub fn bare_command() -> Command {
     cmd
 }
 
+/// A test that can only prove its point as root fails, loudly, when not run as root (CI
+/// runs as root), instead of passing without having tested anything.
+#[track_caller]
+pub fn needs_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root {why}: run it as root (CI does)"
+    );
+}
+
 /// Poll `cond` until it holds or `timeout` passes; returns whether it held.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
