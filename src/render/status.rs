@@ -17,6 +17,37 @@ fn dash() -> String {
     "-".to_string()
 }
 
+/// The PID and UPTIME cells.
+fn pid_uptime(pid: Option<i32>, uptime_secs: Option<u64>) -> [String; 2] {
+    [
+        pid.map_or_else(dash, |p| p.to_string()),
+        uptime_secs.map_or_else(dash, human_duration),
+    ]
+}
+
+/// A status table (a row per service, STATE coloured by `colour`), or `no services`.
+fn status_table<T>(
+    services: &[T],
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+    colour: impl Fn(&str, &str) -> String,
+) -> String {
+    if services.is_empty() {
+        return "no services\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = services.iter().map(row).collect();
+    table(headers, &rows, paint_column(1, colour))
+}
+
+/// The PORTS cell: each port as `shown` says, joined by `sep`; `-` when none.
+fn ports_cell(ports: &[(String, u16)], sep: &str, shown: impl Fn(u16) -> String) -> String {
+    if ports.is_empty() {
+        return dash();
+    }
+    let cells: Vec<String> = ports.iter().map(|(_, p)| shown(*p)).collect();
+    cells.join(sep)
+}
+
 /// `status` without a supervisor: SERVICE STATE PID UPTIME PORTS NOTE.
 pub struct Statuses<'a>(pub &'a [ServiceStatus]);
 
@@ -26,49 +57,36 @@ impl Report for Statuses<'_> {
     }
 
     fn text(&self, style: Style, shown: &mut Shown) {
-        if self.0.is_empty() {
-            shown.out("no services\n");
-            return;
-        }
-        let rows: Vec<Vec<String>> = self
-            .0
-            .iter()
-            .map(|s| {
+        let text = status_table(
+            self.0,
+            &["SERVICE", "STATE", "PID", "UPTIME", "PORTS", "NOTE"],
+            |s| {
+                let [pid, uptime] = pid_uptime(s.pid, s.uptime_secs);
+                let ports = ports_cell(&s.ports, ", ", |p| {
+                    if s.listening.contains(&p) {
+                        p.to_string()
+                    } else {
+                        format!("{p} (closed)")
+                    }
+                });
+                let note = s.note.clone().unwrap_or_default();
                 vec![
                     s.name.clone(),
                     s.state.as_str().to_string(),
-                    s.pid.map_or_else(dash, |p| p.to_string()),
-                    s.uptime_secs.map_or_else(dash, human_duration),
-                    if s.ports.is_empty() {
-                        dash()
-                    } else {
-                        s.ports
-                            .iter()
-                            .map(|(_, p)| {
-                                if s.listening.contains(p) {
-                                    p.to_string()
-                                } else {
-                                    format!("{p} (closed)")
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    },
-                    s.note.clone().unwrap_or_default(),
+                    pid,
+                    uptime,
+                    ports,
+                    note,
                 ]
-            })
-            .collect();
-        let paint = paint_column(1, |cell, padded| match cell {
-            "running" => style.green(padded),
-            "stale" => style.red(padded),
-            "unknown" => style.yellow(padded),
-            _ => padded.to_string(),
-        });
-        shown.out(&table(
-            &["SERVICE", "STATE", "PID", "UPTIME", "PORTS", "NOTE"],
-            &rows,
-            paint,
-        ));
+            },
+            |cell, padded| match cell {
+                "running" => style.green(padded),
+                "stale" => style.red(padded),
+                "unknown" => style.yellow(padded),
+                _ => padded.to_string(),
+            },
+        );
+        shown.out(&text);
     }
 }
 
@@ -145,54 +163,40 @@ impl Report for SupervisedStatuses<'_> {
     }
 
     fn text(&self, style: Style, shown: &mut Shown) {
-        if self.0.is_empty() {
-            shown.out("no services\n");
-            return;
-        }
-        let rows: Vec<Vec<String>> = self
-            .0
-            .iter()
-            .map(|s| {
+        let headers = [
+            "SERVICE",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "RESTARTS",
+            "LAST EXIT",
+            "PORTS",
+            "NOTE",
+        ];
+        let text = status_table(
+            self.0,
+            &headers,
+            |s| {
+                let [pid, uptime] = pid_uptime(s.pid, s.uptime_secs);
                 vec![
                     s.name.clone(),
                     s.state.clone(),
-                    s.pid.map_or_else(dash, |p| p.to_string()),
-                    s.uptime_secs.map_or_else(dash, human_duration),
+                    pid,
+                    uptime,
                     s.restarts.to_string(),
                     s.last_exit.clone().unwrap_or_else(dash),
-                    if s.ports.is_empty() {
-                        dash()
-                    } else {
-                        s.ports
-                            .iter()
-                            .map(|(_, p)| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    },
+                    ports_cell(&s.ports, ",", |p| p.to_string()),
                     armed_note(s),
                 ]
-            })
-            .collect();
-        let paint = paint_column(1, |cell, padded| match cell {
-            "running" | "armed" => style.green(padded),
-            "failed" => style.red(padded),
-            "backoff" | "starting" | "stopping" => style.yellow(padded),
-            _ => padded.to_string(),
-        });
-        shown.out(&table(
-            &[
-                "SERVICE",
-                "STATE",
-                "PID",
-                "UPTIME",
-                "RESTARTS",
-                "LAST EXIT",
-                "PORTS",
-                "NOTE",
-            ],
-            &rows,
-            paint,
-        ));
+            },
+            |cell, padded| match cell {
+                "running" | "armed" => style.green(padded),
+                "failed" => style.red(padded),
+                "backoff" | "starting" | "stopping" => style.yellow(padded),
+                _ => padded.to_string(),
+            },
+        );
+        shown.out(&text);
     }
 }
 

@@ -49,7 +49,11 @@ impl PkgCopy {
         let copy = PkgCopy::empty(&format!("echo-{version}"));
         copy_tree(&sample("echo"), &copy.path);
         copy.rename_prefix("echo-1.0.", &format!("echo-{version}."));
-        copy.replace("bin/echo-server", "VERSION = \"1.0\"", &format!("VERSION = \"{version}\""));
+        copy.replace(
+            "bin/echo-server",
+            "VERSION = \"1.0\"",
+            &format!("VERSION = \"{version}\""),
+        );
         copy.write("share/echo/VERSION", &format!("{version}\n"));
         for file in ["config", "profile", "ping"] {
             copy.replace(

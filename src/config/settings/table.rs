@@ -137,11 +137,17 @@ impl Kind for Bytes {
     }
 }
 
-/// One word (a program, a script, a name), trimmed.
-pub struct Word;
-impl Kind for Word {
+/// Text: one word (a program, a script, a name), trimmed; or (`RAW`) an sh command
+/// string, as written.
+pub struct Text<const RAW: bool>;
+impl<const RAW: bool> Kind for Text<RAW> {
     type Value = Option<String>;
-    const RULE: &'static str = "a word";
+    const RULE: &'static str = if RAW {
+        "an sh command string"
+    } else {
+        "a word"
+    };
+    const RAW: bool = RAW;
     fn parse(text: &str) -> Option<Option<String>> {
         Some(Some(text.to_string()))
     }
@@ -150,19 +156,10 @@ impl Kind for Word {
     }
 }
 
+/// One word (a program, a script, a name), trimmed.
+pub type Word = Text<false>;
 /// An sh command string, as written.
-pub struct Command;
-impl Kind for Command {
-    type Value = Option<String>;
-    const RULE: &'static str = "an sh command string";
-    const RAW: bool = true;
-    fn parse(text: &str) -> Option<Option<String>> {
-        Some(Some(text.to_string()))
-    }
-    fn unset() -> Option<String> {
-        None
-    }
-}
+pub type Command = Text<true>;
 
 /// A whitespace-separated list.
 pub struct List;
