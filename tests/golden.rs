@@ -684,3 +684,285 @@ fn json_of_the_playpen_commands() {
 "##,
     );
 }
+
+/// A package `tick` of version `version`: one service running `sleep 1000`, one
+/// optional typed variable.
+fn tick(version: &str) -> PkgCopy {
+    let pkg = PkgCopy::empty(&format!("tick-{version}"));
+    pkg.write(&format!("tick-{version}.services"), "tick\n");
+    pkg.write(
+        &format!("tick-{version}.config"),
+        "service_program=sleep\n\
+         service_flags=1000\n\
+         service_stop_before_upgrade=0\n\
+         service_optional_envars=TICK_EVERY\n\
+         envar_TICK_EVERY_type=nonnegative\n\
+         envar_TICK_EVERY_default=5\n",
+    );
+    pkg
+}
+
+/// package install (a first install, then an upgrade), new-service, pre-upgrade,
+/// post-upgrade, remove-service and package remove --json; print-config --json of a
+/// service evaluated in a known environment.
+#[test]
+fn json_of_the_package_commands() {
+    let pp = Playpen::with_services(&["tick"]);
+    let v1 = tick("1.0");
+    let out = pp.run(&[
+        "package",
+        "install",
+        &v1.path.display().to_string(),
+        "--json",
+    ]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "package install --json",
+        &out.stdout,
+        r##"{
+  "package": "tick-1.0",
+  "replaced": null,
+  "files": 2,
+  "services": [
+    {
+      "service": "tick",
+      "newly_registered": true,
+      "missing": [],
+      "missing_script": "",
+      "in_role": true
+    }
+  ],
+  "upgrade": null
+}
+"##,
+    );
+    let out = pp.run(&["new-service", "tick", "--json"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "new-service --json",
+        &out.stdout,
+        r##"[
+  {
+    "service": "tick",
+    "newly_registered": false,
+    "missing": [],
+    "missing_script": "",
+    "in_role": true
+  }
+]
+"##,
+    );
+    pp.start(&["tick"]);
+    let out = pp.run(&["pre-upgrade", "tick", "--json"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "pre-upgrade --json",
+        &out.stdout,
+        r##"{
+  "stopped": [],
+  "started": [],
+  "restarted": [],
+  "reloaded": [],
+  "marked": [
+    "tick"
+  ],
+  "warnings": []
+}
+"##,
+    );
+    let out = pp.run(&["post-upgrade", "tick", "--json"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "post-upgrade --json",
+        &out.stdout,
+        r##"{
+  "stopped": [],
+  "started": [],
+  "restarted": [
+    "tick"
+  ],
+  "reloaded": [],
+  "marked": [],
+  "warnings": []
+}
+"##,
+    );
+    let v2 = tick("2.0");
+    let out = pp.run(&["package", "install", &v2.path.display().to_string()]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "package install (an upgrade)",
+        &out.stdout,
+        r##"upgraded tick-1.0 to tick-2.0 (2 files)
+restarted: tick
+tick: already registered (checked again)
+"##,
+    );
+    let mut cmd = pp.command();
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("NO_COLOR", "1")
+        .args(["print-config", "tick", "--json"]);
+    let out = run_command(&mut cmd);
+    out.ok();
+    assert_golden(
+        &pp,
+        "print-config --json",
+        &out.stdout,
+        r##"{
+  "environment": {
+    "LOCAL_RUNVAR": "{ROOT}/var/run",
+    "LOCAL_VAR": "{ROOT}/var",
+    "NO_COLOR": "1",
+    "PATH": "/usr/bin:/bin",
+    "PLAYPEN_ROLE": "dev",
+    "PLAYPEN_ROOT": "{ROOT}",
+    "PORT_PREFIX": "8000",
+    "SERVICE_NAME": "tick",
+    "SERVICE_OUTPUT_FILE": "{ROOT}/var/run/tick.output",
+    "SERVICE_PIDFILE": "{ROOT}/var/run/tick.pid",
+    "SERVICE_UPGRADED": "0",
+    "SERVICE_VERSION": "2.0",
+    "TICK_EVERY": "5",
+    "playpen_services": "tick"
+  },
+  "fragments": [
+    "{ROOT}/ext/services/tick-2.0/config"
+  ],
+  "service": "tick",
+  "variables": {
+    "LOCAL_RUNVAR": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "{ROOT}/var/run"
+    },
+    "LOCAL_VAR": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "{ROOT}/var"
+    },
+    "NO_COLOR": {
+      "exported": true,
+      "origin": "(environment)",
+      "value": "1"
+    },
+    "PATH": {
+      "exported": true,
+      "origin": "(environment)",
+      "value": "/usr/bin:/bin"
+    },
+    "PLAYPEN_ROLE": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "dev"
+    },
+    "PLAYPEN_ROOT": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "{ROOT}"
+    },
+    "PORT_PREFIX": {
+      "exported": true,
+      "origin": "{ROOT}/etc/roles/dev/config",
+      "value": "8000"
+    },
+    "SERVICE_NAME": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "tick"
+    },
+    "SERVICE_OUTPUT_FILE": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "{ROOT}/var/run/tick.output"
+    },
+    "SERVICE_PIDFILE": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "{ROOT}/var/run/tick.pid"
+    },
+    "SERVICE_VERSION": {
+      "exported": true,
+      "origin": "(servicectl)",
+      "value": "2.0"
+    },
+    "envar_TICK_EVERY_default": {
+      "exported": false,
+      "origin": "{ROOT}/ext/services/tick-2.0/config",
+      "value": "5"
+    },
+    "envar_TICK_EVERY_type": {
+      "exported": false,
+      "origin": "{ROOT}/ext/services/tick-2.0/config",
+      "value": "nonnegative"
+    },
+    "playpen_services": {
+      "exported": true,
+      "origin": "{ROOT}/etc/roles/dev/config",
+      "value": "tick"
+    },
+    "service_flags": {
+      "exported": false,
+      "origin": "{ROOT}/ext/services/tick-2.0/config",
+      "value": "1000"
+    },
+    "service_optional_envars": {
+      "exported": false,
+      "origin": "{ROOT}/ext/services/tick-2.0/config",
+      "value": "TICK_EVERY"
+    },
+    "service_program": {
+      "exported": false,
+      "origin": "{ROOT}/ext/services/tick-2.0/config",
+      "value": "sleep"
+    },
+    "service_stop_before_upgrade": {
+      "exported": false,
+      "origin": "{ROOT}/ext/services/tick-2.0/config",
+      "value": "0"
+    }
+  },
+  "version": "2.0"
+}
+"##,
+    );
+    let out = pp.run(&["remove-service", "tick", "--json"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "remove-service --json",
+        &out.stdout,
+        r##"[
+  {
+    "service": "tick",
+    "stopped": true,
+    "unregistered": true,
+    "removed_files": [
+      "{ROOT}/var/linkfarm/tick"
+    ]
+  }
+]
+"##,
+    );
+    let out = pp.run(&["package", "remove", "tick", "--json"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "package remove --json",
+        &out.stdout,
+        r##"[
+  {
+    "service": "tick",
+    "stopped": false,
+    "unregistered": false,
+    "removed_files": []
+  }
+]
+"##,
+    );
+}

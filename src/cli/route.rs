@@ -61,7 +61,6 @@ fn result(row: Row) -> (String, Result<Outcome>) {
 
 /// Print the supervisor's answer as the command prints its own; the exit code.
 fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
-    let style = Style::for_stdout();
     match reply {
         Reply::Error { error } => {
             let e = Error::from(error);
@@ -75,21 +74,19 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
                 }
                 _ => 0,
             };
-            let progress = render::Progress::new(cli.json, style, named);
             let results: ops::Results<Outcome> = results.into_iter().map(result).collect();
-            for (name, r) in &results {
-                progress.service_done(name, r);
-            }
-            let failed = results.iter().any(|(_, r)| r.is_err());
             let role = playpen.role_config(&playpen.role().unwrap_or_default());
-            if matches!(op, Op::Shutdown) && !cli.json {
-                render::out(&format!(
-                    "supervisor of {} shut down\n",
-                    playpen.root.display()
-                ));
-            }
-            progress.finish(&results, &warnings, &role);
-            exit::failed_if(failed)
+            render::show(
+                &render::progress::Answered {
+                    results: &results,
+                    warnings: &warnings,
+                    named,
+                    shut_down: matches!(op, Op::Shutdown).then_some(playpen.root.as_path()),
+                    role_config: &role,
+                },
+                cli.json,
+            );
+            exit::failed_if(results.iter().any(|(_, r)| r.is_err()))
         }
         Reply::Status { services } => {
             render::show(&status::SupervisedStatuses(&services), cli.json);
@@ -118,12 +115,7 @@ pub fn direct(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::Shutdown => {
             let playpen = Playpen::discover(cli.playpen.as_deref())?;
-            if !cli.json {
-                render::out(&format!(
-                    "no supervisor runs for {}\n",
-                    playpen.root.display()
-                ));
-            }
+            render::show(&status::NoSupervisor(&playpen.root), cli.json);
             Ok(exit::OK)
         }
         Command::Enable { services } | Command::Disable { services } => {

@@ -1,8 +1,9 @@
 //! start, stop, restart, up and down: a line per service as it finishes, then those
 //! left as they were summed up; on a terminal, a live status line under them.
 
-use super::sink::{error, out, print_json, warnings};
+use super::sink::{json_text, out};
 use super::style::Style;
+use super::{Report, Shown};
 use crate::error::Result;
 use crate::ops::{Results, Step};
 use crate::service::outcome::Outcome;
@@ -243,46 +244,136 @@ impl Progress {
         if self.json {
             return;
         }
-        match result {
-            Ok(outcome) if outcome.is_unchanged() && self.sum_up_unchanged => {
-                self.unchanged
-                    .lock()
-                    .expect("not poisoned")
-                    .push((name.to_string(), outcome.clone()));
-            }
-            Ok(outcome) => out(&outcome_line(name, outcome, self.style)),
-            Err(e) => error(e),
-        }
+        let mut shown = Shown::default();
+        let mut unchanged = self.unchanged.lock().expect("not poisoned");
+        finished(
+            name,
+            result,
+            self.sum_up_unchanged.then_some(&mut *unchanged),
+            self.style,
+            &mut shown,
+        );
+        shown.write();
     }
 
     /// After the operation: `role_config` names where to list services when there were
     /// none to act on.
-    pub fn finish(self, results: &Results<Outcome>, warnings_: &[String], role_config: &Path) {
+    pub fn finish(self, results: &Results<Outcome>, warnings: &[String], role_config: &Path) {
         if let Some(live) = &self.live {
             Self::blank(&mut live.lock().expect("not poisoned"));
         }
-        if results.is_empty() && !self.json {
-            out(&nothing_to_do(role_config));
-        }
-        warnings(warnings_);
         let unchanged = self.unchanged.into_inner().expect("not poisoned");
-        out(&unchanged_summary(&unchanged));
         let reported = self.reported.into_inner().expect("not poisoned");
+        let mut shown = Shown::default();
+        ending(
+            results,
+            warnings,
+            &unchanged,
+            role_config,
+            self.json,
+            &mut shown,
+        );
         if self.json {
-            let rows: Vec<Value> = results
-                .iter()
-                .map(|(name, r)| outcome_json(name, r))
-                .collect();
-            print_json(&rows);
-            return;
-        }
-        for (name, result) in results {
-            if let Err(e) = result
-                && !reported.contains(name)
-            {
-                error(e);
+            shown.out(&outcomes_json(results));
+        } else {
+            for (name, result) in results {
+                if let Err(e) = result
+                    && !reported.contains(name)
+                {
+                    shown.error(e);
+                }
             }
         }
+        shown.write();
+    }
+}
+
+/// One finished service: its line (or error); an unchanged one is kept in `unchanged`
+/// (when given) for the summary at the end.
+fn finished(
+    name: &str,
+    result: &Result<Outcome>,
+    unchanged: Option<&mut Vec<(String, Outcome)>>,
+    style: Style,
+    shown: &mut Shown,
+) {
+    match (result, unchanged) {
+        (Ok(outcome), Some(unchanged)) if outcome.is_unchanged() => {
+            unchanged.push((name.to_string(), outcome.clone()));
+        }
+        (Ok(outcome), _) => {
+            shown.out(&outcome_line(name, outcome, style));
+        }
+        (Err(e), _) => {
+            shown.error(e);
+        }
+    }
+}
+
+/// The end of the text: there was nothing to act on; the warnings; those left as they
+/// were, summed up.
+fn ending(
+    results: &Results<Outcome>,
+    warnings: &[String],
+    unchanged: &[(String, Outcome)],
+    role_config: &Path,
+    json: bool,
+    shown: &mut Shown,
+) {
+    if results.is_empty() && !json {
+        shown.out(&nothing_to_do(role_config));
+    }
+    shown.warnings(warnings);
+    shown.out(&unchanged_summary(unchanged));
+}
+
+/// The `--json` document: a row per service.
+fn outcomes_json(results: &Results<Outcome>) -> String {
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|(name, r)| outcome_json(name, r))
+        .collect();
+    json_text(&rows)
+}
+
+/// What a supervisor answered to start, stop, restart, up, down or shutdown, shown as
+/// the command shows its own results (without a live line: they come at once).
+pub struct Answered<'a> {
+    pub results: &'a Results<Outcome>,
+    pub warnings: &'a [String],
+    /// Services were named (one): each unchanged one gets its own line.
+    pub named: usize,
+    /// A shutdown: the supervisor of this playpen is gone.
+    pub shut_down: Option<&'a Path>,
+    pub role_config: &'a Path,
+}
+
+impl Report for Answered<'_> {
+    fn json(&self) -> String {
+        outcomes_json(self.results)
+    }
+
+    fn text(&self, style: Style, shown: &mut Shown) {
+        let mut unchanged = Vec::new();
+        for (name, result) in self.results {
+            let sum_up = (self.named != 1).then_some(&mut unchanged);
+            finished(name, result, sum_up, style, shown);
+        }
+        if let Some(root) = self.shut_down {
+            shown.out(&format!("supervisor of {} shut down\n", root.display()));
+        }
+        ending(
+            self.results,
+            self.warnings,
+            &unchanged,
+            self.role_config,
+            false,
+            shown,
+        );
+    }
+
+    fn json_notes(&self, shown: &mut Shown) {
+        shown.warnings(self.warnings);
     }
 }
 

@@ -264,6 +264,20 @@ impl Report for Pings<'_> {
     }
 }
 
+/// `shutdown` when no supervisor runs: nothing was stopped (`[]`, as a supervisor's
+/// shutdown lists what it stopped).
+pub struct NoSupervisor<'a>(pub &'a std::path::Path);
+
+impl Report for NoSupervisor<'_> {
+    fn json(&self) -> String {
+        json_text(&Vec::<Value>::new())
+    }
+
+    fn text(&self, _: Style, shown: &mut Shown) {
+        shown.out(&format!("no supervisor runs for {}\n", self.0.display()));
+    }
+}
+
 /// `wait`: the services that are ready, and those that are not with why (errors).
 pub struct Readiness<'a> {
     pub ready: &'a [String],
