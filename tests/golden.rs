@@ -588,6 +588,22 @@ db stopped - - -
 web stopped - - -
 "##,
     );
+    let out = pp.run(&["shutdown"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "shutdown without a supervisor",
+        &out.stdout,
+        "no supervisor runs for {ROOT}\n",
+    );
+    let out = pp.run(&["shutdown", "--json"]);
+    out.ok();
+    assert_golden(
+        &pp,
+        "shutdown --json without a supervisor",
+        &out.stdout,
+        "[]\n",
+    );
 }
 
 /// Shuts the supervisor down however the test ends, and shows what that printed.
