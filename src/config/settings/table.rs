@@ -5,8 +5,10 @@
 //! From [`TABLE`] come the defaults ([`Settings::default`]), the list of known settings
 //! (checked for UTF-8 before anything is read), the parsing of every simple setting,
 //! and the table of docs/packaging.md (a test keeps it in sync). A new setting is one
-//! row here and its field in [`Settings`]; one that needs more than its kind's parser
-//! (a combination, a schedule) is a row in the `by hand` part, read by `Settings::read`.
+//! row here and its field in [`Settings`] (with its blank value in `Settings::default`,
+//! which the compiler asks for; the row gives the default). One that needs more than
+//! its kind's parser (a combination, a schedule) is a row in the `by_hand` part, read
+//! by `Settings::read` with `Reader::get::<Kind>` and the row's default.
 
 use super::Settings;
 use crate::config::ServiceConfig;
