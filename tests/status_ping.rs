@@ -345,8 +345,13 @@ fn a_failing_ping_fails_the_command_and_says_why() {
     );
     pp.start(&["good", "bad"]);
     let out = pp.run(&["ping", "good", "bad"]);
-    out.fails()
-        .says(&["good: ok", "bad", "no answer on port 8080"]);
+    out.fails().out_says(&[
+        "good: ok (status): running (pid ",
+        &format!(
+            "bad: FAILED ({}): exited with status 2: no answer on port 8080\n",
+            pp.path("bin/bad-ping").display()
+        ),
+    ]);
     let json = pp.run(&["ping", "good", "bad", "--json"]).fails().json();
     let ok: Vec<(String, bool)> = json
         .as_array()

@@ -454,7 +454,7 @@ fn dependants_start_once_what_they_depend_on_is_ready_and_wait_says_so() {
     );
     pp.run(&["wait", "db", "--timeout", "0.5"])
         .code_is(1)
-        .says(&["db", "not ready"]);
+        .err_says(&["servicectl: db: not ready ("]);
     pp.write("var/db-ready", "");
     pp.run(&["wait", "db", "app", "--timeout", "20"])
         .ok()
