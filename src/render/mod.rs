@@ -23,7 +23,7 @@ pub mod style;
 pub mod table;
 
 pub use progress::Progress;
-pub use sink::{Output, err, error, out, print_json, stdout_failure, warning, warnings};
+pub use sink::{Output, err, error, out, stdout_failure};
 pub use style::Style;
 
 use crate::error::Error;
@@ -105,7 +105,7 @@ impl Shown {
             .iter()
             .filter_map(|p| match p {
                 Piece::Out(_) => None,
-                Piece::Error(text) => Some(format!("{} {text}", style.red("servicectl:"))),
+                Piece::Error(text) => Some(sink::error_text(text, style)),
                 Piece::Warning(text) => Some(sink::warning_line(text, style)),
                 Piece::Note(text) => Some(text.clone()),
             })
@@ -118,7 +118,7 @@ impl Shown {
         for piece in &self.pieces {
             match piece {
                 Piece::Out(bytes) => out(bytes),
-                Piece::Error(text) => err(&format!("{} {text}", err_style.red("servicectl:"))),
+                Piece::Error(text) => err(&sink::error_text(text, err_style)),
                 Piece::Warning(text) => err(&sink::warning_line(text, err_style)),
                 Piece::Note(text) => err(text),
             }
@@ -170,5 +170,52 @@ impl Report for Failed<'_> {
     }
     fn json_notes(&self, shown: &mut Shown) {
         shown.error(self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::status::PingResult;
+
+    /// One report, two forms: the text with its errors on stderr, or one JSON document
+    /// with the errors still on stderr.
+    #[test]
+    fn a_report_has_one_text_form_and_one_json_form() {
+        let results = vec![
+            (
+                "web".to_string(),
+                Ok(PingResult {
+                    name: "web".into(),
+                    ok: true,
+                    by: "status".into(),
+                    detail: "running (pid 7)".into(),
+                }),
+            ),
+            (
+                "db".to_string(),
+                Err(Error::runtime("cannot ping").with_service("db")),
+            ),
+        ];
+        let report = status::Pings {
+            results: &results,
+            warnings: &["db: something to know".to_string()],
+            role_config: "/p/etc/roles/dev/config".into(),
+        };
+        let text = shown(&report, false, Style::PLAIN);
+        assert_eq!(
+            String::from_utf8(text.stdout()).unwrap(),
+            "web: ok (status): running (pid 7)\n"
+        );
+        assert_eq!(
+            text.stderr(),
+            "servicectl: warning: db: something to know\nservicectl: db: cannot ping\n"
+        );
+        let json = shown(&report, true, Style::PLAIN);
+        assert_eq!(
+            String::from_utf8(json.stdout()).unwrap(),
+            "[\n  {\n    \"by\": \"status\",\n    \"detail\": \"running (pid 7)\",\n    \"ok\": true,\n    \"service\": \"web\"\n  },\n  {\n    \"error\": \"db: cannot ping\",\n    \"ok\": false,\n    \"service\": \"db\"\n  }\n]\n"
+        );
+        assert_eq!(json.stderr(), text.stderr());
     }
 }

@@ -95,7 +95,12 @@ pub fn err(line: &str) {
 
 /// `servicectl: SERVICE: what happened — what to do`, as every error looks.
 pub fn error_line(e: &Error, style: Style) -> String {
-    format!("{} {e}", style.red("servicectl:"))
+    error_text(&e.to_string(), style)
+}
+
+/// An error's text (`SERVICE: what happened — what to do`) as the line stderr gets.
+pub fn error_text(text: &str, style: Style) -> String {
+    format!("{} {text}", style.red("servicectl:"))
 }
 
 /// `servicectl: warning: …`.
@@ -106,19 +111,6 @@ pub fn warning_line(text: &str, style: Style) -> String {
 /// Print an error the way every servicectl error looks.
 pub fn error(e: &Error) {
     err(&error_line(e, Style::for_stderr()));
-}
-
-pub fn warning(text: &str) {
-    err(&warning_line(text, Style::for_stderr()));
-}
-
-pub fn warnings(texts: &[String]) {
-    texts.iter().for_each(|w| warning(w));
-}
-
-/// The one JSON document of a `--json` run.
-pub fn print_json(value: &impl serde::Serialize) {
-    out(&json_text(value));
 }
 
 /// A JSON document as `--json` prints it: pretty, one newline at the end.
