@@ -91,21 +91,13 @@ impl Error {
             0 => None,
             1 => errors.pop(),
             n => {
+                debug_assert_eq!(n, errors.len());
                 let kind = errors[0].kind;
-                let lines: Vec<String> = errors
-                    .iter()
-                    .map(|e| {
-                        let mut line = e.message.replace('\n', "\n    ");
-                        if let Some(hint) = &e.hint {
-                            line.push_str(&format!(" — {hint}"));
-                        }
-                        line
-                    })
-                    .collect();
+                let lines: Vec<String> = errors.iter().map(Error::detail).collect();
                 Some(Error {
                     kind,
                     service: Some(service.to_string()),
-                    message: format!("{n} problems:\n  {}", lines.join("\n  ")),
+                    message: list_text(None, &lines),
                     hint: None,
                 })
             }
@@ -125,6 +117,22 @@ impl Error {
         self.hint = Some(hint.into());
         self
     }
+}
+
+/// The one form of a list of problems: `N problems[ with WHAT]:` and each on a line of
+/// its own, indented (its own further lines indented more).
+pub fn list_text(what: Option<&str>, lines: &[String]) -> String {
+    let mut text = format!("{} problems", lines.len());
+    if let Some(what) = what {
+        text.push_str(" with ");
+        text.push_str(what);
+    }
+    text.push(':');
+    for line in lines {
+        text.push_str("\n  ");
+        text.push_str(&line.replace('\n', "\n    "));
+    }
+    text
 }
 
 impl Error {

@@ -4,7 +4,9 @@
 //! top of this list to the bottom:
 //!
 //! - [`cli`]: parse the command line, call [`ops`] (or, when one runs, the playpen's
-//!   supervisor through [`control`]), render tables, JSON and errors.
+//!   supervisor through [`control`]), hand the result to [`render`].
+//! - [`render`]: the one output layer: each report's text and JSON form, tables,
+//!   colour, the progress line, and the sink every byte of output goes through.
 //! - [`supervise`]: the supervisor daemon: one event loop keeping the services alive.
 //! - [`ops`]: the commands as library calls, across services in dependency order.
 //! - [`service`]: one service made ready ([`service::prepare`]) and acted on: start,
@@ -22,6 +24,7 @@ pub mod error;
 pub mod ops;
 pub mod playpen;
 pub mod process;
+pub mod render;
 pub mod service;
 pub mod supervise;
 pub mod text;

@@ -39,3 +39,9 @@ pub fn human_duration(secs: u64) -> String {
         s => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
     }
 }
+
+/// Text that may span lines (a description) on one line: messages and comments must
+/// not break.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -167,3 +167,36 @@ fn json_rows_carry_each_outcome_and_its_pid() {
         serde_json::json!({"service": "plain", "ok": true, "result": "already-stopped", "pid": null})
     );
 }
+
+/// Every byte of stdout goes through render/sink.rs: `print!` panics on a closed pipe
+/// (Rust ignores SIGPIPE), so no other file of src/ may use it.
+#[test]
+fn nothing_but_the_sink_prints_to_stdout() {
+    fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("src/ is readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or("");
+                    let prints = ["print!(", "println!("].iter().any(|m| {
+                        code.match_indices(m)
+                            .any(|(i, _)| !code[..i].ends_with('e'))
+                    });
+                    if prints {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repo().join("src"), &mut found);
+    assert_eq!(
+        found,
+        Vec::<String>::new(),
+        "print!/println! outside render/sink.rs"
+    );
+}

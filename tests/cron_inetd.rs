@@ -73,7 +73,7 @@ fn status_of(pp: &Playpen, name: &str) -> serde_json::Value {
         .or_else(|| json.as_array().cloned())
         .unwrap_or_else(|| panic!("status --json: {}", out.all()));
     list.into_iter()
-        .find(|s| s["name"] == name)
+        .find(|s| s["service"] == name)
         .unwrap_or_else(|| panic!("{name} not in {json}"))
 }
 

@@ -18,10 +18,6 @@ fn mkfifo(path: &Path) {
         .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// A relative name that, joined onto `var/run/` of `pp` (with `var/run/sub/` made so
 /// that it resolves), climbs to the file system root and then down to `target`.
 fn climbing_name(pp: &Playpen, target: &Path) -> String {
@@ -363,14 +359,11 @@ fn a_pidfile_of_65530_characters_does_not_panic_status() {
 
 #[test]
 fn a_playpen_closed_to_another_user_says_permission_denied() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run servicectl as another user (nobody)");
-        return;
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("skipped: no setpriv");
-        return;
-    }
+    needs_root("to run servicectl as another user (nobody)");
+    assert!(
+        Command::new("setpriv").arg("--version").output().is_ok(),
+        "this test needs setpriv (util-linux; scripts/install-deps installs it)"
+    );
     let pp = Playpen::new();
     pp.sleeper_service("web", "");
     // Playpen::new's root is a 0700 temporary directory owned by root.
@@ -477,14 +470,8 @@ impl Drop for Mount {
 
 #[test]
 fn a_read_only_file_system_is_called_one() {
-    if !is_root() {
-        eprintln!("skipped: needs root to mount a read-only tmpfs");
-        return;
-    }
-    let Some(mount) = Mount::tmpfs() else {
-        eprintln!("skipped: cannot mount a tmpfs here");
-        return;
-    };
+    needs_root("to mount a read-only tmpfs");
+    let mount = Mount::tmpfs().expect("root can mount a tmpfs (this test needs CAP_SYS_ADMIN)");
     let root = mount.dir.path().join("pp");
     run_command(bare_command().arg("init").arg(&root)).ok();
     write_file(

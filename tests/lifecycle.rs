@@ -367,7 +367,7 @@ fn service_no_pidfile_needs_a_ping() {
     assert!(alive(pid));
     pp.run(&["ping", "web"])
         .ok()
-        .says(&["web", "ok", &format!("alive {pid}")]);
+        .out_says(&["web: ok (", &format!("): alive {pid}\n")]);
 }
 
 /// service_no_pidfile=1 with a service_start script needs a service_stop script:

@@ -16,6 +16,7 @@ mod config_eval;
 mod cron_inetd;
 mod ecosystem;
 mod envars;
+mod golden;
 mod harden_files;
 mod harden_signals;
 mod harden_tracking;

@@ -11,7 +11,7 @@ fn status_names(out: &Out) -> Vec<String> {
         .as_array()
         .expect("status --json is an array")
         .iter()
-        .map(|s| s["name"].as_str().expect("name").to_string())
+        .map(|s| s["service"].as_str().expect("service").to_string())
         .collect()
 }
 

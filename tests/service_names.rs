@@ -60,7 +60,7 @@ fn hand_installed_worker_2_beside_worker_and_svc_000() {
         .iter()
         .map(|r| {
             (
-                r["name"].as_str().unwrap().to_string(),
+                r["service"].as_str().unwrap().to_string(),
                 r["state"].as_str().unwrap().to_string(),
             )
         })

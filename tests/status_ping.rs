@@ -46,10 +46,10 @@ fn status_table_json_and_lsb_exit_codes() {
 
     assert_eq!(pp.run(&["status", "a"]).code, 0);
     let json = pp.run(&["status", "--json"]).json();
-    assert_eq!(json[0]["name"], "a");
+    assert_eq!(json[0]["service"], "a");
     assert_eq!(json[0]["state"], "running");
     assert_eq!(json[0]["pid"], a);
-    assert_eq!(json[1]["name"], "b");
+    assert_eq!(json[1]["service"], "b");
     assert_eq!(json[1]["state"], "stopped");
     assert!(json[1]["pid"].is_null());
 
@@ -274,7 +274,14 @@ fn status_evaluates_no_config() {
     assert!(pp.exists("evaluated"), "start evaluates the role config");
     std::fs::remove_file(pp.path("evaluated")).unwrap();
 
-    pp.run(&["status"]).ok().says(&["a", "b", "running"]);
+    let out = pp.run(&["status"]);
+    out.ok();
+    assert_eq!(
+        golden(&pp, &out.stdout),
+        "SERVICE STATE PID UPTIME PORTS NOTE\n\
+         a running {PID} {TIME} -\n\
+         b running {PID} {TIME} -\n"
+    );
     pp.run(&["status", "--json"]).ok();
     pp.run(&["status", "a", "b"]).ok();
     assert!(
@@ -307,7 +314,7 @@ fn ping_prefers_the_project_script_then_the_package_then_status() {
 
     pp.run(&["ping", "web"])
         .ok()
-        .says(&["web", "ok", "project says hi"]);
+        .out_says(&["web: ok (", "): project says hi\n"]);
     assert_eq!(lines(&pp.path("pings")), ["project web 1.0"]);
 
     std::fs::remove_file(pp.path("services/web/ping")).unwrap();
@@ -324,7 +331,7 @@ fn ping_prefers_the_project_script_then_the_package_then_status() {
     pp.run(&["stop", "web"]).ok();
     pp.run(&["ping", "web"])
         .fails()
-        .says(&["web", "not running"]);
+        .out_says(&["web: FAILED (status): not running"]);
 }
 
 #[test]
@@ -338,8 +345,13 @@ fn a_failing_ping_fails_the_command_and_says_why() {
     );
     pp.start(&["good", "bad"]);
     let out = pp.run(&["ping", "good", "bad"]);
-    out.fails()
-        .says(&["good: ok", "bad", "no answer on port 8080"]);
+    out.fails().out_says(&[
+        "good: ok (status): running (pid ",
+        &format!(
+            "bad: FAILED ({}): exited with status 2: no answer on port 8080\n",
+            pp.path("bin/bad-ping").display()
+        ),
+    ]);
     let json = pp.run(&["ping", "good", "bad", "--json"]).fails().json();
     let ok: Vec<(String, bool)> = json
         .as_array()
@@ -347,7 +359,7 @@ fn a_failing_ping_fails_the_command_and_says_why() {
         .iter()
         .map(|p| {
             (
-                p["name"].as_str().unwrap().to_string(),
+                p["service"].as_str().unwrap().to_string(),
                 p["ok"].as_bool().unwrap(),
             )
         })

@@ -116,7 +116,7 @@ fn view(pp: &Playpen, name: &str) -> serde_json::Value {
     out.no_panic();
     let rows = out.json();
     rows.as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+        .and_then(|rows| rows.iter().find(|r| r["service"] == name))
         .cloned()
         .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
 }
@@ -130,7 +130,7 @@ fn wait_state(pp: &Playpen, sup: &Supervisor, name: &str, state: &str) -> serde_
         last = match serde_json::from_str::<serde_json::Value>(&out.stdout) {
             Ok(rows) => rows
                 .as_array()
-                .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+                .and_then(|rows| rows.iter().find(|r| r["service"] == name))
                 .cloned()
                 .unwrap_or_default(),
             Err(_) => serde_json::Value::String(out.to_string()),
@@ -454,7 +454,7 @@ fn dependants_start_once_what_they_depend_on_is_ready_and_wait_says_so() {
     );
     pp.run(&["wait", "db", "--timeout", "0.5"])
         .code_is(1)
-        .says(&["db", "not ready"]);
+        .err_says(&["servicectl: db: not ready ("]);
     pp.write("var/db-ready", "");
     pp.run(&["wait", "db", "app", "--timeout", "20"])
         .ok()
@@ -632,7 +632,7 @@ fn each_runs_once_and_is_known(pp: &Playpen, sup: &Supervisor, names: &[String])
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["name"] == name.as_str())
+            .find(|r| r["service"] == name.as_str())
             .unwrap_or_else(|| panic!("{name} unknown to the supervisor: {out}"));
         assert_eq!(row["pid"], procs[0], "{name}: {row}");
         assert_eq!(row["state"], "running");

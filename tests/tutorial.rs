@@ -47,53 +47,6 @@ fn steps(markdown: &str) -> Vec<(String, String)> {
     steps
 }
 
-/// The placeholders of the tutorial, applied to real output.
-fn mask(text: &str, root: &Path, prefix: u16) -> String {
-    let mut text = text.to_string();
-    if let Ok(canonical) = root.canonicalize() {
-        text = text.replace(&canonical.display().to_string(), "{ROOT}");
-    }
-    text = text.replace(&root.display().to_string(), "{ROOT}");
-    let ports = regex::Regex::new(&format!(r"\b{}(\d\d)\b", prefix / 100)).unwrap();
-    text = ports.replace_all(&text, "80$1").into_owned();
-    let pid = regex::Regex::new(r"(?i)\b(pid) \d+").unwrap();
-    text = pid.replace_all(&text, "$1 {PID}").into_owned();
-    // Table columns: PID and UPTIME cells (replaced in place, the spacing kept).
-    let word = regex::Regex::new(r"\S+").unwrap();
-    let mut columns: Vec<(usize, &str)> = Vec::new();
-    let mut lines = Vec::new();
-    for line in text.lines() {
-        let words: Vec<regex::Match> = word.find_iter(line).collect();
-        if words.iter().any(|w| matches!(w.as_str(), "PID" | "UPTIME")) {
-            columns = words
-                .iter()
-                .enumerate()
-                .filter_map(|(i, w)| match w.as_str() {
-                    "PID" => Some((i, "{PID}")),
-                    "UPTIME" => Some((i, "{TIME}")),
-                    _ => None,
-                })
-                .collect();
-            lines.push(line.to_string());
-            continue;
-        }
-        if words.is_empty() {
-            columns.clear();
-        }
-        let mut masked = line.to_string();
-        // From the right, so that earlier ranges stay valid.
-        for (i, placeholder) in columns.iter().rev() {
-            if let Some(w) = words.get(*i)
-                && w.as_str().starts_with(|c: char| c.is_ascii_digit())
-            {
-                masked.replace_range(w.range(), placeholder);
-            }
-        }
-        lines.push(masked);
-    }
-    lines.join("\n") + "\n"
-}
-
 /// For comparing: runs of spaces as one, no empty lines, the lines in sorted order.
 fn normal(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text

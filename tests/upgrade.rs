@@ -1,4 +1,4 @@
-//! Upgrades (SPEC §8): echo 1.0 → packages/testing/echo-1.1 while it runs;
+//! Upgrades (SPEC §8): echo 1.0 → echo 1.1 (PkgCopy::echo_version) while it runs;
 //! pre-upgrade / post-upgrade with services that depend on the package
 //! (service_packages) and their stop/restart settings; SERVICE_UPGRADED as the new
 //! processes really see it (/proc/PID/environ); pre-upgrade when one stop fails;
@@ -42,7 +42,8 @@ fn echo_upgrade_while_running() {
     pp.wait_ping(&["echo"]);
     tcp_echo(pp.port(7)).expect("echo 1.0 echoes");
 
-    let out = pp.install(&sample("testing/echo-1.1"));
+    let v1_1 = PkgCopy::echo_version("1.1");
+    let out = pp.install(&v1_1.path);
     out.ok()
         .says(&["upgraded echo-1.0 to echo-1.1", "restarted: echo"]);
 
@@ -342,7 +343,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
     pp.wait_ping(&["echo"]);
 
     // Through package install: stopped, replaced, started on 1.1.
-    pp.install(&sample("testing/echo-1.1"))
+    pp.install(&PkgCopy::echo_version("1.1").path)
         .ok()
         .says(&["stopped: echo", "started: echo"]);
     assert_dies(second, "echo 1.0");
@@ -427,9 +428,7 @@ fn failed_upgrade_is_rolled_back() {
     let registry_before = pp.registry();
 
     // echo 2.0 whose config does not evaluate (caught after the files are in place).
-    let broken = PkgCopy::of(&sample("testing/echo-1.1"));
-    broken.rename_prefix("echo-1.1.", "echo-2.0.");
-    broken.write("share/echo/VERSION", "2.0\n");
+    let broken = PkgCopy::echo_version("2.0");
     broken.write("share/echo/NEW-IN-2.0", "new\n");
     broken.append("echo-2.0.config", "if then\n");
     pp.install(&broken.path)
@@ -459,8 +458,7 @@ fn failed_upgrade_is_rolled_back() {
     pp.wait_ping(&["echo"]).says(&["echo-1.0/ping"]);
 
     // echo 2.0 without a config for echo (caught before anything).
-    let incomplete = PkgCopy::of(&sample("testing/echo-1.1"));
-    incomplete.rename_prefix("echo-1.1.", "echo-2.0.");
+    let incomplete = PkgCopy::echo_version("2.0");
     std::fs::remove_file(incomplete.path.join("echo-2.0.config")).unwrap();
     pp.install(&incomplete.path)
         .fails()
@@ -499,7 +497,7 @@ fn failed_upgrade_is_rolled_back() {
     );
 
     // A good upgrade still works afterwards.
-    pp.install(&sample("testing/echo-1.1")).ok();
+    pp.install(&PkgCopy::echo_version("1.1").path).ok();
     assert_eq!(
         env_of(pp.running_pid("echo"), "SERVICE_VERSION").as_deref(),
         Some("1.1")

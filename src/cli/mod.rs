@@ -1,22 +1,21 @@
 //! The command line: the clap definitions (also the source of `--help`, completions and
 //! the man page) and `run`, which parses, calls the library ([`crate::ops`]), and hands
-//! the values it returns to [`render`] for printing and to [`exit`] for the exit code.
-//! Nothing here formats output: the commands stay library calls, and what they print
-//! is decided in one place.
+//! the value it returns to [`crate::render`] (one `render::show` per command) and to
+//! [`exit`] for the exit code. Nothing here formats output: the commands stay library
+//! calls, and what they print is decided in one place.
 
 pub mod complete;
 pub mod exit;
 pub mod man;
-pub mod render;
 mod route;
 
 use crate::config::session::Session;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops;
 use crate::playpen::Playpen;
+use crate::render::{self, Report, Style, commands as shown, status as shown_status};
 use crate::service::outcome::Outcome;
 use clap::{CommandFactory, Parser, Subcommand};
-use render::Style;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -282,22 +281,22 @@ fn role_config(session: &Session) -> PathBuf {
         .role_config(&session.playpen.role().unwrap_or_default())
 }
 
-/// Run one parsed command: call the library, hand its values to [`render`], pick the
-/// exit code ([`exit`]).
+/// Run one parsed command: call the library, hand its value to [`render::show`], pick
+/// the exit code ([`exit`]).
 pub fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
-    let style = Style::for_stdout();
     if let Some(code) = route::route(&cli)? {
         return Ok(code);
     }
+    let show = |report: &dyn Report| render::show(report, json);
     match &cli.command {
         Command::Init { dir, role } => {
             let (playpen, found) = Playpen::init_found(dir, role)?;
-            if json {
-                render::print_json(&render::init_json(&playpen, role, found.as_deref()));
-            } else {
-                render::out(&render::init_text(&playpen, role, found.as_deref()));
-            }
+            show(&shown::Initialized {
+                playpen: &playpen,
+                role,
+                found: found.as_deref(),
+            });
             Ok(exit::OK)
         }
         Command::Start { services } => act(&cli, services, ops::start),
@@ -305,62 +304,47 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restart { services } => act(&cli, services, ops::restart),
         Command::Status { services } => {
             let mut session = open(&cli)?;
-            let statuses = match ops::status(&mut session, services) {
-                Ok(s) => s,
-                Err(e) => {
-                    if json {
-                        render::print_json(&render::error_json(&e));
-                    }
-                    render::error(&e);
-                    return Ok(exit::for_error(&e));
+            match ops::status(&mut session, services) {
+                Ok(statuses) => {
+                    show(&shown_status::Statuses(&statuses));
+                    Ok(exit::for_status(&statuses))
                 }
-            };
-            if json {
-                render::print_json(&statuses);
-            } else {
-                render::out(&render::status_text(&statuses, style));
+                Err(e) => {
+                    show(&render::Failed(&e));
+                    Ok(exit::for_error(&e))
+                }
             }
-            Ok(exit::for_status(&statuses))
         }
         Command::Ping { services } => {
             let mut session = open(&cli)?;
             let (results, warnings) = ops::ping(&mut session, services)?;
-            if results.is_empty() && !json {
-                render::out(&render::nothing_to_do(&role_config(&session)));
-            }
-            render::warnings(&warnings);
-            render::ping(&results, json, style);
+            show(&shown_status::Pings {
+                results: &results,
+                warnings: &warnings,
+                role_config: role_config(&session),
+            });
             let failed = results.iter().any(|(_, r)| !r.as_ref().is_ok_and(|p| p.ok));
             Ok(exit::failed_if(failed))
         }
         Command::PrintConfig { service, all } => {
             let mut session = open(&cli)?;
             let prepared = ops::print_config(&mut session, service)?;
-            if json {
-                render::print_json(&render::print_config_json(service, &prepared));
-            } else {
-                render::out(&render::print_config_text(service, &prepared, *all));
-            }
+            show(&shown::ConfigShown {
+                service,
+                prepared: &prepared,
+                all: *all,
+            });
             Ok(exit::OK)
         }
         Command::Check { services, all } => {
             let mut session = open(&cli)?;
             let findings = ops::check(&mut session, services, *all)?;
-            if json {
-                render::print_json(&findings);
-            } else {
-                render::check(&findings, style);
-            }
+            show(&shown::Findings(&findings));
             Ok(exit::failed_if(findings.iter().any(|f| !f.ok)))
         }
         Command::Env { service, all } => {
             let mut session = open(&cli)?;
-            let env = ops::environment(&mut session, service.as_deref(), *all)?;
-            if json {
-                render::print_json(&env);
-            } else {
-                render::out(&render::env_text(&env));
-            }
+            show(&ops::environment(&mut session, service.as_deref(), *all)?);
             Ok(exit::OK)
         }
         Command::MissingEnv {
@@ -370,16 +354,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => {
             let mut session = open(&cli)?;
             let report = ops::missing_env(&mut session, services)?;
-            if json {
-                render::print_json(&report);
-            } else {
-                let form = match (*script, *verbose) {
-                    (true, _) => render::MissingForm::Script,
-                    (false, true) => render::MissingForm::Verbose,
-                    (false, false) => render::MissingForm::Names,
-                };
-                render::missing_env(&report, form, &role_config(&session));
-            }
+            let form = match (*script, *verbose) {
+                (true, _) => shown::MissingForm::Script,
+                (false, true) => shown::MissingForm::Verbose,
+                (false, false) => shown::MissingForm::Names,
+            };
+            show(&shown::MissingReport {
+                report: &report,
+                form,
+                role_config: role_config(&session),
+            });
             Ok(exit::failed_if(
                 report.iter().any(|r| !r.missing.is_empty()),
             ))
@@ -387,61 +371,49 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::SubConf { service, files } => {
             let mut session = open(&cli)?;
             let written = ops::sub_conf(&mut session, service.as_deref(), files)?;
-            if json {
-                render::print_json(&written);
-            } else {
-                render::out(&render::rendered_text(&written));
-            }
+            show(&shown::Rendered(&written));
             Ok(exit::OK)
         }
         Command::NewService { services } => {
             let mut session = open(&cli)?;
-            let mut reports = Vec::new();
-            for name in services {
-                let r = ops::package::new_service(&mut session, name)?;
-                if !json {
-                    render::out(&render::new_service_text(&r, &role_config(&session)));
-                }
-                reports.push(r);
-            }
-            if json {
-                render::print_json(&reports);
-            }
-            Ok(exit::OK)
+            let (reports, failure) = each(services, |name| {
+                ops::package::new_service(&mut session, name)
+            });
+            let role_config = role_config(&session);
+            shown_unless_failed(
+                json,
+                failure.as_ref(),
+                &shown::Registered {
+                    reports: &reports,
+                    role_config: &role_config,
+                },
+            );
+            failure.map_or(Ok(exit::OK), Err)
         }
         Command::RemoveService { services } => {
             let mut session = open(&cli)?;
-            let mut reports = Vec::new();
-            for name in services {
-                let r = ops::package::remove_service(&mut session, name)?;
-                if !json {
-                    render::out(&render::remove_service_text(&r));
-                }
-                reports.push(r);
-            }
-            if json {
-                render::print_json(&reports);
-            }
-            Ok(exit::OK)
+            let (reports, failure) = each(services, |name| {
+                ops::package::remove_service(&mut session, name)
+            });
+            shown_unless_failed(json, failure.as_ref(), &shown::Unregistered(&reports));
+            failure.map_or(Ok(exit::OK), Err)
         }
         Command::Package(PackageCommand::Install { dir }) => {
             let mut session = open(&cli)?;
             let report = ops::package::install(&mut session, dir)?;
-            if json {
-                render::print_json(&report);
-            } else {
-                render::install(&report, &role_config(&session));
-            }
+            show(&shown::Installed {
+                report: &report,
+                role_config: &role_config(&session),
+            });
             Ok(exit::OK)
         }
         Command::Package(PackageCommand::Remove { name }) => {
             let mut session = open(&cli)?;
             let removed = ops::package::remove(&mut session, name)?;
-            if json {
-                render::print_json(&removed);
-            } else {
-                render::out(&render::package_removed_text(name, &removed));
-            }
+            show(&shown::PackageRemoved {
+                package: name,
+                removed: &removed,
+            });
             Ok(exit::OK)
         }
         Command::PreUpgrade { packages } | Command::PostUpgrade { packages } => {
@@ -451,32 +423,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 ops::upgrade::post_upgrade(&mut session, packages)?
             };
-            if json {
-                render::print_json(&report);
-            } else {
-                render::upgrade(&report);
-            }
+            show(&shown::Upgraded(&report));
             Ok(exit::OK)
         }
         Command::Ports { services, all } => {
             let mut session = open(&cli)?;
-            let map = ops::ports::ports(&mut session, services, *all)?;
-            render::warnings(&map.warnings);
-            if json {
-                render::print_json(&map.ports);
-            } else {
-                render::out(&render::ports_text(&map.ports, style));
-            }
+            show(&shown::Ports(&ops::ports::ports(
+                &mut session,
+                services,
+                *all,
+            )?));
             Ok(exit::OK)
         }
         Command::Export(ExportCommand::Systemd { services, dir }) => {
             let mut session = open(&cli)?;
-            let exported = ops::export::systemd(&mut session, services, dir.as_deref())?;
-            if json {
-                render::print_json(&exported);
-            } else {
-                render::out(&render::exported_text(&exported));
-            }
+            show(&ops::export::systemd(
+                &mut session,
+                services,
+                dir.as_deref(),
+            )?);
             Ok(exit::OK)
         }
         Command::Man => {
@@ -519,11 +484,34 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Complete { words } => {
-            for candidate in complete::candidates(words) {
-                render::out(&format!("{candidate}\n"));
-            }
+            let lines: String = complete::candidates(words)
+                .iter()
+                .map(|c| format!("{c}\n"))
+                .collect();
+            render::out(&lines);
             Ok(exit::OK)
         }
+    }
+}
+
+/// Run `f` on each name until one fails: the reports of those done, and the failure.
+fn each<R>(names: &[String], mut f: impl FnMut(&str) -> Result<R>) -> (Vec<R>, Option<Error>) {
+    let mut done = Vec::new();
+    for name in names {
+        match f(name) {
+            Ok(r) => done.push(r),
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    (done, None)
+}
+
+/// A command that acts on several names one after the other: what was done is shown
+/// (as text) even when a later name failed; the JSON document only when all succeeded
+/// (the failure is the command's error).
+fn shown_unless_failed(json: bool, failure: Option<&Error>, report: &dyn Report) {
+    if !(json && failure.is_some()) {
+        render::show(report, json);
     }
 }
 

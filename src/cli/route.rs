@@ -3,13 +3,13 @@
 //! socket, else act directly as without one (a package manager's hook never needs a
 //! daemon). enable, disable and logs always act directly on the files.
 
-use super::{Cli, Command, act, exit, open, render};
+use super::{Cli, Command, act, exit, open};
 use crate::control::{self, Op, Reply, Row};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::playpen::Playpen;
+use crate::render::{self, Style, commands, status};
 use crate::service::outcome::Outcome;
-use render::Style;
 
 /// The request a command makes of a running supervisor, if it makes one.
 fn request(command: &Command) -> Option<Op> {
@@ -61,14 +61,10 @@ fn result(row: Row) -> (String, Result<Outcome>) {
 
 /// Print the supervisor's answer as the command prints its own; the exit code.
 fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
-    let style = Style::for_stdout();
     match reply {
         Reply::Error { error } => {
             let e = Error::from(error);
-            if cli.json {
-                render::print_json(&render::error_json(&e));
-            }
-            render::error(&e);
+            render::show(&render::Failed(&e), cli.json);
             exit::for_error(&e)
         }
         Reply::Results { results, warnings } => {
@@ -78,38 +74,22 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
                 }
                 _ => 0,
             };
-            let progress = render::Progress::new(cli.json, style, named);
             let results: ops::Results<Outcome> = results.into_iter().map(result).collect();
-            for (name, r) in &results {
-                progress.service_done(name, r);
-            }
-            let failed = results.iter().any(|(_, r)| r.is_err());
             let role = playpen.role_config(&playpen.role().unwrap_or_default());
-            if matches!(op, Op::Shutdown) && !cli.json {
-                render::out(&format!(
-                    "supervisor of {} shut down{}\n",
-                    playpen.root.display(),
-                    if results.is_empty() {
-                        " (no service was running)"
-                    } else {
-                        ""
-                    }
-                ));
-                if results.is_empty() {
-                    // Not "playpen_services is empty": nothing was left to stop.
-                    render::warnings(&warnings);
-                    return exit::OK;
-                }
-            }
-            progress.finish(&results, &warnings, &role);
-            exit::failed_if(failed)
+            render::show(
+                &render::progress::Answered {
+                    results: &results,
+                    warnings: &warnings,
+                    named,
+                    shut_down: matches!(op, Op::Shutdown).then_some(playpen.root.as_path()),
+                    role_config: &role,
+                },
+                cli.json,
+            );
+            exit::failed_if(results.iter().any(|(_, r)| r.is_err()))
         }
         Reply::Status { services } => {
-            if cli.json {
-                render::print_json(&services);
-            } else {
-                render::out(&render::supervised_status_text(&services, style));
-            }
+            render::show(&status::SupervisedStatuses(&services), cli.json);
             exit::for_supervised_status(services.iter().map(|s| s.state.as_str()))
         }
         Reply::Wait { ready, not_ready } => {
@@ -117,7 +97,13 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
                 .into_iter()
                 .map(|n| (n.service, n.state))
                 .collect();
-            render::wait(&ready, &not, cli.json);
+            render::show(
+                &status::Readiness {
+                    ready: &ready,
+                    not_ready: &not,
+                },
+                cli.json,
+            );
             exit::failed_if(!not.is_empty())
         }
         Reply::Hello { .. } => exit::OK,
@@ -129,12 +115,7 @@ pub fn direct(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::Shutdown => {
             let playpen = Playpen::discover(cli.playpen.as_deref())?;
-            if !cli.json {
-                render::out(&format!(
-                    "no supervisor runs for {}\n",
-                    playpen.root.display()
-                ));
-            }
+            render::show(&status::NoSupervisor(&playpen.root), cli.json);
             Ok(exit::OK)
         }
         Command::Enable { services } | Command::Disable { services } => {
@@ -152,7 +133,14 @@ pub fn direct(cli: &Cli) -> Result<i32> {
                 })
                 .collect();
             let changed = crate::playpen::registry::set_enabled(&session.playpen, &typed, enable)?;
-            render::enabled(&names, &changed, enable, cli.json);
+            render::show(
+                &commands::Enablement {
+                    names: &names,
+                    changed: &changed,
+                    enable,
+                },
+                cli.json,
+            );
             Ok(exit::OK)
         }
         Command::Up => act(cli, &[], ops::desired::up),
@@ -172,7 +160,7 @@ pub fn direct(cli: &Cli) -> Result<i32> {
                 *lines,
                 *follow,
                 &name,
-                &mut std::io::stdout().lock(),
+                &mut render::sink::Stdout,
             )?;
             Ok(exit::OK)
         }
@@ -185,6 +173,12 @@ pub fn direct(cli: &Cli) -> Result<i32> {
 fn wait_directly(cli: &Cli, services: &[String], timeout: f64) -> Result<i32> {
     let mut session = open(cli)?;
     let report = ops::desired::wait(&mut session, services, timeout)?;
-    render::wait(&report.ready, &report.not_ready, cli.json);
+    render::show(
+        &status::Readiness {
+            ready: &report.ready,
+            not_ready: &report.not_ready,
+        },
+        cli.json,
+    );
     Ok(exit::failed_if(!report.not_ready.is_empty()))
 }

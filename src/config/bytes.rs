@@ -11,7 +11,7 @@
 //!   other value an object `{"lossy": TEXT, "bytes": [N, …]}`, TEXT with U+FFFD for each
 //!   bad sequence (for people) and `bytes` the exact value (for programs) ([`Json`]).
 //! - Settings (`service_*`) are read as text: a setting that is not UTF-8 is a settings
-//!   problem (see settings.rs), not a silent default.
+//!   problem (see config/settings/), not a silent default.
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};

@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod envars;
+pub mod problem;
 pub mod session;
 pub mod settings;
 pub mod shell;
@@ -159,7 +160,7 @@ impl ServiceConfig {
     }
 
     /// The value of a shell variable (exported or not) as text, for settings and other
-    /// values servicectl reads: None when unset, or when it is not UTF-8 (settings.rs
+    /// values servicectl reads: None when unset, or when it is not UTF-8 (config/settings/
     /// reports such a setting; see [`ServiceConfig::not_text`]).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).and_then(Value::text)
@@ -187,10 +188,12 @@ impl ServiceConfig {
             .unwrap_or_default()
     }
 
-    /// " (set in FILE)" for messages.
+    /// Where a value came from, for messages: " (set in FILE)", " (from the environment)",
+    /// or nothing (servicectl set it, or it is unset). The one form every message uses.
     pub fn origin_note(&self, name: &str) -> String {
         match self.vars.get(name).map(|v| &v.origin) {
             Some(Origin::File(p)) => format!(" (set in {})", p.display()),
+            Some(Origin::Environment) => " (from the environment)".to_string(),
             _ => String::new(),
         }
     }

@@ -1,5 +1,5 @@
 //! The commands, as library calls: each takes a session and names, does the work in
-//! dependency order, and returns per-service results for `cli::render` to show.
+//! dependency order, and returns per-service results for `render` to show.
 
 pub mod desired;
 pub mod export;

@@ -215,7 +215,7 @@ fn port_problems(config: &ServiceConfig, resolution: &envars::Resolution) -> Vec
     resolution
         .problems
         .iter()
-        .filter(|p| port_vars.contains(&p.variable))
+        .filter(|p| p.variable.as_ref().is_some_and(|v| port_vars.contains(v)))
         .map(|p| p.to_string())
         .collect()
 }

@@ -42,6 +42,7 @@ impl State {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceStatus {
+    #[serde(rename = "service")]
     pub name: String,
     pub state: State,
     pub pid: Option<i32>,
@@ -165,6 +166,7 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PingResult {
+    #[serde(rename = "service")]
     pub name: String,
     pub ok: bool,
     /// What was run: the script, or "status".

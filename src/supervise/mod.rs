@@ -79,7 +79,8 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
             None
         }
     };
-    let mut supervisor = driver::Driver::new(playpen, listener, options, keeper.clone(), after_kill)?;
+    let mut supervisor =
+        driver::Driver::new(playpen, listener, options, keeper.clone(), after_kill)?;
     if let Some(pipe) = ready {
         let mut pipe = std::fs::File::from(pipe);
         let _ = pipe.write_all(b"1");

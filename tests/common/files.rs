@@ -11,7 +11,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A sample package directory, e.g. `sample("echo")`, `sample("testing/echo-1.1")`.
+/// A sample package directory, e.g. `sample("echo")`.
 pub fn sample(rel: &str) -> PathBuf {
     repo().join("packages").join(rel)
 }
@@ -39,6 +39,38 @@ impl PkgCopy {
         let path = dir.path().join(name);
         std::fs::create_dir_all(&path).expect("make the package directory");
         PkgCopy { _dir: dir, path }
+    }
+
+    /// packages/echo (version 1.0) made version `version`, for upgrade tests: its files
+    /// renamed (`echo-VERSION.config` …), `echo-server --version` and its log line,
+    /// `share/echo/VERSION` and the comments naming its files say `version`; nothing
+    /// else differs.
+    pub fn echo_version(version: &str) -> PkgCopy {
+        let copy = PkgCopy::empty(&format!("echo-{version}"));
+        copy_tree(&sample("echo"), &copy.path);
+        copy.rename_prefix("echo-1.0.", &format!("echo-{version}."));
+        copy.replace(
+            "bin/echo-server",
+            "VERSION = \"1.0\"",
+            &format!("VERSION = \"{version}\""),
+        );
+        copy.write("share/echo/VERSION", &format!("{version}\n"));
+        for file in ["config", "profile", "ping"] {
+            copy.replace(
+                &format!("echo-{version}.{file}"),
+                "echo-1.0",
+                &format!("echo-{version}"),
+            );
+        }
+        copy
+    }
+
+    /// Replace every `old` in a file of the package by `new` (`old` must be there).
+    pub fn replace(&self, rel: &str, old: &str, new: &str) {
+        let path = self.path.join(rel);
+        let text = std::fs::read_to_string(&path).expect("read a package file");
+        assert!(text.contains(old), "{rel} holds {old:?}");
+        std::fs::write(&path, text.replace(old, new)).expect("write a package file");
     }
 
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {

@@ -7,14 +7,17 @@
 //! - PORT_PREFIX reservation and small network clients (ports.rs);
 //! - real processes through /proc (procfs.rs);
 //! - files: sample packages, package copies, tree snapshots (files.rs);
+//! - placeholders for PIDs, times, paths and ports in whole outputs (golden.rs);
 //! - polling with a deadline ([`wait_until`], [`PATIENCE`]).
 
 mod files;
+mod golden;
 mod playpen;
 mod ports;
 mod procfs;
 
 pub use files::*;
+pub use golden::*;
 pub use playpen::*;
 pub use ports::*;
 pub use procfs::*;
@@ -238,6 +241,16 @@ pub fn bare_command() -> Command {
     }
     cmd.env("NO_COLOR", "1");
     cmd
+}
+
+/// A test that can only prove its point as root fails, loudly, when not run as root (CI
+/// runs as root), instead of passing without having tested anything.
+#[track_caller]
+pub fn needs_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root {why}: run it as root (CI does)"
+    );
 }
 
 /// Poll `cond` until it holds or `timeout` passes; returns whether it held.

@@ -82,6 +82,11 @@ impl Playpen {
             .prefix
     }
 
+    /// The playpen's PORT_PREFIX, or `other` when it reserved none.
+    pub fn prefix_or(&self, other: u16) -> u16 {
+        self.ports.borrow().first().map_or(other, |p| p.prefix)
+    }
+
     pub fn port(&self, offset: u16) -> u16 {
         self.prefix() + offset
     }

@@ -56,6 +56,8 @@ pub const CHECK_PAUSE_FIRST: Duration = Duration::from_millis(10);
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// The halt timeout of a service whose configuration is unknown.
 pub const DEFAULT_HALT: Duration = Duration::from_secs(10);
+/// The ready timeout of a service whose configuration is unknown.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the service folders must be quiet before a change is acted on.
 pub const CATALOG_QUIET: Duration = Duration::from_millis(300);
 

@@ -727,9 +727,7 @@ impl Machine {
     fn ready_timeout(&self, i: Sid) -> Duration {
         self.services[i]
             .settings()
-            .map_or(crate::config::settings::defaults::DEPENDS_TIMEOUT, |s| {
-                s.depends_timeout
-            })
+            .map_or(DEFAULT_READY_TIMEOUT, |s| s.depends_timeout)
     }
 
     /// Run the readiness check of service `i` now.

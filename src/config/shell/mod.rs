@@ -26,7 +26,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+mod diagnose;
+
 use super::{CommonConfig, Origin, ServiceConfig, Value, Vars, common_files, playpen_environment};
+use diagnose::failure;
 
 /// Environment variable giving the per-fragment time limit in seconds.
 pub const TIMEOUT_ENV: &str = "SERVICECTL_CONFIG_TIMEOUT";
@@ -575,143 +578,6 @@ fn quote(p: &Path) -> String {
     shell_words::quote(&p.display().to_string()).into_owned()
 }
 
-/// Turn a reply's failure, if any, into an error naming the file (and line).
-fn failure(reply: &Reply, files: &[PathBuf], service: Option<&str>) -> Option<Error> {
-    let file_of = |i: usize| {
-        files
-            .get(i.saturating_sub(1))
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the config shell".to_string())
-    };
-    let died = reply.exit_status.is_none();
-    let shell_failed = reply.exit_status.is_none_or(|st| st != 0);
-    // The last file begun never reached its dump: it ran `exit` (even `exit 0`), or the
-    // shell died while sourcing it.
-    let ended_early =
-        reply.last_begun > 0 && reply.dumps.iter().all(|(i, _)| *i < reply.last_begun);
-    if reply.failed.is_none() && !shell_failed && !ended_early {
-        return None;
-    }
-    let output = reply.output();
-    let output = output.trim_end();
-    let culprit = match reply.failed {
-        Some((i, _)) => i,
-        None => reply.last_begun,
-    };
-    let path = files.get(culprit.wrapping_sub(1));
-    let unreadable = path.and_then(|p| std::fs::File::open(p).err());
-    let line = path.and_then(|p| diagnostic_line(output, p));
-    let how_it_ended = || match reply.shell_status {
-        Some(st) if st > 128 => format!(
-            "was killed by signal {}",
-            signal_name(st - 128).unwrap_or_else(|| (st - 128).to_string())
-        ),
-        Some(st) => format!("exited with status {st}"),
-        None => "was killed".to_string(),
-    };
-    let mut hint = "fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds".to_string();
-    let message = if let Some(e) = &unreadable {
-        hint = format!(
-            "make {} readable by the user servicectl runs as",
-            file_of(culprit)
-        );
-        format!("config {} cannot be read: {e}", file_of(culprit))
-    } else if died && !ended_early && reply.failed.is_none() {
-        // Every file was sourced to its end, but the shell died meanwhile: a service's
-        // subshell goes on when its fragment kills the main shell (`kill $$`); a shell
-        // that exits with a status did it itself (a trap or `set -e` of the shared layer).
-        let killed = reply.shell_status.is_none_or(|st| st > 128);
-        let sourced = files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if killed && service.is_some() {
-            hint = "a config fragment must not signal its shell or its process group (`kill $$`, `kill 0`); remove the kill".to_string();
-            format!(
-                "the config shell {} while the service's config was sourced ({sourced})",
-                how_it_ended()
-            )
-        } else {
-            hint = "something in the role or cluster config or a profile ends or kills the shell (a trap, `set -e` with a failing command); remove it".to_string();
-            format!(
-                "the config shell {} after {} was sourced",
-                how_it_ended(),
-                if culprit == 0 {
-                    "nothing".to_string()
-                } else {
-                    file_of(culprit)
-                }
-            )
-        }
-    } else {
-        let what = if let Some((_, status)) = reply.failed {
-            format!("returned status {status} (its last command failed)")
-        } else if output.contains("Syntax error") || output.contains("syntax error") {
-            "has a syntax error".to_string()
-        } else if died {
-            let how = how_it_ended();
-            if reply.shell_status.is_none_or(|st| st > 128) {
-                hint = "a config fragment must not signal its shell or its process group (`kill 0`, `kill $$`); remove the kill".to_string();
-            } else {
-                hint =
-                    "remove the `exit` (or the failing command under `set -e`) from the fragment"
-                        .to_string();
-            }
-            format!("ended the config shell while it was sourced (sh {how})")
-        } else {
-            format!(
-                "exited the shell (status {})",
-                reply.exit_status.unwrap_or_default()
-            )
-        };
-        let located = match line {
-            Some(l) => format!("{}:{l}", file_of(culprit)),
-            None => file_of(culprit),
-        };
-        format!("config {located} {what}")
-    };
-    let mut message = message;
-    if !output.is_empty() && unreadable.is_none() {
-        message.push_str(&format!("; sh said: {}", crate::text::tail(output, 5)));
-    }
-    let mut err = Error::config(message).with_hint(hint);
-    if let Some(s) = service {
-        err = err.with_service(s);
-    }
-    Some(err)
-}
-
-fn signal_name(n: i32) -> Option<String> {
-    nix::sys::signal::Signal::try_from(n)
-        .ok()
-        .map(|s| s.as_str().to_string())
-}
-
-/// The line of `file` that an sh diagnostic points at: dash's `sh: 3: FILE: …` or bash's
-/// `FILE: line 3: …`. A diagnostic about the file that does not come from inside it
-/// (`sh: 29: .: cannot open FILE`, whose line is the driver's) gives none.
-fn diagnostic_line(output: &str, file: &Path) -> Option<u32> {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r"(?m)^(?:[^:\n]*: (\d+): ([^\n]*)|([^\n]*?): line (\d+): [^\n]*)$")
-            .expect("valid regex")
-    });
-    let file = file.display().to_string();
-    re.captures_iter(output).find_map(|c| {
-        let (line, names_file) = match (c.get(1), c.get(4)) {
-            (Some(line), _) => (line, c[2].starts_with(&format!("{file}: "))),
-            (None, Some(line)) => (line, c.get(3).is_some_and(|f| f.as_str() == file)),
-            _ => return None,
-        };
-        if names_file {
-            line.as_str().parse().ok()
-        } else {
-            None
-        }
-    })
-}
-
 /// Build the final variables with their origins by comparing successive dumps: a value
 /// that appears or changes in the dump after file i was set by file i. `before` gives
 /// the origin of a value as it stood before the first dump (None: not there, or changed).
@@ -753,46 +619,4 @@ fn fold_dumps(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_line_numbers_in_dash_and_bash_messages() {
-        let file = Path::new("/p/config");
-        assert_eq!(
-            diagnostic_line(
-                "sh: 3: /p/config: Syntax error: end of file unexpected",
-                file
-            ),
-            Some(3)
-        );
-        assert_eq!(
-            diagnostic_line(
-                "/p/config: line 7: syntax error near unexpected token",
-                file
-            ),
-            Some(7)
-        );
-        assert_eq!(diagnostic_line("just text", file), None);
-    }
-
-    #[test]
-    fn a_line_of_the_driver_is_not_a_line_of_the_fragment() {
-        let file = Path::new("/p/config");
-        assert_eq!(
-            diagnostic_line(
-                "/bin/sh: 29: .: cannot open /p/config: Permission denied",
-                file
-            ),
-            None
-        );
-        assert_eq!(
-            diagnostic_line("/bin/sh: line 29: /p/config: Permission denied", file),
-            None
-        );
-        assert_eq!(
-            diagnostic_line("sh: 3: /p/other: Syntax error: x", file),
-            None
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,96 @@
+//! Aligned columns, bounded: nothing read from disk or from a program reaches a format
+//! width.
+
+use std::borrow::Cow;
+
+/// The most characters a table cell shows; what is longer (a note quoting a corrupt
+/// file, a program's title) is cut, saying how long it was.
+const MAX_CELL: usize = 300;
+
+/// Columns are aligned up to this width; a longer cell pushes only its own row out.
+const MAX_ALIGN: usize = 64;
+
+/// A cell as shown: at most [`MAX_CELL`] characters.
+fn bounded_cell(cell: &str) -> Cow<'_, str> {
+    let count = cell.chars().count();
+    if count <= MAX_CELL {
+        return cell.into();
+    }
+    let head: String = cell.chars().take(MAX_CELL).collect();
+    format!("{head}… ({count} characters)").into()
+}
+
+/// Lay out rows in aligned columns; `paint` may colour a cell after padding. Cells are
+/// cut to [`MAX_CELL`] characters, padding stops at [`MAX_ALIGN`] and is added by hand,
+/// and the last column is never padded.
+pub fn table(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    paint: impl Fn(usize, &str, &str) -> String,
+) -> String {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| bounded_cell(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count().min(MAX_ALIGN));
+        }
+    }
+    let last = headers.len().saturating_sub(1);
+    let pad = |i: usize, text: &str| -> String {
+        let len = text.chars().count();
+        if i == last || len >= widths[i] {
+            text.to_string()
+        } else {
+            format!("{text}{}", " ".repeat(widths[i] - len))
+        }
+    };
+    let line = |cells: Vec<String>| -> String { cells.join("  ").trim_end().to_string() + "\n" };
+    let mut out = line(headers.iter().enumerate().map(|(i, h)| pad(i, h)).collect());
+    for row in &rows {
+        out.push_str(&line(
+            row.iter()
+                .enumerate()
+                .map(|(i, c)| paint(i, c, &pad(i, c)))
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// `paint` for a table whose column `col` is a state: the colour `colour` picks for
+/// the cell's text, else none.
+pub fn paint_column(
+    col: usize,
+    colour: impl Fn(&str, &str) -> String,
+) -> impl Fn(usize, &str, &str) -> String {
+    move |i, cell, padded| {
+        if i == col {
+            colour(cell, padded)
+        } else {
+            padded.to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_bound_what_they_show() {
+        let huge = "x".repeat(70_000);
+        let rows = vec![
+            vec!["web".to_string(), huge.clone(), huge.clone()],
+            vec!["db".to_string(), "ok".to_string(), String::new()],
+        ];
+        let text = table(&["A", "B", "C"], &rows, |_, _, padded| padded.to_string());
+        assert!(text.len() < 1_000, "{} bytes", text.len());
+        assert!(text.contains("(70000 characters)"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("A    B{}C", " ".repeat(64 + 1)));
+        assert_eq!(lines[2], "db   ok");
+    }
+}
