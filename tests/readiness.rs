@@ -21,7 +21,7 @@ fn view(pp: &Playpen, name: &str) -> serde_json::Value {
     let out = pp.run(&["status", "--json", name]);
     out.json()
         .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == name).cloned())
+        .and_then(|rows| rows.iter().find(|r| r["service"] == name).cloned())
         .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
 }
 

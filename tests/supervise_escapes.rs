@@ -33,7 +33,7 @@ fn status_json(pp: &Playpen, name: &str) -> serde_json::Value {
     let out = pp.run(&["status", "--json", name]);
     out.json()
         .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == name).cloned())
+        .and_then(|rows| rows.iter().find(|r| r["service"] == name).cloned())
         .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
 }
 
@@ -229,7 +229,7 @@ fn status_right_after_launch_shows_the_role_starting_not_nothing() {
         .iter()
         .map(|r| {
             (
-                r["name"].as_str().unwrap().to_string(),
+                r["service"].as_str().unwrap().to_string(),
                 r["state"].as_str().unwrap().to_string(),
             )
         })
@@ -382,7 +382,7 @@ fn a_role_listing_a_service_not_installed_starts_the_others_and_names_it() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["name"] == "ghost")
+        .find(|r| r["service"] == "ghost")
         .unwrap_or_else(|| panic!("ghost is not named:\n{out}"));
     assert_eq!(ghost["state"], "missing");
     out.code_is(4);
