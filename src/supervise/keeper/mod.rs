@@ -205,6 +205,10 @@ struct Held {
 struct Conn {
     socket: OwnedFd,
     pid: i32,
+    /// Answers to `pipe` requests not read yet: a pipe is handed over without waiting
+    /// for its answer (a cold start of 100 services would wait 100 round trips), and
+    /// the answers are read before the next request that needs its own.
+    unread: usize,
 }
 
 fn keeper_error(playpen: &Playpen, what: String) -> Error {
@@ -312,12 +316,16 @@ impl Keeper {
             rotation,
         };
         let mut conn = lock(&self.inner.conn);
-        let mut answer = conn.ask(&request, Some(read.as_fd()));
-        if answer.is_err() && !crate::process::proc::is_alive(conn.pid) {
-            self.revive_locked(&mut conn).map_err(|e| fail(e.message))?;
-            answer = conn.ask(&request, Some(read.as_fd()));
+        // Answers of earlier pipes that have arrived are read now, without waiting.
+        if conn.unread > 64 {
+            conn.catch_up().map_err(fail)?;
         }
-        answer.map_err(fail)?;
+        let mut sent = conn.tell(&request, Some(read.as_fd()));
+        if sent.is_err() && !crate::process::proc::is_alive(conn.pid) {
+            self.revive_locked(&mut conn).map_err(|e| fail(e.message))?;
+            sent = conn.tell(&request, Some(read.as_fd()));
+        }
+        sent.map_err(fail)?;
         let mut held = lock(&self.inner.held);
         prune(&mut held);
         // The copies are a spare (for a keeper that dies); under a tight descriptor
@@ -405,7 +413,7 @@ impl Keeper {
     /// that process never gets SIGPIPE: it stays until the last pipe is closed, and
     /// the error says so.
     pub fn finish(&self, within: Duration) -> Result<()> {
-        let conn = lock(&self.inner.conn);
+        let mut conn = lock(&self.inner.conn);
         self.inner
             .finishing
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -469,10 +477,33 @@ impl crate::service::lifecycle::Pipes for Keeper {
 
 impl Conn {
     /// Send a request (with a descriptor) and read the answer.
-    fn ask(&self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
+    fn ask(&mut self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
+        self.catch_up()?;
         send(self.socket.as_fd(), &request.encode(), fd)
             .map_err(|e| format!("cannot send PID {} a request: {e}", self.pid))?;
         self.answer(&mut |_, _| {})
+    }
+
+    /// Send a request whose answer is read later (`catch_up`).
+    fn tell(&mut self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
+        send(self.socket.as_fd(), &request.encode(), fd)
+            .map_err(|e| format!("cannot send PID {} a request: {e}", self.pid))?;
+        self.unread += 1;
+        Ok(())
+    }
+
+    /// Read the answers of the requests told so far; the first refusal among them.
+    fn catch_up(&mut self) -> std::result::Result<(), String> {
+        let mut first = Ok(());
+        while self.unread > 0 {
+            self.unread -= 1;
+            if let Err(e) = self.answer(&mut |_, _| {})
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
     }
 
     /// Read messages until the answer (`ok` or `error …`); what comes before it (the
@@ -553,6 +584,7 @@ fn connect(playpen: &Playpen) -> Result<Option<Conn>> {
         ));
     }
     Ok(Some(Conn {
+        unread: 0,
         socket: fd,
         pid: cred.pid(),
     }))
@@ -626,7 +658,11 @@ fn spawn(playpen: &Playpen) -> Result<Option<Conn>> {
     // Not waited for here: the supervisor (a subreaper) reaps it when it exits.
     drop(child);
     match receive(mine.as_fd(), MsgFlags::empty()) {
-        Ok(Some((answer, _))) if answer == b"ready" => Ok(Some(Conn { socket: mine, pid })),
+        Ok(Some((answer, _))) if answer == b"ready" => Ok(Some(Conn {
+            socket: mine,
+            pid,
+            unread: 0,
+        })),
         Ok(Some((answer, _))) if answer == b"busy" => {
             crate::process::proc::wait_exit(pid, Duration::from_secs(1));
             reap(pid);
