@@ -477,7 +477,11 @@ impl crate::service::lifecycle::Pipes for Keeper {
 
 impl Conn {
     /// Send a request (with a descriptor) and read the answer.
-    fn ask(&mut self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
+    fn ask(
+        &mut self,
+        request: &Request,
+        fd: Option<BorrowedFd>,
+    ) -> std::result::Result<(), String> {
         self.catch_up()?;
         send(self.socket.as_fd(), &request.encode(), fd)
             .map_err(|e| format!("cannot send PID {} a request: {e}", self.pid))?;
@@ -485,7 +489,11 @@ impl Conn {
     }
 
     /// Send a request whose answer is read later (`catch_up`).
-    fn tell(&mut self, request: &Request, fd: Option<BorrowedFd>) -> std::result::Result<(), String> {
+    fn tell(
+        &mut self,
+        request: &Request,
+        fd: Option<BorrowedFd>,
+    ) -> std::result::Result<(), String> {
         send(self.socket.as_fd(), &request.encode(), fd)
             .map_err(|e| format!("cannot send PID {} a request: {e}", self.pid))?;
         self.unread += 1;
