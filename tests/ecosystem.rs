@@ -550,8 +550,23 @@ fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
         "service_type=inetd\nservice_port=5353\nservice_protocol=udp\nservice_bind=::1\n\
          service_inetd_command=/bin/cat\n",
     );
+    // Readiness and liveness as systemd says them, or names them in a comment.
+    pp.service(
+        "migrate",
+        "service_program=worker\nservice_type=oneshot\nservice_flags=0\n",
+    );
+    pp.service(
+        "api",
+        "service_program=worker\nservice_flags=1000\nservice_ready=notify\nservice_watchdog_sec=5\n",
+    );
+    pp.service(
+        "probe",
+        "service_program=worker\nservice_flags=1000\nservice_ready=tcp:PROBE_PORT\n\
+         service_health_interval=10\nservice_required_envars=PROBE_PORT\n\
+         envar_PROBE_PORT_type=port\nPROBE_PORT_OFFSET=9\n",
+    );
     pp.role_config(&format!(
-        "playpen_services=\"nginx redis worker tick echod dns\"\nPORT_PREFIX={prefix}\nPLAYPEN_TAG=demo\n"
+        "playpen_services=\"nginx redis worker tick echod dns migrate api probe\"\nPORT_PREFIX={prefix}\nPLAYPEN_TAG=demo\n"
     ));
     let out = pp.run(&["export", "systemd", "--json"]);
     let exported = out.ok().json();
@@ -566,7 +581,7 @@ fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.ends_with(".env"))
         .collect();
-    assert_eq!(units.len(), 10, "{units:?}");
+    assert_eq!(units.len(), 13, "{units:?}");
     let verify = run_command(
         std::process::Command::new(systemd_analyze())
             .arg("verify")
@@ -615,6 +630,24 @@ fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
     assert!(
         !env.contains("\nPATH="),
         "the inherited environment stays out:\n{env}"
+    );
+
+    let has = |name: &str, lines: &[&str]| {
+        let text = unit(&dir, name);
+        for line in lines {
+            assert!(text.lines().any(|l| l == *line), "{name} lacks {line:?}:\n{text}");
+        }
+    };
+    has("demo-redis.service", &["Type=notify", "NotifyAccess=all"]);
+    has("demo-migrate.service", &["Type=oneshot", "RemainAfterExit=yes"]);
+    has("demo-api.service", &["Type=notify", "NotifyAccess=all", "WatchdogSec=5"]);
+    has(
+        "demo-probe.service",
+        &[
+            "Type=exec",
+            "# servicectl: ready when a TCP connect to 127.0.0.1:$PROBE_PORT succeeds (service_ready); systemd has no such check",
+            "# servicectl: health checked every 10 s (3 failures in a row restart it); systemd has no such check",
+        ],
     );
 
     let worker = unit(&dir, "demo-worker.service");
