@@ -635,12 +635,21 @@ fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
     let has = |name: &str, lines: &[&str]| {
         let text = unit(&dir, name);
         for line in lines {
-            assert!(text.lines().any(|l| l == *line), "{name} lacks {line:?}:\n{text}");
+            assert!(
+                text.lines().any(|l| l == *line),
+                "{name} lacks {line:?}:\n{text}"
+            );
         }
     };
     has("demo-redis.service", &["Type=notify", "NotifyAccess=all"]);
-    has("demo-migrate.service", &["Type=oneshot", "RemainAfterExit=yes"]);
-    has("demo-api.service", &["Type=notify", "NotifyAccess=all", "WatchdogSec=5"]);
+    has(
+        "demo-migrate.service",
+        &["Type=oneshot", "RemainAfterExit=yes"],
+    );
+    has(
+        "demo-api.service",
+        &["Type=notify", "NotifyAccess=all", "WatchdogSec=5"],
+    );
     has(
         "demo-probe.service",
         &[

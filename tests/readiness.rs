@@ -359,7 +359,10 @@ fn a_ready_check_naming_no_typed_port_is_refused_by_check_and_start() {
         "servicectl: web: service_ready names NOPE, which is not a typed port of the service (its ports: none) — name one of its port variables, or declare VAR as a port\n"
     );
     assert!(pp.processes().is_empty(), "nothing may start");
-    pp.service("web", "service_program=sleeper\nservice_flags=100\nservice_ready=tcp\n");
+    pp.service(
+        "web",
+        "service_program=sleeper\nservice_flags=100\nservice_ready=tcp\n",
+    );
     assert_eq!(
         pp.run(&["check", "web"]).stdout,
         "web: problem: service_ready=tcp needs a typed port, and the service has none — declare a typed variable of type port (service_required_envars, envar_NAME_type=port), or serve without service_ready=tcp\n1 checked, 1 with problems\n"

@@ -451,18 +451,25 @@ impl Keeper {
 /// Forget the copies of pipes that no process writes to any more (the keeper reads
 /// what is left in them from its own copy, then closes it).
 fn prune(held: &mut Vec<Held>) {
-    held.retain(|h| {
-        let mut fds = [nix::poll::PollFd::new(
-            h.fd.as_fd(),
-            nix::poll::PollFlags::empty(),
-        )];
+    // One poll(2) over every copy: whose pipe has no writer left (POLLHUP) goes.
+    let hung: Vec<bool> = {
+        let mut fds: Vec<nix::poll::PollFd> = held
+            .iter()
+            .map(|h| nix::poll::PollFd::new(h.fd.as_fd(), nix::poll::PollFlags::empty()))
+            .collect();
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
-            Ok(1) => !fds[0]
-                .revents()
-                .is_some_and(|r| r.intersects(nix::poll::PollFlags::POLLHUP)),
-            _ => true,
+            Ok(n) if n > 0 => fds
+                .iter()
+                .map(|f| {
+                    f.revents()
+                        .is_some_and(|r| r.intersects(nix::poll::PollFlags::POLLHUP))
+                })
+                .collect(),
+            _ => return,
         }
-    });
+    };
+    let mut hung = hung.into_iter();
+    held.retain(|_| !hung.next().unwrap_or(false));
 }
 
 impl crate::service::lifecycle::Pipes for Keeper {
