@@ -88,7 +88,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
+/// The one rule of every launcher: a string with a NUL byte cannot reach exec, and is
+/// refused with what it is, not cut short or stripped.
+pub fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::config(format!("{what} contains a NUL byte")))
 }
 

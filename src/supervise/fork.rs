@@ -8,6 +8,8 @@
 //! tcpserver, which forks and goes on. An exec that fails here is reported by the child
 //! on its stderr (the output file) and exit status 127.
 
+use crate::error::Result;
+use crate::process::spawn::cstring;
 use std::ffi::{CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -23,60 +25,46 @@ pub struct Program {
     failure: CString,
 }
 
-fn cstring(bytes: &[u8]) -> CString {
-    CString::new(
-        bytes
-            .iter()
-            .copied()
-            .filter(|&b| b != 0)
-            .collect::<Vec<u8>>(),
-    )
-    .expect("no NUL left")
-}
-
 impl Program {
-    /// `program` found as execvp would, but in `path` (the service's PATH), relative
-    /// names with a slash from `cwd`.
+    /// `program` found as execvp would, but in `path` (the service's PATH, with `which`,
+    /// as a service's program is), relative names with a slash from `cwd`. A NUL byte
+    /// anywhere is refused (the rule of `process::spawn`).
     pub fn new<'a>(
         program: &str,
         args: impl IntoIterator<Item = &'a str>,
         env: impl IntoIterator<Item = (&'a str, &'a OsStr)>,
         path: Option<&OsStr>,
         cwd: &Path,
-    ) -> Program {
+    ) -> Result<Program> {
         let resolved: PathBuf = if program.contains('/') {
             cwd.join(program)
         } else {
-            path.map(std::env::split_paths)
-                .into_iter()
-                .flatten()
-                .map(|dir| cwd.join(dir).join(program))
-                .find(|p| {
-                    std::fs::metadata(p).is_ok_and(|m| {
-                        use std::os::unix::fs::PermissionsExt;
-                        m.is_file() && m.permissions().mode() & 0o111 != 0
-                    })
-                })
+            path.and_then(|p| which::which_in(program, Some(p), cwd).ok())
                 .unwrap_or_else(|| PathBuf::from(program))
         };
-        let mut argv = vec![cstring(program.as_bytes())];
-        argv.extend(args.into_iter().map(|a| cstring(a.as_bytes())));
+        let mut argv = vec![cstring(program.as_bytes(), "the program")?];
+        for a in args {
+            argv.push(cstring(a.as_bytes(), "an argument")?);
+        }
         let env = env
             .into_iter()
             .map(|(k, v)| {
                 let mut kv = k.as_bytes().to_vec();
                 kv.push(b'=');
                 kv.extend_from_slice(v.as_bytes());
-                cstring(&kv)
+                cstring(&kv, "an environment variable")
             })
-            .collect();
-        Program {
-            failure: cstring(format!("servicectl supervise: cannot run {program}\n").as_bytes()),
-            path: cstring(resolved.as_os_str().as_bytes()),
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Program {
+            failure: cstring(
+                format!("servicectl supervise: cannot run {program}\n").as_bytes(),
+                "the program",
+            )?,
+            path: cstring(resolved.as_os_str().as_bytes(), "the program path")?,
             argv,
             env,
-            cwd: cstring(cwd.as_os_str().as_bytes()),
-        }
+            cwd: cstring(cwd.as_os_str().as_bytes(), "the working directory")?,
+        })
     }
 
     /// Fork and exec with these descriptors as 0, 1 and 2 and `extra` added to the
@@ -90,7 +78,7 @@ impl Program {
     ) -> std::io::Result<i32> {
         let extra: Vec<CString> = extra
             .iter()
-            .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+            .filter_map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "").ok())
             .collect();
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());

@@ -81,13 +81,16 @@ impl Driver {
         match &prepared.settings.service_type {
             ServiceType::Init | ServiceType::Oneshot => {}
             ServiceType::Cron(c) => {
-                armed.program = Some(Program::new(
-                    "/bin/sh",
-                    ["-c", c.command.as_str()],
-                    env(),
-                    path,
-                    &self.playpen.root,
-                ));
+                armed.program = Some(
+                    Program::new(
+                        "/bin/sh",
+                        ["-c", c.command.as_str()],
+                        env(),
+                        path,
+                        &self.playpen.root,
+                    )
+                    .map_err(|e| e.with_service(&name))?,
+                );
             }
             ServiceType::Inetd(d) => {
                 let listener = self.bind_inetd(&name, d, prepared)?;
@@ -99,15 +102,20 @@ impl Driver {
                     .map_err(|e| Error::runtime(format!("cannot watch its socket: {e}")))?;
                 armed.listening = true;
                 armed.listener = Some(listener);
-                armed.program = d.command.first().map(|program| {
-                    Program::new(
-                        program,
-                        d.command[1..].iter().map(String::as_str),
-                        env(),
-                        path,
-                        &self.playpen.root,
-                    )
-                });
+                armed.program = d
+                    .command
+                    .first()
+                    .map(|program| {
+                        Program::new(
+                            program,
+                            d.command[1..].iter().map(String::as_str),
+                            env(),
+                            path,
+                            &self.playpen.root,
+                        )
+                    })
+                    .transpose()
+                    .map_err(|e| e.with_service(&name))?;
             }
         }
         self.armed.insert(i, armed);
