@@ -6,6 +6,23 @@ use super::*;
 use nix::sys::signal::Signal;
 
 impl Machine {
+    /// The library's stop of service `i` as a job; `failed`: why it is stopped, when a
+    /// failed run follows.
+    fn stop_job(
+        &mut self,
+        i: Sid,
+        config: Arc<Prepared>,
+        pid: Option<i32>,
+        failed: Option<String>,
+    ) {
+        let job = self.job(
+            Some(i),
+            JobFor::Lifecycle(i, Verb::Stop),
+            Work::Stop(config),
+        );
+        self.services[i].phase = Phase::Stopping { job, pid, failed };
+    }
+
     pub(super) fn launch_stop(&mut self, i: Sid, now: Now) {
         let s = &mut self.services[i];
         s.wanted = false;
@@ -18,16 +35,7 @@ impl Machine {
                 self.effects.push(Effect::EndChecks { service: i });
                 match (s.config.clone(), pid) {
                     (Some(config), pid) => {
-                        let job = self.job(
-                            Some(i),
-                            JobFor::Lifecycle(i, Verb::Stop),
-                            Work::Stop(config),
-                        );
-                        self.services[i].phase = Phase::Stopping {
-                            job,
-                            pid,
-                            failed: None,
-                        };
+                        self.stop_job(i, config, pid, None);
                     }
                     (None, Some(pid)) => self.halt_by_signal(
                         i,
@@ -45,16 +53,7 @@ impl Machine {
                 // Nothing runs; its files may still need a clean-up (a stale pidfile,
                 // a process started directly that the supervisor missed).
                 Some(config) => {
-                    let job = self.job(
-                        Some(i),
-                        JobFor::Lifecycle(i, Verb::Stop),
-                        Work::Stop(config),
-                    );
-                    self.services[i].phase = Phase::Stopping {
-                        job,
-                        pid: None,
-                        failed: None,
-                    };
+                    self.stop_job(i, config, None, None);
                 }
                 None => {
                     self.services[i].phase = Phase::Stopped;
@@ -197,16 +196,7 @@ impl Machine {
         let pid = self.services[i].phase.pid();
         match (self.services[i].config.clone(), pid) {
             (Some(config), pid) => {
-                let job = self.job(
-                    Some(i),
-                    JobFor::Lifecycle(i, Verb::Stop),
-                    Work::Stop(config),
-                );
-                self.services[i].phase = Phase::Stopping {
-                    job,
-                    pid,
-                    failed: Some(reason),
-                };
+                self.stop_job(i, config, pid, Some(reason));
             }
             (None, Some(pid)) => self.halt(i, pid, Signal::SIGTERM, None, Some(reason), now),
             (None, None) => self.after_failure_stop(i, reason, now),
