@@ -438,3 +438,26 @@ fn a_package_installed_under_a_supervisor_is_brought_up_and_a_removed_one_stoppe
     pp.run_timeout(&["shutdown"], 30).ok();
     nothing_left(&pp);
 }
+
+#[test]
+fn a_supervisor_started_right_after_a_kill_9_of_the_last_one_takes_over() {
+    let pp = Playpen::with_ports(&["a", "b"], &[]);
+    pp.sleeper_service("a", "");
+    pp.sleeper_service("b", "");
+    supervise_daemon(&pp, &[]);
+    pp.run(&["wait"]).ok();
+    let (a, b) = (pp.running_pid("a"), pp.running_pid("b"));
+    for round in 0..3 {
+        // No wait for the killed process to exit: its SIGKILL may still be pending.
+        let old = supervisor_pid(&pp);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::SIGKILL);
+        let out = pp.run(&["supervise", "--daemon"]);
+        assert_eq!(out.code, 0, "round {round}: refused:\n{out}");
+        assert_ne!(supervisor_pid(&pp), old);
+    }
+    pp.run(&["wait"]).ok();
+    // The services were adopted, not started twice.
+    assert_eq!((pp.running_pid("a"), pp.running_pid("b")), (a, b));
+    pp.run_timeout(&["shutdown"], 30).ok();
+    nothing_left(&pp);
+}

@@ -62,7 +62,7 @@ impl SupervisorLock {
         Ok(lock)
     }
 
-    /// The lock is busy but the supervisor that took it is dead: a process it was
+    /// The lock is busy but the supervisor that took it is dead or dying: a process it was
     /// starting when it was killed may still hold a copy of its descriptors for a moment
     /// (a child between fork and exec). Wait for the lock on a helper thread, a few
     /// seconds at most, instead of refusing to start.
@@ -71,7 +71,11 @@ impl SupervisorLock {
             .ok()
             .flatten()
             .and_then(|t| t.trim().parse::<i32>().ok());
-        if holder.is_none_or(crate::process::proc::is_alive) {
+        // Dead, or dying: SIGKILL sent and not yet acted on (`kill -9` returns before
+        // the process has exited, and a relaunch right after it must not be refused).
+        if holder.is_none_or(|pid| {
+            crate::process::proc::is_alive(pid) && !crate::process::proc::sigkill_pending(pid)
+        }) {
             return false;
         }
         let Ok(copy) = file.try_clone() else {
