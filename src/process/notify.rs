@@ -217,7 +217,27 @@ mod tests {
         // The sender was a child of ours in our group: it belongs with us.
         let me = std::process::id() as i32;
         assert!(belongs_to(me, me));
-        assert!(!belongs_to(1, me));
+        // A process in a session of its own (as every service is) does not; pid 1 can't
+        // stand in for it, since CI may run the tests in pid 1's session.
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new("sleep");
+        command.arg("30");
+        // SAFETY: setsid is async-signal-safe; spawn returns once the exec succeeded,
+        // so the new session exists by then.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut stranger = command.spawn().expect("sleep");
+        let pid = stranger.id() as i32;
+        assert_eq!(crate::process::proc::stat(pid).map(|s| s.sid), Some(pid));
+        assert!(!belongs_to(pid, me));
+        assert!(!belongs_to(me, pid));
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
         drop(socket);
         assert!(!path.exists(), "the socket file is removed with the socket");
     }
