@@ -45,3 +45,26 @@ pub fn human_duration(secs: u64) -> String {
 pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// `secs` (Unix time) in the local time zone, from the C library's zone rules.
+pub fn broken_down(secs: i64) -> libc::tm {
+    // SAFETY: tm is plain data; localtime_r writes it and reads `t` only.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let t: libc::time_t = secs as libc::time_t;
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    tm
+}
+
+/// `2026-12-01 10:20:00`, local time.
+pub fn local_time(secs: f64) -> String {
+    let tm = broken_down(secs as i64);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}

@@ -12,27 +12,18 @@ fn supervise(pp: &Playpen) {
     pp.run(&["supervise", "--daemon"]).ok();
 }
 
-fn log(pp: &Playpen) -> String {
-    pp.read_or_empty("var/run/servicectl.supervise.output")
-}
-
-#[track_caller]
-fn view(pp: &Playpen, name: &str) -> serde_json::Value {
-    let out = pp.run(&["status", "--json", name]);
-    out.json()
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["service"] == name).cloned())
-        .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
-}
-
 #[track_caller]
 fn wait_state(pp: &Playpen, name: &str, state: &str, within: Duration) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
     let reached = wait_until(within, || {
-        last = view(pp, name);
+        last = pp.view(name);
         last["state"] == state
     });
-    assert!(reached, "{name} not {state}: {last}\n{}", log(pp));
+    assert!(
+        reached,
+        "{name} not {state}: {last}\n{}",
+        pp.supervisor_log()
+    );
     last
 }
 
@@ -73,7 +64,7 @@ fn notify_ready_after_a_delay_and_the_dependant_starts_after_it_never_before() {
     );
     supervise(&pp);
     // Right after the launch: db is starting (it has not said READY=1), app waits.
-    assert_eq!(view(&pp, "db")["state"], "starting");
+    assert_eq!(pp.view("db")["state"], "starting");
     let db = wait_state(&pp, "db", "running", PATIENCE);
     assert_eq!(db["note"], "serving", "STATUS= is the NOTE: {db}");
     wait_state(&pp, "app", "running", PATIENCE);
@@ -148,7 +139,7 @@ fn tcp_ready_once_its_own_listener_accepts_and_never_by_a_stranger() {
     );
     port_service(&pp, "web", "late-listener", "service_ready=tcp");
     supervise(&pp);
-    assert_eq!(view(&pp, "web")["state"], "starting");
+    assert_eq!(pp.view("web")["state"], "starting");
     wait_state(&pp, "web", "running", PATIENCE);
     pp.run_timeout(&["shutdown"], 30).ok();
 
@@ -173,7 +164,7 @@ fn tcp_ready_once_its_own_listener_accepts_and_never_by_a_stranger() {
     let failed = wait_state(&pp, "web", "failed", PATIENCE);
     let why = failed["last_exit"]
         .as_str()
-        .unwrap_or_else(|| panic!("{failed}\n{}", log(&pp)));
+        .unwrap_or_else(|| panic!("{failed}\n{}", pp.supervisor_log()));
     let me = std::process::id();
     assert!(
         why.starts_with(&format!(
@@ -209,7 +200,7 @@ fn http_503_then_200_and_log_regex() {
     );
     supervise(&pp);
     // Answering 503 for its first second: starting, not running.
-    assert_eq!(view(&pp, "api")["state"], "starting");
+    assert_eq!(pp.view("api")["state"], "starting");
     wait_state(&pp, "api", "running", PATIENCE);
     wait_state(&pp, "tail", "running", PATIENCE);
     pp.run_timeout(&["shutdown"], 30).ok();
@@ -246,12 +237,16 @@ fn health_gone_bad_restarts_with_a_new_pid_and_watchdog_silence_too() {
     pp.write("var/flaky.sick", "");
     let mut last = serde_json::Value::Null;
     let restarted = wait_until(PATIENCE, || {
-        last = view(&pp, "flaky");
+        last = pp.view("flaky");
         last["last_exit"]
             .as_str()
             .is_some_and(|e| e.starts_with("unhealthy: "))
     });
-    assert!(restarted, "not found unhealthy: {last}\n{}", log(&pp));
+    assert!(
+        restarted,
+        "not found unhealthy: {last}\n{}",
+        pp.supervisor_log()
+    );
     std::fs::remove_file(pp.path("var/flaky.sick")).unwrap();
     let flaky = wait_state(&pp, "flaky", "running", PATIENCE);
     assert_ne!(
@@ -326,13 +321,13 @@ fn wait_right_after_a_kill_9_is_not_fooled_by_the_dead_process() {
         // `wait` at once: SIGKILL may still be pending; wait hears of the exit first.
         let out = pp.run(&["wait", "a", "--timeout", "10"]);
         out.ok();
-        let now = view(&pp, "a");
+        let now = pp.view("a");
         assert_eq!(now["state"], "running", "{now}");
         assert_ne!(
             now["pid"].as_i64().unwrap() as i32,
             old,
             "wait answered from the dead process:\n{}",
-            log(&pp)
+            pp.supervisor_log()
         );
     }
     pp.run_timeout(&["shutdown"], 30).ok();
@@ -367,4 +362,91 @@ fn a_ready_check_naming_no_typed_port_is_refused_by_check_and_start() {
         pp.run(&["check", "web"]).stdout,
         "web: problem: service_ready=tcp needs a typed port, and the service has none — declare a typed variable of type port (service_required_envars, envar_NAME_type=port), or serve without service_ready=tcp\n1 checked, 1 with problems\n"
     );
+}
+
+/// A step that notes each run in var/NAME.runs, taking `secs`.
+fn counted_oneshot(pp: &Playpen, name: &str, secs: f64) {
+    pp.write_exec(
+        &format!("bin/{name}"),
+        &format!("#!/bin/sh\necho run >> \"$LOCAL_VAR/{name}.runs\"\nsleep {secs}\n"),
+    );
+    pp.service(
+        name,
+        &format!("service_program={name}\nservice_type=oneshot\n"),
+    );
+}
+
+#[test]
+fn oneshot_without_a_supervisor_is_done_until_stopped() {
+    let pp = Playpen::with_ports(&["migrate"], &[]);
+    counted_oneshot(&pp, "migrate", 0.0);
+    let runs = || pp.read_or_empty("var/migrate.runs").lines().count();
+    assert_golden(
+        &pp,
+        "first start",
+        &pp.run(&["start", "migrate"]).ok().stdout,
+        "migrate: done (exited with status 0)\n",
+    );
+    assert_golden(
+        &pp,
+        "status",
+        &pp.run(&["status", "migrate"]).code_is(0).stdout,
+        "SERVICE STATE PID UPTIME PORTS NOTE\n\
+         migrate done - - - exited with status 0 at {WHEN}\n",
+    );
+    assert_golden(
+        &pp,
+        "second start",
+        &pp.run(&["start", "migrate"]).ok().stdout,
+        "migrate: already done (exited with status 0 at {WHEN})\n",
+    );
+    assert_eq!(runs(), 1, "a done step is not run again by start");
+    pp.run(&["ping", "migrate"]).ok();
+    assert_golden(
+        &pp,
+        "stop",
+        &pp.run(&["stop", "migrate"]).ok().stdout,
+        "migrate: stopped\n",
+    );
+    pp.run(&["status", "migrate"]).code_is(3);
+    pp.run(&["ping", "migrate"]).fails();
+    pp.run(&["start", "migrate"]).ok();
+    assert_eq!(runs(), 2, "after a stop, start runs it again");
+    pp.run(&["restart", "migrate"]).ok();
+    assert_eq!(runs(), 3, "restart runs it again");
+}
+
+#[test]
+fn oneshot_run_of_a_killed_supervisor_is_outlived_and_run_again_and_done_survives() {
+    let pp = Playpen::with_ports(&["migrate"], &[]);
+    counted_oneshot(&pp, "migrate", 1.5);
+    let runs = || pp.read_or_empty("var/migrate.runs").lines().count();
+    supervise(&pp);
+    assert!(wait_until(PATIENCE, || runs() == 1), "the step did not run");
+    // While it runs it is on record (pidfile, start record), as a daemon is.
+    assert!(wait_until(PATIENCE, || pp.pid("migrate").is_some()));
+    let step = pp.running_pid("migrate");
+    kill9(pp.supervisor_pid());
+    supervise(&pp);
+    let done = wait_state(&pp, "migrate", "done", PATIENCE);
+    assert!(!alive(step), "the orphaned run was outlived");
+    assert_eq!(
+        runs(),
+        2,
+        "its exit status died with its parent: it ran again"
+    );
+    assert_eq!(done["last_exit"], "exited with status 0");
+    // A new supervisor finds it done, and does not run it again.
+    kill9(pp.supervisor_pid());
+    supervise(&pp);
+    let adopted = wait_state(&pp, "migrate", "done", PATIENCE);
+    assert_eq!(runs(), 2, "a new supervisor adopts done");
+    assert_eq!(adopted["last_exit"], "exited with status 0");
+    assert_eq!(
+        adopted["last_run"], done["last_run"],
+        "when it ran, as the first said"
+    );
+    // shutdown stops it (systemd stops a RemainAfterExit unit too): the next runs it.
+    pp.run_timeout(&["shutdown"], 30).ok();
+    assert!(!pp.exists("var/run/migrate.done"));
 }

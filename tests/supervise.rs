@@ -109,18 +109,6 @@ fn holders(path: &std::path::Path) -> String {
     out.join("; ")
 }
 
-/// The supervisor's view of one service (`status --json NAME`).
-#[track_caller]
-fn view(pp: &Playpen, name: &str) -> serde_json::Value {
-    let out = pp.run(&["status", "--json", name]);
-    out.no_panic();
-    let rows = out.json();
-    rows.as_array()
-        .and_then(|rows| rows.iter().find(|r| r["service"] == name))
-        .cloned()
-        .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
-}
-
 /// Wait until the supervisor shows `name` in `state`; its view then.
 #[track_caller]
 fn wait_state(pp: &Playpen, sup: &Supervisor, name: &str, state: &str) -> serde_json::Value {
@@ -151,7 +139,7 @@ fn wait_state(pp: &Playpen, sup: &Supervisor, name: &str, state: &str) -> serde_
 fn wait_new_pid(pp: &Playpen, sup: &Supervisor, name: &str, old: i32) -> i32 {
     let mut last = serde_json::Value::Null;
     let changed = wait_until(PATIENCE, || {
-        last = view(pp, name);
+        last = pp.view(name);
         last["state"] == "running" && last["pid"].as_i64().is_some_and(|p| p as i32 != old)
     });
     assert!(changed, "{name} was not restarted: {last}\n{}", sup.log());
@@ -208,7 +196,7 @@ fn one_supervisor_per_playpen_and_a_stale_socket_is_no_obstacle() {
         .code_is(1)
         .says(&[&format!("already supervised by PID {}", sup.pid())]);
     // The live supervisor's socket is still there and answers.
-    assert_eq!(view(&pp, "a")["state"], "running");
+    assert_eq!(pp.view("a")["state"], "running");
     let mode = std::fs::metadata(&socket).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
@@ -225,7 +213,7 @@ fn a_crashed_service_is_restarted_and_a_stop_is_never_followed_by_a_restart() {
     assert_eq!(pp.running_as("web"), [first]);
     kill(first, nix::sys::signal::Signal::SIGKILL);
     let second = wait_new_pid(&pp, &sup, "web", first);
-    let v = view(&pp, "web");
+    let v = pp.view("web");
     assert_eq!(v["restarts"], 1, "{v}");
     assert_eq!(v["last_exit"], "was killed by signal SIGKILL", "{v}");
     assert_eq!(pp.running_as("web"), [second]);
@@ -237,7 +225,7 @@ fn a_crashed_service_is_restarted_and_a_stop_is_never_followed_by_a_restart() {
     pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
     assert_dies(second, "web after stop");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(view(&pp, "web")["state"], "stopped");
+    assert_eq!(pp.view("web")["state"], "stopped");
     assert!(pp.running_as("web").is_empty());
     pp.run(&["status", "web"]).code_is(3);
     // And a start brings it back.
@@ -275,7 +263,7 @@ fn a_crash_loop_backs_off() {
     let n = runs(&pp, "loop");
     // Delays 0.1 0.1 0.2 0.4 0.4 …: about 10 runs in 3 s, not hundreds.
     assert!((3..=16).contains(&n), "{n} runs in 3 s\n{}", sup.log());
-    let v = view(&pp, "loop");
+    let v = pp.view("loop");
     assert!(
         ["backoff", "starting", "running"].contains(&v["state"].as_str().unwrap()),
         "{v}"
@@ -349,7 +337,7 @@ fn a_halt_timeout_ends_a_service_that_ignores_sigterm() {
     assert!(!alive(pid));
     assert!(started.elapsed() >= Duration::from_millis(900));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(view(&pp, "stubborn")["state"], "stopped");
+    assert_eq!(pp.view("stubborn")["state"], "stopped");
 }
 
 #[test]
@@ -432,7 +420,7 @@ fn only_its_own_uid_and_root_may_control_it() {
             .gid(65534),
     );
     assert!(out.stdout.contains("refused: uid 65534"), "{out}");
-    assert_eq!(view(&pp, "a")["state"], "running");
+    assert_eq!(pp.view("a")["state"], "running");
 }
 
 #[test]
@@ -447,7 +435,7 @@ fn dependants_start_once_what_they_depend_on_is_ready_and_wait_says_so() {
     let sup = Supervisor::start(&pp, &[]);
     wait_until(PATIENCE, || !pp.running_as("db").is_empty());
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(view(&pp, "db")["state"], "starting");
+    assert_eq!(pp.view("db")["state"], "starting");
     assert!(
         pp.running_as("app").is_empty(),
         "app started before db was ready"
@@ -460,7 +448,7 @@ fn dependants_start_once_what_they_depend_on_is_ready_and_wait_says_so() {
         .ok()
         .says(&["db: ready", "app: ready"]);
     assert_eq!(pp.running_as("app").len(), 1);
-    assert_eq!(view(&pp, "app")["state"], "running");
+    assert_eq!(pp.view("app")["state"], "running");
     drop(sup);
     // Without a supervisor, wait pings.
     pp.run(&["wait", "db", "app", "--timeout", "5"]).ok();
@@ -476,7 +464,7 @@ fn a_slow_ping_of_one_service_does_not_delay_the_restart_of_another() {
     let pid = wait_state(&pp, &sup, "quick", "running")["pid"]
         .as_i64()
         .unwrap() as i32;
-    assert_eq!(view(&pp, "slow")["state"], "starting");
+    assert_eq!(pp.view("slow")["state"], "starting");
     let killed = Instant::now();
     kill(pid, nix::sys::signal::Signal::SIGKILL);
     wait_new_pid(&pp, &sup, "quick", pid);
@@ -516,7 +504,7 @@ fn enable_disable_up_and_down_with_and_without_a_supervisor() {
     pp.run(&["down"]).ok();
     assert!(wait_until(PATIENCE, || pp.running_as("a").is_empty()
         && pp.running_as("b").is_empty()));
-    assert_eq!(view(&pp, "a")["state"], "stopped");
+    assert_eq!(pp.view("a")["state"], "stopped");
 }
 
 #[test]
@@ -654,10 +642,10 @@ fn killed_supervisor_leaves_services_running_and_a_new_one_adopts_them() {
     let mut sup = Supervisor::start(&pp, &["--daemon"]);
     // --daemon returned once the socket accepted: the command itself has exited 0.
     assert_eq!(sup.exit_code(PATIENCE), 0);
-    wait_until(PATIENCE, || view(&pp, "a")["state"] == "running");
-    wait_until(PATIENCE, || view(&pp, "b")["state"] == "running");
-    let a = view(&pp, "a")["pid"].as_i64().unwrap() as i32;
-    let b = view(&pp, "b")["pid"].as_i64().unwrap() as i32;
+    wait_until(PATIENCE, || pp.view("a")["state"] == "running");
+    wait_until(PATIENCE, || pp.view("b")["state"] == "running");
+    let a = pp.view("a")["pid"].as_i64().unwrap() as i32;
+    let b = pp.view("b")["pid"].as_i64().unwrap() as i32;
     let daemon: i32 = pp
         .read("var/run/servicectl.supervise.lock")
         .trim()
@@ -681,7 +669,7 @@ fn killed_supervisor_leaves_services_running_and_a_new_one_adopts_them() {
     let sup2 = Supervisor::start(&pp, &[]);
     let names = vec!["a".to_string(), "b".to_string()];
     each_runs_once_and_is_known(&pp, &sup2, &names);
-    assert_eq!(view(&pp, "b")["pid"], b, "b was started again");
+    assert_eq!(pp.view("b")["pid"], b, "b was started again");
     // An adopted service that dies is restarted.
     kill(b, nix::sys::signal::Signal::SIGKILL);
     wait_new_pid(&pp, &sup2, "b", b);

@@ -12,31 +12,6 @@ fn supervise_daemon(pp: &Playpen, env: &[(&str, &str)]) {
     pp.run_env(&["supervise", "--daemon"], env).ok();
 }
 
-/// The supervisor's PID (from its hello).
-fn supervisor_pid(pp: &Playpen) -> i32 {
-    let lock = pp.read("var/run/servicectl.supervise.lock");
-    lock.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("no PID in the lock: {lock:?}"))
-}
-
-fn kill9(pid: i32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-    assert!(
-        wait_until(PATIENCE, || !alive(pid)),
-        "pid {pid} survived SIGKILL"
-    );
-}
-
-#[track_caller]
-fn status_json(pp: &Playpen, name: &str) -> serde_json::Value {
-    let out = pp.run(&["status", "--json", name]);
-    out.json()
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["service"] == name).cloned())
-        .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
-}
-
 /// Everything of the playpen is gone (the supervisor too: its cwd is the playpen).
 #[track_caller]
 fn nothing_left(pp: &Playpen) {
@@ -49,12 +24,8 @@ fn nothing_left(pp: &Playpen) {
     assert!(
         gone,
         "processes of the playpen left: {left:#?}\n{}",
-        supervisor_log(pp)
+        pp.supervisor_log()
     );
-}
-
-fn supervisor_log(pp: &Playpen) -> String {
-    pp.read_or_empty("var/run/servicectl.supervise.output")
 }
 
 #[test]
@@ -79,7 +50,7 @@ fn shutdown_under_a_descriptor_limit_leaves_nothing_running() {
     let all_up = wait_until(Duration::from_secs(60), || {
         names.iter().all(|n| pp.pid(n).is_some_and(alive))
     });
-    assert!(all_up, "not all 40 started:\n{}", supervisor_log(&pp));
+    assert!(all_up, "not all 40 started:\n{}", pp.supervisor_log());
     let out = pp.run_timeout(&["shutdown"], 120);
     out.no_panic();
     nothing_left(&pp);
@@ -104,20 +75,20 @@ fn a_cron_run_is_adopted_by_a_new_supervisor_and_ended_by_shutdown() {
             .count()
             == 1),
         "no cron run:\n{}",
-        supervisor_log(&pp)
+        pp.supervisor_log()
     );
     let run: i32 = pp.read("var/tick.runs").trim().parse().unwrap();
-    kill9(supervisor_pid(&pp));
+    kill9(pp.supervisor_pid());
     supervise_daemon(&pp, &env);
     // The new supervisor counts the run, and starts no second one while it goes on.
-    let view = status_json(&pp, "tick");
+    let view = pp.view("tick");
     assert_eq!(view["handlers"], 1, "the run is not adopted: {view}");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         pp.read("var/tick.runs").lines().count(),
         1,
         "a second run started while the first went on:\n{}",
-        supervisor_log(&pp)
+        pp.supervisor_log()
     );
     assert!(alive(run));
     pp.run_timeout(&["shutdown"], 30).ok();
@@ -146,7 +117,7 @@ fn ping_pid(pp: &Playpen) -> i32 {
             .parse::<i32>()
             .is_ok_and(alive)),
         "the ping did not run:\n{}",
-        supervisor_log(pp)
+        pp.supervisor_log()
     );
     pp.read("var/ping.pid").trim().parse().unwrap()
 }
@@ -307,7 +278,7 @@ fn restart_right_after_a_crash_queues_behind_the_restart_under_way() {
         assert!(
             out.code == 0,
             "round {round}: restart right after a crash failed:\n{out}\n{}",
-            supervisor_log(&pp)
+            pp.supervisor_log()
         );
         let new = pp.running_pid("a");
         assert_ne!(new, old);
@@ -356,7 +327,7 @@ fn the_supervisor_raises_its_descriptor_limit_and_services_get_the_callers() {
         .current_dir(&pp.root);
     run_command(&mut cmd).ok();
     pp.run(&["wait", "a"]).ok();
-    let (soft, hard) = open_files_limit(supervisor_pid(&pp));
+    let (soft, hard) = open_files_limit(pp.supervisor_pid());
     assert_eq!(soft, hard, "the supervisor did not raise its soft limit");
     assert_ne!(
         hard, "200",
@@ -390,7 +361,7 @@ fn a_role_listing_a_service_not_installed_starts_the_others_and_names_it() {
         ghost["note"],
         "not installed: unknown service (no ext/services/ghost-VERSION/ and no services/ghost/config)"
     );
-    assert_eq!(status_json(&pp, "a")["state"], "running");
+    assert_eq!(pp.view("a")["state"], "running");
     pp.run_timeout(&["shutdown"], 30).ok();
 }
 
@@ -418,21 +389,16 @@ fn a_package_installed_under_a_supervisor_is_brought_up_and_a_removed_one_stoppe
     assert!(
         answered,
         "echo does not answer on {port}:\n{}",
-        supervisor_log(&pp)
+        pp.supervisor_log()
     );
     pp.run(&["wait", "echo"]).ok();
-    assert_eq!(status_json(&pp, "echo")["state"], "running");
+    assert_eq!(pp.view("echo")["state"], "running");
     let pid = pp.running_pid("echo");
     pp.run(&["remove-service", "echo"]).ok();
     assert!(wait_until(PATIENCE, || !alive(pid)), "echo still runs");
     // Stopped on purpose by the package manager's hook: not restarted.
-    let stopped = wait_until(PATIENCE, || status_json(&pp, "echo")["state"] == "stopped");
-    assert!(
-        stopped,
-        "{}\n{}",
-        status_json(&pp, "echo"),
-        supervisor_log(&pp)
-    );
+    let stopped = wait_until(PATIENCE, || pp.view("echo")["state"] == "stopped");
+    assert!(stopped, "{}\n{}", pp.view("echo"), pp.supervisor_log());
     std::thread::sleep(Duration::from_millis(500));
     assert!(pp.running_as("echo").is_empty(), "echo was started again");
     pp.run_timeout(&["shutdown"], 30).ok();
@@ -449,11 +415,11 @@ fn a_supervisor_started_right_after_a_kill_9_of_the_last_one_takes_over() {
     let (a, b) = (pp.running_pid("a"), pp.running_pid("b"));
     for round in 0..3 {
         // No wait for the killed process to exit: its SIGKILL may still be pending.
-        let old = supervisor_pid(&pp);
+        let old = pp.supervisor_pid();
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::SIGKILL);
         let out = pp.run(&["supervise", "--daemon"]);
         assert_eq!(out.code, 0, "round {round}: refused:\n{out}");
-        assert_ne!(supervisor_pid(&pp), old);
+        assert_ne!(pp.supervisor_pid(), old);
     }
     pp.run(&["wait"]).ok();
     // The services were adopted, not started twice.

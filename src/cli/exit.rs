@@ -26,9 +26,13 @@ pub fn failed_if(failed: bool) -> i32 {
     if failed { FAILED } else { OK }
 }
 
-/// status: OK when every listed service runs, else NOT_RUNNING (LSB).
+/// status: OK when every listed service runs (a one-shot: is done), else NOT_RUNNING (LSB).
 pub fn for_status(statuses: &[ServiceStatus]) -> i32 {
-    up_if(statuses.iter().all(|s| s.state == State::Running))
+    up_if(
+        statuses
+            .iter()
+            .all(|s| matches!(s.state, State::Running | State::Done)),
+    )
 }
 
 /// status under a supervisor, from the states it reports: a cron or inetd service that

@@ -316,12 +316,14 @@ pub fn stop(
     // One scan of the playpen's processes for the whole command: stop leaves none of a
     // service's processes behind, also those that no file names.
     let census = Lazy::new(&session.playpen);
-    // What is not running needs no config evaluated to be "already stopped".
+    // What is not running (nor a done one-shot) needs no config evaluated to be
+    // "already stopped".
     let (active, idle): (Vec<String>, Vec<String>) = targets.into_iter().partition(|name| {
         !matches!(
             pidfile::observe(&session.playpen, name),
             Ok((crate::process::pidfile::Observed::Stopped, _))
         ) || census.get().of_service(name).next().is_some()
+            || session.playpen.done_file(name).exists()
     });
     let (prepared, warnings) = prepare(session, &active).lenient();
     let (good, mut bad) = partition(prepared);

@@ -272,7 +272,9 @@ impl Report {
                 self.warnings.push(format!("{name}: {outcome}"));
                 self.stopped.push(name);
             }
-            Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped => {}
+            Outcome::AlreadyRunning { .. }
+            | Outcome::AlreadyStopped
+            | Outcome::AlreadyDone { .. } => {}
         }
     }
 }

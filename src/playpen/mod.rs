@@ -319,6 +319,11 @@ impl Playpen {
         self.run_dir().join(format!("{service}.output"))
     }
 
+    /// A one-shot's mark that it ran to completion (`service::oneshot`).
+    pub fn done_file(&self, service: &str) -> PathBuf {
+        self.run_dir().join(format!("{service}.done"))
+    }
+
     pub fn start_record(&self, service: &str) -> PathBuf {
         self.run_dir().join(format!("{service}.start"))
     }

@@ -50,6 +50,10 @@ pub struct StartRecord {
     /// record of an older servicectl) is checked against the process itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    /// The run of a one-shot (`service::oneshot`): a supervisor does not adopt it as a
+    /// daemon; the next start waits for it to end.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub step: bool,
 }
 
 /// The servicectl process doing a start.

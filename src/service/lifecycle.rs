@@ -17,6 +17,7 @@ use crate::process::spawn::{self, KillOnDrop, Launch};
 use crate::process::tracking::{self, Target};
 use crate::service::executable::{self, Via};
 use crate::service::hooks::{self, Hook, Runnable};
+use crate::service::oneshot;
 pub use crate::service::outcome::Outcome;
 use crate::service::prepared::Prepared;
 use crate::service::program;
@@ -230,7 +231,17 @@ fn start_locked(
     output: OutputTo,
 ) -> Result<Outcome> {
     let name = prepared.name();
-    let (observed, _) = settle(playpen, prepared, census)?;
+    let (mut observed, _) = settle(playpen, prepared, census)?;
+    let oneshot = prepared.settings.service_type == ServiceType::Oneshot;
+    if oneshot {
+        if let Observed::Running { pid, .. } | Observed::Untracked { pid, .. } = observed {
+            // A run whose servicectl died: its exit status is gone; it ends, then runs again.
+            oneshot::outlive_orphan(playpen, name, pid)?;
+            observed = Observed::Stopped;
+        } else if let Some(mark) = oneshot::done(playpen, name) {
+            return Ok(mark.outcome());
+        }
+    }
     match observed {
         Observed::Running { pid, .. } => return Ok(Outcome::AlreadyRunning { pid: Some(pid) }),
         Observed::Untracked { pid, .. } => {
@@ -261,10 +272,10 @@ fn start_locked(
     }
     render_configs(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
-    if prepared.settings.service_type == ServiceType::Oneshot {
-        let status = run_oneshot(playpen, prepared)?;
+    if oneshot {
+        let outcome = oneshot::run(playpen, prepared, base_record(playpen, prepared))?;
         run_hook(playpen, prepared, Hook::PostStart)?;
-        return Ok(Outcome::Done { status });
+        return Ok(outcome);
     }
     let pid = match &prepared.settings.scripts.start {
         Some(start) => start_by_script(playpen, prepared, start)?,
@@ -276,70 +287,6 @@ fn start_locked(
             .with_hint(e.hint.unwrap_or_default()));
     }
     Ok(Outcome::Started { pid })
-}
-
-/// A one-shot (service_type=oneshot): its program with its flags, in a session of its
-/// own, marked as the service's (a shutdown's sweep finds it), its output appended to
-/// its output file, waited for. Exit 0 is done; anything else is a failed run, quoting
-/// the end of its output.
-fn run_oneshot(playpen: &Playpen, prepared: &Prepared) -> Result<String> {
-    use std::os::unix::process::CommandExt;
-    let name = prepared.name();
-    let program = prepared.program(playpen)?;
-    let output = playpen.output_file(name);
-    let output_start = crate::process::output::file_len(&output);
-    let sink = crate::process::output::open_output(&output).map_err(|e| e.with_service(name))?;
-    let duplicate = |f: &std::fs::File| {
-        f.try_clone()
-            .map_err(|e| Error::io("duplicate", &output, e).with_service(name))
-    };
-    let mut cmd = std::process::Command::new(&program);
-    cmd.args(&prepared.settings.flags)
-        .env_clear()
-        .envs(&prepared.env)
-        .env(census::LAUNCH, census::new_launch())
-        .current_dir(&playpen.root)
-        .stdin(std::process::Stdio::null())
-        .stdout(duplicate(&sink)?)
-        .stderr(duplicate(&sink)?);
-    let limit = crate::process::limits::for_children();
-    // SAFETY: setrlimit and setsid are async-signal-safe and touch no parent memory.
-    unsafe {
-        cmd.pre_exec(move || {
-            crate::process::limits::restore_in_child(limit);
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let status = cmd
-        .spawn()
-        .and_then(|mut child| child.wait())
-        .map_err(|e| {
-            Error::runtime(format!("cannot run {}: {e}", program.display()))
-                .with_service(name)
-                .with_hint("check that the program exists and is executable")
-        })?;
-    let text = hooks::describe_status(status);
-    if status.success() {
-        return Ok(text);
-    }
-    let tail = crate::process::output::tail_file(&output, output_start, 10);
-    Err(Error::runtime(format!(
-        "{} {text}{}",
-        program.display(),
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; last lines of {}:\n{}",
-                output.display(),
-                crate::text::indent(&tail)
-            )
-        }
-    ))
-    .with_service(name)
-    .with_hint(format!("see {} for its full output", output.display())))
 }
 
 fn base_record(playpen: &Playpen, prepared: &Prepared) -> StartRecord {
@@ -905,6 +852,14 @@ fn stop_locked(playpen: &Playpen, prepared: &Prepared, census: &Lazy) -> Result<
     let name = prepared.name();
     let (observed, _) = settle(playpen, prepared, census)?;
     let halt = settings.halt_timeout;
+    // A done one-shot is stopped by forgetting that it is done.
+    let was_done = oneshot::clear_done(playpen, name)?;
+    if was_done && observed == Observed::Stopped && marked(census, name).is_empty() {
+        return Ok(Outcome::Stopped {
+            pid: None,
+            warning: None,
+        });
+    }
     let main = match observed {
         Observed::Running { pid, start_ticks } | Observed::Untracked { pid, start_ticks } => {
             Some(Target { pid, start_ticks })
@@ -1094,6 +1049,10 @@ pub fn restart_with(
     let name = prepared.name();
     let _lock = ServiceLock::acquire(playpen, name)?;
     interrupt::check(name, "restarted")?;
+    if settings.service_type == ServiceType::Oneshot {
+        // A restart runs the step again, done or not.
+        oneshot::clear_done(playpen, name)?;
+    }
     let (observed, record) = settle(playpen, prepared, census)?;
     let running = match observed {
         Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),

@@ -5,6 +5,7 @@
 pub mod executable;
 pub mod hooks;
 pub mod lifecycle;
+pub mod oneshot;
 pub mod outcome;
 pub mod prepare;
 pub mod prepared;

@@ -29,6 +29,12 @@ pub enum Outcome {
     Done {
         status: String,
     },
+    /// `start` of a one-shot that is done already: not run again (`at`: Unix time it
+    /// ended).
+    AlreadyDone {
+        status: String,
+        at: f64,
+    },
     /// restart found a changed service_filedep with service_stop_on_filedep=1.
     StoppedForFiledep {
         pid: i32,
@@ -53,6 +59,11 @@ impl std::fmt::Display for Outcome {
             Outcome::Reloaded { pid } => write!(f, "reloaded with SIGHUP (pid {pid})"),
             Outcome::Restarted { pid: p } => write!(f, "restarted{}", pid(p)),
             Outcome::Done { status } => write!(f, "done ({status})"),
+            Outcome::AlreadyDone { status, at } => write!(
+                f,
+                "already done ({status} at {})",
+                crate::text::local_time(*at)
+            ),
             Outcome::StoppedForFiledep { pid, file } => write!(
                 f,
                 "stopped (pid {pid}), not restarted: {file} changed and service_stop_on_filedep=1; start it when ready"
@@ -73,6 +84,7 @@ impl Outcome {
             Outcome::Restarted { .. } => "restarted",
             Outcome::StoppedForFiledep { .. } => "stopped-for-filedep",
             Outcome::Done { .. } => "done",
+            Outcome::AlreadyDone { .. } => "already-done",
         }
     }
 
@@ -84,7 +96,7 @@ impl Outcome {
             | Outcome::Stopped { pid, .. }
             | Outcome::Restarted { pid } => *pid,
             Outcome::Reloaded { pid } | Outcome::StoppedForFiledep { pid, .. } => Some(*pid),
-            Outcome::AlreadyStopped | Outcome::Done { .. } => None,
+            Outcome::AlreadyStopped | Outcome::Done { .. } | Outcome::AlreadyDone { .. } => None,
         }
     }
 
@@ -99,6 +111,7 @@ impl Outcome {
             Outcome::Restarted { .. } => "restarted",
             Outcome::StoppedForFiledep { .. } => "stopped, not restarted",
             Outcome::Done { .. } => "done",
+            Outcome::AlreadyDone { .. } => "already done",
         }
     }
 
@@ -106,7 +119,7 @@ impl Outcome {
     pub fn is_unchanged(&self) -> bool {
         matches!(
             self,
-            Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped
+            Outcome::AlreadyRunning { .. } | Outcome::AlreadyStopped | Outcome::AlreadyDone { .. }
         )
     }
 

@@ -12,7 +12,9 @@ use crate::process::sockets;
 use crate::process::tracking;
 use crate::service::hooks;
 use crate::service::lifecycle;
+use crate::service::oneshot;
 use crate::service::prepared::Prepared;
+use crate::text;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -26,6 +28,8 @@ pub enum State {
     Unknown,
     /// Another servicectl is starting it right now.
     Starting,
+    /// A one-shot that ran to completion (`service::oneshot`).
+    Done,
 }
 
 impl State {
@@ -36,6 +40,7 @@ impl State {
             State::Stale => "stale",
             State::Unknown => "unknown",
             State::Starting => "starting",
+            State::Done => "done",
         }
     }
 }
@@ -104,7 +109,15 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                         "its pidfile is missing; `servicectl start {name}` writes it again"
                     )),
                 ),
-                Observed::Stopped => (State::Stopped, None, None, None),
+                Observed::Stopped => match oneshot::done(playpen, name) {
+                    Some(mark) => (
+                        State::Done,
+                        None,
+                        None,
+                        Some(format!("{} at {}", mark.status, text::local_time(mark.at))),
+                    ),
+                    None => (State::Stopped, None, None, None),
+                },
                 Observed::Stale { pid, reason } => (
                     State::Stale,
                     pid,
@@ -207,7 +220,13 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> 
                 Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => {
                     (true, format!("running (pid {pid})"))
                 }
-                Observed::Stopped => (false, "not running".to_string()),
+                Observed::Stopped => match oneshot::done(playpen, &name) {
+                    Some(mark) => (
+                        true,
+                        format!("done ({} at {})", mark.status, text::local_time(mark.at)),
+                    ),
+                    None => (false, "not running".to_string()),
+                },
                 Observed::Stale { reason, .. } => (false, reason),
                 Observed::Unwatched => (false, "no pidfile and no ping".to_string()),
                 Observed::Starting { .. } => (false, "starting".to_string()),

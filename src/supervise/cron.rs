@@ -17,17 +17,9 @@ use std::cmp::Ordering;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime(pub i64);
 
-fn broken_down(secs: i64) -> libc::tm {
-    // SAFETY: tm is plain data; localtime_r writes it and reads `t` only.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let t: libc::time_t = secs as libc::time_t;
-    unsafe { libc::localtime_r(&t, &mut tm) };
-    tm
-}
-
 impl CronDateTime for LocalTime {
     fn to_civil(&self) -> CivilDateTime {
-        let tm = broken_down(self.0);
+        let tm = crate::text::broken_down(self.0);
         CivilDateTime::new(
             CivilDate::from_parts_unchecked(
                 tm.tm_year + 1900,
@@ -43,7 +35,7 @@ impl CronDateTime for LocalTime {
     }
 
     fn civil_weekday(&self) -> Weekday {
-        Weekday::from_days_from_sunday(broken_down(self.0).tm_wday as u32)
+        Weekday::from_days_from_sunday(crate::text::broken_down(self.0).tm_wday as u32)
     }
 
     fn resolve_civil(
@@ -138,20 +130,6 @@ impl Schedule {
             .ok()
             .map(|t| t.0)
     }
-}
-
-/// `2026-12-01 10:20:00`, local time.
-pub fn local_text(secs: i64) -> String {
-    let tm = broken_down(secs);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! command's whole output: the tutorial (tutorial.rs) and the golden tests (golden.rs)
 //! use the same ones. The playpen's path is {ROOT}, PIDs are {PID} (`pid N`, the PID
 //! column of a table, `"pid": N` in JSON), uptimes are {TIME} (the UPTIME column,
-//! `"uptime_secs": N`), and the playpen's PORT_PREFIX reads as 8000 (its ports as 80NN).
+//! `"uptime_secs": N`), local times are {WHEN} (`2026-12-05 10:42:01`), and the playpen's PORT_PREFIX reads as 8000 (its ports as 80NN).
 
 use super::Playpen;
 use std::path::Path;
@@ -16,6 +16,8 @@ pub fn mask(text: &str, root: &Path, prefix: u16) -> String {
     text = text.replace(&root.display().to_string(), "{ROOT}");
     let ports = regex::Regex::new(&format!(r"\b{}(\d\d)\b", prefix / 100)).unwrap();
     text = ports.replace_all(&text, "80$1").into_owned();
+    let when = regex::Regex::new(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b").unwrap();
+    text = when.replace_all(&text, "{WHEN}").into_owned();
     let pid = regex::Regex::new(r"(?i)\b(pid) \d+").unwrap();
     text = pid.replace_all(&text, "$1 {PID}").into_owned();
     let json = regex::Regex::new(r#""(pid|uptime_secs)": \d+"#).unwrap();

@@ -321,6 +321,31 @@ impl Playpen {
         pid
     }
 
+    /// One service's row of `status --json NAME` (the supervisor's view when one runs).
+    #[track_caller]
+    pub fn view(&self, name: &str) -> serde_json::Value {
+        let out = self.run(&["status", "--json", name]);
+        out.no_panic();
+        out.json()
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["service"] == name).cloned())
+            .unwrap_or_else(|| panic!("no status of {name}:\n{out}"))
+    }
+
+    /// The PID of the playpen's supervisor, from its lock.
+    #[track_caller]
+    pub fn supervisor_pid(&self) -> i32 {
+        let lock = self.read("var/run/servicectl.supervise.lock");
+        lock.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no PID in the supervisor's lock: {lock:?}"))
+    }
+
+    /// The supervisor's log (empty when there is none).
+    pub fn supervisor_log(&self) -> String {
+        self.read_or_empty("var/run/servicectl.supervise.output")
+    }
+
     /// The contents of var/run/NAME.output (empty when there is none).
     pub fn output(&self, name: &str) -> String {
         self.read_or_empty(&format!("var/run/{name}.output"))

@@ -27,6 +27,13 @@ pub fn alive(pid: i32) -> bool {
     stat_fields(pid).is_some_and(|f| f[0] != "Z" && f[0] != "X")
 }
 
+/// SIGKILL `pid` and wait until it is gone.
+#[track_caller]
+pub fn kill9(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    assert_dies(pid, "a process sent SIGKILL");
+}
+
 /// Wait until a process is gone.
 #[track_caller]
 pub fn assert_dies(pid: i32, what: &str) {

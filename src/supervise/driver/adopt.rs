@@ -21,9 +21,13 @@ impl Driver {
         let names: Vec<String> = catalog.names().map(str::to_string).collect();
         let mut unrecorded: Option<HashMap<String, Vec<i32>>> = None;
         for name in &names {
-            let Ok((observed, _)) = pidfile::observe(&self.playpen, name) else {
+            let Ok((observed, record)) = pidfile::observe(&self.playpen, name) else {
                 continue;
             };
+            if record.is_some_and(|r| r.step) {
+                // A one-shot's run is no daemon: its start (at launch) waits for it.
+                continue;
+            }
             let pid = match observed {
                 Observed::Running { pid, .. } | Observed::Untracked { pid, .. } => Some(pid),
                 Observed::Unwatched => None,

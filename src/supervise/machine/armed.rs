@@ -83,7 +83,7 @@ impl Machine {
         if wall - fire.wall >= 60 {
             self.log(format!(
                 "{name}: the run due at {} starts {} s late (the clock was set forward, or the machine slept); runs due in between are not made up",
-                cron::local_text(fire.wall),
+                crate::text::local_time(fire.wall as f64),
                 wall - fire.wall
             ));
         }
@@ -91,7 +91,7 @@ impl Machine {
         if self.services[i].children.is_empty() {
             self.effects.push(Effect::SpawnRun { service: i });
         } else {
-            let due = cron::local_text(fire.wall);
+            let due = crate::text::local_time(fire.wall as f64);
             self.log(format!(
                 "{name}: the run due at {due} is skipped: the previous run is still going"
             ));

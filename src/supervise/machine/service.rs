@@ -321,14 +321,17 @@ impl Machine {
                 s.wanted = false;
                 self.settle(i, Ok(outcome), Settled::Started);
             }
-            Ok(outcome @ Outcome::Done { .. }) => {
+            Ok(outcome @ (Outcome::Done { .. } | Outcome::AlreadyDone { .. })) => {
                 let s = &mut self.services[i];
-                if let Outcome::Done { status } = &outcome {
+                // AlreadyDone: done before this supervisor (or a direct start) saw it.
+                let at = match &outcome {
+                    Outcome::AlreadyDone { at, .. } => *at,
+                    _ => now.wall,
+                };
+                if let Outcome::Done { status } | Outcome::AlreadyDone { status, .. } = &outcome {
                     s.last_exit = Some(status.clone());
                 }
-                s.phase = Phase::Done {
-                    at: now.wall as i64,
-                };
+                s.phase = Phase::Done { at: at as i64 };
                 s.note = None;
                 self.log(format!("{name}: {outcome}"));
                 self.settle(i, Ok(outcome), Settled::Started);
@@ -535,7 +538,7 @@ impl Machine {
                 s.phase.is_up()
                     || s.phase.is_busy()
                     || s.phase.pid().is_some()
-                    || matches!(s.phase, Phase::Armed { .. })
+                    || matches!(s.phase, Phase::Armed { .. } | Phase::Done { .. })
                     || !s.children.is_empty()
             })
             .collect();

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::control::{NotReady, ServiceView};
-use crate::supervise::cron;
 
 impl Machine {
     /// Service `i` as status shows it. `uptime`: the system's uptime (seconds), to turn
@@ -27,7 +26,7 @@ impl Machine {
         let next_run = match s.phase {
             Phase::Armed {
                 fire: Some(fire), ..
-            } => Some(cron::local_text(fire.wall)),
+            } => Some(crate::text::local_time(fire.wall as f64)),
             _ => None,
         };
         ServiceView {
@@ -55,10 +54,10 @@ impl Machine {
             version: s.config.as_ref().and_then(|p| p.config.id.version.clone()),
             note: s.note.clone(),
             next_run,
-            last_run: if cron {
-                s.last_run.map(cron::local_text)
-            } else {
-                None
+            last_run: match s.phase {
+                Phase::Done { at } => Some(crate::text::local_time(at as f64)),
+                _ if cron => s.last_run.map(|t| crate::text::local_time(t as f64)),
+                _ => None,
             },
             handlers: s.is_armable().then_some(s.children.len() as u32),
         }
