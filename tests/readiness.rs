@@ -450,3 +450,35 @@ fn oneshot_run_of_a_killed_supervisor_is_outlived_and_run_again_and_done_survive
     pp.run_timeout(&["shutdown"], 30).ok();
     assert!(!pp.exists("var/run/migrate.done"));
 }
+
+#[test]
+fn a_dependant_of_a_failed_step_is_stopped_with_why_and_wait_answers_at_once() {
+    let pp = Playpen::with_ports(&["broken", "app"], &[]);
+    pp.write_exec("bin/broken", "#!/bin/sh\necho no database >&2\nexit 3\n");
+    pp.service(
+        "broken",
+        "service_program=broken\nservice_type=oneshot\nservice_restart_policy=none\n",
+    );
+    pp.sleeper_service("app", "service_depends=broken");
+    supervise(&pp);
+    let started = Instant::now();
+    let out = pp.run(&["wait", "--timeout", "60"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "wait waited for what nothing will start: {:?}",
+        started.elapsed()
+    );
+    assert_golden(
+        &pp,
+        "wait",
+        &out.code_is(1).stderr,
+        "servicectl: app: not ready (stopped)\nservicectl: broken: not ready (failed)\n",
+    );
+    let app = pp.view("app");
+    assert_eq!(app["state"], "stopped", "{app}");
+    assert_eq!(
+        app["note"], "not started because broken, which it depends on, failed",
+        "{app}"
+    );
+    pp.run_timeout(&["shutdown"], 30).ok();
+}

@@ -37,6 +37,9 @@ fn request(command: &Command) -> Option<Op> {
     })
 }
 
+/// How long a command whose supervisor hung up on it waits for that supervisor to exit.
+const LOST_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Some(exit code) when the supervisor handled the command; None: act directly.
 pub fn route(cli: &Cli) -> Result<Option<i32>> {
     let Some(op) = request(&cli.command) else {
@@ -46,8 +49,17 @@ pub fn route(cli: &Cli) -> Result<Option<i32>> {
     let Some(mut client) = control::connect(&playpen.root)? else {
         return Ok(None);
     };
-    let reply = client.call(&op)?;
-    Ok(Some(show(cli, &playpen, &op, reply)))
+    match client.call_or_lost(&op)? {
+        Some(reply) => Ok(Some(show(cli, &playpen, &op, reply))),
+        // It ended before it answered (a shutdown that had just finished, a kill): once
+        // it is gone, the command acts directly, as with no supervisor.
+        None if crate::supervise::lock::gone_within(&playpen, LOST_GRACE) => Ok(None),
+        None => Err(
+            Error::runtime("the supervisor closed the connection without an answer").with_hint(
+                "see var/run/servicectl.supervise.output; `servicectl status` says what runs",
+            ),
+        ),
+    }
 }
 
 fn result(row: Row) -> (String, Result<Outcome>) {

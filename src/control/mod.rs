@@ -328,26 +328,42 @@ pub fn connect(root: &Path) -> Result<Option<Client>> {
 impl Client {
     /// Send one request and wait for its reply (as long as the operation takes).
     pub fn call(&mut self, op: &Op) -> Result<Reply> {
+        self.call_or_lost(op)?.ok_or_else(|| {
+            Error::runtime("the supervisor closed the connection without an answer").with_hint(
+                "it may have stopped; see `servicectl status` and var/run/servicectl.supervise.output",
+            )
+        })
+    }
+
+    /// [`Client::call`], with Ok(None) when the connection was lost before an answer
+    /// came (the supervisor exited or was killed meanwhile): the caller decides whether
+    /// the command can act directly instead.
+    pub fn call_or_lost(&mut self, op: &Op) -> Result<Option<Reply>> {
+        use std::io::ErrorKind as Io;
+        let lost = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                Io::ConnectionReset | Io::BrokenPipe | Io::ConnectionAborted
+            )
+        };
         let path = Path::new("the supervisor's socket");
-        self.stream
-            .write_all(&encode_request(op))
-            .map_err(|e| Error::io("write to", path, e))?;
+        match self.stream.write_all(&encode_request(op)) {
+            Ok(()) => {}
+            Err(e) if lost(&e) => return Ok(None),
+            Err(e) => return Err(Error::io("write to", path, e)),
+        }
         let mut chunk = [0u8; 64 * 1024];
         loop {
             if let Some(line) = self.lines.next_line() {
-                return decode_reply(&line);
+                return decode_reply(&line).map(Some);
             }
             let n = match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(None),
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == Io::Interrupted => continue,
+                Err(e) if lost(&e) => return Ok(None),
                 Err(e) => return Err(Error::io("read from", path, e)),
             };
-            if n == 0 {
-                return Err(Error::runtime(
-                    "the supervisor closed the connection without an answer",
-                )
-                .with_hint("it may have stopped; see `servicectl status` and var/run/servicectl.supervise.output"));
-            }
             self.lines.push(&chunk[..n]).map_err(|TooLong| {
                 Error::runtime(format!(
                     "the supervisor's answer is longer than {MAX_LINE} bytes"

@@ -13,6 +13,16 @@ pub fn lock_path(playpen: &Playpen) -> PathBuf {
     playpen.run_dir().join("servicectl.supervise.lock")
 }
 
+/// The playpen's supervisor is gone, or exits within `within` (waited for on its
+/// pidfd): true. False while one holds the lock.
+pub fn gone_within(playpen: &Playpen, within: std::time::Duration) -> bool {
+    let holder = crate::playpen::fsutil::read_optional(&lock_path(playpen))
+        .ok()
+        .flatten()
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    holder.is_none_or(|pid| crate::process::proc::wait_exit(pid, within))
+}
+
 /// The supervisor's log when it runs as a daemon.
 pub fn log_path(playpen: &Playpen) -> PathBuf {
     playpen.run_dir().join("servicectl.supervise.output")

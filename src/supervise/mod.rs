@@ -86,13 +86,17 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
         let _ = pipe.write_all(b"1");
     }
     let code = supervisor.run();
+    // From now on commands act directly: the listener closes and its path goes before
+    // the keeper's last writes, which may take seconds (a command that connected in
+    // between would wait for them, then be hung up on).
+    drop(supervisor);
+    let _ = std::fs::remove_file(crate::control::socket_path(&playpen.root));
     // Every service has been stopped: the keeper writes what is left and exits.
     if let Some(k) = keeper
         && let Err(e) = k.finish(std::time::Duration::from_secs(5))
     {
         eprintln!("servicectl supervise: {e}");
     }
-    let _ = std::fs::remove_file(crate::control::socket_path(&playpen.root));
     drop(lock);
     Ok(code)
 }

@@ -189,6 +189,16 @@ impl Machine {
                     )),
                 }
                 .with_service(&name);
+                if verb != Verb::Stop
+                    && let Some(&i) = self.index.get(&name)
+                    && self.services[i].phase == Phase::Stopped
+                {
+                    // Not pending any more: nothing will start it until asked again.
+                    let s = &mut self.services[i];
+                    s.wanted = false;
+                    s.note = Some(err.message.clone());
+                }
+                let batch = self.batches.get_mut(&id).expect("present");
                 batch.results.insert(name, Err(err));
                 continue;
             }

@@ -104,9 +104,14 @@ impl Machine {
             .waiters
             .iter()
             .filter(|(_, w)| {
-                w.services
-                    .iter()
-                    .all(|&i| self.services[i].phase.is_ready())
+                // Answered once nothing more can come: each is ready, or failed, or
+                // stopped with nothing under way to start it.
+                w.services.iter().all(|&i| {
+                    let s = &self.services[i];
+                    s.phase.is_ready()
+                        || s.phase == Phase::Failed
+                        || (s.phase == Phase::Stopped && !s.wanted)
+                })
             })
             .map(|(id, _)| *id)
             .collect();
