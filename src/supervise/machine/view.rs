@@ -100,6 +100,11 @@ impl Machine {
         if self.waiters.is_empty() {
             return;
         }
+        // Nothing under way could start a service that is stopped and not wanted: the
+        // launch has decided, and no command is being prepared or carried out.
+        let settled = self.launched
+            && self.batches.is_empty()
+            && !self.jobs.values().any(|j| matches!(j, JobFor::Prepare(_)));
         let done: Vec<u64> = self
             .waiters
             .iter()
@@ -109,8 +114,8 @@ impl Machine {
                 w.services.iter().all(|&i| {
                     let s = &self.services[i];
                     s.phase.is_ready()
-                        || s.phase == Phase::Failed
-                        || (s.phase == Phase::Stopped && !s.wanted)
+                        || (settled && s.phase == Phase::Failed)
+                        || (settled && s.phase == Phase::Stopped && !s.wanted)
                 })
             })
             .map(|(id, _)| *id)
