@@ -37,6 +37,7 @@ mod supervise_escapes;
 mod templates;
 mod tutorial;
 mod upgrade;
+mod watch;
 
 /// With `autotests = false` cargo builds no tests/*.rs on its own: a file missing from
 /// the `mod` lines above would silently never be compiled or run.

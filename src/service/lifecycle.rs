@@ -86,6 +86,7 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         }
     }
     executable::check_environment(prepared, program.as_deref())?;
+    check_watch(playpen, prepared)?;
     if settings.pidfile == PidfileMode::None && ping_runnable(playpen, prepared)?.is_none() {
         return Err(Error::config(format!(
             "service_no_pidfile=1 but there is no ping{}",
@@ -93,6 +94,25 @@ pub fn validate(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         ))
         .with_service(name)
         .with_hint("a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked"));
+    }
+    Ok(())
+}
+
+/// Each service_watch pattern matches a file now: one that matches nothing is most
+/// likely a typo, and would restart nothing.
+fn check_watch(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
+    for pattern in &prepared.settings.watch.patterns {
+        let found = crate::service::watch::Patterns::new(std::slice::from_ref(pattern))
+            .map(|p| p.first_match(&playpen.root));
+        if let Ok(None) = found {
+            return Err(Error::config(format!(
+                "service_watch pattern `{pattern}`{} matches no file in {}",
+                prepared.config.origin_note("service_watch"),
+                playpen.root.display()
+            ))
+            .with_service(prepared.name())
+            .with_hint("patterns are relative to the playpen root, and `*` stays in one folder (`src/**/*.py` crosses folders); fix the pattern or create the file"));
+        }
     }
     Ok(())
 }

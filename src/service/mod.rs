@@ -12,3 +12,4 @@ pub mod prepared;
 pub mod program;
 pub mod readiness;
 pub mod status;
+pub mod watch;

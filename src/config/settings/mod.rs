@@ -23,8 +23,10 @@ mod cron;
 mod inetd;
 mod readiness;
 pub mod table;
+mod watch;
 
 pub use readiness::{Health, READY_RULE, Ready};
+pub use watch::{WATCH_RULE, Watch};
 
 pub use cron::{cron_parser, parse_cron};
 pub use table::{Row, TABLE};
@@ -209,6 +211,8 @@ pub struct Settings {
     pub health: Health,
     /// service_watchdog_sec: WATCHDOG=1 at least this often, else it is killed.
     pub watchdog: Option<Duration>,
+    /// service_watch, service_watch_delay: restart on change.
+    pub watch: Watch,
 }
 
 impl Default for Settings {
@@ -255,6 +259,7 @@ impl Default for Settings {
                 retries: 0,
             },
             watchdog: None,
+            watch: Watch::default(),
         };
         let nothing = ServiceConfig {
             id: crate::playpen::catalog::ServiceId {
@@ -412,6 +417,7 @@ impl Settings {
             }
         };
         readiness::read(&mut r, &mut settings);
+        watch::read(&mut r, &mut settings);
         // Both name the linkfarm symlink, `var/linkfarm/$RUN_NAME[-$PLAYPEN_TAG]`: they
         // follow the one name rule, so that neither can leave var/linkfarm/.
         if let Some(why) = settings.run_name.as_deref().and_then(names::problem) {

@@ -304,6 +304,8 @@ table! {
             "the supervisor rotates the output file at this size";
         "service_log_keep" => log.keep: Count = "3",
             "rotated output files kept (`NAME.output.1` …)";
+        "service_watch_delay" => watch.delay: Seconds = "0.3",
+            "seconds the service_watch files must be quiet before the restart (a burst of changes is one restart)";
     }
     by_hand {
         "service_type": "must be init (a daemon), oneshot (run once to completion), cron or inetd" = "init",
@@ -314,6 +316,8 @@ table! {
             "seconds it may take to be ready; later is a failed start (stopped, a failed run)";
         "service_watchdog_sec": "must be a number of seconds, 0 or more (fractions allowed, such as 2.5)" = "",
             "it must send WATCHDOG=1 at least this often once ready, else it is killed (SIGABRT) and restarted";
+        "service_watch": "must be globs relative to the playpen root (such as `src/**/*.py`), outside var/" = "",
+            "under the supervisor: a change of a matching file restarts it, then what depends on it (`**` crosses folders; docs/supervisor.md)";
         "service_flags": "cannot be split with sh quoting rules: balance the quotes" = "",
             "arguments, split with sh quoting rules";
         "service_makes_own_pidfile": "must be 1 (on) or 0 (off)" = "0",

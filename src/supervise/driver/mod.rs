@@ -10,7 +10,8 @@
 //! cron run or inetd handler, a timerfd armed for the earliest deadline (of the
 //! machine, and of clients that owe a request), an eventfd that worker threads write
 //! when a job is done, inotify on `var/run` (commands acting directly), the inetd
-//! listeners.
+//! listeners, and a second inotify on the folders of service_watch patterns
+//! (`watch.rs`).
 //!
 //! Reaping: the supervisor is a child subreaper and the parent of what it starts, but
 //! worker threads wait for their own children by PID (a start through its grace
@@ -24,6 +25,7 @@ mod armed;
 mod clients;
 mod processes;
 mod readiness;
+mod watch;
 
 use super::jobs;
 use super::machine::{ClientId, Effect, Event, JobId, JobOutput, Machine, Now, Sid};
@@ -53,6 +55,8 @@ const INOTIFY: u64 = 5;
 const NOTIFY: u64 = 6;
 /// The output keeper's pidfd: it exited.
 const KEEPER: u64 = 7;
+/// The folders of service_watch patterns (`watch.rs`).
+const FILES: u64 = 8;
 const CLIENT: u64 = 1 << 60;
 const PIDFD: u64 = 2 << 60;
 /// A cron run or an inetd handler, by PID.
@@ -145,6 +149,8 @@ pub struct Driver {
     log_watches: HashMap<Sid, readiness::LogWatch>,
     /// Where each such service's output ended before its start.
     output_starts: HashMap<Sid, u64>,
+    /// service_watch: the folders watched for each service.
+    file_watches: watch::FileWatches,
 }
 
 impl Driver {
@@ -271,6 +277,7 @@ impl Driver {
             after_kill,
             log_watches: HashMap::new(),
             output_starts: HashMap::new(),
+            file_watches: watch::FileWatches::default(),
         })
     }
 
@@ -309,6 +316,8 @@ impl Driver {
                     self.answer_status(client, &names);
                 }
             }
+            self.sync_file_watches();
+            self.drain(now);
             self.arm_timer(now);
             let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
                 Ok(n) => n,
@@ -353,6 +362,7 @@ impl Driver {
             INOTIFY => self.on_run_dir_changed(),
             NOTIFY => self.on_notify(),
             KEEPER => self.on_keeper_exit(),
+            FILES => self.on_files_changed(),
             t if t & KIND_MASK == CLIENT => self.on_client(t & !KIND_MASK, flags, now),
             t if t & KIND_MASK == CHILD => self.on_child((t & !KIND_MASK) as i32),
             t if t & KIND_MASK == INETD => self.push(Event::InetdReadable {

@@ -96,6 +96,12 @@ pub enum Event {
     },
     /// A service was installed or removed (`ext/services`, `services` changed).
     CatalogChanged,
+    /// A file `service` watches (service_watch) was created, written, removed or
+    /// renamed; `file` is relative to the playpen root.
+    FileChanged {
+        service: Sid,
+        file: String,
+    },
 }
 
 /// What a job reports.

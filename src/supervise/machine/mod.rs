@@ -23,6 +23,7 @@ mod stop;
 #[cfg(test)]
 mod tests;
 mod view;
+mod watch;
 
 pub use batch::Verb;
 pub use events::{Effect, Event, JobOutput, Work};
@@ -252,6 +253,10 @@ pub struct Service {
     pub last_run: Option<i64>,
     /// Removed from the playpen and not running: no longer shown.
     pub forgotten: bool,
+    /// A watched file changed (service_watch): the restart is due then, naming it.
+    pub changed: Option<(Instant, String)>,
+    /// Why it was last restarted on a change (status NOTE when no other note).
+    pub change_note: Option<String>,
 }
 
 impl Service {
@@ -275,6 +280,8 @@ impl Service {
             last_fired: None,
             last_run: None,
             forgotten: false,
+            changed: None,
+            change_note: None,
         }
     }
 
@@ -442,6 +449,7 @@ impl Machine {
                 self.rescan_at = Some(now.mono + CATALOG_QUIET);
             }
             Event::CatalogChanged => {}
+            Event::FileChanged { service, file } => self.on_file_changed(service, file, now),
             Event::RecordAppeared { name, pid } => self.on_record_appeared(&name, pid, now),
             Event::RecordRemoved { name } => self.on_record_removed(&name),
             Event::Notify { service, fields } => self.on_notify(service, fields, now),
@@ -491,6 +499,7 @@ impl Machine {
         services
             .chain(self.waiters.values().map(|w| w.deadline))
             .chain(self.rescan_at)
+            .chain(self.next_change())
             .min()
     }
 
@@ -574,6 +583,7 @@ impl Machine {
     }
 
     fn on_tick(&mut self, now: Now) {
+        self.restart_changed(now);
         if self.rescan_at.is_some_and(|at| at <= now.mono) {
             self.rescan_at = None;
             if !self.shutting_down {

@@ -26,6 +26,8 @@ impl Machine {
     pub(super) fn launch_stop(&mut self, i: Sid, now: Now) {
         let s = &mut self.services[i];
         s.wanted = false;
+        s.changed = None;
+        s.change_note = None;
         match s.phase.clone() {
             // What is under way is followed by a stop (see on_lifecycle, finish_halt).
             p if p.is_busy() => {}

@@ -1661,3 +1661,95 @@ fn notify_log_health_watchdog_and_oneshot() {
         },
     ]);
 }
+
+fn watched(s: &mut Settings) {
+    s.watch.patterns = vec!["src/**/*.py".into()];
+    s.watch.delay = Duration::from_millis(300);
+}
+
+fn changed() -> Event {
+    Event::FileChanged {
+        service: 0,
+        file: "src/a.py".into(),
+    }
+}
+
+#[test]
+fn restart_on_change() {
+    run_table(&[
+        Row {
+            what: "a change waits for the files to be quiet",
+            machine: || machine_with(watched, running(42)),
+            before: nothing,
+            event: |_| changed(),
+            ms: 0,
+            phase: "running pid=Some(42)",
+            effects: &[],
+        },
+        Row {
+            what: "each change of a burst pushes the restart back",
+            machine: || machine_with(watched, running(42)),
+            before: |m| {
+                let _ = feed(m, changed(), 0);
+                let _ = feed(m, changed(), 200);
+            },
+            event: |_| Event::Tick,
+            ms: 450,
+            phase: "running pid=Some(42)",
+            effects: &[],
+        },
+        Row {
+            what: "quiet for the delay: one restart command (preparing the configuration)",
+            machine: || machine_with(watched, running(42)),
+            before: |m| {
+                let _ = feed(m, changed(), 0);
+                let _ = feed(m, changed(), 200);
+            },
+            event: |_| Event::Tick,
+            ms: 500,
+            phase: "running pid=Some(42)",
+            effects: &["job prepare"],
+        },
+        Row {
+            what: "a change of a stopped service starts nothing",
+            machine: || {
+                let mut m = machine_with(watched, Phase::Stopped);
+                m.services[0].wanted = false;
+                m
+            },
+            before: |m| {
+                let _ = feed(m, changed(), 0);
+            },
+            event: |_| Event::Tick,
+            ms: 1000,
+            phase: "stopped",
+            effects: &[],
+        },
+        Row {
+            what: "a change of a failed service starts nothing",
+            machine: || {
+                let mut m = machine_with(watched, Phase::Failed);
+                m.services[0].wanted = false;
+                m
+            },
+            before: nothing,
+            event: |_| changed(),
+            ms: 0,
+            phase: "failed",
+            effects: &[],
+        },
+    ]);
+    let mut m = machine_with(watched, running(42));
+    let _ = feed(&mut m, changed(), 100);
+    assert_eq!(
+        m.next_deadline(),
+        Some(at(400).mono),
+        "the restart is a deadline"
+    );
+    let _ = feed(&mut m, Event::Tick, 400);
+    assert_eq!(
+        m.view(0, None).note.as_deref(),
+        Some("restarted: src/a.py changed")
+    );
+    assert_eq!(m.next_deadline(), None, "nothing is due after it");
+}

@@ -52,7 +52,7 @@ impl Machine {
             wanted: s.wanted,
             ports,
             version: s.config.as_ref().and_then(|p| p.config.id.version.clone()),
-            note: s.note.clone(),
+            note: s.note.clone().or_else(|| s.change_note.clone()),
             next_run,
             last_run: match s.phase {
                 Phase::Done { at } => Some(crate::text::local_time(at as f64)),
