@@ -562,7 +562,7 @@ fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
     pp.service(
         "probe",
         "service_program=worker\nservice_flags=1000\nservice_ready=tcp:PROBE_PORT\n\
-         service_health_interval=10\nservice_required_envars=PROBE_PORT\n\
+         service_health_interval=10\nservice_required_envars=PROBE_PORT\nservice_watch=\"bin/*\"\n\
          envar_PROBE_PORT_type=port\nPROBE_PORT_OFFSET=9\n",
     );
     pp.role_config(&format!(
@@ -656,6 +656,7 @@ fn export_systemd_writes_units_that_systemd_analyze_verify_accepts() {
             "Type=exec",
             "# servicectl: ready when a TCP connect to 127.0.0.1:$PROBE_PORT succeeds (service_ready); systemd has no such check",
             "# servicectl: health checked every 10 s (3 failures in a row restart it); systemd has no such check",
+            "# servicectl: restarted when bin/* change (service_watch); a development aid, not exported (a .path unit could do it)",
         ],
     );
 

@@ -433,6 +433,13 @@ impl Exporter<'_> {
                 s.health.retries
             );
         }
+        if !s.watch.patterns.is_empty() {
+            let _ = writeln!(
+                text,
+                "# servicectl: restarted when {} change (service_watch); a development aid, not exported (a .path unit could do it)",
+                s.watch.patterns.join(" ")
+            );
+        }
         if kind == "forking" {
             let _ = writeln!(
                 text,
