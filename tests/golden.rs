@@ -547,23 +547,19 @@ web running {PID} {TIME} 0 - 8080
     "state": "running",
     "pid": "{PID}",
     "uptime_secs": "{TIME}",
+    "ports": [],
+    "version": null,
+    "note": null,
     "restarts": 0,
     "last_exit": null,
     "ready": true,
-    "wanted": true,
-    "ports": [],
-    "version": null,
-    "note": null
+    "wanted": true
   },
   {
     "service": "web",
     "state": "running",
     "pid": "{PID}",
     "uptime_secs": "{TIME}",
-    "restarts": 0,
-    "last_exit": null,
-    "ready": true,
-    "wanted": true,
     "ports": [
       [
         "WEB_PORT",
@@ -571,7 +567,11 @@ web running {PID} {TIME} 0 - 8080
       ]
     ],
     "version": null,
-    "note": null
+    "note": null,
+    "restarts": 0,
+    "last_exit": null,
+    "ready": true,
+    "wanted": true
   }
 ]
 "##,

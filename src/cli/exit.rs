@@ -2,8 +2,8 @@
 //! that pick one from a command's results, in one place so that no command invents its
 //! own; status follows the LSB init-script convention.
 
+use crate::control::ServiceStatus;
 use crate::error::{Error, ErrorKind};
-use crate::service::status::{ServiceStatus, State};
 
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -26,28 +26,17 @@ pub fn failed_if(failed: bool) -> i32 {
     if failed { FAILED } else { OK }
 }
 
-/// status: OK when every listed service runs (a one-shot: is done), else NOT_RUNNING (LSB).
+/// status, with or without a supervisor (LSB): OK when every listed service is up (runs;
+/// a cron or inetd service armed; a one-shot done), else NOT_RUNNING; a service the
+/// role lists that is not installed (`missing`) makes it 4, as an unknown service does.
 pub fn for_status(statuses: &[ServiceStatus]) -> i32 {
-    up_if(
-        statuses
-            .iter()
-            .all(|s| matches!(s.state, State::Running | State::Done)),
-    )
-}
-
-/// status under a supervisor, from the states it reports: a cron or inetd service that
-/// is armed, and a one-shot that is done, are up as a running daemon is.
-/// A service the role lists that is not installed (`missing`) makes it 4, as an
-/// unknown service does.
-pub fn for_supervised_status<'a>(states: impl IntoIterator<Item = &'a str>) -> i32 {
-    let states: Vec<&str> = states.into_iter().collect();
-    if states.contains(&"missing") {
+    if statuses.iter().any(|s| s.state == "missing") {
         return UNKNOWN_SERVICE;
     }
     up_if(
-        states
+        statuses
             .iter()
-            .all(|s| *s == State::Running.as_str() || *s == "armed" || *s == "done"),
+            .all(|s| matches!(s.state.as_str(), "running" | "armed" | "done")),
     )
 }
 

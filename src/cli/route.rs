@@ -101,8 +101,8 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
             exit::failed_if(results.iter().any(|(_, r)| r.is_err()))
         }
         Reply::Status { services } => {
-            render::show(&status::SupervisedStatuses(&services), cli.json);
-            exit::for_supervised_status(services.iter().map(|s| s.state.as_str()))
+            render::show(&status::Statuses(&services), cli.json);
+            exit::for_status(&services)
         }
         Reply::Wait { ready, not_ready } => {
             let not: Vec<(String, String)> = not_ready

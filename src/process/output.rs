@@ -15,6 +15,20 @@ pub fn open_output(path: &Path) -> Result<std::fs::File> {
     fsutil::open_in_var(path, true, "output file")
 }
 
+/// `; last lines of FILE:` and the last 10 lines written to it after byte `since`,
+/// indented, for the end of an error message; empty when it wrote nothing.
+pub fn quoted_tail(path: &Path, since: u64) -> String {
+    let tail = tail_file(path, since, 10);
+    if tail.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; last lines of {}:\n{}",
+        path.display(),
+        crate::text::indent(&tail)
+    )
+}
+
 /// The last `n` lines written to a file after byte `since`, for error messages. Reads
 /// at most the last 16 KiB: output files grow without bound. Only a regular file, not
 /// through a symlink, without blocking: anything else has no tail to show.

@@ -4,12 +4,10 @@ use super::progress::nothing_to_do;
 use super::sink::json_text;
 use super::table::{paint_column, table};
 use super::{Report, Shown, Style};
-use crate::control::ServiceView;
 use crate::error::{Error, Result};
 use crate::ops::Results;
 use crate::service::status::{PingResult, ServiceStatus};
 use crate::text::human_duration;
-use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -48,7 +46,8 @@ fn ports_cell(ports: &[(String, u16)], sep: &str, shown: impl Fn(u16) -> String)
     cells.join(sep)
 }
 
-/// `status` without a supervisor: SERVICE STATE PID UPTIME PORTS NOTE.
+/// `status`, with or without a supervisor: SERVICE STATE PID UPTIME PORTS NOTE, and
+/// under a supervisor RESTARTS and LAST EXIT after UPTIME.
 pub struct Statuses<'a>(pub &'a [ServiceStatus]);
 
 impl Report for Statuses<'_> {
@@ -57,32 +56,50 @@ impl Report for Statuses<'_> {
     }
 
     fn text(&self, style: Style, shown: &mut Shown) {
+        let supervised = self.0.iter().any(|s| s.supervised.is_some());
+        let headers: &[&str] = if supervised {
+            &[
+                "SERVICE",
+                "STATE",
+                "PID",
+                "UPTIME",
+                "RESTARTS",
+                "LAST EXIT",
+                "PORTS",
+                "NOTE",
+            ]
+        } else {
+            &["SERVICE", "STATE", "PID", "UPTIME", "PORTS", "NOTE"]
+        };
         let text = status_table(
             self.0,
-            &["SERVICE", "STATE", "PID", "UPTIME", "PORTS", "NOTE"],
+            headers,
             |s| {
                 let [pid, uptime] = pid_uptime(s.pid, s.uptime_secs);
-                let ports = ports_cell(&s.ports, ", ", |p| {
-                    if s.listening.contains(&p) {
-                        p.to_string()
-                    } else {
-                        format!("{p} (closed)")
-                    }
+                let mut row = vec![s.service.clone(), s.state.clone(), pid, uptime];
+                if supervised {
+                    let sup = s.supervised.as_ref();
+                    row.push(sup.map_or(0, |v| v.restarts).to_string());
+                    row.push(sup.and_then(|v| v.last_exit.clone()).unwrap_or_else(dash));
+                }
+                row.push(match &s.listening {
+                    // Without a supervisor the ports are checked: a closed one says so.
+                    Some(open) => ports_cell(&s.ports, ", ", |p| {
+                        if open.contains(&p) {
+                            p.to_string()
+                        } else {
+                            format!("{p} (closed)")
+                        }
+                    }),
+                    None => ports_cell(&s.ports, ",", |p| p.to_string()),
                 });
-                let note = s.note.clone().unwrap_or_default();
-                vec![
-                    s.name.clone(),
-                    s.state.as_str().to_string(),
-                    pid,
-                    uptime,
-                    ports,
-                    note,
-                ]
+                row.push(note(s));
+                row
             },
             |cell, padded| match cell {
-                "running" => style.green(padded),
-                "stale" => style.red(padded),
-                "unknown" => style.yellow(padded),
+                "running" | "armed" => style.green(padded),
+                "failed" | "stale" => style.red(padded),
+                "backoff" | "starting" | "stopping" | "unknown" => style.yellow(padded),
                 _ => padded.to_string(),
             },
         );
@@ -90,114 +107,25 @@ impl Report for Statuses<'_> {
     }
 }
 
-/// The NOTE column; for a cron service also its next and last run, for a cron or inetd
-/// service what runs now.
-fn armed_note(s: &ServiceView) -> String {
+/// The NOTE column; for a cron service also its next and last run (a done one-shot:
+/// its run), for a cron or inetd service what runs now.
+fn note(s: &ServiceStatus) -> String {
     let mut parts = Vec::new();
-    if let Some(next) = &s.next_run {
-        parts.push(format!("next run {next}"));
-    }
-    if let Some(last) = &s.last_run {
-        parts.push(format!("last run {last}"));
-    }
-    if let Some(n) = s.handlers.filter(|&n| n > 0) {
-        parts.push(format!("{n} running"));
+    if let Some(sup) = &s.supervised {
+        if let Some(next) = &sup.next_run {
+            parts.push(format!("next run {next}"));
+        }
+        if let Some(last) = &sup.last_run {
+            parts.push(format!("last run {last}"));
+        }
+        if let Some(n) = sup.handlers.filter(|&n| n > 0) {
+            parts.push(format!("{n} running"));
+        }
     }
     if let Some(note) = &s.note {
         parts.push(note.clone());
     }
     parts.join("; ")
-}
-
-/// A supervisor's view of a service as `--json` shows it: its protocol form
-/// ([`ServiceView`]), with the service under `"service"` as in every other document.
-#[derive(Serialize)]
-struct ViewJson<'a> {
-    service: &'a str,
-    state: &'a str,
-    pid: Option<i32>,
-    uptime_secs: Option<u64>,
-    restarts: u32,
-    last_exit: &'a Option<String>,
-    ready: bool,
-    wanted: bool,
-    ports: &'a [(String, u16)],
-    version: &'a Option<String>,
-    note: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_run: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_run: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    handlers: Option<u32>,
-}
-
-impl<'a> From<&'a ServiceView> for ViewJson<'a> {
-    fn from(v: &'a ServiceView) -> ViewJson<'a> {
-        ViewJson {
-            service: &v.name,
-            state: &v.state,
-            pid: v.pid,
-            uptime_secs: v.uptime_secs,
-            restarts: v.restarts,
-            last_exit: &v.last_exit,
-            ready: v.ready,
-            wanted: v.wanted,
-            ports: &v.ports,
-            version: &v.version,
-            note: &v.note,
-            next_run: &v.next_run,
-            last_run: &v.last_run,
-            handlers: v.handlers,
-        }
-    }
-}
-
-/// `status` under a supervisor: state (running, starting, backoff, failed, stopping,
-/// stopped, armed), restarts, how the last run ended, uptime.
-pub struct SupervisedStatuses<'a>(pub &'a [ServiceView]);
-
-impl Report for SupervisedStatuses<'_> {
-    fn json(&self) -> String {
-        json_text(&self.0.iter().map(ViewJson::from).collect::<Vec<_>>())
-    }
-
-    fn text(&self, style: Style, shown: &mut Shown) {
-        let headers = [
-            "SERVICE",
-            "STATE",
-            "PID",
-            "UPTIME",
-            "RESTARTS",
-            "LAST EXIT",
-            "PORTS",
-            "NOTE",
-        ];
-        let text = status_table(
-            self.0,
-            &headers,
-            |s| {
-                let [pid, uptime] = pid_uptime(s.pid, s.uptime_secs);
-                vec![
-                    s.name.clone(),
-                    s.state.clone(),
-                    pid,
-                    uptime,
-                    s.restarts.to_string(),
-                    s.last_exit.clone().unwrap_or_else(dash),
-                    ports_cell(&s.ports, ",", |p| p.to_string()),
-                    armed_note(s),
-                ]
-            },
-            |cell, padded| match cell {
-                "running" | "armed" => style.green(padded),
-                "failed" => style.red(padded),
-                "backoff" | "starting" | "stopping" => style.yellow(padded),
-                _ => padded.to_string(),
-            },
-        );
-        shown.out(&text);
-    }
 }
 
 /// `ping`: `NAME: ok (BY): DETAIL` or `NAME: FAILED (BY): DETAIL` per service; errors on
@@ -307,32 +235,39 @@ impl Report for Readiness<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::Supervised;
     use crate::render::shown;
-    use crate::service::status::State;
+
+    fn row(service: &str, state: &str) -> ServiceStatus {
+        ServiceStatus {
+            service: service.into(),
+            state: state.into(),
+            pid: None,
+            uptime_secs: None,
+            ports: vec![],
+            listening: None,
+            version: None,
+            note: None,
+            supervised: None,
+        }
+    }
 
     /// The status table, exactly (columns, spacing, dashes, closed ports).
     #[test]
     fn the_status_table_is_aligned() {
         let statuses = [
             ServiceStatus {
-                name: "web".into(),
-                state: State::Running,
                 pid: Some(4242),
                 uptime_secs: Some(3725),
                 ports: vec![("WEB_PORT".into(), 8080), ("ADMIN_PORT".into(), 8081)],
-                listening: vec![8080],
+                listening: Some(vec![8080]),
                 version: Some("1.0".into()),
-                note: None,
+                ..row("web", "running")
             },
             ServiceStatus {
-                name: "database".into(),
-                state: State::Stale,
-                pid: None,
-                uptime_secs: None,
-                ports: vec![],
-                listening: vec![],
-                version: None,
+                listening: Some(vec![]),
                 note: Some("pidfile names PID 7, which is not running".into()),
+                ..row("database", "stale")
             },
         ];
         let text = shown(&Statuses(&statuses), false, Style::PLAIN).stdout();
@@ -344,42 +279,42 @@ mod tests {
         );
     }
 
-    /// The supervisor's table, exactly, with a cron service's runs in NOTE.
+    /// The supervisor's table, exactly, with a cron service's runs in NOTE; the JSON
+    /// of one model, with the supervisor's fields only where it answered.
     #[test]
     fn the_supervised_status_table_is_aligned() {
-        let view = |name: &str, state: &str| ServiceView {
-            name: name.into(),
-            state: state.into(),
-            pid: None,
-            uptime_secs: None,
+        let supervised = Supervised {
             restarts: 0,
             last_exit: None,
             ready: false,
             wanted: true,
-            ports: vec![],
-            version: None,
-            note: None,
             next_run: None,
             last_run: None,
             handlers: None,
         };
         let views = [
-            ServiceView {
+            ServiceStatus {
                 pid: Some(10),
                 uptime_secs: Some(5),
-                restarts: 2,
-                last_exit: Some("exited with status 1".into()),
                 ports: vec![("WEB_PORT".into(), 8080)],
-                ..view("web", "running")
+                supervised: Some(Supervised {
+                    restarts: 2,
+                    last_exit: Some("exited with status 1".into()),
+                    ..supervised.clone()
+                }),
+                ..row("web", "running")
             },
-            ServiceView {
-                next_run: Some("2026-12-01 10:20:00".into()),
-                last_run: Some("2026-12-01 10:15:00".into()),
-                last_exit: Some("exited with status 0".into()),
-                ..view("tick", "armed")
+            ServiceStatus {
+                supervised: Some(Supervised {
+                    next_run: Some("2026-12-01 10:20:00".into()),
+                    last_run: Some("2026-12-01 10:15:00".into()),
+                    last_exit: Some("exited with status 0".into()),
+                    ..supervised.clone()
+                }),
+                ..row("tick", "armed")
             },
         ];
-        let report = SupervisedStatuses(&views);
+        let report = Statuses(&views);
         let text = String::from_utf8(shown(&report, false, Style::PLAIN).stdout()).unwrap();
         assert_eq!(
             text,
@@ -387,11 +322,22 @@ mod tests {
              web      running  10   5s      2         exited with status 1  8080\n\
              tick     armed    -    -       0         exited with status 0  -      next run 2026-12-01 10:20:00; last run 2026-12-01 10:15:00\n"
         );
-        let json = shown(&report, true, Style::PLAIN).stdout();
-        let json: Value = serde_json::from_slice(&json).unwrap();
-        assert_eq!(json[0]["service"], "web");
-        assert!(json[0].get("name").is_none(), "one name for the service");
-        assert_eq!(json[1]["next_run"], "2026-12-01 10:20:00");
-        assert!(json[0].get("next_run").is_none());
+        let json = String::from_utf8(shown(&report, true, Style::PLAIN).stdout()).unwrap();
+        let first: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            first[0],
+            serde_json::json!({
+                "service": "web", "state": "running", "pid": 10, "uptime_secs": 5,
+                "ports": [["WEB_PORT", 8080]], "version": null, "note": null,
+                "restarts": 2, "last_exit": "exited with status 1", "ready": false,
+                "wanted": true
+            })
+        );
+        // What the supervisor sends is what the client reads back.
+        let back: Vec<ServiceStatus> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, views);
+        let direct: Vec<ServiceStatus> =
+            serde_json::from_str(&json_text(&[row("web", "stopped")])).unwrap();
+        assert_eq!(direct[0].supervised, None);
     }
 }

@@ -564,18 +564,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result
         // What it wrote before it died is in the pipe: into the file, to quote it.
         pipes.flush(name);
     }
-    let tail = || {
-        let tail = crate::process::output::tail_file(&output, output_start, 10);
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; last lines of {}:\n{}",
-                output.display(),
-                crate::text::indent(&tail)
-            )
-        }
-    };
+    let tail = || crate::process::output::quoted_tail(&output, output_start);
     let see_output = format!("see {} for its full output", output.display());
     let error = match failure {
         Failure::Exited(status) if !daemons.is_empty() && settings.pidfile != PidfileMode::Program => {

@@ -159,19 +159,10 @@ pub fn run(playpen: &Playpen, prepared: &Prepared, record: StartRecord) -> Resul
             .map_err(|e| e.with_service(name))?;
         return Ok(Outcome::Done { status: text });
     }
-    let tail = crate::process::output::tail_file(&output, output_start, 10);
     Err(Error::runtime(format!(
         "{} {text}{}",
         program.display(),
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; last lines of {}:\n{}",
-                output.display(),
-                crate::text::indent(&tail)
-            )
-        }
+        crate::process::output::quoted_tail(&output, output_start)
     ))
     .with_service(name)
     .with_hint(format!("see {} for its full output", output.display())))

@@ -45,21 +45,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
-    #[serde(rename = "service")]
-    pub name: String,
-    pub state: State,
-    pub pid: Option<i32>,
-    pub uptime_secs: Option<u64>,
-    pub ports: Vec<(String, u16)>,
-    /// Those of `ports` that something listens on now (TCP) or has bound (UDP), from
-    /// /proc/net: a running service whose port is missing here is not serving it.
-    pub listening: Vec<u16>,
-    pub version: Option<String>,
-    /// Why a pidfile is stale, or other remarks.
-    pub note: Option<String>,
-}
+pub use crate::control::ServiceStatus;
 
 /// How long the processes of a cut-short start that `status` rolls back get after
 /// SIGTERM (status evaluates no config, so it does not know service_halt_timeout).
@@ -152,26 +138,28 @@ pub fn status(playpen: &Playpen, names: &[String]) -> Result<Vec<ServiceStatus>>
                 Vec::new()
             };
             Ok(ServiceStatus {
-                name: name.clone(),
-                state,
+                service: name.clone(),
+                state: state.as_str().to_string(),
                 pid,
                 uptime_secs,
                 ports: shown_ports,
-                listening: Vec::new(),
+                listening: Some(Vec::new()),
                 version,
                 note,
+                supervised: None,
             })
         })
         .collect::<Result<_>>()?;
     if statuses.iter().any(|s| !s.ports.is_empty()) {
         let sockets = sockets::Sockets::read();
         for s in &mut statuses {
-            s.listening = s
-                .ports
-                .iter()
-                .map(|(_, p)| *p)
-                .filter(|p| sockets.is_listening(*p))
-                .collect();
+            s.listening = Some(
+                s.ports
+                    .iter()
+                    .map(|(_, p)| *p)
+                    .filter(|p| sockets.is_listening(*p))
+                    .collect(),
+            );
         }
     }
     Ok(statuses)

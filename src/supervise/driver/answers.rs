@@ -48,14 +48,14 @@ impl Driver {
 
     /// What the machine cannot know: the port an inetd listener is bound to; for a
     /// service whose configuration is not known, its start record.
-    pub(super) fn complete_view(&self, i: Sid, view: &mut crate::control::ServiceView) {
+    pub(super) fn complete_view(&self, i: Sid, view: &mut crate::control::ServiceStatus) {
         if let Some(port) = self.armed.get(&i).and_then(|a| a.bound_port())
             && !view.ports.iter().any(|(_, n)| *n == port)
         {
             view.ports.push(("service_port".to_string(), port));
         }
         if self.machine.services[i].config.is_none()
-            && let Some(r) = crate::process::pidfile::read_record(&self.playpen, &view.name)
+            && let Some(r) = crate::process::pidfile::read_record(&self.playpen, &view.service)
         {
             if view.pid.is_some() {
                 view.ports = r.ports.clone();
@@ -64,23 +64,26 @@ impl Driver {
         }
     }
 
-    pub(super) fn unsupervised_view(&self, name: &str) -> crate::control::ServiceView {
-        crate::control::ServiceView {
-            name: name.to_string(),
+    pub(super) fn unsupervised_view(&self, name: &str) -> crate::control::ServiceStatus {
+        crate::control::ServiceStatus {
+            service: name.to_string(),
             state: "stopped".into(),
             pid: None,
             uptime_secs: None,
-            restarts: 0,
-            last_exit: None,
-            ready: false,
-            wanted: false,
             ports: Vec::new(),
+            listening: None,
             version: crate::process::pidfile::read_record(&self.playpen, name)
                 .and_then(|r| r.version),
             note: None,
-            next_run: None,
-            last_run: None,
-            handlers: None,
+            supervised: Some(crate::control::Supervised {
+                restarts: 0,
+                last_exit: None,
+                ready: false,
+                wanted: false,
+                next_run: None,
+                last_run: None,
+                handlers: None,
+            }),
         }
     }
 

@@ -1,12 +1,12 @@
 //! What `status` and `wait` read of the state.
 
 use super::*;
-use crate::control::{NotReady, ServiceView};
+use crate::control::{NotReady, ServiceStatus, Supervised};
 
 impl Machine {
     /// Service `i` as status shows it. `uptime`: the system's uptime (seconds), to turn
     /// the process's kernel start time into an age.
-    pub fn view(&self, i: Sid, uptime: Option<f64>) -> ServiceView {
+    pub fn view(&self, i: Sid, uptime: Option<f64>) -> ServiceStatus {
         let s = &self.services[i];
         let pid = s.phase.pid();
         let age = match (pid, s.start_ticks, uptime) {
@@ -29,8 +29,8 @@ impl Machine {
             } => Some(crate::text::local_time(fire.wall as f64)),
             _ => None,
         };
-        ServiceView {
-            name: s.name.clone(),
+        ServiceStatus {
+            service: s.name.clone(),
             // Wanted and about to start (its turn in the launch or a batch): pending.
             state: if s.phase == Phase::Stopped && s.wanted {
                 "pending".to_string()
@@ -46,20 +46,23 @@ impl Machine {
             },
             pid,
             uptime_secs: age,
-            restarts: s.restarts,
-            last_exit: s.last_exit.clone(),
-            ready: s.phase.is_ready(),
-            wanted: s.wanted,
             ports,
+            listening: None,
             version: s.config.as_ref().and_then(|p| p.config.id.version.clone()),
             note: s.note.clone().or_else(|| s.change_note.clone()),
-            next_run,
-            last_run: match s.phase {
-                Phase::Done { at } => Some(crate::text::local_time(at as f64)),
-                _ if cron => s.last_run.map(|t| crate::text::local_time(t as f64)),
-                _ => None,
-            },
-            handlers: s.is_armable().then_some(s.children.len() as u32),
+            supervised: Some(Supervised {
+                restarts: s.restarts,
+                last_exit: s.last_exit.clone(),
+                ready: s.phase.is_ready(),
+                wanted: s.wanted,
+                next_run,
+                last_run: match s.phase {
+                    Phase::Done { at } => Some(crate::text::local_time(at as f64)),
+                    _ if cron => s.last_run.map(|t| crate::text::local_time(t as f64)),
+                    _ => None,
+                },
+                handlers: s.is_armable().then_some(s.children.len() as u32),
+            }),
         }
     }
 
