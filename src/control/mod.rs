@@ -124,54 +124,7 @@ pub struct Row {
     pub error: Option<WireError>,
 }
 
-/// One service as `status` shows it, with or without a supervisor: the one status
-/// model (and the `--json` form) of both. Without a supervisor `supervised` is None and
-/// `listening` says which ports something listens on now; the supervisor's answer has
-/// `supervised` and no `listening`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceStatus {
-    pub service: String,
-    /// running, stopped, done; without a supervisor also stale, unknown (no pidfile),
-    /// starting (another command starts it); under one also starting, backoff, failed,
-    /// stopping, armed, pending, missing.
-    pub state: String,
-    pub pid: Option<i32>,
-    pub uptime_secs: Option<u64>,
-    #[serde(default)]
-    pub ports: Vec<(String, u16)>,
-    /// Those of `ports` that something listens on (TCP) or has bound (UDP) now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listening: Option<Vec<u16>>,
-    #[serde(default)]
-    pub version: Option<String>,
-    #[serde(default)]
-    pub note: Option<String>,
-    #[serde(flatten)]
-    pub supervised: Option<Supervised>,
-}
-
-/// What only a supervisor knows of a service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Supervised {
-    /// Automatic restarts since the service was last started on purpose.
-    pub restarts: u32,
-    /// How the last run ended: `exited with status 1`, `was killed by signal SIGKILL`.
-    pub last_exit: Option<String>,
-    /// Its ping passed (or, without a ping, it stayed alive through its start grace).
-    pub ready: bool,
-    /// The supervisor keeps it running (enabled and started), or keeps it stopped.
-    pub wanted: bool,
-    /// Cron (state `armed`): the next fire time; cron, and a done one-shot: the last
-    /// run (local time, `2026-12-01 10:20:00`); the last run's exit status is
-    /// `last_exit`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_run: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run: Option<String>,
-    /// Cron and inetd: processes running now (a cron run, inetd handlers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handlers: Option<u32>,
-}
+pub use crate::service::status::{ServiceStatus, Supervised};
 
 /// A service `wait` gave up on, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

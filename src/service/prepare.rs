@@ -154,7 +154,7 @@ impl Preparation {
             self.well_formed(),
             &running,
         ));
-        found.extend(crate::process::sockets::held_ports(
+        found.extend(crate::process::holders::held_ports(
             &session.playpen,
             self.well_formed().map(|p| (p.name(), p.ports.as_slice())),
         ));

@@ -58,7 +58,7 @@ fn connect(port: u16, limit: Duration) -> Result<TcpStream, String> {
 /// The listener must be the service's: a stranger on the port never makes it ready.
 fn owned(port: u16, pid: Option<i32>) -> Result<(), String> {
     match pid {
-        Some(pid) => crate::process::sockets::tcp_port_held_by_service(port, pid),
+        Some(pid) => crate::process::holders::tcp_port_held_by_service(port, pid),
         // No tracked process (service_no_pidfile): nothing to hold it against.
         None => Ok(()),
     }

@@ -153,7 +153,7 @@ impl Driver {
         let listener = bound.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 let ports = [(label.clone(), port)];
-                let held = crate::process::sockets::held_ports(&self.playpen, [(name, &ports[..])]);
+                let held = crate::process::holders::held_ports(&self.playpen, [(name, &ports[..])]);
                 if let Some((_, err)) = held.into_iter().next() {
                     return err.with_service(name);
                 }

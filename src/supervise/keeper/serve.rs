@@ -4,7 +4,8 @@
 //! and rotates by rename, line-aligned ([`super::rotation`]). See docs/supervisor.md.
 
 use super::rotation::{self, FileState, Step};
-use super::{Request, lock_path, log_path, pid_path, socket_path};
+use super::wire::{self, Request};
+use super::{lock_path, log_path, pid_path, socket_path};
 use crate::config::settings::LogRotation;
 use crate::error::{Error, Result};
 use crate::playpen::Playpen;
@@ -254,7 +255,7 @@ impl Keeper {
             let Some(fd) = self.clients.get(&token) else {
                 return;
             };
-            let received = match super::receive(fd.as_fd(), MsgFlags::MSG_DONTWAIT) {
+            let received = match wire::receive(fd.as_fd(), MsgFlags::MSG_DONTWAIT) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     // The client went away (a supervisor that exited or was killed).
@@ -345,7 +346,7 @@ impl Keeper {
                 rotation: out.rotation,
             }
             .encode();
-            super::send(client.as_fd(), &message, Some(pipe.fd.as_fd()))
+            wire::send(client.as_fd(), &message, Some(pipe.fd.as_fd()))
                 .map_err(|e| format!("cannot hand out the pipes: {e}"))?;
         }
         Ok(())
