@@ -68,3 +68,17 @@ pub fn local_time(secs: f64) -> String {
         tm.tm_sec
     )
 }
+
+/// `HH:MM:SS` (UTC) of now: the stamp of a log line of the supervisor or the keeper.
+pub fn log_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}

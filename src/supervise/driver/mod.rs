@@ -65,21 +65,11 @@ const CHILD: u64 = 3 << 60;
 const INETD: u64 = 4 << 60;
 const KIND_MASK: u64 = 0xf << 60;
 
-fn now_text() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "{:02}:{:02}:{:02}",
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 pub(super) fn log(message: &str) {
-    eprintln!("{} servicectl supervise: {message}", now_text());
+    eprintln!(
+        "{} servicectl supervise: {message}",
+        crate::text::log_stamp()
+    );
 }
 
 pub(super) fn describe_wait(status: WaitStatus) -> String {

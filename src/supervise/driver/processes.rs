@@ -74,20 +74,13 @@ impl Driver {
         let Some(fd) = &w.fd else {
             return;
         };
-        let status = match nix::sys::wait::waitid(
-            Id::PIDFd(fd.as_fd()),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
-        ) {
-            Ok(WaitStatus::StillAlive) => {
-                // Spurious wake: a pidfd is readable only once the process exits.
-                if proc::is_alive(pid) {
-                    return;
-                }
-                "exited".to_string()
-            }
-            Ok(status) => describe_wait(status),
-            // Not our child (adopted): its parent reaps it.
-            Err(_) => "exited (status unknown: it is not the supervisor's child)".into(),
+        // Not our child (adopted): its parent reaps it.
+        let Some(status) = reap(
+            fd,
+            pid,
+            "exited (status unknown: it is not the supervisor's child)",
+        ) else {
+            return;
         };
         self.unwatch(i);
         self.push(Event::ProcessExited {
@@ -119,18 +112,8 @@ impl Driver {
         let Some(child) = self.children.get(&pid) else {
             return;
         };
-        let status = match nix::sys::wait::waitid(
-            Id::PIDFd(child.fd.as_fd()),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
-        ) {
-            Ok(WaitStatus::StillAlive) => {
-                if proc::is_alive(pid) {
-                    return;
-                }
-                "exited".to_string()
-            }
-            Ok(status) => describe_wait(status),
-            Err(_) => "exited".to_string(),
+        let Some(status) = reap(&child.fd, pid, "exited") else {
+            return;
         };
         self.child_gone(pid, status);
     }
@@ -201,5 +184,20 @@ impl Driver {
             log(&text);
             self.swept = Some(text);
         }
+    }
+}
+
+/// How the process of pidfd `fd` ended, reaping it; None while it still runs (a
+/// spurious wake: a pidfd is readable only once the process exits). `unknown`: what to
+/// say when it cannot be reaped here (not a child of ours).
+fn reap(fd: &OwnedFd, pid: i32, unknown: &str) -> Option<String> {
+    match nix::sys::wait::waitid(
+        Id::PIDFd(fd.as_fd()),
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+    ) {
+        Ok(WaitStatus::StillAlive) if proc::is_alive(pid) => None,
+        Ok(WaitStatus::StillAlive) => Some("exited".to_string()),
+        Ok(status) => Some(describe_wait(status)),
+        Err(_) => Some(unknown.to_string()),
     }
 }

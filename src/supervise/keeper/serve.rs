@@ -25,15 +25,9 @@ const KIND: u64 = 3 << 62;
 const CHUNK: usize = 64 * 1024;
 
 fn log(message: &str) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     eprintln!(
-        "{:02}:{:02}:{:02} servicectl keep-output: {message}",
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60
+        "{} servicectl keep-output: {message}",
+        crate::text::log_stamp()
     );
 }
 
