@@ -15,6 +15,7 @@ mod concurrency;
 mod config_eval;
 mod cron_inetd;
 mod ecosystem;
+mod edit;
 mod envars;
 mod golden;
 mod harden_files;

@@ -126,6 +126,19 @@ pub enum Command {
         #[arg(required = true)]
         services: Vec<String>,
     },
+    /// Edit a service's config fragment (services/NAME/config) with $VISUAL or $EDITOR; it is installed only when `check` passes, else the edit is kept for --recover
+    Edit {
+        service: String,
+        /// After a good edit, restart the service as `servicectl restart NAME` does
+        #[arg(long, conflicts_with = "discard")]
+        restart: bool,
+        /// Reopen the kept copy of an edit that did not pass its check
+        #[arg(long, conflicts_with = "discard")]
+        recover: bool,
+        /// Drop the kept copy of an edit that did not pass its check (safe to repeat)
+        #[arg(long)]
+        discard: bool,
+    },
     /// Install or remove a service package the way a package manager would
     #[command(subcommand)]
     Package(PackageCommand),
@@ -373,6 +386,36 @@ pub fn run(cli: Cli) -> Result<i32> {
             let written = ops::sub_conf(&mut session, service.as_deref(), files)?;
             show(&shown::Rendered(&written));
             Ok(exit::OK)
+        }
+        Command::Edit {
+            service,
+            restart,
+            recover,
+            discard,
+        } => {
+            let mut session = open(&cli)?;
+            let edited = if *discard {
+                ops::edit::discard(&mut session, service)?
+            } else {
+                ops::edit::edit(&mut session, service, *recover, &ops::edit::run_editor)?
+            };
+            drop(session);
+            let restarted = match (edited.result, *restart) {
+                (ops::edit::EditResult::Installed, true) => {
+                    Some(route::restart(&cli, std::slice::from_ref(service))?)
+                }
+                _ => None,
+            };
+            show(&render::edit::EditShown {
+                edited: &edited,
+                restart: restarted.as_ref().map(|(r, w)| (r, w.as_slice())),
+            });
+            let restart_failed = restarted
+                .as_ref()
+                .is_some_and(|(r, _)| r.iter().any(|(_, r)| r.is_err()));
+            Ok(exit::failed_if(
+                !edited.result.is_success() || restart_failed,
+            ))
         }
         Command::NewService { services } => {
             let mut session = open(&cli)?;

@@ -2,6 +2,7 @@
 //! dependency order, and returns per-service results for `render` to show.
 
 pub mod desired;
+pub mod edit;
 pub mod export;
 pub mod graph;
 pub mod package;

@@ -130,7 +130,7 @@ pub fn systemd(session: &mut Session, names: &[String], dir: Option<&Path>) -> R
 }
 
 /// A word fit for a unit name: letters, digits and `:_.-`; anything else becomes `_`.
-fn unit_word(text: &str) -> String {
+pub(crate) fn unit_word(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || ":_.-".contains(c) {
@@ -168,7 +168,7 @@ fn exec_word(word: &str) -> String {
     out
 }
 
-fn exec_line(words: &[String]) -> String {
+pub(crate) fn exec_line(words: &[String]) -> String {
     words
         .iter()
         .map(|w| exec_word(w))
@@ -191,7 +191,7 @@ fn env_value(value: &str) -> String {
 }
 
 /// A path inside a unit file setting (not a command line): only `%` is special.
-fn setting_path(path: &Path) -> String {
+pub(crate) fn setting_path(path: &Path) -> String {
     path.display().to_string().replace('%', "%%")
 }
 
