@@ -30,6 +30,7 @@ mod postgresql;
 mod progress;
 mod readiness;
 mod real_servers;
+mod run_as;
 mod service_names;
 mod settings;
 mod status_ping;

@@ -15,3 +15,4 @@ pub mod proc;
 pub mod sockets;
 pub mod spawn;
 pub mod tracking;
+pub mod user;

@@ -153,16 +153,19 @@ fn restart_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<PathB
     }
 }
 
-/// Render the service's config templates (service_config_files) into var/.
+/// Render the service's config templates (service_config_files) into var/; with
+/// service_user, the rendered files are the user's (the service may rewrite them).
 pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<PathBuf>> {
     let settings = &prepared.settings;
-    template::render_all(
+    let rendered = template::render_all(
         playpen,
         &settings.config_files,
         &prepared.env,
         settings.config_style,
     )
-    .map_err(|e| e.with_service(prepared.name()))
+    .map_err(|e| e.with_service(prepared.name()))?;
+    super::run_as::give(prepared, &rendered)?;
+    Ok(rendered)
 }
 
 fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
@@ -177,6 +180,7 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
         hook,
         &prepared.env,
         &playpen.output_file(prepared.name()),
+        prepared.settings.user.as_ref(),
     )
 }
 
@@ -260,6 +264,8 @@ fn start_locked(
         }
     }
     render_configs(playpen, prepared)?;
+    playpen.ensure_var()?;
+    super::run_as::give_own_files(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
     if prepared.settings.service_type == ServiceType::Oneshot {
         let status = run_oneshot(playpen, prepared)?;
@@ -303,13 +309,14 @@ fn run_oneshot(playpen: &Playpen, prepared: &Prepared) -> Result<String> {
         .stdout(duplicate(&sink)?)
         .stderr(duplicate(&sink)?);
     let limit = crate::process::limits::for_children();
-    // SAFETY: setrlimit and setsid are async-signal-safe and touch no parent memory.
+    let user = prepared.settings.user.clone();
+    // SAFETY: setrlimit, setsid and the calls of `assume` are async-signal-safe and
+    // touch only memory prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
             crate::process::limits::restore_in_child(limit);
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            crate::process::user::assume(user.as_ref())
         });
     }
     let status = cmd
@@ -510,6 +517,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result
             None => spawn::Output::Append(&output),
             Some((_, fd)) => spawn::Output::Fd(fd.as_fd()),
         },
+        user: settings.user.as_ref(),
     });
     // The program holds the write end now; ours must not keep the pipe open.
     let pipes = pipe.map(|(pipes, _)| pipes);
@@ -772,6 +780,7 @@ fn run_service_script(
         env,
         Some(&output),
         None,
+        prepared.settings.user.as_ref(),
     )?;
     if !finished.success {
         return Err(Error::runtime(format!(

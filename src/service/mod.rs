@@ -10,4 +10,5 @@ pub mod prepare;
 pub mod prepared;
 pub mod program;
 pub mod readiness;
+pub mod run_as;
 pub mod status;

@@ -23,6 +23,7 @@ mod cron;
 mod inetd;
 mod readiness;
 pub mod table;
+mod user;
 
 pub use readiness::{Health, READY_RULE, Ready};
 
@@ -36,6 +37,7 @@ use crate::config::problem::{self, Problem};
 use crate::config::template::Style;
 use crate::error::{Error, Result};
 use crate::playpen::names;
+use crate::process::user::RunAs;
 use std::net::IpAddr;
 use std::time::Duration;
 use table::Kind;
@@ -209,6 +211,8 @@ pub struct Settings {
     pub health: Health,
     /// service_watchdog_sec: WATCHDOG=1 at least this often, else it is killed.
     pub watchdog: Option<Duration>,
+    /// service_user (and service_group): who its processes run as; None: the caller.
+    pub user: Option<RunAs>,
 }
 
 impl Default for Settings {
@@ -255,6 +259,7 @@ impl Default for Settings {
                 retries: 0,
             },
             watchdog: None,
+            user: None,
         };
         let nothing = ServiceConfig {
             id: crate::playpen::catalog::ServiceId {
@@ -412,6 +417,7 @@ impl Settings {
             }
         };
         readiness::read(&mut r, &mut settings);
+        settings.user = user::read(&mut r);
         // Both name the linkfarm symlink, `var/linkfarm/$RUN_NAME[-$PLAYPEN_TAG]`: they
         // follow the one name rule, so that neither can leave var/linkfarm/.
         if let Some(why) = settings.run_name.as_deref().and_then(names::problem) {
