@@ -494,26 +494,6 @@ fn bash_completes_the_service_names_of_the_playpen_at_hand() {
     }
 }
 
-/// `systemd-analyze`, installed with Debian's systemd package when missing.
-fn systemd_analyze() -> &'static str {
-    let found = || {
-        std::process::Command::new("systemd-analyze")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !found() {
-        let out = run_command(&mut std::process::Command::new(
-            repo().join("scripts/install-deps"),
-        ));
-        assert!(
-            found(),
-            "systemd-analyze is missing and scripts/install-deps did not install it:\n{out}"
-        );
-    }
-    "systemd-analyze"
-}
-
 /// The text of one exported file.
 fn unit(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))

@@ -9,6 +9,7 @@
 mod common;
 
 mod bad_input;
+mod boot;
 mod bytes;
 mod cli_output;
 mod concurrency;

@@ -15,6 +15,7 @@
 //!
 //! [`Outcome`]: crate::service::outcome::Outcome
 
+pub mod boot;
 pub mod commands;
 pub mod edit;
 pub mod progress;
