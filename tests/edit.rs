@@ -215,3 +215,26 @@ fn restart_restarts_the_running_service_after_a_good_edit() {
     out.code_is(1);
     assert_eq!(pp.running_pid("web"), new);
 }
+
+/// The project's file changed while the editor was open (a `git pull`): nothing is
+/// installed over the change; the edit is kept, to be recovered onto the new file.
+#[test]
+fn a_file_changed_while_editing_is_not_overwritten() {
+    let pp = edited_playpen();
+    let pulled = format!("{}# pulled meanwhile\n", pp.read("services/web/config"));
+    pp.write("pulled", &pulled);
+    pp.write_exec(
+        "bin/editor",
+        "#!/bin/sh\ncat \"$NEXT_EDIT\" > \"$1\"\ncp \"${NEXT_EDIT%/*}/pulled\" \"${NEXT_EDIT%/*}/services/web/config\"\n",
+    );
+    let out = edit(&pp, &["web"], GOOD);
+    out.code_is(1);
+    assert_golden(
+        &pp,
+        "edit (conflict)",
+        &out.all(),
+        "\nservicectl: web: {ROOT}/services/web/config changed while the editor was open; nothing was installed and the edit is kept in {ROOT}/var/servicectl/edit/web.config — compare the two, then `servicectl edit web --recover` to edit the kept copy again, or `servicectl edit web --discard`\n",
+    );
+    assert_eq!(pp.read("services/web/config"), pulled);
+    assert_eq!(pp.read("var/servicectl/edit/web.config"), GOOD);
+}
