@@ -264,7 +264,6 @@ fn start_locked(
         }
     }
     render_configs(playpen, prepared)?;
-    playpen.ensure_var()?;
     super::run_as::give_own_files(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
     if prepared.settings.service_type == ServiceType::Oneshot {

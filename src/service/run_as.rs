@@ -28,6 +28,7 @@ pub fn give_own_files(playpen: &Playpen, prepared: &Prepared) -> Result<()> {
         return Ok(());
     };
     let name = prepared.name();
+    playpen.ensure_var()?;
     let output = playpen.output_file(name);
     drop(crate::process::output::open_output(&output).map_err(|e| e.with_service(name))?);
     user.give(&output).map_err(|e| e.with_service(name))?;
