@@ -216,10 +216,24 @@ fn a_servicectl_that_is_not_root_refuses_another_user() {
 
 #[test]
 fn export_systemd_says_user_and_group() {
+    needs_root("to export a service of another user (daemon)");
+    // Not nobody: systemd warns that running as nobody is not safe.
     let pp = Playpen::with_services(&["web"]);
-    pp.sleeper_service("web", "service_user=nobody\n");
+    pp.sleeper_service("web", "service_user=daemon\n");
     pp.role_config("playpen_services=web\nPLAYPEN_TAG=asuser\n");
     pp.run(&["export", "systemd"]).ok();
+    let dir = pp.path("var/export/systemd");
+    let verify = run_command(
+        std::process::Command::new(systemd_analyze())
+            .args(["verify", "--man=no"])
+            .arg(dir.join("asuser-web.service"))
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
+            .env("SYSTEMD_LOG_LEVEL", "notice"),
+    );
+    assert!(
+        verify.code == 0 && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
+        "systemd-analyze verify:\n{verify}"
+    );
     let unit = pp.read("var/export/systemd/asuser-web.service");
     assert_golden(
         &pp,
@@ -235,8 +249,8 @@ ExecStartPre=+/bin/ln -sfn {ROOT}/bin/sleeper {ROOT}/var/linkfarm/web-asuser
 Type=exec
 EnvironmentFile={ROOT}/var/export/systemd/asuser-web.env
 WorkingDirectory={ROOT}
-User=nobody
-Group=nogroup
+User=daemon
+Group=daemon
 StandardOutput=append:{ROOT}/var/run/web.output
 StandardError=append:{ROOT}/var/run/web.output
 ExecStart={ROOT}/var/linkfarm/web-asuser 3600
