@@ -494,3 +494,30 @@ fn restart_of_an_armed_service_rearms_it_and_says_restarted() {
     assert_eq!(status_of(&pp, "echo")["state"], "armed");
     assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "hi");
 }
+
+/// service_user (§13.1) holds for the handlers the supervisor forks: an inetd handler
+/// of a service with service_user=nobody answers as uid 65534.
+#[test]
+fn inetd_handlers_run_as_the_service_user() {
+    needs_root("to run a service as another user (nobody)");
+    let pp = Playpen::with_ports(&[], &[0]);
+    std::fs::set_permissions(
+        &pp.root,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let port = pp.port(0);
+    inetd(
+        &pp,
+        "who",
+        &format!("service_port={port}\nservice_user=nobody\n"),
+        "#!/bin/sh\necho \"uid $(id -u) gid $(id -g) home $HOME\"\n",
+    );
+    let _sup = Sup::start(&pp);
+    pp.run(&["start", "who"]).ok();
+    assert_eq!(
+        fetch(([127, 0, 0, 1], port).into()),
+        "uid 65534 gid 65534 home /nonexistent\n"
+    );
+    pp.run(&["stop", "who"]).ok();
+}

@@ -313,6 +313,10 @@ fn the_man_page_is_up_to_date() {
         ".SS \"servicectl start\"",
         ".SS \"servicectl ports\"",
         ".SS \"servicectl package install\"",
+        ".SS \"servicectl edit\"",
+        ".SS \"servicectl boot enable\"",
+        ".SS \"servicectl boot status\"",
+        "SERVICECTL_UNIT_DIR",
         ".SH \"EXIT STATUS\"",
         ".SH \"ENVIRONMENT\"",
         "PORT_PREFIX",
@@ -417,6 +421,19 @@ fn bash_completes_the_service_names_of_the_playpen_at_hand() {
         bash_complete(&pp, &script, &["package", ""]),
         ["install", "remove"]
     );
+    assert_eq!(
+        bash_complete(&pp, &script, &["boot", ""]),
+        ["enable", "disable", "status"]
+    );
+    assert_eq!(
+        bash_complete(&pp, &script, &["boot", "enable", "--via", ""]),
+        ["systemd", "cron"]
+    );
+    assert_eq!(bash_complete(&pp, &script, &["edit", "wo"]), ["worker-2"]);
+    assert_eq!(
+        bash_complete(&pp, &script, &["edit", "worker-2", "--re"]),
+        ["--restart", "--recover"]
+    );
     assert!(bash_complete(&pp, &script, &["completions", ""]).contains(&"zsh".to_string()));
     assert!(bash_complete(&pp, &script, &["status", "--j"]) == ["--json"]);
     // --playpen on the line names the playpen, wherever the shell is.
@@ -492,26 +509,6 @@ fn bash_completes_the_service_names_of_the_playpen_at_hand() {
         );
         assert_eq!(out.ok().stdout, "nginx\nngircd\n");
     }
-}
-
-/// `systemd-analyze`, installed with Debian's systemd package when missing.
-fn systemd_analyze() -> &'static str {
-    let found = || {
-        std::process::Command::new("systemd-analyze")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !found() {
-        let out = run_command(&mut std::process::Command::new(
-            repo().join("scripts/install-deps"),
-        ));
-        assert!(
-            found(),
-            "systemd-analyze is missing and scripts/install-deps did not install it:\n{out}"
-        );
-    }
-    "systemd-analyze"
 }
 
 /// The text of one exported file.

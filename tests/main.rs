@@ -9,12 +9,14 @@
 mod common;
 
 mod bad_input;
+mod boot;
 mod bytes;
 mod cli_output;
 mod concurrency;
 mod config_eval;
 mod cron_inetd;
 mod ecosystem;
+mod edit;
 mod envars;
 mod golden;
 mod harden_files;
@@ -29,6 +31,7 @@ mod postgresql;
 mod progress;
 mod readiness;
 mod real_servers;
+mod run_as;
 mod service_names;
 mod settings;
 mod status_ping;

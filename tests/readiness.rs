@@ -482,3 +482,59 @@ fn a_dependant_of_a_failed_step_is_stopped_with_why_and_wait_answers_at_once() {
     );
     pp.run_timeout(&["shutdown"], 30).ok();
 }
+
+/// A supervisor started by a service manager (`boot enable`'s unit is Type=notify)
+/// sends READY=1 to $NOTIFY_SOCKET once the role is up: after its notify service said
+/// READY=1 and the service that depends on it runs, never before.
+#[test]
+fn the_supervisor_tells_its_notify_socket_ready_only_once_the_role_is_up() {
+    let pp = Playpen::with_ports(&["db", "app"], &[]);
+    notifier(&pp, "db", Some(1.5), "");
+    pp.sleeper_service("app", "service_depends=db");
+    let manager = pp.path("manager.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&manager).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    pp.run_env(
+        &["supervise", "--daemon"],
+        &[("NOTIFY_SOCKET", &manager.display().to_string())],
+    )
+    .ok();
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "no READY=1 within {PATIENCE:?} ({e}):\n{}",
+            pp.supervisor_log()
+        )
+    });
+    let told_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let pid = message
+        .rsplit_once("MAINPID=")
+        .and_then(|(_, p)| p.trim().parse::<i32>().ok())
+        .unwrap_or_else(|| panic!("no MAINPID in {message:?}"));
+    assert_eq!(
+        message.replace(&format!("MAINPID={pid}"), "MAINPID={PID}"),
+        "READY=1\nSTATUS=supervising 2 services, 2 ready\nMAINPID={PID}"
+    );
+    assert!(
+        cmdline(pid).iter().any(|a| a == "supervise"),
+        "MAINPID is the supervisor: {:?}",
+        cmdline(pid)
+    );
+    let ready_at: f64 = pp.read("var/db.ready-at").trim().parse().unwrap();
+    assert!(
+        told_at >= ready_at,
+        "READY=1 came {:.3} s before db was ready",
+        ready_at - told_at
+    );
+    assert_eq!(pp.view("app")["state"], "running");
+    // Once: nothing more is sent.
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(socket.recv(&mut buf).is_err(), "a second message");
+    pp.run_timeout(&["shutdown"], 30).ok();
+}

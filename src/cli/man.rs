@@ -52,6 +52,14 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "seconds a hook or service script may run (default 300)",
     ),
     ("NO_COLOR", "no colour, even on a terminal"),
+    (
+        "VISUAL, EDITOR",
+        "the editor of servicectl edit ($VISUAL, else $EDITOR, else vi)",
+    ),
+    (
+        "SERVICECTL_UNIT_DIR",
+        "where servicectl boot writes its systemd unit instead of /etc/systemd/system (root) or ~/.config/systemd/user; also chooses systemd where it does not run (an image being built), and systemctl is then not called",
+    ),
 ];
 
 const FILES: &[(&str, &str)] = &[
@@ -75,6 +83,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "var/linkfarm/",
         "argv0 symlinks the programs are started through",
+    ),
+    (
+        "var/servicectl/edit/NAME.config",
+        "an edit that did not pass its check (servicectl edit NAME --recover reopens it, --discard drops it)",
     ),
 ];
 

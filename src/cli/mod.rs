@@ -13,6 +13,7 @@ use crate::config::session::Session;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops;
 use crate::playpen::Playpen;
+use crate::render::boot::BootAction;
 use crate::render::{self, Report, Style, commands as shown, status as shown_status};
 use crate::service::outcome::Outcome;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -126,6 +127,19 @@ pub enum Command {
         #[arg(required = true)]
         services: Vec<String>,
     },
+    /// Edit a service's config fragment (services/NAME/config) with $VISUAL or $EDITOR; it is installed only when `check` passes, else the edit is kept for --recover
+    Edit {
+        service: String,
+        /// After a good edit, restart the service as `servicectl restart NAME` does
+        #[arg(long, conflicts_with = "discard")]
+        restart: bool,
+        /// Reopen the kept copy of an edit that did not pass its check
+        #[arg(long, conflicts_with = "discard")]
+        recover: bool,
+        /// Drop the kept copy of an edit that did not pass its check (safe to repeat)
+        #[arg(long)]
+        discard: bool,
+    },
     /// Install or remove a service package the way a package manager would
     #[command(subcommand)]
     Package(PackageCommand),
@@ -203,6 +217,9 @@ pub enum Command {
     /// Write the services as units of another service manager
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Start the playpen's supervisor at boot: a systemd unit servicectl-TAG.service, else a @reboot crontab line
+    #[command(subcommand)]
+    Boot(BootCommand),
     /// Print the man page (roff), made from these definitions; scripts/gen-man writes it to share/man/servicectl.1
     #[command(name = "__man", hide = true)]
     Man,
@@ -224,6 +241,26 @@ pub enum ExportCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BootCommand {
+    /// Install what starts `servicectl supervise` at boot (not now); safe to repeat
+    Enable {
+        /// systemd: a unit (system unit as root, else a user unit; the default where systemd runs or SERVICECTL_UNIT_DIR is set); cron: a @reboot line in the user's crontab
+        #[arg(long, value_enum)]
+        via: Option<BootVia>,
+    },
+    /// Remove the unit and the crontab line, whichever is installed (a running supervisor is left alone); safe to repeat
+    Disable,
+    /// Say what is installed to start the playpen at boot, and whether its supervisor runs
+    Status,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum BootVia {
+    Systemd,
+    Cron,
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,6 +411,36 @@ pub fn run(cli: Cli) -> Result<i32> {
             show(&shown::Rendered(&written));
             Ok(exit::OK)
         }
+        Command::Edit {
+            service,
+            restart,
+            recover,
+            discard,
+        } => {
+            let mut session = open(&cli)?;
+            let edited = if *discard {
+                ops::edit::discard(&mut session, service)?
+            } else {
+                ops::edit::edit(&mut session, service, *recover, &ops::edit::run_editor)?
+            };
+            drop(session);
+            let restarted = match (edited.result, *restart) {
+                (ops::edit::EditResult::Installed, true) => {
+                    Some(route::restart(&cli, std::slice::from_ref(service))?)
+                }
+                _ => None,
+            };
+            show(&render::edit::EditShown {
+                edited: &edited,
+                restart: restarted.as_ref().map(|(r, w)| (r, w.as_slice())),
+            });
+            let restart_failed = restarted
+                .as_ref()
+                .is_some_and(|(r, _)| r.iter().any(|(_, r)| r.is_err()));
+            Ok(exit::failed_if(
+                !edited.result.is_success() || restart_failed,
+            ))
+        }
         Command::NewService { services } => {
             let mut session = open(&cli)?;
             let (reports, failure) = each(services, |name| {
@@ -443,6 +510,32 @@ pub fn run(cli: Cli) -> Result<i32> {
                 dir.as_deref(),
             )?);
             Ok(exit::OK)
+        }
+        Command::Boot(command) => {
+            let mut session = open(&cli)?;
+            let (boot, action) = match command {
+                BootCommand::Enable { via } => {
+                    let via = match via {
+                        Some(BootVia::Systemd) => ops::boot::Via::Systemd,
+                        Some(BootVia::Cron) => ops::boot::Via::Cron,
+                        None => ops::boot::default_via(),
+                    };
+                    (ops::boot::enable(&mut session, via)?, BootAction::Enable)
+                }
+                BootCommand::Disable => (ops::boot::disable(&mut session)?, BootAction::Disable),
+                BootCommand::Status => (ops::boot::status(&mut session)?, BootAction::Status),
+            };
+            let supervisor = crate::control::connect(&session.playpen.root)?.is_some();
+            show(&render::boot::BootShown {
+                boot: &boot,
+                action,
+                supervisor,
+            });
+            let installed = boot.unit.is_some() || boot.crontab.is_some();
+            Ok(match action {
+                BootAction::Status if !installed => exit::NOT_RUNNING,
+                _ => exit::OK,
+            })
         }
         Command::Man => {
             render::out(&man::page());

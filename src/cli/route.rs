@@ -62,6 +62,28 @@ pub fn route(cli: &Cli) -> Result<Option<i32>> {
     }
 }
 
+/// Restart services as `servicectl restart` does (through the supervisor when one
+/// answers), for a command that restarts after its own work (`edit --restart`).
+pub fn restart(cli: &Cli, services: &[String]) -> Result<(ops::Results<Outcome>, Vec<String>)> {
+    let playpen = Playpen::discover(cli.playpen.as_deref())?;
+    if let Some(mut client) = control::connect(&playpen.root)? {
+        let op = Op::Restart {
+            services: services.to_vec(),
+        };
+        return match client.call(&op)? {
+            Reply::Results { results, warnings } => {
+                Ok((results.into_iter().map(result).collect(), warnings))
+            }
+            Reply::Error { error } => Err(Error::from(error)),
+            _ => Err(Error::runtime(
+                "the supervisor sent an answer that is not a restart's",
+            )),
+        };
+    }
+    let mut session = open(cli)?;
+    ops::restart(&mut session, services, &|_, _| {})
+}
+
 fn result(row: Row) -> (String, Result<Outcome>) {
     let result = match (row.done, row.error) {
         (_, Some(e)) => Err(Error::from(e)),

@@ -1,7 +1,9 @@
 //! The commands, as library calls: each takes a session and names, does the work in
 //! dependency order, and returns per-service results for `render` to show.
 
+pub mod boot;
 pub mod desired;
+pub mod edit;
 pub mod export;
 pub mod graph;
 pub mod package;

@@ -390,11 +390,26 @@ pub fn project_dirs(playpen: &Playpen, id: &ServiceId) -> Vec<PathBuf> {
 /// The fragments sourced for a service, in order: the first existing of each of the
 /// `.pre`, plain and `.post` groups, project before `ext/`.
 pub fn config_fragments(playpen: &Playpen, id: &ServiceId) -> Vec<PathBuf> {
+    config_fragments_with(playpen, id, &[])
+}
+
+/// [`config_fragments`] with stand-ins: for each `(path, stand_in)`, `path` counts as
+/// existing and `stand_in` is sourced in its place (`edit` checks a candidate so,
+/// before it replaces anything).
+pub fn config_fragments_with(
+    playpen: &Playpen,
+    id: &ServiceId,
+    stand_ins: &[(PathBuf, PathBuf)],
+) -> Vec<PathBuf> {
     let mut dirs = project_dirs(playpen, id);
     dirs.extend(ext_dir(playpen, id));
+    let found = |p: PathBuf| match stand_ins.iter().find(|(path, _)| *path == p) {
+        Some((_, stand_in)) => Some(stand_in.clone()),
+        None => p.is_file().then_some(p),
+    };
     ["config.pre", "config", "config.post"]
         .iter()
-        .filter_map(|file| dirs.iter().map(|d| d.join(file)).find(|p| p.is_file()))
+        .filter_map(|file| dirs.iter().find_map(|d| found(d.join(file))))
         .collect()
 }
 

@@ -16,3 +16,4 @@ pub mod proc;
 pub mod sockets;
 pub mod spawn;
 pub mod tracking;
+pub mod user;

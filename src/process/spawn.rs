@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::process::output::open_output;
+use crate::process::user::RunAs;
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::os::fd::AsRawFd;
@@ -25,6 +26,8 @@ pub struct Launch<'a> {
     pub cwd: &'a Path,
     /// Where stdout and stderr go.
     pub output: Output<'a>,
+    /// The user it runs as (service_user); None: as servicectl.
+    pub user: Option<&'a RunAs>,
 }
 
 /// Where a started program's stdout and stderr go (SPEC §9.4).
@@ -141,6 +144,30 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
     argv_ptrs.push(std::ptr::null_mut());
     let mut envp_ptrs: Vec<*mut libc::c_char> = envp.iter().map(|e| e.as_ptr() as *mut _).collect();
     envp_ptrs.push(std::ptr::null_mut());
+    let spawned = match launch.user {
+        // posix_spawn cannot change the user: a fork of our own then.
+        Some(user) if nix::unistd::geteuid().is_root() => {
+            fork_exec(&program, &argv_ptrs, &envp_ptrs, out_fd, &cwd, user)
+        }
+        _ => posix_spawn(&program, &argv_ptrs, &envp_ptrs, out_fd, &cwd),
+    };
+    let pid = match spawned {
+        Ok(pid) => pid,
+        Err(rc) => return Err(exec_failure(launch, rc)),
+    };
+    crate::process::limits::give_back(pid);
+    Ok(Spawned { pid })
+}
+
+/// posix_spawn in a new session, stdin from /dev/null, stdout and stderr to `out_fd`;
+/// Err(errno) when the exec failed.
+fn posix_spawn(
+    program: &CString,
+    argv: &[*mut libc::c_char],
+    envp: &[*mut libc::c_char],
+    out_fd: i32,
+    cwd: &CString,
+) -> std::result::Result<i32, i32> {
     let dev_null = c"/dev/null";
     let mut pid: libc::pid_t = 0;
     // SAFETY: every pointer handed to libc points into a CString or vector that outlives
@@ -179,30 +206,97 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
             program.as_ptr(),
             &actions,
             &attr,
-            argv_ptrs.as_ptr(),
-            envp_ptrs.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
         );
         libc::posix_spawn_file_actions_destroy(&mut actions);
         libc::posix_spawnattr_destroy(&mut attr);
         rc
     };
-    if rc != 0 {
-        let e = std::io::Error::from_raw_os_error(rc);
-        let what = if launch.executable == launch.program {
-            launch.executable.display().to_string()
-        } else {
-            format!(
-                "{} (program {})",
-                launch.executable.display(),
-                launch.program.display()
-            )
-        };
-        let mut message = format!("cannot execute {what}: {e}");
-        if rc == libc::E2BIG {
-            let size = ExecSize::of(launch.executable, launch.arg0, launch.args, launch.env);
-            message.push_str(&format!("; {}", size.describe(|_| String::new())));
+    if rc != 0 { Err(rc) } else { Ok(pid) }
+}
+
+/// What [`posix_spawn`] does, by fork and exec, becoming `user` in between; the exec's
+/// errno comes back through a close-on-exec pipe, so that a failure is as certain as
+/// posix_spawn's.
+fn fork_exec(
+    program: &CString,
+    argv: &[*mut libc::c_char],
+    envp: &[*mut libc::c_char],
+    out_fd: i32,
+    cwd: &CString,
+    user: &RunAs,
+) -> std::result::Result<i32, i32> {
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let dev_null = std::fs::File::open("/dev/null").map_err(errno)?;
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)?;
+    let (null_fd, report_fd) = (dev_null.as_raw_fd(), report_w.as_raw_fd());
+    // SAFETY: after fork the child calls only async-signal-safe functions on memory
+    // prepared before the fork, and never returns (execve or _exit).
+    let pid = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            let fail = |rc: i32| -> ! {
+                libc::write(report_fd, (&rc as *const i32).cast(), 4);
+                libc::_exit(127)
+            };
+            let last = || *libc::__errno_location();
+            if libc::setsid() < 0
+                || libc::dup2(out_fd, 1) < 0
+                || libc::dup2(out_fd, 2) < 0
+                || libc::dup2(null_fd, 0) < 0
+                || libc::chdir(cwd.as_ptr()) != 0
+            {
+                fail(last());
+            }
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if let Err(e) = user.assume() {
+                fail(e.raw_os_error().unwrap_or(libc::EPERM));
+            }
+            libc::execve(program.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
+            fail(last());
         }
-        return Err(Error::runtime(message).with_hint(match rc {
+        pid
+    };
+    drop(report_w);
+    if pid < 0 {
+        return Err(errno(std::io::Error::last_os_error()));
+    }
+    let mut buf = [0u8; 4];
+    let mut report = std::fs::File::from(report_r);
+    use std::io::Read;
+    match report.read(&mut buf) {
+        Ok(4) => {
+            // SAFETY: waitpid on our own child, which exits at once.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            Err(i32::from_ne_bytes(buf))
+        }
+        _ => Ok(pid),
+    }
+}
+
+/// The error of a launch whose exec failed with `rc`.
+fn exec_failure(launch: &Launch, rc: i32) -> Error {
+    let e = std::io::Error::from_raw_os_error(rc);
+    let what = if launch.executable == launch.program {
+        launch.executable.display().to_string()
+    } else {
+        format!(
+            "{} (program {})",
+            launch.executable.display(),
+            launch.program.display()
+        )
+    };
+    let mut message = format!("cannot execute {what}: {e}");
+    if rc == libc::E2BIG {
+        let size = ExecSize::of(launch.executable, launch.arg0, launch.args, launch.env);
+        message.push_str(&format!("; {}", size.describe(|_| String::new())));
+    }
+    Error::runtime(message).with_hint(match rc {
             libc::ENOENT => {
                 "the program, its #! interpreter (or ELF loader) or the working directory does not exist"
             }
@@ -214,10 +308,7 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
                 "make the largest variables smaller (pass big data in a file instead), or raise the stack limit (ulimit -s): exec allows a quarter of it"
             }
             _ => "check the program",
-        }));
-    }
-    crate::process::limits::give_back(pid);
-    Ok(Spawned { pid })
+        })
 }
 
 /// How much of the new program's stack an exec takes (the path, argv and environment

@@ -15,7 +15,9 @@
 //!
 //! [`Outcome`]: crate::service::outcome::Outcome
 
+pub mod boot;
 pub mod commands;
+pub mod edit;
 pub mod progress;
 pub mod sink;
 pub mod status;

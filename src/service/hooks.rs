@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::playpen::Playpen;
 use crate::playpen::catalog::{self, ServiceId};
 use crate::process::proc;
+use crate::process::user::RunAs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -114,6 +115,7 @@ pub fn run(
     env: &Env,
     log: Option<&Path>,
     limit: Option<Duration>,
+    user: Option<&RunAs>,
 ) -> Result<Finished> {
     // With a log (the service's output file) the script writes straight into it, so
     // that daemons a service_start script leaves behind keep writing where the user
@@ -166,15 +168,16 @@ pub fn run(
         .stdout(duplicate(&sink)?)
         .stderr(duplicate(&sink)?);
     // Its own session: what it starts is detached from our terminal like a service, and
-    // the whole group can be killed if it hangs.
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    // the whole group can be killed if it hangs. As the service's user, if it has one.
+    let user = user.cloned();
+    // SAFETY: setsid, setrlimit and the calls of `assume` are async-signal-safe and
+    // touch only memory prepared before the fork.
     unsafe {
         let limit = crate::process::limits::for_children();
         cmd.pre_exec(move || {
             crate::process::limits::restore_in_child(limit);
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            crate::process::user::assume(user.as_ref())
         });
     }
     let mut child = cmd.spawn().map_err(|e| {
@@ -267,11 +270,12 @@ pub fn run_hook(
     hook: Hook,
     env: &Env,
     log: &Path,
+    user: Option<&RunAs>,
 ) -> Result<()> {
     let Some(runnable) = find_hook(playpen, id, command, hook) else {
         return Ok(());
     };
-    let finished = run(playpen, id, &runnable, env, Some(log), None)?;
+    let finished = run(playpen, id, &runnable, env, Some(log), None, user)?;
     if finished.success {
         return Ok(());
     }

@@ -174,16 +174,19 @@ fn restart_script(playpen: &Playpen, prepared: &Prepared) -> Result<Option<PathB
     }
 }
 
-/// Render the service's config templates (service_config_files) into var/.
+/// Render the service's config templates (service_config_files) into var/; with
+/// service_user, the rendered files are the user's (the service may rewrite them).
 pub fn render_configs(playpen: &Playpen, prepared: &Prepared) -> Result<Vec<PathBuf>> {
     let settings = &prepared.settings;
-    template::render_all(
+    let rendered = template::render_all(
         playpen,
         &settings.config_files,
         &prepared.env,
         settings.config_style,
     )
-    .map_err(|e| e.with_service(prepared.name()))
+    .map_err(|e| e.with_service(prepared.name()))?;
+    super::run_as::give(prepared, &rendered)?;
+    Ok(rendered)
 }
 
 fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
@@ -198,6 +201,7 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
         hook,
         &prepared.env,
         &playpen.output_file(prepared.name()),
+        prepared.settings.user.as_ref(),
     )
 }
 
@@ -291,6 +295,7 @@ fn start_locked(
         }
     }
     render_configs(playpen, prepared)?;
+    super::run_as::give_own_files(playpen, prepared)?;
     run_hook(playpen, prepared, Hook::PreStart)?;
     if oneshot {
         let outcome = oneshot::run(playpen, prepared, base_record(playpen, prepared))?;
@@ -477,6 +482,7 @@ fn start_program(playpen: &Playpen, prepared: &Prepared, to: OutputTo) -> Result
             None => spawn::Output::Append(&output),
             Some((_, fd)) => spawn::Output::Fd(fd.as_fd()),
         },
+        user: settings.user.as_ref(),
     });
     // The program holds the write end now; ours must not keep the pipe open.
     let pipes = pipe.map(|(pipes, _)| pipes);
@@ -728,6 +734,7 @@ fn run_service_script(
         env,
         Some(&output),
         None,
+        prepared.settings.user.as_ref(),
     )?;
     if !finished.success {
         return Err(Error::runtime(format!(

@@ -11,5 +11,6 @@ pub mod prepare;
 pub mod prepared;
 pub mod program;
 pub mod readiness;
+pub mod run_as;
 pub mod status;
 pub mod watch;

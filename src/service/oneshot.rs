@@ -113,13 +113,14 @@ pub fn run(playpen: &Playpen, prepared: &Prepared, record: StartRecord) -> Resul
         .stdout(duplicate(&sink)?)
         .stderr(duplicate(&sink)?);
     let limit = crate::process::limits::for_children();
-    // SAFETY: setrlimit and setsid are async-signal-safe and touch no parent memory.
+    let user = prepared.settings.user.clone();
+    // SAFETY: setrlimit, setsid and the calls of `assume` are async-signal-safe and
+    // touch only memory prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
             crate::process::limits::restore_in_child(limit);
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            crate::process::user::assume(user.as_ref())
         });
     }
     let cannot_run = |e: std::io::Error| {

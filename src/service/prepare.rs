@@ -96,6 +96,11 @@ pub fn prepare(session: &mut Session, names: &[String]) -> Preparation {
             "SERVICE_UPGRADED".into(),
             if upgraded { "1" } else { "0" }.into(),
         );
+        // Its processes are the user's: their HOME, USER and LOGNAME are too, not
+        // those of the root (or whoever) servicectl runs as.
+        if let Some(user) = &settings.user {
+            env.extend(user.env().map(|(k, v)| (k.to_string(), v)));
+        }
         if let Some(err) = resolution.to_error()
             && !config.is_stand_in()
         {

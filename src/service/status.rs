@@ -228,7 +228,15 @@ pub fn ping(playpen: &Playpen, prepared: &Prepared, limit: Option<Duration>) -> 
     let name = config.name().to_string();
     match lifecycle::ping_runnable(playpen, prepared)? {
         Some(runnable) => {
-            let finished = hooks::run(playpen, &config.id, &runnable, &prepared.env, None, limit)?;
+            let finished = hooks::run(
+                playpen,
+                &config.id,
+                &runnable,
+                &prepared.env,
+                None,
+                limit,
+                prepared.settings.user.as_ref(),
+            )?;
             let output = finished.output.trim_end();
             Ok(PingResult {
                 name,

@@ -1,6 +1,7 @@
 //! Starting cron runs and inetd handlers from the event loop without waiting for their
 //! exec: a plain fork, then in the child only async-signal-safe calls (dup2, setpgid,
-//! chdir, sigprocmask, signal, execve, _exit) on data prepared before the fork.
+//! chdir, sigprocmask, signal, setgroups/setgid/setuid, execve, _exit) on data
+//! prepared before the fork.
 //!
 //! std::process (and posix_spawn) block the caller until the child has exec'd (vfork,
 //! or a pipe that reports exec errors), which puts every handler's exec on the loop's
@@ -10,6 +11,7 @@
 
 use crate::error::Result;
 use crate::process::spawn::cstring;
+use crate::process::user::RunAs;
 use std::ffi::{CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +25,8 @@ pub struct Program {
     env: Vec<CString>,
     cwd: CString,
     failure: CString,
+    /// service_user: who it runs as.
+    user: Option<RunAs>,
 }
 
 impl Program {
@@ -35,6 +39,7 @@ impl Program {
         env: impl IntoIterator<Item = (&'a str, &'a OsStr)>,
         path: Option<&OsStr>,
         cwd: &Path,
+        user: Option<&RunAs>,
     ) -> Result<Program> {
         let resolved: PathBuf = if program.contains('/') {
             cwd.join(program)
@@ -64,6 +69,7 @@ impl Program {
             argv,
             env,
             cwd: cstring(cwd.as_os_str().as_bytes(), "the working directory")?,
+            user: user.cloned(),
         })
     }
 
@@ -123,6 +129,9 @@ impl Program {
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if crate::process::user::assume(self.user.as_ref()).is_err() {
+                libc::_exit(126);
+            }
             libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
             let msg = self.failure.as_bytes();
             libc::write(2, msg.as_ptr().cast(), msg.len());

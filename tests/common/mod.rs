@@ -286,3 +286,23 @@ pub fn report_names(report: &serde_json::Value, key: &str) -> Vec<String> {
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
+
+/// `systemd-analyze`, installed with Debian's systemd package when missing.
+pub fn systemd_analyze() -> &'static str {
+    let found = || {
+        std::process::Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found() {
+        let out = run_command(&mut std::process::Command::new(
+            repo().join("scripts/install-deps"),
+        ));
+        assert!(
+            found(),
+            "systemd-analyze is missing and scripts/install-deps did not install it:\n{out}"
+        );
+    }
+    "systemd-analyze"
+}

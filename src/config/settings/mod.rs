@@ -23,6 +23,7 @@ mod cron;
 mod inetd;
 mod readiness;
 pub mod table;
+mod user;
 mod watch;
 
 pub use readiness::{Health, READY_RULE, Ready};
@@ -38,6 +39,7 @@ use crate::config::problem::{self, Problem};
 use crate::config::template::Style;
 use crate::error::{Error, Result};
 use crate::playpen::names;
+use crate::process::user::RunAs;
 use std::net::IpAddr;
 use std::time::Duration;
 use table::Kind;
@@ -213,6 +215,8 @@ pub struct Settings {
     pub watchdog: Option<Duration>,
     /// service_watch, service_watch_delay: restart on change.
     pub watch: Watch,
+    /// service_user (and service_group): who its processes run as; None: the caller.
+    pub user: Option<RunAs>,
 }
 
 impl Default for Settings {
@@ -260,6 +264,7 @@ impl Default for Settings {
             },
             watchdog: None,
             watch: Watch::default(),
+            user: None,
         };
         let nothing = ServiceConfig {
             id: crate::playpen::catalog::ServiceId {
@@ -418,6 +423,7 @@ impl Settings {
         };
         readiness::read(&mut r, &mut settings);
         watch::read(&mut r, &mut settings);
+        settings.user = user::read(&mut r);
         // Both name the linkfarm symlink, `var/linkfarm/$RUN_NAME[-$PLAYPEN_TAG]`: they
         // follow the one name rule, so that neither can leave var/linkfarm/.
         if let Some(why) = settings.run_name.as_deref().and_then(names::problem) {

@@ -340,6 +340,10 @@ table! {
             "inetd: the address to listen on";
         "service_inetd_command": "a program and its arguments, split with sh quoting rules" = "",
             "inetd: the program to run per connection";
+        "service_user": "must be a user of this machine (a name or a uid) that servicectl can become" = "",
+            "the user its program, hooks, scripts, pings and health checks run as (servicectl must run as root for another user); default: the caller (docs/packaging.md)";
+        "service_group": "must be a group of this machine (a name or a gid)" = "",
+            "with service_user: the group they run as (default: the user's primary group)";
         "service_inetd_max": "must be a whole number, 1 or more" = "64",
             "inetd: handlers at once (tcp); further connections wait";
     }

@@ -173,6 +173,8 @@ pub struct ConfigShell {
     scratch: tempfile::NamedTempFile,
     shell: Option<Running>,
     common: Option<Result<Arc<CommonConfig>>>,
+    /// Fragments evaluated in place of others (see [`ConfigShell::stand_in`]).
+    stand_ins: Vec<(PathBuf, PathBuf)>,
 }
 
 impl ConfigShell {
@@ -208,7 +210,14 @@ impl ConfigShell {
             scratch,
             shell: None,
             common: None,
+            stand_ins: Vec::new(),
         })
+    }
+
+    /// From now on, source `stand_in` wherever `fragment` would be sourced (as if it
+    /// existed): `edit` checks a candidate fragment without installing it.
+    pub fn stand_in(&mut self, fragment: PathBuf, stand_in: PathBuf) {
+        self.stand_ins.push((fragment, stand_in));
     }
 
     pub fn role(&self) -> &str {
@@ -345,7 +354,7 @@ impl ConfigShell {
             }
             while next < ids.len() && next < results.len() + PIPELINE {
                 let id = &ids[next];
-                let fragments = catalog::config_fragments(&self.playpen, id);
+                let fragments = catalog::config_fragments_with(&self.playpen, id, &self.stand_ins);
                 if !fragments.is_empty() {
                     let request = self.service_request(id, &fragments);
                     if self.send(&request).is_err() {
@@ -365,7 +374,9 @@ impl ConfigShell {
                     let (_, fragments) = in_flight.pop_front().expect("front exists");
                     self.evaluate_reply(id, &common, fragments)
                 }
-                _ if catalog::config_fragments(&self.playpen, id).is_empty() => {
+                _ if catalog::config_fragments_with(&self.playpen, id, &self.stand_ins)
+                    .is_empty() =>
+                {
                     Err(self.no_config(id))
                 }
                 // Sending failed: the shell is gone; the loop rebuilds it.

@@ -40,6 +40,9 @@ pub use calendar::on_calendar;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+pub(crate) use syntax::{env_value, exec_line, setting_path, unit_word};
+
+mod syntax;
 
 /// What was written.
 #[derive(Debug, Clone, Serialize)]
@@ -132,70 +135,11 @@ pub fn systemd(session: &mut Session, names: &[String], dir: Option<&Path>) -> R
     })
 }
 
-/// A word fit for a unit name: letters, digits and `:_.-`; anything else becomes `_`.
-fn unit_word(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ":_.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// One command-line word for an `Exec*=` line: `%` and `$` escaped (systemd expands
-/// them), quoted with C escapes when it holds anything but plain characters.
-fn exec_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._,:@+=-%$".contains(c))
-        && word != ";";
-    let escaped = word.replace('%', "%%").replace('$', "$$");
-    if plain {
-        return escaped;
-    }
-    let mut out = String::from("\"");
-    for c in escaped.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn exec_line(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| exec_word(w))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A value for an `EnvironmentFile=`: double-quoted, with `"`, `\`, `` ` `` and `$`
-/// escaped; newlines stay as they are (the file format allows them inside quotes).
-fn env_value(value: &str) -> String {
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        if "\"\\`$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// A path inside a unit file setting (not a command line): only `%` is special.
-fn setting_path(path: &Path) -> String {
-    path.display().to_string().replace('%', "%%")
+/// The `Exec*=` prefix of servicectl's own steps (the symlink, sub-conf) in the unit
+/// of a service with service_user: `+` runs them as root, since they write var/,
+/// which stays root's.
+fn privileged(p: &Prepared) -> &'static str {
+    if p.settings.user.is_some() { "+" } else { "" }
 }
 
 struct Exporter<'a> {
@@ -266,6 +210,10 @@ impl Exporter<'_> {
             setting_path(&self.dir.join(env_file)),
             setting_path(&self.playpen.root)
         );
+        // systemd sets HOME, USER and LOGNAME itself for User=.
+        if let Some(user) = &p.settings.user {
+            let _ = writeln!(out, "User={}\nGroup={}", user.user, user.group);
+        }
         let log = setting_path(&self.playpen.output_file(name));
         if output {
             let _ = writeln!(out, "StandardOutput=append:{log}");
@@ -290,14 +238,15 @@ impl Exporter<'_> {
 
     fn sub_conf(&self, p: &Prepared) -> Option<String> {
         (!p.settings.config_files.is_empty()).then(|| {
-            exec_line(&[
-                self.servicectl.display().to_string(),
-                "--playpen".into(),
-                self.playpen.root.display().to_string(),
-                "sub-conf".into(),
-                "--service".into(),
-                p.name().to_string(),
-            ])
+            privileged(p).to_string()
+                + &exec_line(&[
+                    self.servicectl.display().to_string(),
+                    "--playpen".into(),
+                    self.playpen.root.display().to_string(),
+                    "sub-conf".into(),
+                    "--service".into(),
+                    p.name().to_string(),
+                ])
         })
     }
 
@@ -377,7 +326,8 @@ impl Exporter<'_> {
                         .map_err(|e| e.with_service(name))?;
                     let _ = writeln!(
                         text,
-                        "ExecStartPre={}",
+                        "ExecStartPre={}{}",
+                        privileged(p),
                         exec_line(&[
                             "/bin/ln".into(),
                             "-sfn".into(),

@@ -1,3 +1,4 @@
+use super::syntax::exec_word;
 use super::*;
 
 #[test]

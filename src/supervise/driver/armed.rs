@@ -88,6 +88,7 @@ impl Driver {
                         env(),
                         path,
                         &self.playpen.root,
+                        prepared.settings.user.as_ref(),
                     )
                     .map_err(|e| e.with_service(&name))?,
                 );
@@ -112,6 +113,7 @@ impl Driver {
                             env(),
                             path,
                             &self.playpen.root,
+                            prepared.settings.user.as_ref(),
                         )
                     })
                     .transpose()

@@ -434,6 +434,12 @@ impl Driver {
     // ---- effects ----
 
     fn apply(&mut self, effects: Vec<Effect>, now: Now) {
+        // Exiting: the socket goes before the last replies, so that a command run right
+        // after `shutdown` returned finds no supervisor (and acts directly) instead of
+        // connecting to one that no longer reads.
+        if effects.iter().any(|e| matches!(e, Effect::Exit(_))) {
+            let _ = std::fs::remove_file(crate::control::socket_path(&self.playpen.root));
+        }
         for effect in effects {
             self.carry_out(effect, now);
         }

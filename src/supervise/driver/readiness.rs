@@ -120,6 +120,11 @@ impl Driver {
         };
         let path = self.playpen.output_file(&self.machine.services[i].name);
         let offset = self.output_starts.remove(&i).unwrap_or(0);
+        // The keeper may not have made the file yet (it does on the first line): made
+        // here, so that the watch does not race it.
+        if let Err(e) = crate::process::output::open_output(&path) {
+            log(&format!("{}: {e}", self.machine.services[i].name));
+        }
         match inotify.add_watch(&path, AddWatchFlags::IN_MODIFY) {
             Ok(wd) => {
                 self.log_watches.insert(
