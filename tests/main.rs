@@ -25,6 +25,7 @@ mod keeper;
 mod lifecycle;
 mod packages;
 mod playpen;
+mod playpens;
 mod postgresql;
 mod progress;
 mod readiness;

@@ -292,6 +292,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Init { dir, role } => {
             let (playpen, found) = Playpen::init_found(dir, role)?;
+            // A registry that cannot be written must not undo a playpen just made.
+            if let Err(e) = crate::playpen::roster::note(&playpen.root, None, None) {
+                render::warning(&e.to_string());
+            }
             show(&shown::Initialized {
                 playpen: &playpen,
                 role,
@@ -306,7 +310,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             match ops::status(&mut session, services) {
                 Ok(statuses) => {
-                    show(&shown_status::Statuses(&statuses));
+                    let lease = crate::config::lease::current(&session.playpen).unwrap_or(None);
+                    show(&shown_status::Statuses(&statuses, lease));
                     Ok(exit::for_status(&statuses))
                 }
                 Err(e) => {

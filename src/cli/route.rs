@@ -89,7 +89,8 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
             exit::failed_if(results.iter().any(|(_, r)| r.is_err()))
         }
         Reply::Status { services } => {
-            render::show(&status::SupervisedStatuses(&services), cli.json);
+            let lease = crate::config::lease::current(playpen).unwrap_or(None);
+            render::show(&status::SupervisedStatuses(&services, lease), cli.json);
             exit::for_supervised_status(services.iter().map(|s| s.state.as_str()))
         }
         Reply::Wait { ready, not_ready } => {

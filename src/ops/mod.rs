@@ -163,7 +163,7 @@ pub fn start(
     let _deferred = crate::process::interrupt::Deferred::install();
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
-    run_forward(
+    let (results, mut warnings) = run_forward(
         session,
         &all,
         progress,
@@ -177,7 +177,29 @@ pub fn start(
             }
             lifecycle::start_with(playpen, p, census, lifecycle::OutputTo::File)
         },
-    )
+    )?;
+    warnings.extend(note_playpen(session));
+    Ok((results, warnings))
+}
+
+/// Record the playpen in the per-user registry (`servicectl playpens`) with its
+/// PLAYPEN_TAG and PORT_PREFIX as the shared layer sets them; a failure is a warning,
+/// never a failed start.
+pub fn note_playpen(session: &mut Session) -> Option<String> {
+    let common = session.shell().ok()?.common().ok()?;
+    let text = |name: &str| {
+        common
+            .vars
+            .get(name)
+            .and_then(|v| v.text())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let tag = text("PLAYPEN_TAG");
+    let prefix = text(envars::PORT_PREFIX).and_then(|p| p.parse().ok());
+    crate::playpen::roster::note(&session.playpen.root, tag, prefix)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// restart: each named service (or the role's), dependencies first.

@@ -6,6 +6,7 @@ pub mod lock;
 pub mod marks;
 pub mod names;
 pub mod registry;
+pub mod roster;
 
 use crate::error::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};

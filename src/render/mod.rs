@@ -23,7 +23,7 @@ pub mod style;
 pub mod table;
 
 pub use progress::Progress;
-pub use sink::{Output, err, error, out, stdout_failure};
+pub use sink::{Output, err, error, out, stdout_failure, warning};
 pub use style::Style;
 
 use crate::error::Error;

@@ -48,8 +48,19 @@ fn ports_cell(ports: &[(String, u16)], sep: &str, shown: impl Fn(u16) -> String)
     cells.join(sep)
 }
 
-/// `status` without a supervisor: SERVICE STATE PID UPTIME PORTS NOTE.
-pub struct Statuses<'a>(pub &'a [ServiceStatus]);
+/// The line under a status table of a playpen whose PORT_PREFIX is leased
+/// (`PORT_PREFIX=auto`): the ports in the table are that prefix plus offsets.
+fn lease_line(lease: Option<u32>) -> String {
+    lease
+        .map(|p| {
+            format!("PORT_PREFIX {p} (leased: PORT_PREFIX=auto, var/servicectl/port-prefix)\n")
+        })
+        .unwrap_or_default()
+}
+
+/// `status` without a supervisor: SERVICE STATE PID UPTIME PORTS NOTE; then the leased
+/// PORT_PREFIX, if the playpen holds one.
+pub struct Statuses<'a>(pub &'a [ServiceStatus], pub Option<u32>);
 
 impl Report for Statuses<'_> {
     fn json(&self) -> String {
@@ -86,7 +97,7 @@ impl Report for Statuses<'_> {
                 _ => padded.to_string(),
             },
         );
-        shown.out(&text);
+        shown.out(&text).out(&lease_line(self.1));
     }
 }
 
@@ -154,8 +165,9 @@ impl<'a> From<&'a ServiceView> for ViewJson<'a> {
 }
 
 /// `status` under a supervisor: state (running, starting, backoff, failed, stopping,
-/// stopped, armed), restarts, how the last run ended, uptime.
-pub struct SupervisedStatuses<'a>(pub &'a [ServiceView]);
+/// stopped, armed), restarts, how the last run ended, uptime; then the leased
+/// PORT_PREFIX, if the playpen holds one.
+pub struct SupervisedStatuses<'a>(pub &'a [ServiceView], pub Option<u32>);
 
 impl Report for SupervisedStatuses<'_> {
     fn json(&self) -> String {
@@ -196,7 +208,7 @@ impl Report for SupervisedStatuses<'_> {
                 _ => padded.to_string(),
             },
         );
-        shown.out(&text);
+        shown.out(&text).out(&lease_line(self.1));
     }
 }
 
@@ -335,7 +347,7 @@ mod tests {
                 note: Some("pidfile names PID 7, which is not running".into()),
             },
         ];
-        let text = shown(&Statuses(&statuses), false, Style::PLAIN).stdout();
+        let text = shown(&Statuses(&statuses, None), false, Style::PLAIN).stdout();
         assert_eq!(
             String::from_utf8(text).unwrap(),
             "SERVICE   STATE    PID   UPTIME  PORTS                NOTE\n\
@@ -379,7 +391,7 @@ mod tests {
                 ..view("tick", "armed")
             },
         ];
-        let report = SupervisedStatuses(&views);
+        let report = SupervisedStatuses(&views, None);
         let text = String::from_utf8(shown(&report, false, Style::PLAIN).stdout()).unwrap();
         assert_eq!(
             text,
