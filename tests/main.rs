@@ -14,6 +14,7 @@ mod cli_output;
 mod concurrency;
 mod config_eval;
 mod cron_inetd;
+mod devloop;
 mod ecosystem;
 mod envars;
 mod golden;

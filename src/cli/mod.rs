@@ -200,6 +200,17 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Start services (and what they depend on), wait until they are ready, run CMD with the playpen's environment, then stop what this started; exits with CMD's status
+    #[command(
+        after_help = "Examples:\n  servicectl run -- cargo test                  the role's services around a test suite\n  servicectl run redis -- redis-cli -p \"$REDIS_PORT\" ping\n\nCMD gets what `servicectl env` exports plus every typed port of the services (REDIS_PORT), \nservicectl's terminal, stdin and current directory. Services that ran before stay running. \nSIGINT and SIGTERM go to CMD first; the services are stopped after it ends. \nExit: CMD's status (128+N when signal N ended it), 1 when a service could not be made ready \n(CMD is not run), 2 without `--`."
+    )]
+    Run {
+        /// Services to bring up (default: the role's playpen_services)
+        services: Vec<String>,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Write the services as units of another service manager
     #[command(subcommand)]
     Export(ExportCommand),
@@ -440,6 +451,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             )?));
             Ok(exit::OK)
         }
+        Command::Run { services, command } => {
+            if command.is_empty() {
+                render::error(&run_without_separator(services));
+                return Ok(exit::USAGE);
+            }
+            let mut session = open(&cli)?;
+            let report = ops::run::run(&mut session, services, command, &|_, _| {})?;
+            show(&render::devloop::Ran(&report));
+            Ok(report.exit_code())
+        }
         Command::Export(ExportCommand::Systemd { services, dir }) => {
             let mut session = open(&cli)?;
             show(&ops::export::systemd(
@@ -497,6 +518,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `run` without `--`: the words given were taken for service names; say where the
+/// command goes.
+fn run_without_separator(words: &[String]) -> Error {
+    let example = if words.is_empty() {
+        "servicectl run -- CMD [ARG…]".to_string()
+    } else {
+        format!("servicectl run -- {}", words.join(" "))
+    };
+    Error::new(
+        ErrorKind::Config,
+        "run: no command: the command to run goes after `--`",
+    )
+    .with_hint(format!(
+        "write `servicectl run [NAME…] -- CMD [ARG…]`, e.g. `{example}` (names before `--` are services)"
+    ))
 }
 
 /// Run `f` on each name until one fails: the reports of those done, and the failure.

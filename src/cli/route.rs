@@ -50,15 +50,6 @@ pub fn route(cli: &Cli) -> Result<Option<i32>> {
     Ok(Some(show(cli, &playpen, &op, reply)))
 }
 
-fn result(row: Row) -> (String, Result<Outcome>) {
-    let result = match (row.done, row.error) {
-        (_, Some(e)) => Err(Error::from(e)),
-        (Some(done), None) => Ok(done),
-        (None, None) => Err(Error::runtime("the supervisor sent an empty result")),
-    };
-    (row.service, result)
-}
-
 /// Print the supervisor's answer as the command prints its own; the exit code.
 fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
     match reply {
@@ -74,7 +65,8 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
                 }
                 _ => 0,
             };
-            let results: ops::Results<Outcome> = results.into_iter().map(result).collect();
+            let results: ops::Results<Outcome> =
+                results.into_iter().map(Row::into_result).collect();
             let role = playpen.role_config(&playpen.role().unwrap_or_default());
             render::show(
                 &render::progress::Answered {

@@ -6,6 +6,7 @@ pub mod export;
 pub mod graph;
 pub mod package;
 pub mod ports;
+pub mod run;
 pub mod upgrade;
 
 use crate::config::envars;

@@ -5,6 +5,7 @@
 //! record (`tracking`, `interrupt`).
 
 pub mod census;
+pub mod foreground;
 pub mod interrupt;
 pub mod limits;
 pub mod linkfarm;

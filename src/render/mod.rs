@@ -16,6 +16,7 @@
 //! [`Outcome`]: crate::service::outcome::Outcome
 
 pub mod commands;
+pub mod devloop;
 pub mod progress;
 pub mod sink;
 pub mod status;

@@ -1,0 +1,50 @@
+//! The reports of the developer's loop and of several playpens on one machine: `run`
+//! (what it started and stopped around the command) and `playpens`.
+//!
+//! `run`'s standard output belongs to the command it runs, so its own text goes to
+//! stderr, after the command ended; its JSON document (with `--json`) follows the
+//! command's output on stdout.
+
+use super::{Report, Shown, Style};
+use crate::ops::run::RunReport;
+use serde_json::json;
+
+/// run: the services it could not make ready (the command did not run), and those it
+/// stopped again.
+pub struct Ran<'a>(pub &'a RunReport);
+
+impl Report for Ran<'_> {
+    fn json(&self) -> String {
+        let r = self.0;
+        super::sink::json_text(&json!({
+            "started": r.started,
+            "stopped": r.stopped.iter().map(|(service, result)| match result {
+                Ok(done) => json!({"service": service, "result": done.word(), "pid": done.pid()}),
+                Err(e) => json!({"service": service, "error": e.to_string()}),
+            }).collect::<Vec<_>>(),
+            "errors": r.failures.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            "status": r.status,
+            "supervised": r.supervised,
+        }))
+    }
+
+    fn text(&self, _: Style, shown: &mut Shown) {
+        let r = self.0;
+        shown.warnings(&r.warnings);
+        for e in &r.failures {
+            shown.error(e);
+        }
+        for (service, result) in &r.stopped {
+            match result {
+                Ok(done) => shown.note(&format!(
+                    "servicectl run: {service}: {done} (this run had started it)"
+                )),
+                Err(e) => shown.error(e),
+            };
+        }
+    }
+
+    fn json_notes(&self, shown: &mut Shown) {
+        shown.warnings(&self.0.warnings);
+    }
+}
