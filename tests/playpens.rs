@@ -300,3 +300,97 @@ fn a_registry_that_is_garbage_or_cannot_be_written_stops_the_lease_and_loses_not
         "a file\n"
     );
 }
+
+/// Each line's words joined by one space (table padding depends on PID widths).
+fn words(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+        .collect()
+}
+
+#[test]
+fn playpens_lists_every_playpen_of_the_registry_and_drops_those_gone() {
+    let machine = Machine::new(3);
+    let alpha = machine.playpen(&["echo"]);
+    alpha.install(&sample("echo")).ok();
+    alpha.role_config("playpen_services=\"echo\"\nPORT_PREFIX=auto\nPLAYPEN_TAG=alpha\n");
+    alpha.run(&["supervise", "--daemon"]).ok();
+    let beta = Playpen::new();
+    machine.adopt(&beta);
+    beta.install(&sample("echo")).ok();
+    let fixed = machine.block(1);
+    beta.role_config(&format!(
+        "playpen_services=\"echo\"\nPORT_PREFIX={fixed}\nPLAYPEN_TAG=beta\n"
+    ));
+    beta.start(&["echo"]);
+    beta.sleeper_service("idle", "");
+    let gone = machine.playpen(&["echo"]);
+    gone.install(&sample("echo")).ok();
+    let registered = std::fs::read_to_string(machine.registry()).expect("the registry");
+    assert!(registered.contains(&gone.root_str()), "{registered}");
+    drop(gone);
+    let supervisor: i32 = alpha
+        .read("var/run/servicectl.supervise.lock")
+        .trim()
+        .parse()
+        .expect("the supervisor's PID");
+    assert!(
+        wait_until(PATIENCE, || alpha.pid("echo").is_some()),
+        "the supervisor started echo"
+    );
+    let a = machine.first();
+    let mut cmd = bare_command();
+    cmd.env("XDG_STATE_HOME", machine.state.path());
+    let out = run_command(cmd.arg("playpens"));
+    out.ok();
+    assert_eq!(
+        words(&out.stdout),
+        format!(
+            "TAG PORT_PREFIX SUPERVISOR RUNNING LISTENING PLAYPEN\nalpha {a} (leased) {supervisor} 1/1 {ap} {}\nbeta {fixed} - 1/2 {bp} {}\n",
+            alpha.root_str(),
+            beta.root_str(),
+            ap = a + 7,
+            bp = fixed + 7,
+        )
+    );
+    let out = run_command(cmd.arg("--json"));
+    out.ok();
+    assert_eq!(
+        out.json(),
+        serde_json::json!([
+            {"path": alpha.root_str(), "tag": "alpha", "port_prefix": a, "leased": true,
+             "supervisor_pid": supervisor, "running": 1, "known": 1, "listening": [a + 7]},
+            {"path": beta.root_str(), "tag": "beta", "port_prefix": fixed, "leased": false,
+             "supervisor_pid": null, "running": 1, "known": 2, "listening": [fixed + 7]},
+        ])
+    );
+    alpha.run(&["shutdown"]).ok();
+}
+
+#[test]
+fn playpens_with_an_empty_or_garbage_registry() {
+    let machine = Machine::new(1);
+    let mut cmd = bare_command();
+    cmd.env("XDG_STATE_HOME", machine.state.path());
+    let out = run_command(cmd.arg("playpens"));
+    out.ok();
+    assert_eq!(
+        out.stdout,
+        "no playpens registered (`servicectl init`, `start` and a PORT_PREFIX=auto lease register one)\n"
+    );
+    std::fs::create_dir_all(machine.registry().parent().unwrap()).unwrap();
+    std::fs::write(machine.registry(), "\u{0}\u{1}garbage").unwrap();
+    let out = run_command(&mut cmd);
+    out.code_is(1);
+    let file = machine.registry().display().to_string();
+    assert_eq!(
+        out.stderr,
+        format!(
+            "servicectl: the registry of playpens {file} cannot be read: line 1: not a playpen entry (expected value at line 1 column 1) — nothing was changed; look at it, then set it aside (mv {file} {file}.bad): the next command writes a new one, and each playpen is listed again by its next start\n"
+        )
+    );
+    assert_eq!(
+        std::fs::read(machine.registry()).unwrap(),
+        b"\x00\x01garbage"
+    );
+}

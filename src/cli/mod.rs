@@ -211,6 +211,11 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
     },
+    /// List every playpen of this user (the registry in $XDG_STATE_HOME/servicectl/playpens): PLAYPEN_TAG, PORT_PREFIX (leased or set), supervisor PID, services running/known, ports listening
+    #[command(
+        after_help = "Playpens are registered by `init`, `start`, `supervise` and a PORT_PREFIX=auto lease; \none whose directory is gone is left out. Reads files and the kernel's socket table only: \nno process is started, no config evaluated (TAG and PORT_PREFIX are as last recorded)."
+    )]
+    Playpens,
     /// Write the services as units of another service manager
     #[command(subcommand)]
     Export(ExportCommand),
@@ -449,6 +454,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 services,
                 *all,
             )?));
+            Ok(exit::OK)
+        }
+        Command::Playpens => {
+            show(&render::devloop::Playpens(&ops::playpens::playpens()?));
             Ok(exit::OK)
         }
         Command::Run { services, command } => {

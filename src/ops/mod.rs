@@ -5,6 +5,7 @@ pub mod desired;
 pub mod export;
 pub mod graph;
 pub mod package;
+pub mod playpens;
 pub mod ports;
 pub mod run;
 pub mod upgrade;
@@ -179,28 +180,8 @@ pub fn start(
             lifecycle::start_with(playpen, p, census, lifecycle::OutputTo::File)
         },
     )?;
-    warnings.extend(note_playpen(session));
+    warnings.extend(playpens::note(session));
     Ok((results, warnings))
-}
-
-/// Record the playpen in the per-user registry (`servicectl playpens`) with its
-/// PLAYPEN_TAG and PORT_PREFIX as the shared layer sets them; a failure is a warning,
-/// never a failed start.
-pub fn note_playpen(session: &mut Session) -> Option<String> {
-    let common = session.shell().ok()?.common().ok()?;
-    let text = |name: &str| {
-        common
-            .vars
-            .get(name)
-            .and_then(|v| v.text())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let tag = text("PLAYPEN_TAG");
-    let prefix = text(envars::PORT_PREFIX).and_then(|p| p.parse().ok());
-    crate::playpen::roster::note(&session.playpen.root, tag, prefix)
-        .err()
-        .map(|e| e.to_string())
 }
 
 /// restart: each named service (or the role's), dependencies first.

@@ -324,6 +324,11 @@ impl Playpen {
         self.run_dir().join(format!("{service}.start"))
     }
 
+    /// Held by the playpen's supervisor while it runs; it holds its PID.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.run_dir().join("servicectl.supervise.lock")
+    }
+
     pub fn lock_file(&self, service: &str) -> PathBuf {
         self.run_dir().join(format!("{service}.lock"))
     }

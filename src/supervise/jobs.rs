@@ -267,7 +267,7 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
     unknown.extend(missing);
     let mut warnings = preparation.warnings;
     if matches!(scope, Scope::Launch { .. } | Scope::Start(_) | Scope::Up) {
-        warnings.extend(crate::ops::note_playpen(&mut session));
+        warnings.extend(crate::ops::playpens::note(&mut session));
     }
     Ok(Prepped {
         prepared: preparation.prepared,
