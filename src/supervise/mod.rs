@@ -86,13 +86,17 @@ pub fn supervise(playpen: &Playpen, options: Options) -> Result<i32> {
         let _ = pipe.write_all(b"1");
     }
     let code = supervisor.run();
+    // Shut down: close the socket at once, so that a command run right after the
+    // shutdown's answer acts directly instead of connecting to a listener that no one
+    // will accept from again (and reading a reset when this process exits).
+    drop(supervisor);
+    let _ = std::fs::remove_file(crate::control::socket_path(&playpen.root));
     // Every service has been stopped: the keeper writes what is left and exits.
     if let Some(k) = keeper
         && let Err(e) = k.finish(std::time::Duration::from_secs(5))
     {
         eprintln!("servicectl supervise: {e}");
     }
-    let _ = std::fs::remove_file(crate::control::socket_path(&playpen.root));
     drop(lock);
     Ok(code)
 }
