@@ -73,7 +73,7 @@ pub fn run(
         supervised: matches!(services, Services::Supervised(_)),
         warnings: Vec::new(),
     };
-    let (results, warnings) = services.start(session, names, progress)?;
+    let (results, warnings) = services.act(session, names, progress, Act::Start)?;
     report.warnings.extend(warnings);
     for (name, result) in results {
         match result {
@@ -107,7 +107,7 @@ pub fn run(
         }
     }
     if !report.started.is_empty() {
-        let (stopped, warnings) = services.stop(session, &report.started, progress)?;
+        let (stopped, warnings) = services.act(session, &report.started, progress, Act::Stop)?;
         report.stopped = stopped;
         report.warnings.extend(warnings);
     }
@@ -140,6 +140,12 @@ fn environment(session: &mut Session, names: &[String]) -> Result<Env> {
     Ok(env)
 }
 
+#[derive(Clone, Copy)]
+enum Act {
+    Start,
+    Stop,
+}
+
 /// Who starts and stops: the playpen's supervisor, or this command.
 enum Services {
     Supervised(control::Client),
@@ -147,17 +153,22 @@ enum Services {
 }
 
 impl Services {
-    fn start(
+    /// Start or stop through the supervisor, or directly.
+    fn act(
         &mut self,
         session: &mut Session,
         names: &[String],
         progress: Progress,
+        act: Act,
     ) -> Result<(Results<Outcome>, Vec<String>)> {
-        match self {
-            Services::Direct => ops::start(session, names, progress),
-            Services::Supervised(client) => rows(client.call(&Op::Start {
-                services: names.to_vec(),
-            })?),
+        let services = names.to_vec();
+        match (self, act) {
+            (Services::Direct, Act::Start) => ops::start(session, names, progress),
+            (Services::Direct, Act::Stop) => ops::stop(session, names, progress),
+            (Services::Supervised(client), Act::Start) => {
+                rows(client.call(&Op::Start { services })?)
+            }
+            (Services::Supervised(client), Act::Stop) => rows(client.call(&Op::Stop { services })?),
         }
     }
 
@@ -182,20 +193,6 @@ impl Services {
                     .collect()),
                 other => Err(unexpected(other)),
             },
-        }
-    }
-
-    fn stop(
-        &mut self,
-        session: &mut Session,
-        names: &[String],
-        progress: Progress,
-    ) -> Result<(Results<Outcome>, Vec<String>)> {
-        match self {
-            Services::Direct => ops::stop(session, names, progress),
-            Services::Supervised(client) => rows(client.call(&Op::Stop {
-                services: names.to_vec(),
-            })?),
         }
     }
 }

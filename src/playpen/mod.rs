@@ -39,6 +39,16 @@ pub struct Playpen {
 }
 
 impl Playpen {
+    /// A playpen in a new temporary directory (nothing in it), for unit tests.
+    #[cfg(test)]
+    pub fn scratch() -> (tempfile::TempDir, Playpen) {
+        let dir = tempfile::tempdir().expect("make a temporary directory");
+        let playpen = Playpen {
+            root: dir.path().to_path_buf(),
+        };
+        (dir, playpen)
+    }
+
     /// Find the playpen: `--playpen DIR`, else `PLAYPEN_ROOT`, else walk up from the
     /// working directory to the first folder holding `etc/role` or `ext/services`.
     pub fn discover(explicit: Option<&Path>) -> Result<Playpen> {
