@@ -196,3 +196,34 @@ fn under_a_supervisor_run_starts_waits_and_stops_through_it() {
     );
     pp.run(&["shutdown"]).ok();
 }
+
+#[test]
+fn a_signal_before_the_command_runs_cancels_the_run_and_stops_what_it_started() {
+    let pp = Playpen::new();
+    pp.role_config("playpen_services=\"gated\"\n");
+    pp.sleeper_service("gated", "service_ready_timeout=30");
+    // Ready once the test says so; each check leaves a mark, so the signal is sent
+    // once the start is over and run waits.
+    pp.write_exec(
+        "services/gated/ping",
+        "#!/bin/sh\ntouch \"$LOCAL_VAR/pinged\"\ntest -e \"$LOCAL_VAR/go\" || { echo 'not yet'; exit 1; }\n",
+    );
+    let child = spawn_piped(pp.command().args(["run", "--", "touch", "var/cmd-ran"]));
+    assert!(
+        wait_until(PATIENCE, || pp.exists("var/pinged")),
+        "run did not wait for gated"
+    );
+    kill(child.id() as i32, nix::sys::signal::Signal::SIGTERM);
+    pp.write("var/go", "");
+    let output = child.wait_with_output().expect("wait");
+    let out = Out::from_output(output, std::time::Duration::ZERO, "run -- touch".into());
+    out.code_is(143);
+    assert_golden(
+        &pp,
+        "run's stderr after a signal before the command",
+        &out.stderr,
+        "servicectl: servicectl received SIGTERM before the command ran, so it was not run — what this run had started is stopped\nservicectl run: gated: stopped (pid {PID}) (this run had started it)\n",
+    );
+    assert!(!pp.exists("var/cmd-ran"), "the command did not run");
+    assert!(pp.pid("gated").is_none(), "gated was stopped");
+}

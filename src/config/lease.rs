@@ -54,6 +54,11 @@ fn identity(playpen: &Playpen) -> Result<(PathBuf, String)> {
 /// The playpen's lease, if it holds one: None when there is no lease file, or it was
 /// written for another directory (this playpen is a copy of the one that leased it).
 pub fn current(playpen: &Playpen) -> Result<Option<u32>> {
+    // A var/ (or var/servicectl/) that is no directory holds no lease; what is wrong
+    // with it is for the command's own checks to say.
+    if !playpen.state_dir().is_dir() {
+        return Ok(None);
+    }
     let path = file(playpen);
     let Some(bytes) = fsutil::read_state(&path, fsutil::Links::Refuse)? else {
         return Ok(None);

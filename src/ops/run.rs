@@ -20,6 +20,7 @@ use crate::control::{self, Op, Reply};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::{self, Progress, Results};
 use crate::process::foreground::{self, Foreground};
+use crate::process::interrupt;
 use crate::service::outcome::Outcome;
 use crate::service::prepare::prepare;
 use std::ffi::OsString;
@@ -34,7 +35,8 @@ pub struct RunReport {
     pub failures: Vec<Error>,
     /// How each service this run started was stopped.
     pub stopped: Results<Outcome>,
-    /// CMD's exit code; None when it did not run.
+    /// CMD's exit code; None when it did not run (128 + N when signal N cancelled the
+    /// run before it).
     pub status: Option<i32>,
     /// Started, waited for and stopped through the playpen's supervisor.
     pub supervised: bool,
@@ -73,6 +75,9 @@ pub fn run(
         supervised: matches!(services, Services::Supervised(_)),
         warnings: Vec::new(),
     };
+    // Caught from here on: a signal before CMD runs cancels the run (what was started
+    // is stopped), one while it runs goes to CMD, and none cuts the stops short.
+    let signals = Foreground::catch()?;
     let (results, warnings) = services.act(session, names, progress, Act::Start)?;
     report.warnings.extend(warnings);
     for (name, result) in results {
@@ -97,8 +102,22 @@ pub fn run(
             );
         }
     }
-    // Caught from here on: a signal goes to CMD, and never cuts the stops short.
-    let signals = Foreground::catch()?;
+    // During the start, ops::start notes SIGINT, SIGTERM and SIGHUP itself.
+    if let Some(sig) = interrupt::received().or_else(|| signals.pending())
+        && report.failures.is_empty()
+    {
+        report.failures.push(
+            Error::new(
+                ErrorKind::NotAttempted,
+                format!(
+                    "servicectl received {} before the command ran, so it was not run",
+                    sig.as_str()
+                ),
+            )
+            .with_hint("what this run had started is stopped"),
+        );
+        report.status = Some(128 + sig as i32);
+    }
     if report.failures.is_empty() {
         let env = environment(session, &all)?;
         match signals.run(program, args, &env) {

@@ -130,6 +130,13 @@ impl Foreground {
         }
     }
 
+    /// The first signal caught since the last look, if any (the others are dropped).
+    pub fn pending(&self) -> Option<Signal> {
+        self.drain()
+            .first()
+            .and_then(|b| Signal::try_from(i32::from(b & 0x7f)).ok())
+    }
+
     /// The signals caught since the last call.
     fn drain(&self) -> Vec<u8> {
         let mut all = Vec::new();
