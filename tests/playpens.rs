@@ -394,3 +394,27 @@ fn playpens_with_an_empty_or_garbage_registry() {
         b"\x00\x01garbage"
     );
 }
+
+#[test]
+fn a_lease_file_that_is_garbage_stops_only_a_playpen_that_asks_for_a_lease() {
+    let machine = Machine::new(1);
+    let pp = machine.playpen(&["echo"]);
+    pp.install(&sample("echo")).ok();
+    pp.write("var/servicectl/port-prefix", "twenty thousand\n");
+    let out = pp.run(&["env"]);
+    out.code_is(1);
+    let file = pp.path("var/servicectl/port-prefix").display().to_string();
+    assert_eq!(
+        out.stderr,
+        format!(
+            "servicectl: the PORT_PREFIX lease {file} cannot be read: it does not hold three lines — remove it (rm {file}): the next command leases a prefix again\n"
+        )
+    );
+    assert_eq!(pp.read("var/servicectl/port-prefix"), "twenty thousand\n");
+    // With a prefix of its own, the playpen has no use for the file.
+    pp.role_config(&format!(
+        "playpen_services=\"echo\"\nPORT_PREFIX={}\n",
+        machine.first()
+    ));
+    assert_eq!(exported_prefix(&pp), machine.first().to_string());
+}

@@ -287,15 +287,19 @@ impl ConfigShell {
     /// evaluated once to learn that it asks for one, then again in a fresh shell with
     /// the new lease, so every file sees the same prefix.
     fn evaluate_common(&mut self) -> Result<CommonConfig> {
-        let held = lease::current(&self.playpen)?;
-        let mut common = self.evaluate_common_with(held)?;
-        if held.is_none() && common.asks_for_lease() {
+        // A lease file that cannot be read matters only to a playpen that asks for one.
+        let held = lease::current(&self.playpen);
+        let mut common = self.evaluate_common_with(held.clone().ok().flatten())?;
+        if common.asks_for_lease() && held?.is_none() {
             let prefix = lease::lease(&self.playpen)?;
             self.shell = None;
             common = self.evaluate_common_with(Some(prefix))?;
         }
         if let Some(v) = common.vars.get_mut(PORT_PREFIX)
-            && lease::current(&self.playpen)?.is_some_and(|p| v.value == *p.to_string())
+            && lease::current(&self.playpen)
+                .ok()
+                .flatten()
+                .is_some_and(|p| v.value == *p.to_string())
         {
             v.origin = Origin::File(lease::file(&self.playpen));
         }
