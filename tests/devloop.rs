@@ -227,3 +227,19 @@ fn a_signal_before_the_command_runs_cancels_the_run_and_stops_what_it_started() 
     assert!(!pp.exists("var/cmd-ran"), "the command did not run");
     assert!(pp.pid("gated").is_none(), "gated was stopped");
 }
+
+#[test]
+fn run_and_playpens_complete_and_a_command_after_the_separator_is_left_to_the_shell() {
+    let pp = redis_playpen();
+    let complete = |words: &[&str]| {
+        let mut args = vec!["__complete", "--"];
+        args.extend_from_slice(words);
+        let out = pp.run(&args);
+        out.ok();
+        out.stdout
+    };
+    assert_eq!(complete(&["r"]), "restart\nremove-service\nrun\n");
+    assert_eq!(complete(&["pl"]), "playpens\n");
+    assert_eq!(complete(&["run", "re"]), "redis\n");
+    assert_eq!(complete(&["run", "redis", "--", "re"]), "__files__\n");
+}

@@ -319,8 +319,9 @@ fn playpens_lists_every_playpen_of_the_registry_and_drops_those_gone() {
     machine.adopt(&beta);
     beta.install(&sample("echo")).ok();
     let fixed = machine.block(1);
+    // Evaluating the role config leaves a mark: `playpens` must not evaluate it.
     beta.role_config(&format!(
-        "playpen_services=\"echo\"\nPORT_PREFIX={fixed}\nPLAYPEN_TAG=beta\n"
+        "playpen_services=\"echo\"\nPORT_PREFIX={fixed}\nPLAYPEN_TAG=beta\ntouch \"$PLAYPEN_ROOT/evaluated\"\n"
     ));
     beta.start(&["echo"]);
     beta.sleeper_service("idle", "");
@@ -339,6 +340,7 @@ fn playpens_lists_every_playpen_of_the_registry_and_drops_those_gone() {
         "the supervisor started echo"
     );
     let a = machine.first();
+    std::fs::remove_file(beta.path("evaluated")).expect("start evaluated the role config");
     let mut cmd = bare_command();
     cmd.env("XDG_STATE_HOME", machine.state.path());
     let out = run_command(cmd.arg("playpens"));
@@ -364,6 +366,7 @@ fn playpens_lists_every_playpen_of_the_registry_and_drops_those_gone() {
              "supervisor_pid": null, "running": 1, "known": 2, "listening": [fixed + 7]},
         ])
     );
+    assert!(!beta.exists("evaluated"), "playpens evaluated no config");
     alpha.run(&["shutdown"]).ok();
 }
 
