@@ -221,8 +221,9 @@ impl Playpen {
             let text = "# Role configuration: sourced by sh, every assignment is exported to services.\n\
                         # The services this playpen runs, in any order (dependencies are worked out):\n\
                         playpen_services=\"\"\n\
-                        # Every port is PORT_PREFIX + the service's offset; give each playpen its own.\n\
-                        #PORT_PREFIX=8000\n";
+                        # Every port is PORT_PREFIX + the service's offset; give each playpen its own\n\
+                        # (auto: lease a free block of 100 ports for each checkout).\n\
+                        #PORT_PREFIX=auto\n";
             fsutil::write_atomic(&role_config, text.as_bytes(), Some(0o644))?;
         }
         let playpen = Playpen { root };
