@@ -243,3 +243,17 @@ fn run_and_playpens_complete_and_a_command_after_the_separator_is_left_to_the_sh
     assert_eq!(complete(&["run", "re"]), "redis\n");
     assert_eq!(complete(&["run", "redis", "--", "re"]), "__files__\n");
 }
+
+#[test]
+fn a_command_that_cannot_be_started_exits_127_and_the_services_are_stopped() {
+    let pp = redis_playpen();
+    let out = run(&pp, &["redis", "--", "no-such-command-for-servicectl-run"]);
+    out.code_is(127);
+    assert_golden(
+        &pp,
+        "run's stderr for a command that is not found",
+        &out.stderr,
+        "servicectl: cannot run no-such-command-for-servicectl-run: No such file or directory (os error 2) — check the command after `--` (is it on PATH, executable?)\nservicectl run: redis: stopped (pid {PID}) (this run had started it)\n",
+    );
+    assert!(pp.pid("redis").is_none(), "redis was stopped");
+}

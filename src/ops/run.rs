@@ -19,7 +19,7 @@ use crate::config::session::Session;
 use crate::control::{self, Op, Reply};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::{self, Progress, Results};
-use crate::process::foreground::{self, Foreground};
+use crate::process::foreground::{Ended, Foreground};
 use crate::process::interrupt;
 use crate::service::outcome::Outcome;
 use crate::service::prepare::prepare;
@@ -35,8 +35,8 @@ pub struct RunReport {
     pub failures: Vec<Error>,
     /// How each service this run started was stopped.
     pub stopped: Results<Outcome>,
-    /// CMD's exit code; None when it did not run (128 + N when signal N cancelled the
-    /// run before it).
+    /// CMD's exit code (127 or 126 when it could not be started, as a shell says);
+    /// None when it did not run (128 + N when signal N cancelled the run before it).
     pub status: Option<i32>,
     /// Started, waited for and stopped through the playpen's supervisor.
     pub supervised: bool,
@@ -121,7 +121,11 @@ pub fn run(
     if report.failures.is_empty() {
         let env = environment(session, &all)?;
         match signals.run(program, args, &env) {
-            Ok(status) => report.status = Some(foreground::exit_code(status)),
+            Ok(Ended::Exited(code)) => report.status = Some(code),
+            Ok(Ended::NotStarted(e, code)) => {
+                report.failures.push(e);
+                report.status = Some(code);
+            }
             Err(e) => report.failures.push(e),
         }
     }

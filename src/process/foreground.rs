@@ -41,6 +41,14 @@ extern "C" fn caught(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc:
     }
 }
 
+/// How the command ended.
+pub enum Ended {
+    /// Its exit code as a shell gives it (128 + N for signal N).
+    Exited(i32),
+    /// It could not be started: why, and the code a shell gives then (127, 126).
+    NotStarted(Error, i32),
+}
+
 /// While it lives, the forwarded signals are caught (see the module's note).
 pub struct Foreground {
     read: OwnedFd,
@@ -80,16 +88,27 @@ impl Foreground {
         program: &OsString,
         args: &[OsString],
         env: &BTreeMap<String, OsString>,
-    ) -> Result<ExitStatus> {
-        let mut child = Command::new(program)
+    ) -> Result<Ended> {
+        let spawned = Command::new(program)
             .args(args)
             .env_clear()
             .envs(env.iter())
-            .spawn()
-            .map_err(|e| {
-                Error::runtime(format!("cannot run {}: {e}", program.to_string_lossy()))
-                    .with_hint("check the command after `--` (is it on PATH?)")
-            })?;
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                // As a shell says it: 127 not found, 126 found but not runnable.
+                let code = if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                };
+                let error =
+                    Error::runtime(format!("cannot run {}: {e}", program.to_string_lossy()))
+                        .with_hint("check the command after `--` (is it on PATH, executable?)");
+                return Ok(Ended::NotStarted(error, code));
+            }
+        };
         let pid = child.id() as i32;
         let pidfd = super::proc::pidfd(pid);
         loop {
@@ -97,7 +116,7 @@ impl Foreground {
                 .try_wait()
                 .map_err(|e| Error::runtime(format!("cannot wait for the command: {e}")))?
             {
-                return Ok(status);
+                return Ok(Ended::Exited(exit_code(status)));
             }
             let mut fds = vec![nix::poll::PollFd::new(
                 self.read.as_fd(),
@@ -113,6 +132,7 @@ impl Foreground {
                 // reach the command from the terminal only.
                 return child
                     .wait()
+                    .map(|status| Ended::Exited(exit_code(status)))
                     .map_err(|e| Error::runtime(format!("cannot wait for the command: {e}")));
             }
             match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
@@ -163,7 +183,7 @@ impl Drop for Foreground {
 
 /// The exit code a shell would give for `status`: the command's own, or 128 + the
 /// signal that ended it.
-pub fn exit_code(status: ExitStatus) -> i32 {
+fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
