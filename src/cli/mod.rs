@@ -202,7 +202,7 @@ pub enum Command {
     },
     /// Start services (and what they depend on), wait until they are ready, run CMD with the playpen's environment, then stop what this started; exits with CMD's status
     #[command(
-        after_help = "Examples:\n  servicectl run -- cargo test                  the role's services around a test suite\n  servicectl run redis -- redis-cli -p \"$REDIS_PORT\" ping\n\nCMD gets what `servicectl env` exports plus every typed port of the services (REDIS_PORT), \nservicectl's terminal, stdin and current directory. Services that ran before stay running. \nSIGINT and SIGTERM go to CMD first; the services are stopped after it ends. \nExit: CMD's status (128+N when signal N ended it), 1 when a service could not be made ready \n(CMD is not run), 2 without `--`."
+        after_help = "Examples:\n  servicectl run -- cargo test                  the role's services around a test suite\n  servicectl run redis -- sh -c 'redis-cli -p \"$REDIS_PORT\" ping'\n\nCMD gets what `servicectl env` exports plus every typed port of the services (REDIS_PORT:\nquote it, as above, so that CMD's shell expands it, not yours), servicectl's terminal,\nstdin and current directory. Services that ran before stay running. A signal before CMD\nruns cancels the run; SIGINT and SIGTERM while it runs go to CMD, and the services are\nstopped after it ends.\nExit: CMD's status (128+N when signal N ended it, 127 not found, 126 not executable),\n1 when a service could not be made ready (CMD is not run), 2 without `--`."
     )]
     Run {
         /// Services to bring up (default: the role's playpen_services)
