@@ -80,8 +80,13 @@ fn the_tutorial_runs_as_written() {
         "the tutorial has its commands in ```sh blocks"
     );
     let ports = reserve_ports(&[79, 80]);
+    // The second checkout leases its prefix (PORT_PREFIX=auto) from a range of its own,
+    // in a registry of the tutorial's own.
+    let leased = reserve_range(1).remove(0);
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("myproject");
+    let dir_path = dir.path().canonicalize().expect("canonical tempdir");
+    let root = dir_path.join("myproject");
+    let review = dir_path.join("review");
     std::fs::create_dir(&root).expect("mkdir myproject");
     let _shutdown = Shutdown(&root);
     let bin_dir = Path::new(BIN).parent().expect("the binary's directory");
@@ -107,13 +112,19 @@ fn the_tutorial_runs_as_written() {
                 None => sh.env_remove(k),
             };
         }
+        sh.env("XDG_STATE_HOME", dir_path.join("state")).env(
+            "SERVICECTL_PORT_PREFIX_RANGE",
+            format!("{p}-{p}", p = leased.prefix),
+        );
         let out = run_with_deadline(&mut sh, std::time::Duration::from_secs(120))
             .unwrap_or_else(|| panic!("this step still runs after 120 s:\n{script}"));
-        let actual = mask(
-            &format!("{}{}", out.stdout, out.stderr),
-            &root,
-            ports.prefix,
-        );
+        let printed = format!("{}{}", out.stdout, out.stderr)
+            .replace(&review.display().to_string(), "{REVIEW}");
+        let actual = mask(&printed, &root, ports.prefix);
+        let actual = regex::Regex::new(&format!(r"\b{}(\d\d)\b", leased.prefix / 100))
+            .expect("regex")
+            .replace_all(&actual, "90$1")
+            .into_owned();
         if print {
             println!("```sh\n{script}```\n```text\n{actual}```\n");
         }

@@ -40,7 +40,12 @@ pub fn candidates(words: &[String]) -> Vec<String> {
     let mut playpen: Option<PathBuf> = None;
     let mut pending: Option<&Arg> = None;
     let mut positionals: Vec<&str> = Vec::new();
-    for word in done {
+    for (i, word) in done.iter().enumerate() {
+        // `run … -- CMD`: what follows is a command line of its own (a path, for the
+        // shell to complete), not servicectl's.
+        if word == "--" && pending.is_none() && i > 0 {
+            return vec![FILES.to_string()];
+        }
         if let Some(arg) = pending.take() {
             if arg.get_id() == "playpen" {
                 playpen = Some(PathBuf::from(word));

@@ -41,7 +41,15 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "PORT_PREFIX",
-        "added to each typed port's NAME_OFFSET; give each playpen its own; may also be set in the role or cluster config",
+        "added to each typed port's NAME_OFFSET; give each playpen its own, or set it to auto to lease a free block of 100 ports (var/servicectl/port-prefix); may also be set in the role or cluster config",
+    ),
+    (
+        "SERVICECTL_PORT_PREFIX_RANGE",
+        "FIRST-LAST: the range PORT_PREFIX=auto leases from (default 20000-60000)",
+    ),
+    (
+        "XDG_STATE_HOME",
+        "the per-user registry of playpens is $XDG_STATE_HOME/servicectl/playpens (default ~/.local/state/servicectl/playpens)",
     ),
     (
         "SERVICECTL_CONFIG_TIMEOUT",
@@ -87,6 +95,14 @@ const FILES: &[(&str, &str)] = &[
     (
         "var/servicectl/edit/NAME.config",
         "an edit that did not pass its check (servicectl edit NAME --recover reopens it, --discard drops it)",
+    ),
+    (
+        "var/servicectl/port-prefix",
+        "the playpen's PORT_PREFIX lease (PORT_PREFIX=auto): the prefix, the playpen's path, its device:inode",
+    ),
+    (
+        "~/.local/state/servicectl/playpens",
+        "the user's registry of playpens and their leases (one JSON object a line; `servicectl playpens`)",
     ),
 ];
 

@@ -214,6 +214,22 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Start services (and what they depend on), wait until they are ready, run CMD with the playpen's environment, then stop what this started; exits with CMD's status
+    #[command(
+        after_help = "Examples:\n  servicectl run -- cargo test                  the role's services around a test suite\n  servicectl run redis -- sh -c 'redis-cli -p \"$REDIS_PORT\" ping'\n\nCMD gets what `servicectl env` exports plus every typed port of the services (REDIS_PORT:\nquote it, as above, so that CMD's shell expands it, not yours), servicectl's terminal,\nstdin and current directory. Services that ran before stay running. A signal before CMD\nruns cancels the run; SIGINT and SIGTERM while it runs go to CMD, and the services are\nstopped after it ends.\nExit: CMD's status (128+N when signal N ended it, 127 not found, 126 not executable),\n1 when a service could not be made ready (CMD is not run), 2 without `--`."
+    )]
+    Run {
+        /// Services to bring up (default: the role's playpen_services)
+        services: Vec<String>,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// List every playpen of this user (the registry in $XDG_STATE_HOME/servicectl/playpens): PLAYPEN_TAG, PORT_PREFIX (leased or set), supervisor PID, services running/known, ports listening
+    #[command(
+        after_help = "Playpens are registered by `init`, `start`, `supervise` and a PORT_PREFIX=auto lease; \none whose directory is gone is left out. Reads files and the kernel's socket table only: \nno process is started, no config evaluated (TAG and PORT_PREFIX are as last recorded)."
+    )]
+    Playpens,
     /// Write the services as units of another service manager
     #[command(subcommand)]
     Export(ExportCommand),
@@ -329,6 +345,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Init { dir, role } => {
             let (playpen, found) = Playpen::init_found(dir, role)?;
+            // A registry that cannot be written must not undo a playpen just made.
+            if let Err(e) = crate::playpen::roster::note(&playpen.root, None, None) {
+                render::warning(&e.to_string());
+            }
             show(&shown::Initialized {
                 playpen: &playpen,
                 role,
@@ -343,7 +363,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut session = open(&cli)?;
             match ops::status(&mut session, services) {
                 Ok(statuses) => {
-                    show(&shown_status::Statuses(&statuses));
+                    let lease = crate::config::lease::current(&session.playpen).unwrap_or(None);
+                    show(&shown_status::Statuses(&statuses, lease));
                     Ok(exit::for_status(&statuses))
                 }
                 Err(e) => {
@@ -502,6 +523,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             )?));
             Ok(exit::OK)
         }
+        Command::Playpens => {
+            show(&render::devloop::Playpens(&ops::playpens::playpens()?));
+            Ok(exit::OK)
+        }
+        Command::Run { services, command } => {
+            if command.is_empty() {
+                render::error(&run_without_separator(services));
+                return Ok(exit::USAGE);
+            }
+            let mut session = open(&cli)?;
+            let report = ops::run::run(&mut session, services, command, &|_, _| {})?;
+            show(&render::devloop::Ran(&report));
+            Ok(report.exit_code())
+        }
         Command::Export(ExportCommand::Systemd { services, dir }) => {
             let mut session = open(&cli)?;
             show(&ops::export::systemd(
@@ -585,6 +620,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `run` without `--`: the words given were taken for service names; say where the
+/// command goes.
+fn run_without_separator(words: &[String]) -> Error {
+    let example = if words.is_empty() {
+        "servicectl run -- CMD [ARG…]".to_string()
+    } else {
+        format!("servicectl run -- {}", words.join(" "))
+    };
+    Error::new(
+        ErrorKind::Config,
+        "run: no command: the command to run goes after `--`",
+    )
+    .with_hint(format!(
+        "write `servicectl run [NAME…] -- CMD [ARG…]`, e.g. `{example}` (names before `--` are services)"
+    ))
 }
 
 /// Run `f` on each name until one fails: the reports of those done, and the failure.

@@ -71,9 +71,10 @@ pub fn restart(cli: &Cli, services: &[String]) -> Result<(ops::Results<Outcome>,
             services: services.to_vec(),
         };
         return match client.call(&op)? {
-            Reply::Results { results, warnings } => {
-                Ok((results.into_iter().map(result).collect(), warnings))
-            }
+            Reply::Results { results, warnings } => Ok((
+                results.into_iter().map(Row::into_result).collect(),
+                warnings,
+            )),
             Reply::Error { error } => Err(Error::from(error)),
             _ => Err(Error::runtime(
                 "the supervisor sent an answer that is not a restart's",
@@ -82,15 +83,6 @@ pub fn restart(cli: &Cli, services: &[String]) -> Result<(ops::Results<Outcome>,
     }
     let mut session = open(cli)?;
     ops::restart(&mut session, services, &|_, _| {})
-}
-
-fn result(row: Row) -> (String, Result<Outcome>) {
-    let result = match (row.done, row.error) {
-        (_, Some(e)) => Err(Error::from(e)),
-        (Some(done), None) => Ok(done),
-        (None, None) => Err(Error::runtime("the supervisor sent an empty result")),
-    };
-    (row.service, result)
 }
 
 /// Print the supervisor's answer as the command prints its own; the exit code.
@@ -108,7 +100,8 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
                 }
                 _ => 0,
             };
-            let results: ops::Results<Outcome> = results.into_iter().map(result).collect();
+            let results: ops::Results<Outcome> =
+                results.into_iter().map(Row::into_result).collect();
             let role = playpen.role_config(&playpen.role().unwrap_or_default());
             render::show(
                 &render::progress::Answered {
@@ -123,7 +116,8 @@ fn show(cli: &Cli, playpen: &Playpen, op: &Op, reply: Reply) -> i32 {
             exit::failed_if(results.iter().any(|(_, r)| r.is_err()))
         }
         Reply::Status { services } => {
-            render::show(&status::Statuses(&services), cli.json);
+            let lease = crate::config::lease::current(playpen).unwrap_or(None);
+            render::show(&status::Statuses(&services, lease), cli.json);
             exit::for_status(&services)
         }
         Reply::Wait { ready, not_ready } => {

@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod envars;
+pub mod lease;
 pub mod problem;
 pub mod session;
 pub mod settings;
@@ -77,6 +78,14 @@ pub struct CommonConfig {
 }
 
 impl CommonConfig {
+    /// PORT_PREFIX=auto is what the shared layer (or the environment) says: the playpen
+    /// needs a lease.
+    pub fn asks_for_lease(&self) -> bool {
+        self.vars
+            .get(envars::PORT_PREFIX)
+            .is_some_and(|v| v.value.as_os_str() == lease::AUTO)
+    }
+
     /// The role's `playpen_services`, None when the role config does not set it.
     pub fn playpen_services(&self) -> Option<Vec<String>> {
         self.vars.get("playpen_services").map(|v| {

@@ -124,6 +124,18 @@ pub struct Row {
     pub error: Option<WireError>,
 }
 
+impl Row {
+    /// The row as a command's result for its service.
+    pub fn into_result(self) -> (String, Result<Outcome>) {
+        let result = match (self.done, self.error) {
+            (_, Some(e)) => Err(Error::from(e)),
+            (Some(done), None) => Ok(done),
+            (None, None) => Err(Error::runtime("the supervisor sent an empty result")),
+        };
+        (self.service, result)
+    }
+}
+
 pub use crate::service::status::{ServiceStatus, Supervised};
 
 /// A service `wait` gave up on, and why.

@@ -7,7 +7,9 @@ pub mod edit;
 pub mod export;
 pub mod graph;
 pub mod package;
+pub mod playpens;
 pub mod ports;
+pub mod run;
 pub mod upgrade;
 
 use crate::config::envars;
@@ -165,7 +167,7 @@ pub fn start(
     let _deferred = crate::process::interrupt::Deferred::install();
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
-    run_forward(
+    let (results, mut warnings) = run_forward(
         session,
         &all,
         progress,
@@ -179,7 +181,9 @@ pub fn start(
             }
             lifecycle::start_with(playpen, p, census, lifecycle::OutputTo::File)
         },
-    )
+    )?;
+    warnings.extend(playpens::note(session));
+    Ok((results, warnings))
 }
 
 /// restart: each named service (or the role's), dependencies first.

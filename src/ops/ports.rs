@@ -180,11 +180,13 @@ fn entries(config: &ServiceConfig, resolution: &envars::Resolution) -> Vec<PortE
                 config.non_empty(envars::PORT_PREFIX),
                 config.non_empty(&offset),
             ) {
+                let leased = crate::config::lease::leased_in(config);
                 (
                     How::Offset,
                     format!(
-                        "{} + {offset} = {} + {}",
+                        "{}{} + {offset} = {} + {}",
                         envars::PORT_PREFIX,
+                        if leased { " (leased)" } else { "" },
                         prefix.trim(),
                         off.trim()
                     ),
@@ -251,6 +253,7 @@ fn common_key(playpen: &Playpen) -> CommonKey {
         playpen.root.join("etc/role"),
         playpen.root.join("etc/cluster"),
         playpen.ext().join("etc/profile.d"),
+        crate::config::lease::file(playpen),
     ];
     if let Ok(role) = playpen.role() {
         files.push(playpen.role_config(&role));

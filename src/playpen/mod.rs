@@ -6,6 +6,7 @@ pub mod lock;
 pub mod marks;
 pub mod names;
 pub mod registry;
+pub mod roster;
 
 use crate::error::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,16 @@ pub struct Playpen {
 }
 
 impl Playpen {
+    /// A playpen in a new temporary directory (nothing in it), for unit tests.
+    #[cfg(test)]
+    pub fn scratch() -> (tempfile::TempDir, Playpen) {
+        let dir = tempfile::tempdir().expect("make a temporary directory");
+        let playpen = Playpen {
+            root: dir.path().to_path_buf(),
+        };
+        (dir, playpen)
+    }
+
     /// Find the playpen: `--playpen DIR`, else `PLAYPEN_ROOT`, else walk up from the
     /// working directory to the first folder holding `etc/role` or `ext/services`.
     pub fn discover(explicit: Option<&Path>) -> Result<Playpen> {
@@ -210,8 +221,9 @@ impl Playpen {
             let text = "# Role configuration: sourced by sh, every assignment is exported to services.\n\
                         # The services this playpen runs, in any order (dependencies are worked out):\n\
                         playpen_services=\"\"\n\
-                        # Every port is PORT_PREFIX + the service's offset; give each playpen its own.\n\
-                        #PORT_PREFIX=8000\n";
+                        # Every port is PORT_PREFIX + the service's offset; give each playpen its own\n\
+                        # (auto: lease a free block of 100 ports for each checkout).\n\
+                        #PORT_PREFIX=auto\n";
             fsutil::write_atomic(&role_config, text.as_bytes(), Some(0o644))?;
         }
         let playpen = Playpen { root };
@@ -326,6 +338,11 @@ impl Playpen {
 
     pub fn start_record(&self, service: &str) -> PathBuf {
         self.run_dir().join(format!("{service}.start"))
+    }
+
+    /// Held by the playpen's supervisor while it runs; it holds its PID.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.run_dir().join("servicectl.supervise.lock")
     }
 
     pub fn lock_file(&self, service: &str) -> PathBuf {

@@ -232,11 +232,7 @@ mod tests {
     use super::*;
 
     fn playpen() -> (tempfile::TempDir, Playpen) {
-        let dir = tempfile::tempdir().unwrap();
-        let playpen = Playpen {
-            root: dir.path().to_path_buf(),
-        };
-        (dir, playpen)
+        Playpen::scratch()
     }
 
     fn entry(name: &str) -> Entry {

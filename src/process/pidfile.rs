@@ -331,9 +331,18 @@ pub fn other_playpen(playpen: &Playpen, pid: i32) -> Option<String> {
         crate::playpen::fsutil::read_small(std::path::Path::new(&format!("/proc/{pid}/cmdline")))
             .ok()?;
     let title = String::from_utf8_lossy(&raw).replace('\0', " ");
-    title.split_whitespace().find_map(|word| {
+    let by_title = title.split_whitespace().find_map(|word| {
         let (root, _) = word.split_once("/var/linkfarm/")?;
         (!root.is_empty() && !roots.is_ours(root.as_bytes())).then(|| root.to_string())
+    });
+    // A title that names no linkfarm (`nginx: master process nginx -p …`) leaves the
+    // working directory servicectl gave it: the playpen's root, when that is another
+    // playpen (one with etc/role or ext/services), the process is that playpen's.
+    by_title.or_else(|| {
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let is_playpen = cwd.join("etc/role").is_file() || cwd.join("ext/services").is_dir();
+        (is_playpen && !roots.is_ours(cwd.as_os_str().as_encoded_bytes()))
+            .then(|| cwd.display().to_string())
     })
 }
 

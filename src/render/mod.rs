@@ -17,6 +17,7 @@
 
 pub mod boot;
 pub mod commands;
+pub mod devloop;
 pub mod edit;
 pub mod progress;
 pub mod sink;
@@ -25,7 +26,7 @@ pub mod style;
 pub mod table;
 
 pub use progress::Progress;
-pub use sink::{Output, err, error, out, stdout_failure};
+pub use sink::{Output, err, error, out, stdout_failure, warning};
 pub use style::Style;
 
 use crate::error::Error;

@@ -108,6 +108,11 @@ pub fn warning_line(text: &str, style: Style) -> String {
     format!("{} {text}", style.yellow("servicectl: warning:"))
 }
 
+/// Print a warning the way every servicectl warning looks.
+pub fn warning(text: &str) {
+    err(&warning_line(text, Style::for_stderr()));
+}
+
 /// Print an error the way every servicectl error looks.
 pub fn error(e: &Error) {
     err(&error_line(e, Style::for_stderr()));

@@ -46,9 +46,20 @@ fn ports_cell(ports: &[(String, u16)], sep: &str, shown: impl Fn(u16) -> String)
     cells.join(sep)
 }
 
+/// The line under a status table of a playpen whose PORT_PREFIX is leased
+/// (`PORT_PREFIX=auto`): the ports in the table are that prefix plus offsets.
+fn lease_line(lease: Option<u32>) -> String {
+    lease
+        .map(|p| {
+            format!("PORT_PREFIX {p} (leased: PORT_PREFIX=auto, var/servicectl/port-prefix)\n")
+        })
+        .unwrap_or_default()
+}
+
 /// `status`, with or without a supervisor: SERVICE STATE PID UPTIME PORTS NOTE, and
-/// under a supervisor RESTARTS and LAST EXIT after UPTIME.
-pub struct Statuses<'a>(pub &'a [ServiceStatus]);
+/// under a supervisor RESTARTS and LAST EXIT after UPTIME; then the leased PORT_PREFIX,
+/// if the playpen holds one.
+pub struct Statuses<'a>(pub &'a [ServiceStatus], pub Option<u32>);
 
 impl Report for Statuses<'_> {
     fn json(&self) -> String {
@@ -103,7 +114,7 @@ impl Report for Statuses<'_> {
                 _ => padded.to_string(),
             },
         );
-        shown.out(&text);
+        shown.out(&text).out(&lease_line(self.1));
     }
 }
 
@@ -270,7 +281,7 @@ mod tests {
                 ..row("database", "stale")
             },
         ];
-        let text = shown(&Statuses(&statuses), false, Style::PLAIN).stdout();
+        let text = shown(&Statuses(&statuses, None), false, Style::PLAIN).stdout();
         assert_eq!(
             String::from_utf8(text).unwrap(),
             "SERVICE   STATE    PID   UPTIME  PORTS                NOTE\n\
@@ -314,7 +325,7 @@ mod tests {
                 ..row("tick", "armed")
             },
         ];
-        let report = Statuses(&views);
+        let report = Statuses(&views, None);
         let text = String::from_utf8(shown(&report, false, Style::PLAIN).stdout()).unwrap();
         assert_eq!(
             text,

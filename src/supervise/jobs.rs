@@ -265,6 +265,10 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         .collect();
     let mut unknown = preparation.unknown;
     unknown.extend(missing);
+    let mut warnings = preparation.warnings;
+    if matches!(scope, Scope::Launch { .. } | Scope::Start(_) | Scope::Up) {
+        warnings.extend(crate::ops::playpens::note(&mut session));
+    }
     Ok(Prepped {
         prepared: preparation.prepared,
         problems,
@@ -272,6 +276,6 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         targets,
         disabled,
         deps,
-        warnings: preparation.warnings,
+        warnings,
     })
 }

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 pub fn lock_path(playpen: &Playpen) -> PathBuf {
-    playpen.run_dir().join("servicectl.supervise.lock")
+    playpen.supervisor_lock()
 }
 
 /// The playpen's supervisor is gone, or exits within `within` (waited for on its

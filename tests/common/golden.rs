@@ -1,8 +1,9 @@
 //! Placeholders for what changes from run to run, so that a test can compare a
 //! command's whole output: the tutorial (tutorial.rs) and the golden tests (golden.rs)
 //! use the same ones. The playpen's path is {ROOT}, PIDs are {PID} (`pid N`, the PID
-//! column of a table, `"pid": N` in JSON), uptimes are {TIME} (the UPTIME column,
-//! `"uptime_secs": N`), local times are {WHEN} (`2026-12-05 10:42:01`), and the playpen's PORT_PREFIX reads as 8000 (its ports as 80NN).
+//! and SUPERVISOR columns of a table, `"pid": N` in JSON), uptimes are {TIME} (the UPTIME column,
+//! `"uptime_secs": N`), local times are {WHEN} (`2026-12-05 10:42:01`), and the
+//! playpen's PORT_PREFIX reads as 8000 (its ports as 80NN).
 
 use super::Playpen;
 use std::path::Path;
@@ -33,12 +34,15 @@ pub fn mask(text: &str, root: &Path, prefix: u16) -> String {
     let mut lines = Vec::new();
     for line in text.lines() {
         let words: Vec<regex::Match> = word.find_iter(line).collect();
-        if words.iter().any(|w| matches!(w.as_str(), "PID" | "UPTIME")) {
+        if words
+            .iter()
+            .any(|w| matches!(w.as_str(), "PID" | "UPTIME" | "SUPERVISOR"))
+        {
             columns = words
                 .iter()
                 .enumerate()
                 .filter_map(|(i, w)| match w.as_str() {
-                    "PID" => Some((i, "{PID}")),
+                    "PID" | "SUPERVISOR" => Some((i, "{PID}")),
                     "UPTIME" => Some((i, "{TIME}")),
                     _ => None,
                 })

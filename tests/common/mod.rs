@@ -48,6 +48,7 @@ const SCRUBBED_ENV: &[&str] = &[
     "CLASSPATH",
     "ECHO_HOST",
     "ECHO_PORT",
+    "SERVICECTL_PORT_PREFIX_RANGE",
 ];
 
 /// What one run of a command produced.
@@ -240,6 +241,12 @@ pub fn bare_command() -> Command {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
+    // The per-user registry of playpens: the tests' own, never the user's. Tests that
+    // look at it give each playpen a registry of their own (`Playpen::set_env`).
+    cmd.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("servicectl-test-state"),
+    );
     cmd
 }
 

@@ -30,6 +30,8 @@ pub struct Playpen {
     pub root: PathBuf,
     /// PORT_PREFIX reservations, released when the playpen is dropped.
     ports: RefCell<Vec<PortPrefix>>,
+    /// Variables every command of this playpen gets ([`Playpen::set_env`]).
+    env: RefCell<Vec<(String, String)>>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,8 +47,45 @@ impl Playpen {
         Playpen {
             root,
             ports: RefCell::new(Vec::new()),
+            env: RefCell::new(Vec::new()),
             _dir: dir,
         }
+    }
+
+    /// A copy of this playpen made with `cp -a` (running services' files included) in
+    /// a new temporary directory, with the same variables for its commands; cleaned up
+    /// as any playpen is.
+    pub fn copy(&self) -> Playpen {
+        let dir = tempfile::Builder::new()
+            .prefix("servicectl-test-copy-")
+            .tempdir()
+            .expect("make a temporary directory");
+        let root = dir.path().canonicalize().expect("canonical temp dir");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.root.display()))
+            .arg(&root)
+            .status()
+            .expect("run cp -a");
+        assert!(
+            status.success(),
+            "cp -a {} {} failed",
+            self.root.display(),
+            root.display()
+        );
+        Playpen {
+            root,
+            ports: RefCell::new(Vec::new()),
+            env: RefCell::new(self.env.borrow().clone()),
+            _dir: dir,
+        }
+    }
+
+    /// Give every later command of this playpen (cleanup's included) NAME=VALUE.
+    pub fn set_env(&self, name: &str, value: &str) {
+        let mut env = self.env.borrow_mut();
+        env.retain(|(n, _)| n != name);
+        env.push((name.to_string(), value.to_string()));
     }
 
     /// A new playpen with a PORT_PREFIX of its own whose sample package ports
@@ -230,6 +269,9 @@ impl Playpen {
     pub fn command(&self) -> Command {
         let mut cmd = bare_command();
         cmd.arg("--playpen").arg(&self.root).current_dir(&self.root);
+        for (k, v) in self.env.borrow().iter() {
+            cmd.env(k, v);
+        }
         cmd
     }
 

@@ -62,12 +62,7 @@ pub fn reserve_ports(offsets: &[u16]) -> PortPrefix {
         .wrapping_add(n.wrapping_mul(131));
     for i in 0..slots {
         let prefix = (FIRST_PREFIX + (start.wrapping_add(i) % slots) * 100) as u16;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(format!("{prefix}.lock")))
-            .expect("open a port lock file");
+        let lock = lock_file(&dir, prefix);
         if lock.try_lock().is_ok() && offsets.iter().all(|&o| port_free(prefix + o)) {
             return PortPrefix {
                 prefix,
@@ -79,6 +74,49 @@ pub fn reserve_ports(offsets: &[u16]) -> PortPrefix {
         "no free PORT_PREFIX in {FIRST_PREFIX}-{} for offsets {offsets:?}",
         FIRST_PREFIX + (slots - 1) * 100
     );
+}
+
+/// The file whose flock reserves `prefix` (not locked yet).
+fn lock_file(dir: &std::path::Path, prefix: u16) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{prefix}.lock")))
+        .expect("open a port lock file")
+}
+
+/// Reserve `n` consecutive PORT_PREFIXes (each of its 100 ports free now), for a test
+/// whose playpens lease their prefixes (`PORT_PREFIX=auto` with
+/// `SERVICECTL_PORT_PREFIX_RANGE` set to the first and last of these).
+pub fn reserve_range(n: u32) -> Vec<PortPrefix> {
+    let ephemeral = ephemeral_start();
+    let slots = (ephemeral - FIRST_PREFIX) / 100;
+    let dir = std::env::temp_dir().join("servicectl-test-ports");
+    std::fs::create_dir_all(&dir).expect("make the port lock directory");
+    let start = std::process::id().wrapping_mul(7919) % slots;
+    for i in 0..slots {
+        let first = (start + i) % slots;
+        if first + n > slots {
+            continue;
+        }
+        let mut held = Vec::new();
+        for slot in first..first + n {
+            let prefix = (FIRST_PREFIX + slot * 100) as u16;
+            let lock = lock_file(&dir, prefix);
+            if lock.try_lock().is_err() || !(0..100).all(|o| port_free(prefix + o)) {
+                break;
+            }
+            held.push(PortPrefix {
+                prefix,
+                _lock: lock,
+            });
+        }
+        if held.len() == n as usize {
+            return held;
+        }
+    }
+    panic!("no {n} consecutive free PORT_PREFIXes from {FIRST_PREFIX}");
 }
 
 /// Connect to 127.0.0.1:PORT, retrying for up to `patience` (a freshly started server

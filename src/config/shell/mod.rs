@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 mod diagnose;
 
+use super::envars::PORT_PREFIX;
+use super::lease;
 use super::{CommonConfig, Origin, ServiceConfig, Value, Vars, common_files, playpen_environment};
 use diagnose::failure;
 
@@ -40,6 +42,10 @@ const SHELL_INTERNALS: &[&str] = &[
     "IFS", "PS1", "PS2", "PS4", "OPTIND", "PPID", "LINENO", "OLDPWD", "PWD", "_",
 ];
 
+// PORT_PREFIX=auto (from the environment or a shared-layer file) is replaced by the
+// playpen's lease (`__sc_lease`) as soon as it is set, so that the profiles and the
+// services' fragments that follow compute with a number (`$((PORT_PREFIX + 32))`).
+//
 // The shell options the driver itself needs (errexit and noclobber off) are restored
 // after the shared layer (`__sc_reset`) and in every service's subshell: `set -e` or
 // `set -C` in the role config must not end or break the evaluation of every service.
@@ -49,15 +55,20 @@ __sc_dump() {
   set
   export -p
 } >&9
+__sc_auto() {
+  case ${PORT_PREFIX-} in auto) [ -z "$__sc_lease" ] || PORT_PREFIX=$__sc_lease ;; esac
+}
 __sc_common() {
   __sc_out=$1; shift
   __sc_i=0
+  __sc_auto
   __sc_dump 0
   set -a
   for __sc_f do
     __sc_i=$((__sc_i + 1))
     printf '\036B %s\n' "$__sc_i" >&9
     . "$__sc_f" >>"$__sc_out" 2>&1 </dev/null || { printf '\036S %s %s\n' "$__sc_i" "$?" >&9; set +a; __sc_reset; return 0; }
+    __sc_auto
     __sc_dump "$__sc_i"
   done
   set +a
@@ -280,7 +291,31 @@ impl ConfigShell {
         self.common.clone().expect("set above")
     }
 
+    /// The shared layer, with PORT_PREFIX=auto replaced by the playpen's lease. The
+    /// lease held is known before sh runs (a file); a playpen that has none yet is
+    /// evaluated once to learn that it asks for one, then again in a fresh shell with
+    /// the new lease, so every file sees the same prefix.
     fn evaluate_common(&mut self) -> Result<CommonConfig> {
+        // A lease file that cannot be read matters only to a playpen that asks for one.
+        let held = lease::current(&self.playpen);
+        let mut common = self.evaluate_common_with(held.clone().ok().flatten())?;
+        if common.asks_for_lease() && held?.is_none() {
+            let prefix = lease::lease(&self.playpen)?;
+            self.shell = None;
+            common = self.evaluate_common_with(Some(prefix))?;
+        }
+        if let Some(v) = common.vars.get_mut(PORT_PREFIX)
+            && lease::current(&self.playpen)
+                .ok()
+                .flatten()
+                .is_some_and(|p| v.value == *p.to_string())
+        {
+            v.origin = Origin::File(lease::file(&self.playpen));
+        }
+        Ok(common)
+    }
+
+    fn evaluate_common_with(&mut self, lease: Option<u32>) -> Result<CommonConfig> {
         if self.shell.is_none() {
             self.spawn()?;
         }
@@ -290,7 +325,10 @@ impl ConfigShell {
             .as_file()
             .set_len(0)
             .map_err(|e| Error::io("truncate", &output, e))?;
-        let mut request = String::from("__sc_common ");
+        let mut request = format!(
+            "__sc_lease={}; __sc_common ",
+            lease.map(|p| p.to_string()).unwrap_or_default()
+        );
         request.push_str(&quote(&output));
         for f in &files {
             request.push(' ');
