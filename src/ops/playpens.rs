@@ -27,7 +27,7 @@ pub struct PlaypenRow {
     pub leased: bool,
     /// The PID of its supervisor, when one runs.
     pub supervisor_pid: Option<i32>,
-    /// Services that run now.
+    /// Services that run now (and one-shots that are done: up, as status counts them).
     pub running: usize,
     /// Services installed (`ext/services`) or local (`services/`).
     pub known: usize,
@@ -71,8 +71,13 @@ fn services(playpen: &Playpen, sockets: &Sockets) -> (usize, usize, Vec<u16>) {
     let (mut running, mut known, mut ports) = (0, 0, Vec::new());
     for name in catalog.names() {
         known += 1;
-        if let Ok((Observed::Running { .. } | Observed::Untracked { .. }, record)) =
-            pidfile::observe(playpen, name)
+        let observed = pidfile::observe(playpen, name);
+        if matches!(observed, Ok((Observed::Stopped, _)))
+            && crate::service::oneshot::done(playpen, name).is_some()
+        {
+            // A one-shot that ran to completion is up, as status counts it.
+            running += 1;
+        } else if let Ok((Observed::Running { .. } | Observed::Untracked { .. }, record)) = observed
         {
             running += 1;
             ports.extend(

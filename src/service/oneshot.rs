@@ -3,8 +3,9 @@
 //!
 //! `done` is a file, `var/run/NAME.done`, so that it holds with or without a supervisor
 //! and across supervisors: a direct `status` shows it, a second `start` does not run the
-//! step again, a new supervisor adopts it. It names the boot it was written in: after a
-//! reboot the step runs again, as systemd runs a oneshot unit again at boot.
+//! step again, a new supervisor adopts it. It names the boot it was written in and the
+//! playpen it ran for: after a reboot the step runs again, as systemd runs a oneshot
+//! unit again at boot, and a copy of the playpen runs it for itself.
 //!
 //! While the step runs it is on record like any service (start record with its launch
 //! mark, pidfile), so `status` shows it running and `stop` ends it. If the servicectl
@@ -22,6 +23,7 @@ use crate::service::hooks;
 use crate::service::outcome::Outcome;
 use crate::service::prepared::Prepared;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::SystemTime;
 
 /// What `var/run/NAME.done` says.
@@ -33,6 +35,10 @@ pub struct DoneMark {
     pub status: String,
     /// The kernel's boot id then (a mark of an earlier boot is no mark).
     boot: String,
+    /// The playpen it ran for (a mark copied with the playpen, `cp -a`, is no mark:
+    /// the copy has not run the step).
+    #[serde(default)]
+    root: String,
 }
 
 impl DoneMark {
@@ -57,7 +63,7 @@ pub fn done(playpen: &Playpen, service: &str) -> Option<DoneMark> {
         .ok()
         .flatten()?;
     let mark: DoneMark = serde_json::from_slice(&bytes).ok()?;
-    (mark.boot == boot_id()).then_some(mark)
+    (mark.boot == boot_id() && Path::new(&mark.root) == playpen.root).then_some(mark)
 }
 
 /// Forget that `service` is done (a stop, a new run). True if it was.
@@ -154,6 +160,7 @@ pub fn run(playpen: &Playpen, prepared: &Prepared, record: StartRecord) -> Resul
                 .unwrap_or(0.0),
             status: text.clone(),
             boot: boot_id(),
+            root: playpen.root.display().to_string(),
         };
         let json = serde_json::to_vec(&mark).expect("marks serialise");
         fsutil::write_runtime(&playpen.done_file(name), &json, Some(0o644))
