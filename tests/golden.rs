@@ -678,6 +678,7 @@ fn json_of_the_playpen_commands() {
   "PLAYPEN_ROOT": "{ROOT}",
   "PLAYPEN_TAG": "golden",
   "PORT_PREFIX": "8000",
+  "WEB_PORT": "8080",
   "playpen_services": "db web"
 }
 "##,

@@ -486,7 +486,8 @@ impl serde::Serialize for Environment {
     }
 }
 
-/// env: the exported environment of the playpen, or of one service.
+/// env: the exported environment of the playpen (with every typed port of the role's
+/// services), or of one service.
 pub fn environment(
     session: &mut Session,
     service: Option<&str>,
@@ -520,6 +521,18 @@ pub fn environment(
                 .map(|(k, v)| (k.clone(), v.value.clone()))
                 .collect();
             env.extend(crate::config::playpen_environment(&playpen, &common.role));
+            // Every typed port of the role's services (SPEC §12.1: what `run` gives its
+            // command): a script that sources this reaches them all. A service whose
+            // configuration has problems adds what resolved.
+            let role = session
+                .role_targets_installed()
+                .map(|(installed, _)| installed)
+                .unwrap_or_default();
+            for resolution in crate::service::prepare::prepare(session, &role).resolutions {
+                for (name, port) in resolution.ports {
+                    env.entry(name).or_insert_with(|| port.to_string().into());
+                }
+            }
             Ok(Environment(env))
         }
     }
