@@ -96,8 +96,9 @@ fn env_at_once<'a>(pens: impl Iterator<Item = &'a Playpen>) -> Vec<String> {
 /// The `servicectl env` lines of a playpen with the echo service, PORT_PREFIX leased.
 fn env_text(pp: &Playpen, prefix: u16) -> String {
     format!(
-        "export ECHO_HOST=127.0.0.1\nexport LOCAL_RUNVAR={root}/var/run\nexport LOCAL_VAR={root}/var\nexport PLAYPEN_ROLE=dev\nexport PLAYPEN_ROOT={root}\nexport PORT_PREFIX={prefix}\nexport playpen_services=echo\n",
-        root = pp.root_str()
+        "export ECHO_HOST=127.0.0.1\nexport ECHO_PORT={port}\nexport LOCAL_RUNVAR={root}/var/run\nexport LOCAL_VAR={root}/var\nexport PLAYPEN_ROLE=dev\nexport PLAYPEN_ROOT={root}\nexport PORT_PREFIX={prefix}\nexport playpen_services=echo\n",
+        root = pp.root_str(),
+        port = prefix + 7
     )
 }
 
