@@ -163,8 +163,7 @@ pub fn start(
     names: &[String],
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
-    // SIGTERM, SIGHUP and SIGINT finish what began and start nothing new.
-    let _deferred = crate::process::interrupt::Deferred::install();
+    // SIGTERM, SIGHUP and SIGINT finish what began and start nothing new (run_forward).
     let targets = session.targets(names)?;
     let all = session.with_dependencies(&targets)?;
     let (results, mut warnings) = run_forward(
@@ -192,7 +191,6 @@ pub fn restart(
     names: &[String],
     progress: Progress,
 ) -> Result<(Results<Outcome>, Vec<String>)> {
-    let _deferred = crate::process::interrupt::Deferred::install();
     let targets = session.targets(names)?;
     run_forward(
         session,
