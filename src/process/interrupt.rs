@@ -15,9 +15,32 @@ const CANCELLING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT
 /// The first cancelling signal received while a [`Deferred`] was in place (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
+/// An eventfd the handler makes readable (and that stays so: a signal once received is
+/// received for good), so that a thread waiting in poll wakes for it whichever thread
+/// the signal was delivered to. -1 until the first [`Deferred`].
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
 extern "C" fn note(sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+    // An atomic store and a write(2): async-signal-safe.
     let _ = RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    let fd = WAKE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: write of 8 bytes from a live local to an eventfd we own.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// Readable once a cancelling signal was received: for a wait in poll(2) to end on it.
+pub fn wake_fd() -> Option<std::os::fd::BorrowedFd<'static>> {
+    match WAKE.load(Ordering::SeqCst) {
+        fd if fd >= 0 => {
+            // SAFETY: the eventfd is made once and never closed (it lives as long as
+            // the process).
+            Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+        }
+        _ => None,
+    }
 }
 
 /// While it lives, SIGTERM, SIGHUP and SIGINT are noted instead of ending the process.
@@ -30,6 +53,19 @@ pub struct Deferred {
 
 impl Deferred {
     pub fn install() -> Deferred {
+        if WAKE.load(Ordering::SeqCst) < 0 {
+            // SAFETY: eventfd takes an initial value and flags and returns a new fd.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if fd >= 0
+                && WAKE
+                    .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                // Another thread made one first.
+                // SAFETY: closing the fd we just made and nobody else knows of.
+                unsafe { libc::close(fd) };
+            }
+        }
         // SA_RESTART: a read or wait in flight carries on; poll, which the kernel never
         // restarts, is retried by its callers.
         let action = SigAction::new(

@@ -355,14 +355,26 @@ pub(super) enum PidfileWait {
 }
 
 /// Wait until `pidfile` holds a live PID (bounded by `timeout`). With the program as
-/// `child`, its failure ends the wait at once.
+/// `child`, its failure ends the wait at once. Event-driven: it sleeps in poll(2) until
+/// a file of the pidfile's folder is written or renamed into it (inotify), the program
+/// exits (its pidfd), a cancelling signal arrives (`interrupt`), or the deadline.
 pub(super) fn wait_for_pidfile(
     pidfile: &Path,
     child: Option<&spawn::Spawned>,
     timeout: Duration,
 ) -> std::result::Result<i32, PidfileWait> {
+    use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify};
     let deadline = Instant::now() + timeout;
+    let written = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+        .ok()
+        .filter(|i| {
+            pidfile.parent().is_some_and(|dir| {
+                i.add_watch(dir, F::IN_CLOSE_WRITE | F::IN_MODIFY | F::IN_MOVED_TO)
+                    .is_ok()
+            })
+        });
     let mut child = child;
+    let mut exited = child.and_then(|c| proc::pidfd(c.pid));
     loop {
         if let Ok(Some(Ok(pid))) = pidfile::read_pid(pidfile)
             && proc::is_alive(pid)
@@ -371,18 +383,48 @@ pub(super) fn wait_for_pidfile(
         }
         match child.and_then(spawn::Spawned::try_wait) {
             // Daemons fork and their first process exits 0: keep waiting for the file.
-            Some(status) if status.success() => child = None,
+            Some(status) if status.success() => {
+                child = None;
+                exited = None;
+            }
             Some(status) => return Err(PidfileWait::Exited(status)),
             None => {}
         }
         if let Some(sig) = interrupt::received() {
             return Err(PidfileWait::Interrupted(sig));
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(PidfileWait::TimedOut);
         }
-        // The file appears when the program decides; a short sleep is the simple bounded wait.
-        std::thread::sleep(Duration::from_millis(10));
+        let Some(inotify) = &written else {
+            // No inotify (out of instances): look again in a moment.
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+            continue;
+        };
+        let mut fds = vec![nix::poll::PollFd::new(
+            inotify.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        for fd in exited
+            .as_ref()
+            .map(|f| f.as_fd())
+            .into_iter()
+            .chain(interrupt::wake_fd())
+        {
+            fds.push(nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN));
+        }
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // Woken or not, everything is looked at again above; EINTR included.
+        let _ = nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+        );
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+        }
     }
 }
 
