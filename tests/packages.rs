@@ -588,36 +588,48 @@ fn bad_packages_are_refused_all_or_nothing() {
         );
     };
 
+    // The whole error of a refused install, the package's path as {PKG}.
+    let refused = |pkg: &std::path::Path, expected: &str| {
+        let out = pp.install(pkg);
+        out.fails();
+        let text = out.stderr.replace(&pkg.display().to_string(), "{PKG}");
+        assert_golden(&pp, &format!("install {}", pkg.display()), &text, expected);
+    };
+
     // Not a package at all.
     let none = PkgCopy::empty("not-a-package");
     none.write("foo-1.0.config", "service_program=sleeper\n");
-    pp.install(&none.path)
-        .fails()
-        .says(&["not a service package", ".services"]);
+    refused(
+        &none.path,
+        "servicectl: {PKG}: not a service package: no $PACKAGE-$VERSION.services file — a service package lists its services, one per line, in PACKAGE-VERSION.services\n",
+    );
     check_untouched("no .services");
 
     // A directory that does not exist.
-    pp.install(&none.path.join("missing"))
-        .fails()
-        .says(&["missing"]);
+    refused(
+        &none.path.join("missing"),
+        "servicectl: cannot open package directory {PKG}: No such file or directory (os error 2) — give the path of a package directory (the one holding PACKAGE-VERSION.services)\n",
+    );
     check_untouched("missing directory");
 
     // A listed service without a config.
     let noconf = PkgCopy::empty("noconf");
     noconf.write("pair-1.0.services", "a\nb\n");
     noconf.write("a-1.0.config", "service_program=sleeper\n");
-    pp.install(&noconf.path)
-        .fails()
-        .says(&["service b has no config"]);
+    refused(
+        &noconf.path,
+        "servicectl: b: {PKG}: service b has no config (neither {PKG}/b-1.0.config nor {PKG}/pair-1.0.config) — fix the package directory (its layout is described in docs/packaging.md); nothing was installed\n",
+    );
     check_untouched("service without config");
 
     // A second package providing echo.
     let dup = PkgCopy::empty("dup");
     dup.write("other-2.0.services", "echo\n");
     dup.write("other-2.0.config", "service_program=sleeper\n");
-    pp.install(&dup.path)
-        .fails()
-        .says(&["other-2.0", "echo-1.0 already provides"]);
+    refused(
+        &dup.path,
+        "servicectl: echo: package other-2.0 provides service echo, which package echo-1.0 already provides — remove echo first (`servicectl package remove echo`)\n",
+    );
     check_untouched("duplicate service");
 
     // A file another package owns.
@@ -625,18 +637,20 @@ fn bad_packages_are_refused_all_or_nothing() {
     clash.write("clash-1.0.services", "clash\n");
     clash.write("clash-1.0.config", "service_program=sleeper\n");
     clash.write("bin/echo-server", "#!/bin/sh\n");
-    pp.install(&clash.path)
-        .fails()
-        .says(&["ext/bin/echo-server", "already exists", "echo-1.0"]);
+    refused(
+        &clash.path,
+        "servicectl: {ROOT}/ext/bin/echo-server already exists (installed by echo-1.0); package clash-1.0 will not overwrite it — remove the conflicting file or package first\n",
+    );
     check_untouched("file owned by another package");
 
     // Files that would land outside ext/.
     let dotdot = PkgCopy::empty("dotdot");
     dotdot.write("evil-1.0.services", "../../evil\n");
     dotdot.write("evil-1.0.config", "service_program=sleeper\n");
-    pp.install(&dotdot.path)
-        .fails()
-        .says(&["not a valid service name"]);
+    refused(
+        &dotdot.path,
+        "servicectl: {PKG}: {PKG}/evil-1.0.services names \"../../evil\", which is not a valid service name (letters, digits, - _ . +; no '/' or '..') — fix the package directory (its layout is described in docs/packaging.md); nothing was installed\n",
+    );
     check_untouched("../ in a service name");
     let outside = pp.root.parent().unwrap().join("evil-1.0");
     assert!(
@@ -648,27 +662,30 @@ fn bad_packages_are_refused_all_or_nothing() {
     let dotdot2 = PkgCopy::empty("dotdot2");
     dotdot2.write("evil-1.0.services", "good\n..\n");
     dotdot2.write("good-1.0.config", "service_program=sleeper\n");
-    pp.install(&dotdot2.path)
-        .fails()
-        .says(&["not a valid service name"]);
+    refused(
+        &dotdot2.path,
+        "servicectl: {PKG}: {PKG}/evil-1.0.services names \"..\", which is not a valid service name (letters, digits, - _ . +; no '/' or '..') — fix the package directory (its layout is described in docs/packaging.md); nothing was installed\n",
+    );
     check_untouched(".. as a service name");
 
     let abs = PkgCopy::empty("abs");
     abs.write("abs-1.0.services", "abs\n");
     abs.write("abs-1.0.config", "service_program=sleeper\n");
     abs.symlink("bin/passwd", "/etc/passwd");
-    pp.install(&abs.path)
-        .fails()
-        .says(&["symlink", "outside ext/"]);
+    refused(
+        &abs.path,
+        "servicectl: {PKG}: symlink {PKG}/bin/passwd → /etc/passwd would point outside ext/ — package symlinks must be relative and stay inside the package\n",
+    );
     check_untouched("absolute symlink");
 
     let rel = PkgCopy::empty("rel");
     rel.write("rel-1.0.services", "rel\n");
     rel.write("rel-1.0.config", "service_program=sleeper\n");
     rel.symlink("share/rel/data", "../../../outside");
-    pp.install(&rel.path)
-        .fails()
-        .says(&["symlink", "outside ext/"]);
+    refused(
+        &rel.path,
+        "servicectl: {PKG}: symlink {PKG}/share/rel/data → ../../../outside would point outside ext/ — package symlinks must be relative and stay inside the package\n",
+    );
     check_untouched("relative symlink escaping with ../..");
 
     let top = PkgCopy::empty("top");
@@ -677,9 +694,12 @@ fn bad_packages_are_refused_all_or_nothing() {
     let up = "../".repeat(top.path.components().count() - 1);
     top.symlink("top-1.0.config", &format!("{up}etc/hostname"));
     assert!(top.path.join("top-1.0.config").is_file());
-    pp.install(&top.path)
-        .fails()
-        .says(&["symlink", "outside ext/"]);
+    refused(
+        &top.path,
+        &format!(
+            "servicectl: {{PKG}}: symlink {{PKG}}/top-1.0.config → {up}etc/hostname would point outside ext/ — package symlinks must be relative and stay inside the package\n"
+        ),
+    );
     check_untouched("config that is a symlink out of the package");
 
     // A package whose second service's config does not evaluate: the first service
@@ -690,9 +710,10 @@ fn bad_packages_are_refused_all_or_nothing() {
     syntax.write("s1-1.0.config", "service_program=sleeper\n");
     syntax.write("s2-1.0.config", "service_program=sleeper\nif then\n");
     syntax.write("share/syn/data", "data\n");
-    pp.install(&syntax.path)
-        .fails()
-        .says(&["s2", "syntax error", "syn-1.0 was not installed"]);
+    refused(
+        &syntax.path,
+        "servicectl: s2: config {ROOT}/ext/services/s2-1.0/config:2 has a syntax error; sh said: /bin/sh: 2: {ROOT}/ext/services/s2-1.0/config: Syntax error: \"then\" unexpected; package syn-1.0 was not installed (ext/ and the registry are as before) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n",
+    );
     check_untouched("config with a syntax error");
 
     // After all that, a good install still works, and leaves no staging behind.
