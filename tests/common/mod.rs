@@ -114,6 +114,20 @@ impl Out {
         self
     }
 
+    /// The whole output (stdout, then stderr), masked as the golden tests mask it
+    /// (`golden.rs`), is `expected`.
+    #[track_caller]
+    pub fn shows(&self, pp: &Playpen, expected: &str) -> &Out {
+        let here = std::panic::Location::caller();
+        assert_golden(
+            pp,
+            &format!("{}:{}", here.file(), here.line()),
+            &format!("{}{}", self.stdout, self.stderr),
+            expected,
+        );
+        self
+    }
+
     /// Every needle occurs in stdout or stderr.
     #[track_caller]
     pub fn says(&self, needles: &[&str]) -> &Out {
