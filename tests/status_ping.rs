@@ -54,7 +54,7 @@ fn status_table_json_and_lsb_exit_codes() {
     assert!(json[1]["pid"].is_null());
 
     let out = pp.run(&["status", "a", "nosuch"]);
-    out.no_panic().says(&["nosuch"]);
+    out.no_panic().shows(&pp, "servicectl: nosuch: unknown service (no ext/services/nosuch-VERSION/ and no services/nosuch/config) — known services: a, b\n");
     assert_eq!(out.code, 4, "unknown service:\n{out}");
 
     pp.start(&["b"]);
@@ -69,7 +69,7 @@ fn a_pidfile_with_a_dead_pid_is_stale_and_start_cleans_it_up() {
     pp.write("var/run/web.pid", &format!("{dead}\n"));
     let out = pp.run(&["status", "web"]);
     assert_eq!(out.code, 3, "{out}");
-    out.says(&["stale", &dead.to_string()]);
+    out.shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb stale {PID} - - PID {PID} in {ROOT}/var/run/web.pid is not running; `servicectl start web` cleans it up\n");
     assert_eq!(state(&pp, "web").0, "stale");
     // ping (status fallback) fails too.
     pp.run(&["ping", "web"]).fails();
@@ -102,7 +102,7 @@ fn a_reused_pid_is_stale_not_running_and_is_never_signalled() {
 
     let out = pp.run(&["status", "web"]);
     assert_eq!(out.code, 3, "{out}");
-    out.says(&["stale", &other.to_string()]);
+    out.shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb stale {PID} - - PID {PID} now belongs to another process (/usr/bin/sleep); the service died and its PID was reused; `servicectl start web` cleans it up\n");
     assert!(!out.stdout.contains("running"), "{out}");
     pp.run(&["ping", "web"]).fails();
 
@@ -116,7 +116,7 @@ fn a_reused_pid_is_stale_not_running_and_is_never_signalled() {
 
     // start cleans a stale pidfile up and starts a fresh process.
     fake_reuse(&pp);
-    pp.start(&["web"]).says(&["web: started"]);
+    pp.start(&["web"]).shows(&pp, "web: started (pid {PID})\n");
     let new = pp.running_pid("web");
     assert_ne!(new, other);
     assert!(
@@ -219,7 +219,9 @@ fn a_pidfile_without_start_record_naming_a_stranger_is_stale() {
     let pid = pp.running_pid("web");
     std::fs::remove_file(pp.path("var/run/web.start")).unwrap();
     assert_eq!(state(&pp, "web").0, "running");
-    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    pp.run(&["stop", "web"])
+        .ok()
+        .shows(&pp, "web: stopped (pid {PID})\n");
     assert_dies(pid, "web");
 }
 
@@ -236,7 +238,7 @@ fn a_deleted_pidfile_does_not_double_a_running_service() {
     std::fs::remove_file(pp.pidfile("web")).unwrap();
 
     let status = pp.run(&["status", "web"]);
-    status.ok().says(&["running", &pid.to_string(), "pidfile"]);
+    status.ok().shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} - its pidfile is missing; `servicectl start web` writes it again\n");
     let json = pp.run(&["status", "web", "--json"]).ok().json();
     assert_eq!(json[0]["state"], "running", "{json}");
     assert_eq!(json[0]["pid"], pid, "{json}");
@@ -249,7 +251,7 @@ fn a_deleted_pidfile_does_not_double_a_running_service() {
 
     pp.run(&["start", "web"])
         .ok()
-        .says(&["web: already running", &pid.to_string()]);
+        .shows(&pp, "web: already running (pid {PID})\n");
     assert_eq!(
         pp.running_as("web"),
         [pid],
@@ -258,7 +260,9 @@ fn a_deleted_pidfile_does_not_double_a_running_service() {
     );
     assert_eq!(pp.pid("web"), Some(pid), "the pidfile was written back");
 
-    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    pp.run(&["stop", "web"])
+        .ok()
+        .shows(&pp, "web: stopped (pid {PID})\n");
     assert_dies(pid, "web");
     assert!(!pp.pidfile("web").exists());
     assert!(pp.running_as("web").is_empty());
@@ -318,14 +322,17 @@ fn ping_prefers_the_project_script_then_the_package_then_status() {
     assert_eq!(lines(&pp.path("pings")), ["project web 1.0"]);
 
     std::fs::remove_file(pp.path("services/web/ping")).unwrap();
-    pp.run(&["ping", "web"]).ok().says(&["package says hi"]);
+    pp.run(&["ping", "web"]).ok().shows(
+        &pp,
+        "web: ok ({ROOT}/ext/services/web-1.0/ping): package says hi\n",
+    );
     assert_eq!(lines(&pp.path("pings"))[1..], ["package web 1.0"]);
 
     std::fs::remove_file(pp.path("ext/services/web-1.0/ping")).unwrap();
     let pid = pp.running_pid("web");
     pp.run(&["ping", "web"])
         .ok()
-        .says(&["status", &pid.to_string()]);
+        .shows(&pp, "web: ok (status): running (pid {PID})\n");
     assert_eq!(lines(&pp.path("pings")).len(), 2, "no script ran");
 
     pp.run(&["stop", "web"]).ok();
@@ -406,7 +413,7 @@ fn print_config_shows_values_and_where_they_came_from() {
     assert_eq!(json["variables"]["SVC_V"]["exported"], false);
     // Unknown services are errors.
     let out = pp.run(&["print-config", "nosuch"]);
-    out.fails().says(&["nosuch"]);
+    out.fails().shows(&pp, "servicectl: nosuch: unknown service (no ext/services/nosuch-VERSION/ and no services/nosuch/config) — known services: web\n");
 }
 
 #[test]
@@ -421,17 +428,12 @@ fn check_validates_without_starting_anything() {
     let broken = pp.service("broken", "service_program=sleep\nif then\n");
     pp.role_config("playpen_services=\"good badprog broken\"\n");
 
-    pp.run(&["check", "good"]).ok().says(&["good: ok"]);
+    pp.run(&["check", "good"])
+        .ok()
+        .shows(&pp, "good: ok\n1 checked, 0 with problems\n");
 
     let out = pp.run(&["check"]);
-    out.fails().says(&[
-        "good: ok",
-        "badprog: problem:",
-        "missing-program",
-        &bad_config.display().to_string(),
-        "broken: problem:",
-        &broken.display().to_string(),
-    ]);
+    out.fails().shows(&pp, "broken: problem: config {ROOT}/services/broken/config:2 has a syntax error; sh said: /bin/sh: 2: {ROOT}/services/broken/config: Syntax error: \"then\" unexpected — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\nbadprog: problem: service_program (set in {ROOT}/services/badprog/config): program \"missing-program\" not found (looked in {ROOT}/bin/missing-program, {ROOT}/ext/bin/missing-program, {ROOT}/ext/missing-program, PATH) — install the program, or fix service_program\ngood: ok\n3 checked, 2 with problems\n");
     let json = pp.run(&["check", "--json"]).fails().json();
     let finding = |name: &str| {
         json.as_array()

@@ -34,9 +34,16 @@ pub fn mask(text: &str, root: &Path, prefix: u16) -> String {
     let mut lines = Vec::new();
     for line in text.lines() {
         let words: Vec<regex::Match> = word.find_iter(line).collect();
-        if words
-            .iter()
-            .any(|w| matches!(w.as_str(), "PID" | "UPTIME" | "SUPERVISOR"))
+        // A header has every word in capitals (a row's NOTE may say `PID 42` too).
+        let header = words.iter().all(|w| {
+            w.as_str()
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_')
+        });
+        if header
+            && words
+                .iter()
+                .any(|w| matches!(w.as_str(), "PID" | "UPTIME" | "SUPERVISOR"))
         {
             columns = words
                 .iter()
