@@ -88,11 +88,7 @@ fn a_regular_file_in_the_linkfarm_is_not_clobbered() {
     pp.daemon("web", "");
     let file = pp.write("var/linkfarm/web", "not a link\n");
     let out = pp.run(&["start", "web"]);
-    out.fails().says(&[
-        "servicectl: web:",
-        &file.display().to_string(),
-        "not a symlink",
-    ]);
+    out.fails().shows(&pp, "servicectl: web: {ROOT}/var/linkfarm/web exists and is not a symlink; servicectl will not overwrite it — move that file out of var/linkfarm/\n");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a link\n");
     assert!(pp.pid("web").is_none());
     assert!(!pp.exists("var/run/web.start"));
@@ -115,13 +111,7 @@ fn a_run_name_shared_by_different_programs_is_caught_before_start() {
         "service_program=other-daemon\nservice_flags=1000\nservice_run_name=shared\n",
     );
     let out = pp.run(&["start", "ra", "rb"]);
-    out.fails().says(&[
-        "ra",
-        "rb",
-        "\"shared\"",
-        &sleep.display().to_string(),
-        &other.display().to_string(),
-    ]);
+    out.fails().shows(&pp, "servicectl: ra: the run name \"shared\" is shared by ra ({ROOT}/bin/daemon) and rb ({ROOT}/bin/other-daemon), which run different programs — give each its own service_run_name\nservicectl: rb: the run name \"shared\" is shared by ra ({ROOT}/bin/daemon) and rb ({ROOT}/bin/other-daemon), which run different programs — give each its own service_run_name\n");
     assert!(
         pp.processes().is_empty(),
         "nothing started: {:?}",
@@ -330,7 +320,10 @@ fn a_start_that_times_out_on_its_own_pidfile_leaves_no_process() {
     assert!(!pp.pidfile("web").exists());
     assert!(!pp.exists("var/run/web.start"));
     let status = pp.run(&["status", "web"]);
-    status.code_is(3).says(&["stopped"]);
+    status.code_is(3).shows(
+        &pp,
+        "SERVICE STATE PID UPTIME PORTS NOTE\nweb stopped - - -\n",
+    );
 }
 
 #[test]
@@ -341,12 +334,7 @@ fn service_no_pidfile_needs_a_ping() {
         "#!/bin/sh\necho $$ > \"$PLAYPEN_ROOT/nopid.alive\"\nexec sleep 1000\n",
     );
     let config = pp.service("web", "service_program=nopid\nservice_no_pidfile=1\n");
-    pp.run(&["start", "web"]).fails().says(&[
-        "servicectl: web:",
-        "service_no_pidfile",
-        "ping",
-        &config.display().to_string(),
-    ]);
+    pp.run(&["start", "web"]).fails().shows(&pp, "servicectl: web: service_no_pidfile=1 but there is no ping (set in {ROOT}/services/web/config) — a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked\n");
     assert!(pp.processes().is_empty(), "nothing started");
 
     pp.write_exec(
@@ -388,11 +376,7 @@ fn no_pidfile_with_a_start_script_needs_a_stop_script() {
         "service_start=nopid-start\nservice_no_pidfile=1\nservice_ping=nopid-ping\n",
     );
     let config = config.display().to_string();
-    pp.run(&["start", "web"]).fails().says(&[
-        "servicectl: web:",
-        "service_no_pidfile",
-        "service_stop",
-    ]);
+    pp.run(&["start", "web"]).fails().shows(&pp, "servicectl: web: service_no_pidfile=1 (set in {ROOT}/services/web/config) with service_start needs a service_stop script: without a pidfile servicectl cannot know the PID to signal — fix the setting in the service's config\n");
     assert!(!pp.exists("nopid.pid"), "the start script did not run");
     assert!(
         pp.processes().is_empty(),
@@ -402,7 +386,7 @@ fn no_pidfile_with_a_start_script_needs_a_stop_script() {
     assert!(!pp.exists("var/run/web.start"));
     pp.run(&["check", "web"])
         .fails()
-        .says(&["web", "service_stop", &config]);
+        .shows(&pp, "web: problem: service_no_pidfile=1 (set in {ROOT}/services/web/config) with service_start needs a service_stop script: without a pidfile servicectl cannot know the PID to signal — fix the setting in the service's config\n1 checked, 1 with problems\n");
 
     // With a service_stop script it is accepted, and stoppable.
     pp.write_exec(
@@ -417,7 +401,7 @@ fn no_pidfile_with_a_start_script_needs_a_stop_script() {
     pp.start(&["web"]);
     let pid: i32 = pp.read("nopid.pid").trim().parse().unwrap();
     assert!(alive(pid));
-    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    pp.run(&["stop", "web"]).ok().shows(&pp, "web: stopped\n");
     assert_dies(pid, "the script's daemon");
 }
 
@@ -443,7 +427,9 @@ fn service_start_and_stop_scripts_get_name_and_version() {
     wait_until(PATIENCE, || cmdline(pid) == ["sleep", "1000"]);
     assert_eq!(cmdline(pid), ["sleep", "1000"]);
     assert_eq!(lines(&pp.path("ctl.log")), ["start ctl 1.0"]);
-    pp.run(&["stop", "ctl"]).ok().says(&["ctl: stopped"]);
+    pp.run(&["stop", "ctl"])
+        .ok()
+        .shows(&pp, "ctl: stopped (pid {PID})\n");
     assert_dies(pid, "the service started by the script");
     assert_eq!(
         lines(&pp.path("ctl.log")),
@@ -537,12 +523,7 @@ fn a_bad_interpreter_is_a_clear_exec_error() {
     let program = pp.write_exec("bin/broken", "#!/nonexistent/interpreter\necho never\n");
     pp.service("web", "service_program=broken\n");
     let out = pp.run(&["start", "web"]);
-    out.fails().says(&[
-        "servicectl: web:",
-        "cannot execute",
-        "interpreter",
-        &program.display().to_string(),
-    ]);
+    out.fails().shows(&pp, "servicectl: web: service_program (set in {ROOT}/services/web/config): cannot execute {ROOT}/bin/broken: its #! interpreter /nonexistent/interpreter does not exist — make it a binary for this system, or a script whose first line is #! and an interpreter that exists (such as #!/bin/sh)\n");
     assert!(!pp.pidfile("web").exists());
     assert!(!pp.exists("var/run/web.start"));
 }
@@ -556,13 +537,7 @@ fn a_program_that_exits_at_once_is_a_failed_start_showing_its_output() {
     );
     pp.service("web", "service_program=boom\n");
     let out = pp.run(&["start", "web"]);
-    out.fails().says(&[
-        "servicectl: web:",
-        "boom",
-        "config missing",
-        "status 7",
-        "web.output",
-    ]);
+    out.fails().shows(&pp, "servicectl: web: {ROOT}/bin/boom exited with status 7 right after starting; last lines of {ROOT}/var/run/web.output:\n    boom\n    config missing — see {ROOT}/var/run/web.output for its full output\n");
     assert!(!pp.pidfile("web").exists());
     assert!(!pp.exists("var/run/web.start"));
     let status = pp.run(&["status", "web"]);
@@ -590,7 +565,7 @@ fn stop_terminates_the_whole_process_group() {
         "the child is in the service's group"
     );
     let out = pp.run(&["stop", "web"]);
-    out.ok().says(&["web: stopped"]);
+    out.ok().shows(&pp, "web: stopped (pid {PID})\n");
     assert!(
         out.elapsed < secs(5.0),
         "SIGTERM is enough, no halt timeout:\n{out}"
@@ -613,7 +588,7 @@ fn stop_sends_sigkill_after_the_halt_timeout() {
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
     let out = pp.run(&["stop", "web"]);
-    out.ok().says(&["web: stopped"]);
+    out.ok().shows(&pp, "web: stopped (pid {PID})\n");
     assert!(
         out.elapsed >= secs(0.9),
         "waited for the halt timeout first:\n{out}"
@@ -657,7 +632,7 @@ fn restart_with_service_hup_sends_sighup_and_keeps_the_pid() {
     );
     pp.run(&["restart", "web"])
         .ok()
-        .says(&["web: reloaded", &pid.to_string()]);
+        .shows(&pp, "web: reloaded with SIGHUP (pid {PID})\n");
     assert!(
         wait_until(PATIENCE, || lines(&pp.path("hups")).len() == 1),
         "the program got SIGHUP"
@@ -681,7 +656,9 @@ fn restart_runs_the_service_restart_script() {
     );
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
-    pp.run(&["restart", "web"]).ok().says(&["web: restarted"]);
+    pp.run(&["restart", "web"])
+        .ok()
+        .shows(&pp, "web: restarted (pid {PID})\n");
     assert_eq!(lines(&pp.path("restarts")), ["restart web 3.1"]);
     assert_eq!(
         pp.running_pid("web"),
@@ -695,10 +672,12 @@ fn restart_without_hup_stops_waits_and_starts_again() {
     let pp = Playpen::new();
     pp.daemon("web", "service_restart_delay=0.5\n");
     // A stopped service is simply started.
-    pp.run(&["restart", "web"]).ok().says(&["web: restarted"]);
+    pp.run(&["restart", "web"])
+        .ok()
+        .shows(&pp, "web: restarted (pid {PID})\n");
     let first = pp.running_pid("web");
     let out = pp.run(&["restart", "web"]);
-    out.ok().says(&["web: restarted"]);
+    out.ok().shows(&pp, "web: restarted (pid {PID})\n");
     assert!(
         out.elapsed >= secs(0.5),
         "service_restart_delay is honoured:\n{out}"

@@ -38,7 +38,8 @@ fn hand_installed_worker_2_beside_worker_and_svc_000() {
     pp.write("ext/services/svc-000-2.5/config", CONFIG);
     pp.role_config("playpen_services=\"worker worker-2 svc-000\"\n");
 
-    pp.start(&["worker-2"]).says(&["worker-2: started"]);
+    pp.start(&["worker-2"])
+        .shows(&pp, "worker-2: started (pid {PID})\n");
     let w2 = pp.running_pid("worker-2");
     assert_eq!(identity(w2), some("worker-2", "1.0"));
     assert_eq!(state(&pp, "worker-2"), "running");
@@ -78,7 +79,7 @@ fn hand_installed_worker_2_beside_worker_and_svc_000() {
     // Stopping worker-2 leaves worker alone.
     pp.run(&["stop", "worker-2"])
         .ok()
-        .says(&["worker-2: stopped"]);
+        .shows(&pp, "worker-2: stopped (pid {PID})\n");
     assert_dies(w2, "worker-2");
     assert!(alive(w), "worker still runs");
     assert_eq!(state(&pp, "worker-2"), "stopped");
@@ -116,24 +117,27 @@ fn package_install_of_names_with_dash_digits() {
     let tool = package("tool", "1.0-2", &["tool"]);
     let pool = package("pool-2", "1.0", &["pool-2-a"]);
 
-    pp.install(&worker2.path)
-        .ok()
-        .says(&["installed worker-2-1.0", "worker-2: registered"]);
+    pp.install(&worker2.path).ok().shows(
+        &pp,
+        "installed worker-2-1.0 (3 files)\nworker-2: registered\n",
+    );
     assert!(pp.exists("ext/services/worker-2-1.0/config"));
     assert!(pp.exists("ext/services/worker-2-1.0.services"));
     pp.install(&worker.path)
         .ok()
-        .says(&["installed worker-1.0", "worker: registered"]);
-    pp.install(&svc.path)
-        .ok()
-        .says(&["installed svc-000-3.0", "svc-000: registered"]);
+        .shows(&pp, "installed worker-1.0 (3 files)\nworker: registered\n");
+    pp.install(&svc.path).ok().shows(
+        &pp,
+        "installed svc-000-3.0 (3 files)\nsvc-000: registered\n",
+    );
     pp.install(&tool.path)
         .ok()
-        .says(&["installed tool-1.0-2", "tool: registered"]);
+        .shows(&pp, "installed tool-1.0-2 (3 files)\ntool: registered\n");
     assert!(pp.exists("ext/services/tool-1.0-2/config"));
-    pp.install(&pool.path)
-        .ok()
-        .says(&["installed pool-2-1.0", "pool-2-a: registered"]);
+    pp.install(&pool.path).ok().shows(
+        &pp,
+        "installed pool-2-1.0 (3 files)\npool-2-a: registered\n",
+    );
     assert!(pp.exists("ext/services/pool-2-a-1.0/config"));
     for name in ["worker-2", "worker", "svc-000", "tool", "pool-2-a"] {
         assert_eq!(
@@ -170,7 +174,7 @@ fn package_install_of_names_with_dash_digits() {
     worker2.rename_prefix("worker-2-1.0.", "worker-2-1.1.");
     pp.install(&worker2.path)
         .ok()
-        .says(&["worker-2-1.0", "worker-2-1.1"]);
+        .shows(&pp, "upgraded worker-2-1.0 to worker-2-1.1 (3 files)\nstopped: worker-2\nstarted: worker-2\nworker-2: already registered (checked again)\n");
     assert!(pp.exists("ext/services/worker-2-1.1/config"));
     assert!(!pp.exists("ext/services/worker-2-1.0"));
     let w2 = pp.running_pid("worker-2");
@@ -178,9 +182,10 @@ fn package_install_of_names_with_dash_digits() {
     assert_eq!(pp.running_pid("worker"), w, "worker was not touched");
 
     // Removing package worker-2 leaves worker running and installed.
-    pp.run(&["package", "remove", "worker-2"])
-        .ok()
-        .says(&["package worker-2 removed"]);
+    pp.run(&["package", "remove", "worker-2"]).ok().shows(
+        &pp,
+        "worker-2: removed (stopped first)\npackage worker-2 removed\n",
+    );
     assert_dies(w2, "worker-2 after package remove");
     assert!(alive(w), "worker still runs");
     assert!(pp.exists("ext/services/worker-1.0/config"));
@@ -206,29 +211,17 @@ fn an_unresolved_name_explains_the_split() {
     pp.role_config("playpen_services=\"worker\"\n");
 
     let out = pp.run(&["start", "worker-2"]);
-    out.code_is(4).says(&[
-        "worker-2: unknown service",
-        "ext/services/worker-2-1.0/ exists but reads as service worker, version 2-1.0",
-        "worker is a listed name (ext/services/worker-1.0.services",
-        "list worker-2 in its package's ext/services/PACKAGE-VERSION.services",
-        "playpen_services",
-    ]);
+    out.code_is(4).shows(&pp, "servicectl: worker-2: unknown service: ext/services/worker-2-1.0/ exists but reads as service worker, version 2-1.0: worker is a listed name (ext/services/worker-1.0.services, playpen_services in etc/roles/dev/config) and worker-2 is not (a NAME-VERSION directory is split after the longest name listed in an ext/services/*.services file or in playpen_services, else at the last '-' followed by a digit) — list worker-2 in its package's ext/services/PACKAGE-VERSION.services (or in playpen_services in etc/roles/dev/config); known services: web-1.0, worker\n");
     assert!(
         !out.all().contains("no ext/services/worker-2-VERSION/"),
         "the directory exists:\n{out}"
     );
-    pp.run(&["status", "worker-2"]).code_is(4).says(&[
-        "ext/services/worker-2-1.0/ exists",
-        "last '-' followed by a digit",
-    ]);
-    pp.run(&["start", "web"]).code_is(4).says(&[
-        "ext/services/web-1.0-2/ exists but reads as service web-1.0, version 2",
-        "no .services file or playpen_services lists web",
-    ]);
+    pp.run(&["status", "worker-2"]).code_is(4).shows(&pp, "servicectl: worker-2: unknown service: ext/services/worker-2-1.0/ exists but reads as service worker, version 2-1.0: worker is a listed name (ext/services/worker-1.0.services, playpen_services in etc/roles/dev/config) and worker-2 is not (a NAME-VERSION directory is split after the longest name listed in an ext/services/*.services file or in playpen_services, else at the last '-' followed by a digit) — list worker-2 in its package's ext/services/PACKAGE-VERSION.services (or in playpen_services in etc/roles/dev/config); known services: web-1.0, worker\n");
+    pp.run(&["start", "web"]).code_is(4).shows(&pp, "servicectl: web: unknown service: ext/services/web-1.0-2/ exists but reads as service web-1.0, version 2: no .services file or playpen_services lists web, so the version is what follows the last '-' followed by a digit (a NAME-VERSION directory is split after the longest name listed in an ext/services/*.services file or in playpen_services, else at the last '-' followed by a digit) — list web in its package's ext/services/PACKAGE-VERSION.services (or in playpen_services in etc/roles/dev/config); known services: web-1.0, worker\n");
     // A name with no directory at all keeps the plain message.
     pp.run(&["start", "nosuch"])
         .code_is(4)
-        .says(&["no ext/services/nosuch-VERSION/", "known services:"]);
+        .shows(&pp, "servicectl: nosuch: unknown service (no ext/services/nosuch-VERSION/ and no services/nosuch/config) — known services: web-1.0, worker\n");
 
     // playpen_services decides too: worker-2 and web become known.
     pp.role_config("playpen_services=\"worker worker-2 web\"\n");
@@ -241,7 +234,7 @@ fn an_unresolved_name_explains_the_split() {
     pp.run(&["start"]).ok();
     assert!(pp.exists("var/servicectl/role-cache.json"));
     assert_eq!(state(&pp, "worker-2"), "running");
-    pp.run(&["status"]).ok().says(&["worker-2", "web"]);
+    pp.run(&["status"]).ok().shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nworker running {PID} {TIME} -\nworker-2 running {PID} {TIME} -\nweb running {PID} {TIME} -\n");
     pp.run(&["stop", "worker-2"]).ok();
     assert_dies(w2, "worker-2");
     assert_eq!(state(&pp, "worker"), "running");
@@ -258,9 +251,7 @@ fn project_local_worker_2_beside_packaged_worker() {
     pp.service("worker-2", CONFIG);
     // Unlisted, services/worker-2/ customises worker at version 2.
     pp.role_config("playpen_services=\"worker\"\n");
-    pp.run(&["start", "worker-2"]).code_is(4).says(&[
-        "services/worker-2/ exists but reads as the project's customisation of worker version 2",
-    ]);
+    pp.run(&["start", "worker-2"]).code_is(4).shows(&pp, "servicectl: worker-2: unknown service: services/worker-2/ exists but reads as the project's customisation of worker version 2 (services/NAME-VERSION/): worker is a listed name (ext/services/worker-1.0.services, playpen_services in etc/roles/dev/config) and worker-2 is not (a NAME-VERSION directory is split after the longest name listed in an ext/services/*.services file or in playpen_services, else at the last '-' followed by a digit) — list worker-2 in its package's ext/services/PACKAGE-VERSION.services (or in playpen_services in etc/roles/dev/config); known services: worker\n");
     pp.role_config("playpen_services=\"worker worker-2\"\n");
     pp.start(&["worker-2", "worker"]);
     let w2 = pp.running_pid("worker-2");
