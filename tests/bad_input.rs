@@ -39,17 +39,13 @@ fn unknown_service_names_it_and_lists_the_known_ones() {
     pp.service("web", "service_program=sleep\n");
     for cmd in ["start", "stop", "restart", "ping", "print-config", "check"] {
         let out = pp.run(&[cmd, "nosuch"]);
-        out.fails().says(&[
-            "servicectl: nosuch:",
-            "unknown service",
-            "known services: web",
-        ]);
+        out.fails().shows(&pp, "servicectl: nosuch: unknown service (no ext/services/nosuch-VERSION/ and no services/nosuch/config) — known services: web\n");
     }
     assert_eq!(pp.run(&["status", "nosuch"]).code, 4);
     // An unknown name among known ones refuses the whole command.
     pp.run(&["start", "web", "nosuch"])
         .fails()
-        .says(&["nosuch"]);
+        .shows(&pp, "servicectl: nosuch: unknown service (no ext/services/nosuch-VERSION/ and no services/nosuch/config) — known services: web\n");
     assert!(!pp.pidfile("web").exists());
 }
 
@@ -69,7 +65,7 @@ fn missing_program() {
         ],
     );
     assert!(!pp.exists("var/linkfarm/web"));
-    pp.run(&["check", "web"]).fails().says(&["no-such-program"]);
+    pp.run(&["check", "web"]).fails().shows(&pp, "web: problem: service_program (set in {ROOT}/services/web/config): program \"no-such-program\" not found (looked in {ROOT}/bin/no-such-program, {ROOT}/ext/bin/no-such-program, {ROOT}/ext/no-such-program, PATH) — install the program, or fix service_program\n1 checked, 1 with problems\n");
 }
 
 #[test]
@@ -158,7 +154,7 @@ fn a_role_without_playpen_services() {
     for cmd in ["start", "stop", "status"] {
         let out = pp.run(&[cmd]);
         out.fails()
-            .says(&["playpen_services", &role.display().to_string(), "dev"]);
+            .shows(&pp, "servicectl: role \"dev\" lists no services: {ROOT}/etc/roles/dev/config does not set playpen_services — add playpen_services=\"NAME …\" to {ROOT}/etc/roles/dev/config, or name the services on the command line\n");
     }
     // Naming the services still works.
     pp.start(&["web"]);
@@ -171,7 +167,7 @@ fn a_pidfile_holding_garbage_is_stale_and_cleaned_up() {
     pp.write("var/run/web.pid", "hello\n");
     let out = pp.run(&["status", "web"]);
     assert_eq!(out.code, 3, "{out}");
-    out.no_panic().says(&["stale"]);
+    out.no_panic().shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb stale - - - {ROOT}/var/run/web.pid does not hold a PID (it holds \"hello\"); `servicectl start web` cleans it up\n");
     pp.start(&["web"]);
     pp.running_pid("web");
 }
@@ -207,7 +203,7 @@ fn var_is_a_regular_file() {
     pp.write("var", "not a directory\n");
     let var = pp.path("var").display().to_string();
     let out = pp.run(&["start", "web"]);
-    out.fails().says(&[&var, "not a directory"]);
+    out.fails().shows(&pp, "servicectl: {ROOT}/var exists but is not a directory — servicectl keeps pidfiles and output under {ROOT}/var; move that file away\n");
     assert!(out.stderr.contains(" — "), "{out}");
     assert_eq!(pp.read("var"), "not a directory\n");
     assert!(pp.processes().is_empty());
@@ -242,7 +238,7 @@ fn var_is_not_writable_for_the_user() {
     .env_remove("PLAYPEN_ROOT");
     let out = run_command(&mut cmd);
     let run_dir = pp.path("var/run").display().to_string();
-    out.fails().says(&[&run_dir, "not writable"]);
+    out.fails().shows(&pp, "servicectl: {ROOT}/var/run is not writable — servicectl keeps pidfiles and output there; fix its permissions (chmod u+w {ROOT}/var/run)\n");
     assert!(out.stderr.contains(" — "), "{out}");
     assert!(!pp.pidfile("web").exists());
     assert!(pp.processes().is_empty());
@@ -278,7 +274,7 @@ fn a_dependency_cycle_is_refused_naming_the_services_and_file() {
     assert!(pp.processes().is_empty());
     pp.run(&["check", "a", "b"])
         .fails()
-        .says(&["dependency cycle"]);
+        .shows(&pp, "b: ok\na: problem: dependency cycle in service_depends: a → b → a (set in {ROOT}/services/a/config) — remove one of these dependencies\n2 checked, 1 with problems\n");
     // Stopping is never blocked by a cycle.
     pp.run(&["stop", "a", "b"]).ok();
 }

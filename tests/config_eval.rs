@@ -224,7 +224,7 @@ fn a_fragment_that_prints_does_not_corrupt_values() {
     assert_eq!(json["variables"]["ROLE_VAR"]["value"], "real");
     assert!(json["variables"].get("INJECTED").is_none(), "{json:#}");
     // playpen_services still says web, so `start` without names starts it.
-    pp.start(&[]).says(&["web: started"]);
+    pp.start(&[]).shows(&pp, "web: started (pid {PID})\n");
     let env = environ(pp.running_pid("web"));
     assert_eq!(env["ROLE_VAR"], "real");
     assert!(!env.contains_key("INJECTED"));
@@ -255,7 +255,7 @@ fn a_syntax_error_in_the_role_config_names_it() {
     let file = pp.role_config("playpen_services=web\nX=\"unclosed\n");
     pp.run(&["start", "web"])
         .fails()
-        .says(&[&file.display().to_string(), "syntax error"]);
+        .shows(&pp, "servicectl: web: config {ROOT}/etc/roles/dev/config:3 has a syntax error; sh said: /bin/sh: 3: {ROOT}/etc/roles/dev/config: Syntax error: Unterminated quoted string — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     assert!(pp.pid("web").is_none());
 }
 
@@ -266,24 +266,20 @@ fn a_failing_fragment_names_the_file() {
     let exits = pp.service("exits", "service_program=sleep\nexit 3\n");
     pp.run(&["start", "falsy"])
         .fails()
-        .says(&["servicectl: falsy:", &falsy.display().to_string()]);
+        .shows(&pp, "servicectl: falsy: config {ROOT}/services/falsy/config returned status 1 (its last command failed) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     let out = pp.run(&["start", "exits"]);
-    out.fails().says(&[
-        "servicectl: exits:",
-        &exits.display().to_string(),
-        "status 3",
-    ]);
+    out.fails().shows(&pp, "servicectl: exits: config {ROOT}/services/exits/config exited the shell (status 3) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     assert!(pp.pid("falsy").is_none() && pp.pid("exits").is_none());
     // The role config failing is reported the same way.
     let role = pp.role_config("playpen_services=falsy\nfalse\n");
     pp.run(&["status"])
         .fails()
-        .says(&[&role.display().to_string()]);
+        .shows(&pp, "servicectl: config {ROOT}/etc/roles/dev/config returned status 1 (its last command failed) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     // `exit` in the shared layer ends the shell that evaluates everything.
     let role = pp.role_config("playpen_services=falsy\nexit 0\n");
     pp.run(&["start"])
         .fails()
-        .says(&[&role.display().to_string(), "exit"]);
+        .shows(&pp, "servicectl: config {ROOT}/etc/roles/dev/config ended the config shell while it was sourced (sh exited with status 0) — remove the `exit` (or the failing command under `set -e`) from the fragment\n");
 }
 
 #[test]
@@ -336,7 +332,7 @@ fn stopping_with_a_broken_config_warns_and_runs_no_hooks() {
     );
     let out = pp.run(&["stop", "brk"]);
     out.ok()
-        .says(&["brk: stopped", "without its configuration", "syntax error"]);
+        .shows(&pp, "brk: stopped (pid {PID})\nservicectl: warning: brk: config {ROOT}/services/brk/config:3 has a syntax error; sh said: /bin/sh: 3: {ROOT}/services/brk/config: Syntax error: \"then\" unexpected; acting without its configuration (no hooks, default timeouts)\n");
     assert!(!out.all().contains("brk: brk:"), "name twice:\n{out}");
     assert_dies(pid, "brk");
     assert!(!pp.pidfile("brk").exists());

@@ -111,7 +111,7 @@ fn a_run_name_shared_by_different_programs_is_caught_before_start() {
         "service_program=other-daemon\nservice_flags=1000\nservice_run_name=shared\n",
     );
     let out = pp.run(&["start", "ra", "rb"]);
-    out.fails().shows(&pp, "servicectl: ra: the run name \"shared\" is shared by ra ({ROOT}/bin/daemon) and rb ({ROOT}/bin/other-daemon), which run different programs — give each its own service_run_name\nservicectl: rb: the run name \"shared\" is shared by ra ({ROOT}/bin/daemon) and rb ({ROOT}/bin/other-daemon), which run different programs — give each its own service_run_name\n");
+    out.fails().shows_any_order(&pp, "servicectl: ra: the run name \"shared\" is shared by ra ({ROOT}/bin/daemon) and rb ({ROOT}/bin/other-daemon), which run different programs — give each its own service_run_name\nservicectl: rb: the run name \"shared\" is shared by ra ({ROOT}/bin/daemon) and rb ({ROOT}/bin/other-daemon), which run different programs — give each its own service_run_name\n");
     assert!(
         pp.processes().is_empty(),
         "nothing started: {:?}",

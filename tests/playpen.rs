@@ -125,7 +125,10 @@ fn walks_up_from_a_subdirectory() {
         pp.root
     );
     let out = run_command(bare_command().args(["status", "web"]).current_dir(&deep));
-    out.ok().says(&["running", &pid.to_string()]);
+    out.ok().shows(
+        &pp,
+        "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
+    );
 }
 
 #[test]
@@ -199,11 +202,15 @@ fn start_and_stop_without_names_act_on_playpen_services() {
         pp.service(name, SLEEPER);
     }
     pp.role_config("playpen_services=\"a b\"\n");
-    pp.run(&["start"]).ok().says(&["a: started", "b: started"]);
+    pp.run(&["start"])
+        .ok()
+        .shows_any_order(&pp, "a: started (pid {PID})\nb: started (pid {PID})\n");
     let a = pp.running_pid("a");
     let b = pp.running_pid("b");
     assert!(pp.pid("c").is_none(), "c is not in playpen_services");
-    pp.run(&["stop"]).ok().says(&["a: stopped", "b: stopped"]);
+    pp.run(&["stop"])
+        .ok()
+        .shows_any_order(&pp, "a: stopped (pid {PID})\nb: stopped (pid {PID})\n");
     assert_dies(a, "a");
     assert_dies(b, "b");
     assert!(!pp.pidfile("a").exists() && !pp.pidfile("b").exists());

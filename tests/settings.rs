@@ -196,18 +196,8 @@ fn check_reports_all_problems_of_a_service_at_once() {
         "service_program=sleeper\nservice_hup=maybe\nservice_halt_timeout=soon\nservice_restart_policy=sometimes\nservice_config_files=etc/missing.conf\n",
     );
     let out = pp.run(&["check", "web"]);
-    out.fails().says(&[
-        "service_hup=\"maybe\"",
-        "service_halt_timeout=\"soon\"",
-        "service_restart_policy=\"sometimes\"",
-        "etc/missing.conf",
-    ]);
-    pp.run(&["start", "web"]).fails().says(&[
-        "service_hup=\"maybe\"",
-        "service_halt_timeout=\"soon\"",
-        "service_restart_policy=\"sometimes\"",
-        "etc/missing.conf",
-    ]);
+    out.fails().shows(&pp, "web: problem: 3 problems with settings:\n  service_hup=\"maybe\" (set in {ROOT}/services/web/config): must be 1 (on) or 0 (off)\n  service_halt_timeout=\"soon\" (set in {ROOT}/services/web/config): must be a number of seconds, 0 or more (fractions allowed, such as 2.5)\n  service_restart_policy=\"sometimes\" (set in {ROOT}/services/web/config): must be none, unlimited, or a number of restarts such as 3 — fix the settings in the service's config\nweb: problem: no template for etc/missing.conf: none of {ROOT}/etc/missing.conf.local, {ROOT}/etc/missing.conf, {ROOT}/ext/etc/missing.conf exists — write the template at {ROOT}/etc/missing.conf (or {ROOT}/etc/missing.conf.local for a local override), reinstall the package that provides {ROOT}/ext/etc/missing.conf, or remove \"etc/missing.conf\" from service_config_files\n1 checked, 1 with problems\n");
+    pp.run(&["start", "web"]).fails().shows(&pp, "servicectl: web: 2 problems:\n  3 problems with settings:\n      service_hup=\"maybe\" (set in {ROOT}/services/web/config): must be 1 (on) or 0 (off)\n      service_halt_timeout=\"soon\" (set in {ROOT}/services/web/config): must be a number of seconds, 0 or more (fractions allowed, such as 2.5)\n      service_restart_policy=\"sometimes\" (set in {ROOT}/services/web/config): must be none, unlimited, or a number of restarts such as 3 — fix the settings in the service's config\n  no template for etc/missing.conf: none of {ROOT}/etc/missing.conf.local, {ROOT}/etc/missing.conf, {ROOT}/ext/etc/missing.conf exists — write the template at {ROOT}/etc/missing.conf (or {ROOT}/etc/missing.conf.local for a local override), reinstall the package that provides {ROOT}/ext/etc/missing.conf, or remove \"etc/missing.conf\" from service_config_files\n");
 }
 
 #[test]
@@ -220,7 +210,7 @@ fn a_running_service_whose_settings_went_bad_still_stops() {
     std::fs::write(&config, format!("{text}service_halt_timeout=soon\n")).unwrap();
     pp.run(&["stop", "web"])
         .ok()
-        .says(&["web: stopped", "service_halt_timeout"]);
+        .shows(&pp, "web: stopped (pid {PID})\nservicectl: warning: web: service_halt_timeout=\"soon\" (set in {ROOT}/services/web/config): must be a number of seconds, 0 or more (fractions allowed, such as 2.5); acting with the defaults of the settings that are wrong\n");
     assert_dies(pid, "the service whose config went bad");
 }
 
@@ -235,7 +225,9 @@ fn a_package_restart_script_is_the_default_of_service_restart() {
     );
     pp.start(&["rs"]);
     let pid = pp.running_pid("rs");
-    pp.run(&["restart", "rs"]).ok().says(&["rs: restarted"]);
+    pp.run(&["restart", "rs"])
+        .ok()
+        .shows(&pp, "rs: restarted (pid {PID})\n");
     assert_eq!(lines(&pp.path("restart.log")), ["restart rs 1.0"]);
     // The script did the restart: the generic stop + start did not run.
     assert!(alive(pid), "the generic restart would have stopped {pid}");
@@ -259,7 +251,7 @@ fn a_failed_reload_leaves_the_rendered_files_of_the_running_process() {
     pp.role_config("GREETING=broken\n");
     pp.run(&["restart", "app"])
         .fails()
-        .says(&["app", "pre-start"]);
+        .shows(&pp, "servicectl: app: pre-start `! grep -q broken \"$LOCAL_VAR/etc/app.conf\"` exited with status 1 — fix the pre-start hook (service_pre_start)\n");
     assert_eq!(
         pp.read("var/etc/app.conf"),
         "greeting=hello\n",
@@ -272,7 +264,9 @@ fn a_failed_reload_leaves_the_rendered_files_of_the_running_process() {
     );
     // A good reload renders and signals.
     pp.role_config("GREETING=bonjour\n");
-    pp.run(&["restart", "app"]).ok().says(&["app: reloaded"]);
+    pp.run(&["restart", "app"])
+        .ok()
+        .shows(&pp, "app: reloaded with SIGHUP (pid {PID})\n");
     assert_eq!(pp.read("var/etc/app.conf"), "greeting=bonjour\n");
     assert!(wait_until(PATIENCE, || pp.exists("var/app.hups")));
 }

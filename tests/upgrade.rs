@@ -45,7 +45,7 @@ fn echo_upgrade_while_running() {
     let v1_1 = PkgCopy::echo_version("1.1");
     let out = pp.install(&v1_1.path);
     out.ok()
-        .says(&["upgraded echo-1.0 to echo-1.1", "restarted: echo"]);
+        .shows(&pp, "upgraded echo-1.0 to echo-1.1 (6 files)\nrestarted: echo\necho: already registered (checked again)\n");
 
     // A new process, which knows it was upgraded; the old one is gone.
     let new = pp.running_pid("echo");
@@ -109,7 +109,8 @@ fn echo_upgrade_while_running() {
     assert!(staging.is_empty(), "no staging directory left: {staging:?}");
 
     // It works, by servicectl's ping and directly.
-    pp.wait_ping(&["echo"]).says(&["echo-1.1/ping"]);
+    pp.wait_ping(&["echo"])
+        .shows(&pp, "echo: ok ({ROOT}/ext/services/echo-1.1/ping)\n");
     tcp_echo(pp.port(7)).expect("echo 1.1 echoes");
     pp.run(&["status", "echo"]).ok();
 
@@ -278,14 +279,14 @@ fn pre_upgrade_records_what_it_stopped_when_another_stop_fails() {
 
     pp.run(&["pre-upgrade", "duo"])
         .fails()
-        .says(&["stuck", "cannot stop now"]);
+        .shows(&pp, "servicectl: stuck: service_stop {ROOT}/bin/stuck-stop exited with status 1:\n    cannot stop now — see {ROOT}/var/run/stuck.output for its full output\n");
     assert_dies(good, "good");
     assert_eq!(pp.pid("good"), None);
     assert_eq!(pp.running_pid("stuck"), stuck, "stuck still runs");
     assert_eq!(lines(&pp.path(record)), ["good"], "{record}");
 
     // Again: good is stopped already, stuck still fails; the record is kept.
-    pp.run(&["pre-upgrade", "duo"]).fails().says(&["stuck"]);
+    pp.run(&["pre-upgrade", "duo"]).fails().shows(&pp, "servicectl: stuck: service_stop {ROOT}/bin/stuck-stop exited with status 1:\n    cannot stop now — see {ROOT}/var/run/stuck.output for its full output\n");
     assert_eq!(lines(&pp.path(record)), ["good"], "{record} after a retry");
 
     std::fs::remove_file(pp.path("stuck")).unwrap();
@@ -345,7 +346,7 @@ fn own_service_stopped_before_upgrade_and_started_after() {
     // Through package install: stopped, replaced, started on 1.1.
     pp.install(&PkgCopy::echo_version("1.1").path)
         .ok()
-        .says(&["stopped: echo", "started: echo"]);
+        .shows(&pp, "upgraded echo-1.0 to echo-1.1 (6 files)\nstopped: echo\nstarted: echo\necho: already registered (checked again)\n");
     assert_dies(second, "echo 1.0");
     let third = pp.running_pid("echo");
     assert_eq!(env_of(third, "SERVICE_VERSION").as_deref(), Some("1.1"));
@@ -383,7 +384,7 @@ fn post_upgrade_without_pre_upgrade_is_safe() {
     let bystander = pp.running_pid("bystander");
 
     let out = pp.run(&["post-upgrade", "echo"]);
-    out.ok().says(&["warning", "echo", "no pre-upgrade record"]);
+    out.ok().shows(&pp, "restarted: follower\nleft running, marked upgraded: bystander\nservicectl: warning: echo: no pre-upgrade record ({ROOT}/var/servicectl/upgrade/echo.stopped); nothing was stopped for it, so nothing is started — only running services that must restart are restarted\n");
     assert_eq!(
         pp.pid("echo"),
         None,
@@ -433,7 +434,7 @@ fn failed_upgrade_is_rolled_back() {
     broken.append("echo-2.0.config", "if then\n");
     pp.install(&broken.path)
         .fails()
-        .says(&["echo", "syntax error", "echo-2.0 was not installed"]);
+        .shows(&pp, "servicectl: echo: config {ROOT}/ext/services/echo-2.0/config:48 has a syntax error; sh said: /bin/sh: 48: {ROOT}/ext/services/echo-2.0/config: Syntax error: \"then\" unexpected; package echo-2.0 was not installed (ext/ and the registry are as before) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     assert_eq!(
         pp.ext_snapshot(),
         ext_before,
@@ -455,7 +456,8 @@ fn failed_upgrade_is_rolled_back() {
         "no pre-upgrade record left: {:?}",
         records_naming(&pp, "echo")
     );
-    pp.wait_ping(&["echo"]).says(&["echo-1.0/ping"]);
+    pp.wait_ping(&["echo"])
+        .shows(&pp, "echo: ok ({ROOT}/ext/services/echo-1.0/ping)\n");
 
     // echo 2.0 without a config for echo (caught before anything).
     let incomplete = PkgCopy::echo_version("2.0");
@@ -475,7 +477,7 @@ fn failed_upgrade_is_rolled_back() {
     let ext_before = pp.ext_snapshot();
     pp.install(&broken.path)
         .fails()
-        .says(&["echo", "syntax error", "echo-2.0 was not installed"]);
+        .shows(&pp, "servicectl: echo: config {ROOT}/ext/services/echo-2.0/config:48 has a syntax error; sh said: /bin/sh: 48: {ROOT}/ext/services/echo-2.0/config: Syntax error: \"then\" unexpected; package echo-2.0 was not installed (ext/ and the registry are as before) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     assert_eq!(pp.ext_snapshot(), ext_before);
     assert_eq!(pp.registry(), registry_before);
     assert_dies(pid, "echo stopped by the pre-upgrade of the failed install");
@@ -540,7 +542,7 @@ fn filedep_changes_on_restart() {
     // Changed, stop_on_filedep=1: stopped, and stays stopped.
     pp.write("etc/guard.dat", "v2\n");
     let out = pp.run(&["restart", "guard"]);
-    out.ok().says(&["etc/guard.dat", "not restarted"]);
+    out.ok().shows(&pp, "guard: stopped (pid {PID}), not restarted: etc/guard.dat changed and service_stop_on_filedep=1; start it when ready\n");
     assert_dies(guard2, "guard after its filedep changed");
     assert_eq!(pp.pid("guard"), None, "no pidfile");
     pp.run(&["status", "guard"]).code_is(3);

@@ -128,6 +128,23 @@ impl Out {
         self
     }
 
+    /// [`Out::shows`] for lines that come in any order (services acted on in parallel).
+    #[track_caller]
+    pub fn shows_any_order(&self, pp: &Playpen, expected: &str) -> &Out {
+        let sorted = |text: &str| {
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort_unstable();
+            lines.join("\n") + "\n"
+        };
+        let seen = golden(pp, &format!("{}{}", self.stdout, self.stderr));
+        assert_eq!(
+            sorted(&seen),
+            sorted(expected),
+            "the whole output (lines in any order), masked"
+        );
+        self
+    }
+
     /// Every needle occurs in stdout or stderr.
     #[track_caller]
     pub fn says(&self, needles: &[&str]) -> &Out {
