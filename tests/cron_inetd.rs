@@ -97,7 +97,7 @@ fn cron_fires_into_its_output_file_and_status_shows_armed() {
     // Without a supervisor a start says it needs one.
     pp.run(&["start", "tick"])
         .fails()
-        .says(&["needs the supervisor", "servicectl supervise"]);
+        .shows(&pp, "servicectl: tick: service_type=cron needs the supervisor (set in {ROOT}/services/tick/config): cron and inetd services are run by `servicectl supervise` — start the supervisor (`servicectl supervise --daemon`), then run this again\n");
     let sup = Sup::start(&pp);
     pp.run(&["start", "tick"]).ok();
     let st = status_of(&pp, "tick");
@@ -227,9 +227,11 @@ fn inetd_tcp_runs_a_handler_per_connection_with_remote_addr() {
         &format!("service_port={port}\n"),
         "#!/bin/sh\necho no\n",
     );
-    pp.run(&["start", "clash"])
-        .fails()
-        .says(&[&port.to_string()]);
+    pp.run(&["start", "clash"]).fails().says(&[
+        &port.to_string(),
+        "is already in use",
+        "servicectl --playpen",
+    ]);
     // Something else holding a port.
     let other = pp.port(1);
     let _held = TcpListener::bind(("127.0.0.1", other)).unwrap();
@@ -239,9 +241,11 @@ fn inetd_tcp_runs_a_handler_per_connection_with_remote_addr() {
         &format!("service_port={other}\n"),
         "#!/bin/sh\necho no\n",
     );
-    pp.run(&["start", "busy"])
-        .fails()
-        .says(&[&other.to_string()]);
+    pp.run(&["start", "busy"]).fails().says(&[
+        &other.to_string(),
+        "is already in use",
+        "is held by PID",
+    ]);
     pp.run(&["stop", "echo"]).ok();
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -489,7 +493,9 @@ fn restart_of_an_armed_service_rearms_it_and_says_restarted() {
     let _sup = Sup::start(&pp);
     pp.run(&["start", "echo"]).ok();
     assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "hi");
-    pp.run(&["restart", "echo"]).ok().says(&["echo: restarted"]);
+    pp.run(&["restart", "echo"])
+        .ok()
+        .shows(&pp, "echo: restarted\n");
     // Armed again, on the same port, at once.
     assert_eq!(status_of(&pp, "echo")["state"], "armed");
     assert_eq!(fetch(([127, 0, 0, 1], port).into()).trim(), "hi");

@@ -169,7 +169,7 @@ fn shell_options_of_the_role_config_do_not_break_every_service() {
     // A role config that ends the shell is the one named.
     let role = pp.role_config("playpen_services=\"a b\"\nset -e\nfalse\nx=1\n");
     let out = pp.run(&["check"]);
-    out.code_is(1).says(&[&role.display().to_string()]);
+    out.code_is(1).shows(&pp, "servicectl: config {ROOT}/etc/roles/dev/config ended the config shell while it was sourced (sh exited with status 1) — remove the `exit` (or the failing command under `set -e`) from the fragment\n");
     assert!(
         !out.all().contains("services/a/config") && !out.all().contains("services/b/config"),
         "the services' own fragments are not blamed:\n{out}"
@@ -197,7 +197,7 @@ fn an_unreadable_fragment_is_named_without_a_line_of_the_driver() {
     let out = pp.run(&["check", "locked"]);
     let path = config.display().to_string();
     out.code_is(1)
-        .says(&[&format!("{path} cannot be read"), "Permission denied"]);
+        .shows(&pp, "locked: problem: config {ROOT}/services/locked/config cannot be read: Permission denied (os error 13) — make {ROOT}/services/locked/config readable by the user servicectl runs as\n1 checked, 1 with problems\n");
     assert!(
         !out.all().contains(&format!("{path}:")),
         "no line number (it would be the driver's):\n{out}"
@@ -304,7 +304,7 @@ fn hooks_that_sh_cannot_parse_are_found_by_check() {
     );
     assert!(problems.iter().any(|l| l.contains("service_post_stop")));
     let out = pp.run(&["start", "hooked"]);
-    out.fails().says(&["service_pre_start", "not valid sh"]);
+    out.fails().shows(&pp, "servicectl: hooked: 2 problems:\n  service_pre_start (set in {ROOT}/services/hooked/config) is not valid sh: line 1: Syntax error: \"then\" unexpected — fix the command string (it runs as `sh -c \"$service_pre_start\"`)\n  service_post_stop (set in {ROOT}/services/hooked/config) is not valid sh: line 1: Syntax error: end of file unexpected (expecting \")\") — fix the command string (it runs as `sh -c \"$service_post_stop\"`)\n");
     assert!(!pp.pidfile("hooked").exists());
 }
 
@@ -358,7 +358,7 @@ fn a_run_name_that_a_running_service_uses_for_another_program() {
     let out = pp.run(&["check", "two"]);
     out.code_is(1)
         .out_says(&["two: problem:", "\"shared\"", "one", "running"]);
-    pp.run(&["start", "two"]).fails().says(&["shared"]);
+    pp.run(&["start", "two"]).fails().shows(&pp, "servicectl: two: the run name \"shared\" is shared by two ({ROOT}/bin/second) and one ({ROOT}/bin/first, running), which run different programs — give each its own service_run_name\n");
     assert!(!pp.pidfile("two").exists());
 }
 
@@ -375,6 +375,6 @@ fn check_of_a_service_reports_the_problems_of_what_it_depends_on() {
         "#! line",
         "2 checked, 1 with problems",
     ]);
-    pp.run(&["start", "web"]).fails().says(&["db:"]);
+    pp.run(&["start", "web"]).fails().shows(&pp, "servicectl: db: service_program (set in {ROOT}/services/db/config): cannot execute {ROOT}/bin/plain: it is neither a binary nor a script with a #! line (exec fails with ENOEXEC) — make it a binary for this system, or a script whose first line is #! and an interpreter that exists (such as #!/bin/sh)\nservicectl: web: not started: other services have configuration problems (listed above)\n");
     assert!(pp.processes().is_empty());
 }

@@ -113,12 +113,7 @@ fn a_failing_pre_start_aborts_the_start_and_shows_its_output() {
         "service_program=prog\nservice_pre_start='echo \"cannot prepare the database\" >&2; exit 4'\n",
     );
     let out = pp.run(&["start", "web"]);
-    out.fails().says(&[
-        "servicectl: web:",
-        "pre-start",
-        "cannot prepare the database",
-        "status 4",
-    ]);
+    out.fails().shows(&pp, "servicectl: web: pre-start `echo \"cannot prepare the database\" >&2; exit 4` exited with status 4:\n    cannot prepare the database — fix the pre-start hook (service_pre_start)\n");
     assert!(!pp.pidfile("web").exists());
     assert!(!pp.exists("program-ran"), "the program must not start");
     assert!(pp.processes().is_empty());
@@ -131,7 +126,7 @@ fn a_failing_pre_start_aborts_the_start_and_shows_its_output() {
     );
     pp.run(&["start", "web"])
         .fails()
-        .says(&["servicectl: web:", "disk full"]);
+        .shows(&pp, "servicectl: web: pre-start {ROOT}/services/web/pre-start exited with status 1:\n    disk full — fix the pre-start hook (service_pre_start)\n");
     assert!(!pp.exists("program-ran"));
 }
 
@@ -143,12 +138,7 @@ fn a_failing_pre_stop_hook_does_not_prevent_stop() {
     pp.start(&["web"]);
     let pid = pp.running_pid("web");
     let out = pp.run(&["stop", "web"]);
-    out.ok().says(&[
-        "web: stopped",
-        "(but pre-stop",
-        "status 1",
-        "pre-stop-fails",
-    ]);
+    out.ok().shows(&pp, "web: stopped (pid {PID}) (but pre-stop `echo pre-stop-fails; false` exited with status 1:\n    pre-stop-fails)\n");
     assert_dies(pid, "web");
     assert!(!pp.pidfile("web").exists());
     assert!(!pp.exists("var/run/web.start"));
@@ -174,7 +164,9 @@ fn pre_and_post_start_run_around_a_sighup_restart() {
     let pid = pp.running_pid("web");
     assert!(wait_until(PATIENCE, || pp.exists("ready")));
     assert_eq!(lines(&pp.path("hooks.log")), ["pre_start", "post_start"]);
-    pp.run(&["restart", "web"]).ok().says(&["reloaded"]);
+    pp.run(&["restart", "web"])
+        .ok()
+        .shows(&pp, "web: reloaded with SIGHUP (pid {PID})\n");
     let log = pp.path("hooks.log");
     assert!(
         wait_until(PATIENCE, || lines(&log).len() == 5),
