@@ -350,9 +350,10 @@ fn remove_service_racing_start_leaves_the_new_process_on_record() {
     assert!(running.len() <= 1, "{running:?}; {context}");
     assert_eq!(off_record(&pp), [], "web runs off record; {context}");
     if let [pid] = running[..] {
-        pp.run(&["status", "web"])
-            .ok()
-            .says(&["running", &pid.to_string()]);
+        pp.run(&["status", "web"]).ok().shows(
+            &pp,
+            "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
+        );
     }
     pp.run(&["stop", "web"]).ok();
     assert_eq!(processes_of(&pp, "web"), Vec::<i32>::new(), "{context}");
@@ -394,14 +395,17 @@ fn a_program_that_daemonizes_is_stopped_and_named() {
     for attempt in 0..3 {
         let out = pp.run(&["start", "web"]);
         out.fails()
-            .says(&["it daemonized", "set service_makes_own_pidfile=1"]);
+            .shows(&pp, "servicectl: web: {ROOT}/bin/forker exited with status 0 right after starting, and it daemonized: set service_makes_own_pidfile=1 (servicectl stopped the 1 process it left in a session of its own: PID {PID}) — a program that forks into the background must write its PID to $SERVICE_PIDFILE, with service_makes_own_pidfile=1; or run it in the foreground (most daemons have an option for that)\n");
         assert_eq!(
             processes_of(&pp, "web"),
             Vec::<i32>::new(),
             "attempt {attempt} left its daemon behind:\n{out}"
         );
         assert!(!pp.pidfile("web").exists());
-        pp.run(&["status", "web"]).code_is(3).says(&["stopped"]);
+        pp.run(&["status", "web"]).code_is(3).shows(
+            &pp,
+            "SERVICE STATE PID UPTIME PORTS NOTE\nweb stopped - - -\n",
+        );
     }
     // Configured as a daemon, it starts and stops.
     pp.write_exec(
@@ -607,12 +611,15 @@ fn status_shows_a_start_in_progress_and_leaves_it_alone() {
     let pid = processes_of(&pp, "web")[0];
     pp.run(&["status", "web"])
         .code_is(3)
-        .says(&["starting", &start.id().to_string()]);
+        .shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb starting - - - servicectl (PID {PID}) is starting it\n");
     assert!(alive(pid), "status stopped a start in progress");
     std::fs::write(pp.path("var/go"), "").unwrap();
     finish(start, started, "servicectl start web").ok();
     assert_eq!(pp.running_pid("web"), pid);
-    pp.run(&["status", "web"]).ok().says(&["running"]);
+    pp.run(&["status", "web"]).ok().shows(
+        &pp,
+        "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
+    );
 }
 
 /// servicectl killed while waiting for a program's own pidfile; the program writes it
@@ -643,10 +650,13 @@ fn a_cut_short_start_adopts_the_pid_the_program_wrote_after_servicectl_died() {
     std::fs::write(pp.path("var/go"), "").unwrap();
     assert!(wait_until(PATIENCE, || pp.pid("web") == Some(program)
         && env_of(program, "PLAYPEN_ROOT").is_none()));
-    pp.run(&["status", "web"])
+    pp.run(&["status", "web"]).ok().shows(
+        &pp,
+        "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
+    );
+    pp.run(&["start", "web"])
         .ok()
-        .says(&["running", &program.to_string()]);
-    pp.run(&["start", "web"]).ok().says(&["already running"]);
+        .shows(&pp, "web: already running (pid {PID})\n");
     pp.run(&["stop", "web"]).ok();
     assert_dies(program, "web");
 }
@@ -668,7 +678,7 @@ fn sigterm_starts_nothing_new() {
     pp.role_config(&format!("playpen_services=\"{}\"\n", names.join(" ")));
     let out = interrupted_start(&pp, Signal::SIGTERM, Moment::Pidfiles(3));
     out.fails()
-        .says(&["not started: servicectl received SIGTERM"]);
+        .shows(&pp, "c0: started (pid {PID})\nc1: started (pid {PID})\nc2: started (pid {PID})\nservicectl: c3: not started: servicectl received SIGTERM and starts nothing new — what had begun was finished and is on record; run the command again for the rest\nservicectl: c4: not started because c3, which it depends on, failed — fix c3 (its error is above), then run this again\nservicectl: c5: not started because c4, which it depends on, failed — fix c4 (its error is above), then run this again\nservicectl: c6: not started because c5, which it depends on, failed — fix c5 (its error is above), then run this again\nservicectl: c7: not started because c6, which it depends on, failed — fix c6 (its error is above), then run this again\n");
     assert_eq!(off_record(&pp), [], "{out}");
     let mut running: Vec<String> = service_processes(&pp).into_iter().map(|(_, n)| n).collect();
     running.sort();

@@ -187,14 +187,16 @@ fn one_supervisor_per_playpen_and_a_stale_socket_is_no_obstacle() {
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
     // Without a supervisor every command acts directly, stale socket or not.
-    pp.run(&["start", "a"]).ok().says(&["a: started"]);
+    pp.run(&["start", "a"])
+        .ok()
+        .shows(&pp, "a: started (pid {PID})\n");
     pp.run(&["stop", "a"]).ok();
     let sup = Supervisor::start(&pp, &[]);
     wait_state(&pp, &sup, "a", "running");
     let second = pp.run_timeout(&["supervise"], 20);
     second
         .code_is(1)
-        .says(&[&format!("already supervised by PID {}", sup.pid())]);
+        .shows(&pp, "servicectl: {ROOT} is already supervised by PID {PID} — talk to it with servicectl status/start/stop; `servicectl shutdown` ends it\n");
     // The live supervisor's socket is still there and answers.
     assert_eq!(pp.view("a")["state"], "running");
     let mode = std::fs::metadata(&socket).unwrap();
@@ -222,14 +224,18 @@ fn a_crashed_service_is_restarted_and_a_stop_is_never_followed_by_a_restart() {
         .ok()
         .out_says(&["RESTARTS", "LAST EXIT", "was killed by signal SIGKILL"]);
     // A stop through the supervisor is on purpose.
-    pp.run(&["stop", "web"]).ok().says(&["web: stopped"]);
+    pp.run(&["stop", "web"])
+        .ok()
+        .shows(&pp, "web: stopped (pid {PID})\n");
     assert_dies(second, "web after stop");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(pp.view("web")["state"], "stopped");
     assert!(pp.running_as("web").is_empty());
     pp.run(&["status", "web"]).code_is(3);
     // And a start brings it back.
-    pp.run(&["start", "web"]).ok().says(&["web: started"]);
+    pp.run(&["start", "web"])
+        .ok()
+        .shows(&pp, "web: started (pid {PID})\n");
     assert_eq!(pp.running_as("web").len(), 1);
 }
 
@@ -304,7 +310,7 @@ fn shutdown_and_sigterm_stop_dependants_first_then_exit_0() {
         if how == "shutdown" {
             pp.run(&["shutdown"])
                 .ok()
-                .says(&["web: stopped", "db: stopped", "shut down"]);
+                .shows(&pp, "web: stopped (pid {PID})\napp: stopped (pid {PID})\ndb: stopped (pid {PID})\nsupervisor of {ROOT} shut down\n");
         } else {
             kill(sup.pid(), nix::sys::signal::Signal::SIGTERM);
         }
@@ -313,7 +319,9 @@ fn shutdown_and_sigterm_stop_dependants_first_then_exit_0() {
         assert!(pp.running_as("db").is_empty());
         assert!(!pp.exists("var/run/servicectl.sock"));
         // Without a supervisor, shutdown says so.
-        pp.run(&["shutdown"]).ok().says(&["no supervisor runs"]);
+        pp.run(&["shutdown"])
+            .ok()
+            .shows(&pp, "no supervisor runs for {ROOT}\n");
     }
 }
 
@@ -379,7 +387,7 @@ fn bad_clients_do_not_block_or_crash_the_supervisor() {
     wait_state(&pp, &sup, "a", "stopped");
     // Still answering, quickly; an unknown service is a clear error (exit 4).
     let out = pp.run_timeout(&["status", "nosuch"], 10);
-    out.code_is(4).says(&["nosuch"]);
+    out.code_is(4).shows(&pp, "servicectl: nosuch: unknown service (no ext/services/nosuch-VERSION/ and no services/nosuch/config) — known services: a\n");
     let reply = raw_request(&pp, b"{\"v\":1,\"op\":\"hello\"}\n");
     assert!(reply.contains(&format!("\"pid\":{}", sup.pid())), "{reply}");
     // Its memory stayed bounded: the 10 MB line was not kept.
@@ -446,7 +454,7 @@ fn dependants_start_once_what_they_depend_on_is_ready_and_wait_says_so() {
     pp.write("var/db-ready", "");
     pp.run(&["wait", "db", "app", "--timeout", "20"])
         .ok()
-        .says(&["db: ready", "app: ready"]);
+        .shows(&pp, "db: ready\napp: ready\n");
     assert_eq!(pp.running_as("app").len(), 1);
     assert_eq!(pp.view("app")["state"], "running");
     drop(sup);
@@ -480,9 +488,14 @@ fn enable_disable_up_and_down_with_and_without_a_supervisor() {
     let pp = Playpen::with_ports(&["a", "b"], &[]);
     pp.sleeper_service("a", "");
     pp.sleeper_service("b", "");
-    pp.run(&["disable", "b"]).ok().says(&["b: disabled"]);
+    pp.run(&["disable", "b"]).ok().shows(
+        &pp,
+        "b: disabled\n`servicectl up` brings the services to their desired state\n",
+    );
     assert!(pp.registry_line("b").unwrap().contains("\tdisable"));
-    pp.run(&["disable", "b"]).ok().says(&["already disabled"]);
+    pp.run(&["disable", "b"])
+        .ok()
+        .shows(&pp, "b: already disabled\n");
     // Without a supervisor: up starts the enabled and stops the disabled.
     pp.run(&["start", "b"]).ok();
     pp.run(&["up"]).ok();
@@ -497,10 +510,17 @@ fn enable_disable_up_and_down_with_and_without_a_supervisor() {
         pp.running_as("b").is_empty(),
         "a disabled service was started"
     );
-    pp.run(&["enable", "b"]).ok().says(&["b: enabled"]);
-    pp.run(&["up"]).ok().says(&["b: started"]);
+    pp.run(&["enable", "b"]).ok().shows(
+        &pp,
+        "b: enabled\n`servicectl up` brings the services to their desired state\n",
+    );
+    pp.run(&["up"])
+        .ok()
+        .shows(&pp, "b: started (pid {PID})\nalready running (1): a\n");
     wait_state(&pp, &sup, "b", "running");
-    pp.run(&["up"]).ok().says(&["already running"]);
+    pp.run(&["up"])
+        .ok()
+        .shows(&pp, "already running (2): a, b\n");
     pp.run(&["down"]).ok();
     assert!(wait_until(PATIENCE, || pp.running_as("a").is_empty()
         && pp.running_as("b").is_empty()));
@@ -773,7 +793,9 @@ fn package_hooks_acting_directly_are_followed_not_fought() {
         .as_i64()
         .unwrap() as i32;
     // pre-upgrade stops it directly (no daemon needed): no restart follows.
-    pp.run(&["pre-upgrade", "web"]).ok().says(&["stopped: web"]);
+    pp.run(&["pre-upgrade", "web"])
+        .ok()
+        .shows(&pp, "stopped: web\n");
     assert_dies(first, "web after pre-upgrade");
     wait_state(&pp, &sup, "web", "stopped");
     std::thread::sleep(Duration::from_millis(1500));
@@ -781,7 +803,7 @@ fn package_hooks_acting_directly_are_followed_not_fought() {
     // post-upgrade starts it directly: the supervisor takes it over.
     pp.run(&["post-upgrade", "web"])
         .ok()
-        .says(&["started: web"]);
+        .shows(&pp, "started: web\n");
     let v = wait_state(&pp, &sup, "web", "running");
     let second = v["pid"].as_i64().unwrap() as i32;
     assert_eq!(instances(&pp, "web"), [second]);
