@@ -150,7 +150,7 @@ fn config_syntax_error_leaves_nothing_behind() {
 fn a_role_without_playpen_services() {
     let pp = Playpen::new();
     pp.service("web", "service_program=sleep\nservice_flags=1000\n");
-    let role = pp.role_config("PORT_PREFIX=8000\n");
+    pp.role_config("PORT_PREFIX=8000\n");
     for cmd in ["start", "stop", "status"] {
         let out = pp.run(&[cmd]);
         out.fails()
@@ -201,7 +201,6 @@ fn var_is_a_regular_file() {
     pp.service("web", "service_program=sleep\nservice_flags=1000\n");
     std::fs::remove_dir_all(pp.path("var")).unwrap();
     pp.write("var", "not a directory\n");
-    let var = pp.path("var").display().to_string();
     let out = pp.run(&["start", "web"]);
     out.fails().shows(&pp, "servicectl: {ROOT}/var exists but is not a directory — servicectl keeps pidfiles and output under {ROOT}/var; move that file away\n");
     assert!(out.stderr.contains(" — "), "{out}");
@@ -237,7 +236,6 @@ fn var_is_not_writable_for_the_user() {
     .env("NO_COLOR", "1")
     .env_remove("PLAYPEN_ROOT");
     let out = run_command(&mut cmd);
-    let run_dir = pp.path("var/run").display().to_string();
     out.fails().shows(&pp, "servicectl: {ROOT}/var/run is not writable — servicectl keeps pidfiles and output there; fix its permissions (chmod u+w {ROOT}/var/run)\n");
     assert!(out.stderr.contains(" — "), "{out}");
     assert!(!pp.pidfile("web").exists());

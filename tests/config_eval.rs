@@ -252,7 +252,7 @@ fn a_syntax_error_names_the_file_and_line() {
 fn a_syntax_error_in_the_role_config_names_it() {
     let pp = Playpen::new();
     pp.service("web", "service_program=sleep\n");
-    let file = pp.role_config("playpen_services=web\nX=\"unclosed\n");
+    pp.role_config("playpen_services=web\nX=\"unclosed\n");
     pp.run(&["start", "web"])
         .fails()
         .shows(&pp, "servicectl: web: config {ROOT}/etc/roles/dev/config:3 has a syntax error; sh said: /bin/sh: 3: {ROOT}/etc/roles/dev/config: Syntax error: Unterminated quoted string — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
@@ -262,8 +262,8 @@ fn a_syntax_error_in_the_role_config_names_it() {
 #[test]
 fn a_failing_fragment_names_the_file() {
     let pp = Playpen::new();
-    let falsy = pp.service("falsy", "service_program=sleep\nfalse\n");
-    let exits = pp.service("exits", "service_program=sleep\nexit 3\n");
+    pp.service("falsy", "service_program=sleep\nfalse\n");
+    pp.service("exits", "service_program=sleep\nexit 3\n");
     pp.run(&["start", "falsy"])
         .fails()
         .shows(&pp, "servicectl: falsy: config {ROOT}/services/falsy/config returned status 1 (its last command failed) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
@@ -271,12 +271,12 @@ fn a_failing_fragment_names_the_file() {
     out.fails().shows(&pp, "servicectl: exits: config {ROOT}/services/exits/config exited the shell (status 3) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     assert!(pp.pid("falsy").is_none() && pp.pid("exits").is_none());
     // The role config failing is reported the same way.
-    let role = pp.role_config("playpen_services=falsy\nfalse\n");
+    pp.role_config("playpen_services=falsy\nfalse\n");
     pp.run(&["status"])
         .fails()
         .shows(&pp, "servicectl: config {ROOT}/etc/roles/dev/config returned status 1 (its last command failed) — fix the fragment (it is sourced by sh; check it with `sh -n FILE`), and end it with a command that succeeds\n");
     // `exit` in the shared layer ends the shell that evaluates everything.
-    let role = pp.role_config("playpen_services=falsy\nexit 0\n");
+    pp.role_config("playpen_services=falsy\nexit 0\n");
     pp.run(&["start"])
         .fails()
         .shows(&pp, "servicectl: config {ROOT}/etc/roles/dev/config ended the config shell while it was sourced (sh exited with status 0) — remove the `exit` (or the failing command under `set -e`) from the fragment\n");

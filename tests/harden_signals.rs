@@ -167,7 +167,7 @@ fn shell_options_of_the_role_config_do_not_break_every_service() {
     pp.running_pid("b");
     pp.run(&["stop"]).ok();
     // A role config that ends the shell is the one named.
-    let role = pp.role_config("playpen_services=\"a b\"\nset -e\nfalse\nx=1\n");
+    pp.role_config("playpen_services=\"a b\"\nset -e\nfalse\nx=1\n");
     let out = pp.run(&["check"]);
     out.code_is(1).shows(&pp, "servicectl: config {ROOT}/etc/roles/dev/config ended the config shell while it was sourced (sh exited with status 1) — remove the `exit` (or the failing command under `set -e`) from the fragment\n");
     assert!(

@@ -350,10 +350,13 @@ fn remove_service_racing_start_leaves_the_new_process_on_record() {
     assert!(running.len() <= 1, "{running:?}; {context}");
     assert_eq!(off_record(&pp), [], "web runs off record; {context}");
     if let [pid] = running[..] {
-        pp.run(&["status", "web"]).ok().shows(
-            &pp,
-            "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
-        );
+        pp.run(&["status", "web"])
+            .ok()
+            .shows(
+                &pp,
+                "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
+            )
+            .says(&[&pid.to_string()]);
     }
     pp.run(&["stop", "web"]).ok();
     assert_eq!(processes_of(&pp, "web"), Vec::<i32>::new(), "{context}");

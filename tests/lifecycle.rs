@@ -101,7 +101,7 @@ fn a_regular_file_in_the_linkfarm_is_not_clobbered() {
 fn a_run_name_shared_by_different_programs_is_caught_before_start() {
     let pp = Playpen::new();
     let sleep = pp.install_sleep("bin/daemon");
-    let other = pp.install_sleep("bin/other-daemon");
+    pp.install_sleep("bin/other-daemon");
     pp.service(
         "ra",
         "service_program=daemon\nservice_flags=1000\nservice_run_name=shared\n",
@@ -333,7 +333,7 @@ fn service_no_pidfile_needs_a_ping() {
         "bin/nopid",
         "#!/bin/sh\necho $$ > \"$PLAYPEN_ROOT/nopid.alive\"\nexec sleep 1000\n",
     );
-    let config = pp.service("web", "service_program=nopid\nservice_no_pidfile=1\n");
+    pp.service("web", "service_program=nopid\nservice_no_pidfile=1\n");
     pp.run(&["start", "web"]).fails().shows(&pp, "servicectl: web: service_no_pidfile=1 but there is no ping (set in {ROOT}/services/web/config) — a service without a pidfile must provide service_ping (or a .ping script) so its state can be checked\n");
     assert!(pp.processes().is_empty(), "nothing started");
 
@@ -371,11 +371,10 @@ fn no_pidfile_with_a_start_script_needs_a_stop_script() {
         "bin/nopid-ping",
         "#!/bin/sh\ntest -d \"/proc/$(cat \"$PLAYPEN_ROOT/nopid.pid\")\"\n",
     );
-    let config = pp.service(
+    pp.service(
         "web",
         "service_start=nopid-start\nservice_no_pidfile=1\nservice_ping=nopid-ping\n",
     );
-    let config = config.display().to_string();
     pp.run(&["start", "web"]).fails().shows(&pp, "servicectl: web: service_no_pidfile=1 (set in {ROOT}/services/web/config) with service_start needs a service_stop script: without a pidfile servicectl cannot know the PID to signal — fix the setting in the service's config\n");
     assert!(!pp.exists("nopid.pid"), "the start script did not run");
     assert!(
@@ -520,7 +519,7 @@ fn java_runs_without_a_symlink_and_gets_a_classpath() {
 #[test]
 fn a_bad_interpreter_is_a_clear_exec_error() {
     let pp = Playpen::new();
-    let program = pp.write_exec("bin/broken", "#!/nonexistent/interpreter\necho never\n");
+    pp.write_exec("bin/broken", "#!/nonexistent/interpreter\necho never\n");
     pp.service("web", "service_program=broken\n");
     let out = pp.run(&["start", "web"]);
     out.fails().shows(&pp, "servicectl: web: service_program (set in {ROOT}/services/web/config): cannot execute {ROOT}/bin/broken: its #! interpreter /nonexistent/interpreter does not exist — make it a binary for this system, or a script whose first line is #! and an interpreter that exists (such as #!/bin/sh)\n");
@@ -632,7 +631,9 @@ fn restart_with_service_hup_sends_sighup_and_keeps_the_pid() {
     );
     pp.run(&["restart", "web"])
         .ok()
-        .shows(&pp, "web: reloaded with SIGHUP (pid {PID})\n");
+        .shows(&pp, "web: reloaded with SIGHUP (pid {PID})\n")
+        .says(&[&pid.to_string()])
+        .says(&[&pid.to_string()]);
     assert!(
         wait_until(PATIENCE, || lines(&pp.path("hups")).len() == 1),
         "the program got SIGHUP"

@@ -125,10 +125,12 @@ fn walks_up_from_a_subdirectory() {
         pp.root
     );
     let out = run_command(bare_command().args(["status", "web"]).current_dir(&deep));
-    out.ok().shows(
-        &pp,
-        "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
-    );
+    out.ok()
+        .shows(
+            &pp,
+            "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} -\n",
+        )
+        .says(&[&pid.to_string()]);
 }
 
 #[test]

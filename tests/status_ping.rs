@@ -238,7 +238,8 @@ fn a_deleted_pidfile_does_not_double_a_running_service() {
     std::fs::remove_file(pp.pidfile("web")).unwrap();
 
     let status = pp.run(&["status", "web"]);
-    status.ok().shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} - its pidfile is missing; `servicectl start web` writes it again\n");
+    status.ok().shows(&pp, "SERVICE STATE PID UPTIME PORTS NOTE\nweb running {PID} {TIME} - its pidfile is missing; `servicectl start web` writes it again\n")
+        .says(&[&pid.to_string()]);
     let json = pp.run(&["status", "web", "--json"]).ok().json();
     assert_eq!(json[0]["state"], "running", "{json}");
     assert_eq!(json[0]["pid"], pid, "{json}");
@@ -251,7 +252,9 @@ fn a_deleted_pidfile_does_not_double_a_running_service() {
 
     pp.run(&["start", "web"])
         .ok()
-        .shows(&pp, "web: already running (pid {PID})\n");
+        .shows(&pp, "web: already running (pid {PID})\n")
+        .says(&[&pid.to_string()])
+        .says(&[&pid.to_string()]);
     assert_eq!(
         pp.running_as("web"),
         [pid],
@@ -332,7 +335,8 @@ fn ping_prefers_the_project_script_then_the_package_then_status() {
     let pid = pp.running_pid("web");
     pp.run(&["ping", "web"])
         .ok()
-        .shows(&pp, "web: ok (status): running (pid {PID})\n");
+        .shows(&pp, "web: ok (status): running (pid {PID})\n")
+        .says(&[&format!("(pid {pid})")]);
     assert_eq!(lines(&pp.path("pings")).len(), 2, "no script ran");
 
     pp.run(&["stop", "web"]).ok();
@@ -424,8 +428,8 @@ fn check_validates_without_starting_anything() {
         "good",
         "service_pre_start='touch \"$PLAYPEN_ROOT/hook-ran\"'\n",
     );
-    let bad_config = pp.service("badprog", "service_program=missing-program\n");
-    let broken = pp.service("broken", "service_program=sleep\nif then\n");
+    pp.service("badprog", "service_program=missing-program\n");
+    pp.service("broken", "service_program=sleep\nif then\n");
     pp.role_config("playpen_services=\"good badprog broken\"\n");
 
     pp.run(&["check", "good"])

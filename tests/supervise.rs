@@ -196,7 +196,8 @@ fn one_supervisor_per_playpen_and_a_stale_socket_is_no_obstacle() {
     let second = pp.run_timeout(&["supervise"], 20);
     second
         .code_is(1)
-        .shows(&pp, "servicectl: {ROOT} is already supervised by PID {PID} — talk to it with servicectl status/start/stop; `servicectl shutdown` ends it\n");
+        .shows(&pp, "servicectl: {ROOT} is already supervised by PID {PID} — talk to it with servicectl status/start/stop; `servicectl shutdown` ends it\n")
+        .says(&[&format!("already supervised by PID {}", sup.pid())]);
     // The live supervisor's socket is still there and answers.
     assert_eq!(pp.view("a")["state"], "running");
     let mode = std::fs::metadata(&socket).unwrap();
