@@ -85,7 +85,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
         pids.insert(name, pp.running_pid(name));
     }
     pp.wait_ping(&[])
-        .says(&["echo: ok", "redis: ok", "nginx: ok", "httpd-python: ok"]);
+        .shows_any_order(&pp, "redis: ok ({ROOT}/ext/services/redis-1.0/ping)\nnginx: ok ({ROOT}/ext/services/nginx-1.0/ping)\nhttpd-python: ok ({ROOT}/ext/services/httpd-python-1.0/ping)\necho: ok ({ROOT}/ext/services/echo-1.0/ping)\n");
     for name in samples {
         pp.run(&["ping", name]).ok();
     }
@@ -144,7 +144,9 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
         "nginx has workers"
     );
     let workers = children(master);
-    pp.run(&["restart", "nginx"]).ok().says(&["reloaded"]);
+    pp.run(&["restart", "nginx"])
+        .ok()
+        .shows(&pp, "nginx: reloaded with SIGHUP (pid {PID})\n");
     assert_eq!(pp.running_pid("nginx"), master, "a reload keeps the master");
     assert!(
         wait_until(PATIENCE, || {
@@ -176,7 +178,7 @@ fn sample_packages_install_start_ping_upgrade_and_remove() {
     }
     pp.install(&sample("nginx"))
         .ok()
-        .says(&["reinstalled nginx-1.0"]);
+        .shows(&pp, "reinstalled nginx-1.0 (6 files)\nreloaded: nginx\nnginx: already registered (checked again)\n");
     assert_eq!(
         pp.running_pid("nginx"),
         master,
@@ -261,24 +263,21 @@ fn new_service_registers_and_reports_missing_variables() {
     // No PORT_PREFIX: ECHO_PORT cannot be resolved.
     pp.write("etc/roles/dev/config", "playpen_services=\"\"\n");
     let out = pp.install(&sample("echo"));
-    out.ok().says(&[
-        "echo: registered",
-        "missing variables: ECHO_PORT",
-        "missing-env --script",
-        "ECHO_PORT=8007",
-        "not in playpen_services",
-    ]);
+    out.ok().shows(&pp, "installed echo-1.0 (6 files)\necho: registered\necho: missing variables: ECHO_PORT — add them to {ROOT}/etc/roles/dev/config (`servicectl missing-env --script echo >> {ROOT}/etc/roles/dev/config` sets defaults):\n# echo: TCP port of the echo daemon (port)\nECHO_PORT=8007\necho: not in playpen_services of {ROOT}/etc/roles/dev/config; add it there to start it with the role (or `servicectl start echo`)\n");
     assert_eq!(pp.registry(), "echo\tinit\tenable\n");
 
     // The package manager's hook again: checked again, still one line.
     pp.run(&["new-service", "echo"])
         .ok()
-        .says(&["already registered", "missing variables: ECHO_PORT"]);
+        .shows(&pp, "echo: already registered (checked again)\necho: missing variables: ECHO_PORT — add them to {ROOT}/etc/roles/dev/config (`servicectl missing-env --script echo >> {ROOT}/etc/roles/dev/config` sets defaults):\n# echo: TCP port of the echo daemon (port)\nECHO_PORT=8007\necho: not in playpen_services of {ROOT}/etc/roles/dev/config; add it there to start it with the role (or `servicectl start echo`)\n");
     assert_eq!(pp.registry(), "echo\tinit\tenable\n");
 
     // The hint works: the script sets the default, and nothing is missing any more.
     let script = pp.run(&["missing-env", "--script", "echo"]);
-    script.fails().says(&["ECHO_PORT=8007"]);
+    script.fails().shows(
+        &pp,
+        "# echo: TCP port of the echo daemon (port)\nECHO_PORT=8007\n",
+    );
     let role = pp.read("etc/roles/dev/config");
     pp.write("etc/roles/dev/config", &format!("{role}{}", script.stdout));
     pp.run(&["missing-env", "echo"]).ok();
@@ -297,7 +296,7 @@ fn new_service_registers_and_reports_missing_variables() {
     // Unknown services are refused, with nothing registered.
     pp.run(&["new-service", "no-such-service"])
         .fails()
-        .says(&["no-such-service"]);
+        .shows(&pp, "servicectl: no-such-service: unknown service (no ext/services/no-such-service-VERSION/ and no services/no-such-service/config) — known services: echo, nginx\n");
     assert_eq!(pp.registry_line("no-such-service"), None);
     // Nothing was started by any of this.
     assert!(pp.processes().is_empty());
@@ -322,7 +321,7 @@ fn remove_service_stops_cleans_up_and_is_idempotent() {
 
     pp.run(&["remove-service", "echo"])
         .ok()
-        .says(&["echo: stopped", "unregistered"]);
+        .shows(&pp, "echo: stopped, unregistered, removed 1 file(s)\n");
     assert!(
         !alive(pid),
         "echo (PID {pid}) was stopped by remove-service"
@@ -341,7 +340,7 @@ fn remove_service_stops_cleans_up_and_is_idempotent() {
 
     pp.run(&["remove-service", "echo"])
         .ok()
-        .says(&["nothing to remove"]);
+        .shows(&pp, "echo: nothing to remove (not registered)\n");
     pp.run(&["remove-service", "echo"]).ok();
     assert_eq!(pp.registry_line("echo"), None);
 
@@ -350,14 +349,14 @@ fn remove_service_stops_cleans_up_and_is_idempotent() {
     assert!(pp.registry_line("echo").is_some());
     pp.run(&["remove-service", "echo"])
         .ok()
-        .says(&["unregistered"]);
+        .shows(&pp, "echo: unregistered\n");
     assert_eq!(pp.registry_line("echo"), None);
 
     pp.run(&["package", "remove", "echo"]).ok();
     assert!(!pp.exists("ext/services/echo-1.0"));
     pp.run(&["package", "remove", "echo"])
         .fails()
-        .says(&["echo", "not installed"]);
+        .shows(&pp, "servicectl: package echo is not installed (no ext/services/echo-VERSION.services) — installed packages:\n");
     pp.run(&["remove-service", "echo"]).ok();
 }
 
@@ -373,13 +372,13 @@ fn remove_service_keeps_the_lock_file() {
     assert!(pp.exists("var/run/web.lock"));
     pp.run(&["remove-service", "web"])
         .ok()
-        .says(&["web: stopped", "unregistered"]);
+        .shows(&pp, "web: stopped, unregistered, removed 1 file(s)\n");
     assert_dies(pid, "web");
     assert!(pp.exists("var/run/web.lock"), "the lock file stays");
     assert_eq!(pp.registry_line("web"), None);
     pp.run(&["remove-service", "web"])
         .ok()
-        .says(&["nothing to remove"]);
+        .shows(&pp, "web: nothing to remove (not registered)\n");
     assert!(pp.exists("var/run/web.lock"));
 }
 
@@ -534,7 +533,7 @@ fn load_config_gives_sh_the_playpen_environment() {
         pp.root.display(),
         load_config.display()
     ));
-    out.fails().says(&["not found"]);
+    out.fails().shows(&pp, "load-config: /nonexistent/servicectl not found; put servicectl on PATH or set SERVICECTL\n");
     assert!(!out.stdout.contains("loaded"));
 }
 
@@ -725,7 +724,7 @@ fn bad_packages_are_refused_all_or_nothing() {
     );
     good.symlink("share/good/link", "../good/data");
     good.write("share/good/data", "data\n");
-    pp.install(&good.path).ok().says(&["installed good-1.0"]);
+    pp.install(&good.path).ok().shows(&pp, "installed good-1.0 (4 files)\ngood: registered\ngood: not in playpen_services of {ROOT}/etc/roles/dev/config; add it there to start it with the role (or `servicectl start good`)\n");
     assert_eq!(
         std::fs::read_link(pp.path("ext/share/good/link")).unwrap(),
         std::path::PathBuf::from("../good/data"),
@@ -776,12 +775,10 @@ fn multi_service_package_with_shared_config() {
     std::fs::create_dir_all(duo.path.join("bin")).unwrap();
     std::fs::copy(which_sleep(), duo.path.join("bin/duo-sleep")).unwrap();
 
-    pp.install(&duo.path).ok().says(&[
-        "installed duo-1.0",
-        "duo-a: registered",
-        "duo-b: registered",
-        "duo-c: registered",
-    ]);
+    pp.install(&duo.path).ok().shows(
+        &pp,
+        "installed duo-1.0 (6 files)\nduo-a: registered\nduo-b: registered\nduo-c: registered\n",
+    );
     assert_eq!(
         pp.read("ext/services/duo-a-1.0/config"),
         std::fs::read_to_string(duo.path.join("duo-1.0.config")).unwrap()
@@ -818,7 +815,7 @@ fn multi_service_package_with_shared_config() {
     );
     pp.run(&["ping"])
         .ok()
-        .says(&["duo-a: ok", "duo-b: ok", "duo-c: ok"]);
+        .shows_any_order(&pp, "duo-a: ok ({ROOT}/ext/services/duo-a-1.0/ping)\nduo-b: ok (status): running (pid {PID})\nduo-c: ok (status): running (pid {PID})\n");
 
     pp.run(&["package", "remove", "duo"]).ok();
     assert_dies(a, "duo-a");
@@ -849,7 +846,7 @@ fn install_over_running_project_local_service_is_refused() {
 
     pp.install(&sample("echo"))
         .fails()
-        .says(&["echo", "running", "servicectl stop echo"]);
+        .shows(&pp, "servicectl: echo: service echo is running; installing package echo-1.0 would change it underneath — stop it first: servicectl stop echo\n");
     assert_eq!(pp.ext_snapshot(), ext_before, "ext/ unchanged");
     assert_eq!(pp.registry(), registry_before, "registry unchanged");
     assert_eq!(
