@@ -39,23 +39,42 @@ pub fn table(
         }
     }
     let last = headers.len().saturating_sub(1);
-    let pad = |i: usize, text: &str| -> String {
-        let len = text.chars().count();
-        if i == last || len >= widths[i] {
-            text.to_string()
-        } else {
-            format!("{text}{}", " ".repeat(widths[i] - len))
+    // One string for the whole table, one for a padded cell: a status of 100 services
+    // is 800 cells, and a string or two for each showed in the profile.
+    let mut out =
+        String::with_capacity((widths.iter().sum::<usize>() + 2 * last + 1) * (rows.len() + 1));
+    let mut padded = String::new();
+    let mut line = |out: &mut String,
+                    cells: &mut dyn Iterator<Item = (usize, &str)>,
+                    paint: &dyn Fn(usize, &str, &str) -> String| {
+        let start = out.len();
+        for (i, cell) in cells {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            padded.clear();
+            padded.push_str(cell);
+            let len = cell.chars().count();
+            if i != last && len < widths[i] {
+                padded.extend(std::iter::repeat_n(' ', widths[i] - len));
+            }
+            out.push_str(&paint(i, cell, &padded));
         }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        out.push('\n');
     };
-    let line = |cells: Vec<String>| -> String { cells.join("  ").trim_end().to_string() + "\n" };
-    let mut out = line(headers.iter().enumerate().map(|(i, h)| pad(i, h)).collect());
+    line(
+        &mut out,
+        &mut headers.iter().copied().enumerate(),
+        &|_, _, padded| padded.to_string(),
+    );
     for row in &rows {
-        out.push_str(&line(
-            row.iter()
-                .enumerate()
-                .map(|(i, c)| paint(i, c, &pad(i, c)))
-                .collect(),
-        ));
+        line(
+            &mut out,
+            &mut row.iter().map(|c| c.as_ref()).enumerate(),
+            &paint,
+        );
     }
     out
 }
