@@ -240,8 +240,14 @@ fn bad(what: String) -> Error {
         .with_hint("send one JSON object per line with \"v\": 1 (see docs/protocol.md)")
 }
 
-/// The line's version is this side's; true when it is a status reply.
+/// The line's version is this side's; true when it is a status reply. A line as
+/// [`encode`] writes it says both in its first bytes; any other is scanned.
 fn checked(line: &[u8]) -> Result<bool> {
+    const STATUS: &[u8] = b"{\"v\":1,\"reply\":\"status\",";
+    const _: () = assert!(VERSION == 1, "the status prefix above names the version");
+    if line.starts_with(STATUS) {
+        return Ok(true);
+    }
     match version_of(line).map_err(|e| bad(format!("not JSON ({e})")))? {
         (Some(v), status) if v == u64::from(VERSION) => Ok(status),
         (Some(v), _) => Err(bad(format!("version {v}, this side speaks {VERSION}"))),
@@ -428,6 +434,13 @@ mod tests {
         assert!(text.ends_with('\n') && text.contains("\"v\":1"), "{text}");
         assert!(text.contains("\"op\":\"wait\""), "{text}");
         assert_eq!(decode_request(&line[..line.len() - 1]).unwrap(), op);
+        let reply = Reply::Status { services: vec![] };
+        let line = encode_reply(&reply);
+        assert!(
+            line.starts_with(b"{\"v\":1,\"reply\":\"status\","),
+            "{line:?}"
+        );
+        assert_eq!(decode_reply(&line[..line.len() - 1]).unwrap(), reply);
         assert_eq!(
             decode_request(br#"{"v":1,"op":"status"}"#).unwrap(),
             Op::Status { services: vec![] }

@@ -20,13 +20,14 @@ fn bounded_cell(cell: &str) -> Cow<'_, str> {
     format!("{head}… ({count} characters)").into()
 }
 
-/// Lay out rows in aligned columns; `paint` may colour a cell after padding. Cells are
+/// Lay out rows in aligned columns; `paint` may colour a cell after padding (None:
+/// the padded cell as it is). Cells are
 /// cut to [`MAX_CELL`] characters, padding stops at [`MAX_ALIGN`] and is added by hand,
 /// and the last column is never padded.
 pub fn table(
     headers: &[&str],
     rows: &[Vec<String>],
-    paint: impl Fn(usize, &str, &str) -> String,
+    paint: impl Fn(usize, &str, &str) -> Option<String>,
 ) -> String {
     let rows: Vec<Vec<Cow<'_, str>>> = rows
         .iter()
@@ -46,7 +47,7 @@ pub fn table(
     let mut padded = String::new();
     let mut line = |out: &mut String,
                     cells: &mut dyn Iterator<Item = (usize, &str)>,
-                    paint: &dyn Fn(usize, &str, &str) -> String| {
+                    paint: &dyn Fn(usize, &str, &str) -> Option<String>| {
         let start = out.len();
         for (i, cell) in cells {
             if i > 0 {
@@ -58,7 +59,10 @@ pub fn table(
             if i != last && len < widths[i] {
                 padded.extend(std::iter::repeat_n(' ', widths[i] - len));
             }
-            out.push_str(&paint(i, cell, &padded));
+            match paint(i, cell, &padded) {
+                Some(painted) => out.push_str(&painted),
+                None => out.push_str(&padded),
+            }
         }
         let kept = out[start..].trim_end().len();
         out.truncate(start + kept);
@@ -67,7 +71,7 @@ pub fn table(
     line(
         &mut out,
         &mut headers.iter().copied().enumerate(),
-        &|_, _, padded| padded.to_string(),
+        &|_, _, _| None,
     );
     for row in &rows {
         line(
@@ -83,15 +87,9 @@ pub fn table(
 /// the cell's text, else none.
 pub fn paint_column(
     col: usize,
-    colour: impl Fn(&str, &str) -> String,
-) -> impl Fn(usize, &str, &str) -> String {
-    move |i, cell, padded| {
-        if i == col {
-            colour(cell, padded)
-        } else {
-            padded.to_string()
-        }
-    }
+    colour: impl Fn(&str, &str) -> Option<String>,
+) -> impl Fn(usize, &str, &str) -> Option<String> {
+    move |i, cell, padded| if i == col { colour(cell, padded) } else { None }
 }
 
 #[cfg(test)]
@@ -105,7 +103,7 @@ mod tests {
             vec!["web".to_string(), huge.clone(), huge.clone()],
             vec!["db".to_string(), "ok".to_string(), String::new()],
         ];
-        let text = table(&["A", "B", "C"], &rows, |_, _, padded| padded.to_string());
+        let text = table(&["A", "B", "C"], &rows, |_, _, _| None);
         assert!(text.len() < 1_000, "{} bytes", text.len());
         assert!(text.contains("(70000 characters)"));
         let lines: Vec<&str> = text.lines().collect();
