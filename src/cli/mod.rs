@@ -6,6 +6,7 @@
 
 pub mod complete;
 pub mod exit;
+mod fast;
 pub mod man;
 mod route;
 
@@ -289,7 +290,8 @@ pub enum PackageCommand {
 
 /// Parse the arguments and run; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = fast::status(std::env::args_os().skip(1)).map_or_else(Cli::try_parse, Ok);
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {

@@ -334,13 +334,7 @@ fn ports_text(ports: &[crate::ops::ports::PortEntry], style: Style) -> String {
     table(
         &["SERVICE", "VARIABLE", "PORT", "LISTENING", "FROM"],
         &rows,
-        |col, cell, padded| {
-            if col == 3 && cell.starts_with("yes") {
-                style.green(padded)
-            } else {
-                padded.to_string()
-            }
-        },
+        |col, cell, padded| (col == 3 && cell.starts_with("yes")).then(|| style.green(padded)),
     )
 }
 

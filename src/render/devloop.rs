@@ -100,7 +100,7 @@ impl Report for Playpens<'_> {
                 "PLAYPEN",
             ],
             &rows,
-            |_, _, padded| padded.to_string(),
+            |_, _, _| None,
         ));
     }
 }

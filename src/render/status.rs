@@ -28,7 +28,7 @@ fn status_table<T>(
     services: &[T],
     headers: &[&str],
     row: impl Fn(&T) -> Vec<String>,
-    colour: impl Fn(&str, &str) -> String,
+    colour: impl Fn(&str, &str) -> Option<String>,
 ) -> String {
     if services.is_empty() {
         return "no services\n".to_string();
@@ -108,10 +108,10 @@ impl Report for Statuses<'_> {
                 row
             },
             |cell, padded| match cell {
-                "running" | "armed" => style.green(padded),
-                "failed" | "stale" => style.red(padded),
-                "backoff" | "starting" | "stopping" | "unknown" => style.yellow(padded),
-                _ => padded.to_string(),
+                "running" | "armed" => Some(style.green(padded)),
+                "failed" | "stale" => Some(style.red(padded)),
+                "backoff" | "starting" | "stopping" | "unknown" => Some(style.yellow(padded)),
+                _ => None,
             },
         );
         shown.out(&text).out(&lease_line(self.1));

@@ -20,13 +20,14 @@ fn bounded_cell(cell: &str) -> Cow<'_, str> {
     format!("{head}… ({count} characters)").into()
 }
 
-/// Lay out rows in aligned columns; `paint` may colour a cell after padding. Cells are
+/// Lay out rows in aligned columns; `paint` may colour a cell after padding (None:
+/// the padded cell as it is). Cells are
 /// cut to [`MAX_CELL`] characters, padding stops at [`MAX_ALIGN`] and is added by hand,
 /// and the last column is never padded.
 pub fn table(
     headers: &[&str],
     rows: &[Vec<String>],
-    paint: impl Fn(usize, &str, &str) -> String,
+    paint: impl Fn(usize, &str, &str) -> Option<String>,
 ) -> String {
     let rows: Vec<Vec<Cow<'_, str>>> = rows
         .iter()
@@ -39,23 +40,45 @@ pub fn table(
         }
     }
     let last = headers.len().saturating_sub(1);
-    let pad = |i: usize, text: &str| -> String {
-        let len = text.chars().count();
-        if i == last || len >= widths[i] {
-            text.to_string()
-        } else {
-            format!("{text}{}", " ".repeat(widths[i] - len))
+    // One string for the whole table, one for a padded cell: a status of 100 services
+    // is 800 cells, and a string or two for each showed in the profile.
+    let mut out =
+        String::with_capacity((widths.iter().sum::<usize>() + 2 * last + 1) * (rows.len() + 1));
+    let mut padded = String::new();
+    let mut line = |out: &mut String,
+                    cells: &mut dyn Iterator<Item = (usize, &str)>,
+                    paint: &dyn Fn(usize, &str, &str) -> Option<String>| {
+        let start = out.len();
+        for (i, cell) in cells {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            padded.clear();
+            padded.push_str(cell);
+            let len = cell.chars().count();
+            if i != last && len < widths[i] {
+                padded.extend(std::iter::repeat_n(' ', widths[i] - len));
+            }
+            match paint(i, cell, &padded) {
+                Some(painted) => out.push_str(&painted),
+                None => out.push_str(&padded),
+            }
         }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        out.push('\n');
     };
-    let line = |cells: Vec<String>| -> String { cells.join("  ").trim_end().to_string() + "\n" };
-    let mut out = line(headers.iter().enumerate().map(|(i, h)| pad(i, h)).collect());
+    line(
+        &mut out,
+        &mut headers.iter().copied().enumerate(),
+        &|_, _, _| None,
+    );
     for row in &rows {
-        out.push_str(&line(
-            row.iter()
-                .enumerate()
-                .map(|(i, c)| paint(i, c, &pad(i, c)))
-                .collect(),
-        ));
+        line(
+            &mut out,
+            &mut row.iter().map(|c| c.as_ref()).enumerate(),
+            &paint,
+        );
     }
     out
 }
@@ -64,15 +87,9 @@ pub fn table(
 /// the cell's text, else none.
 pub fn paint_column(
     col: usize,
-    colour: impl Fn(&str, &str) -> String,
-) -> impl Fn(usize, &str, &str) -> String {
-    move |i, cell, padded| {
-        if i == col {
-            colour(cell, padded)
-        } else {
-            padded.to_string()
-        }
-    }
+    colour: impl Fn(&str, &str) -> Option<String>,
+) -> impl Fn(usize, &str, &str) -> Option<String> {
+    move |i, cell, padded| if i == col { colour(cell, padded) } else { None }
 }
 
 #[cfg(test)]
@@ -86,7 +103,7 @@ mod tests {
             vec!["web".to_string(), huge.clone(), huge.clone()],
             vec!["db".to_string(), "ok".to_string(), String::new()],
         ];
-        let text = table(&["A", "B", "C"], &rows, |_, _, padded| padded.to_string());
+        let text = table(&["A", "B", "C"], &rows, |_, _, _| None);
         assert!(text.len() < 1_000, "{} bytes", text.len());
         assert!(text.contains("(70000 characters)"));
         let lines: Vec<&str> = text.lines().collect();
