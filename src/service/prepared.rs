@@ -45,6 +45,27 @@ impl Prepared {
         self.config.name()
     }
 
+    /// What a long-lived holder (the supervisor, one per service) keeps: of the shell's
+    /// variables only those the service's files assigned (their origin names the file in
+    /// messages). The environment's and servicectl's own are in `env` when exported, and
+    /// nothing that acts on a prepared service reads the others; dropping them is most
+    /// of the memory an evaluated service holds.
+    pub fn kept(self) -> Prepared {
+        let vars = self
+            .config
+            .vars
+            .iter()
+            .filter(|(_, v)| matches!(v.origin, crate::config::Origin::File(_)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config = Arc::new(ServiceConfig {
+            id: self.config.id.clone(),
+            fragments: self.config.fragments.clone(),
+            vars,
+        });
+        Prepared { config, ..self }
+    }
+
     /// The program service_program names, resolved in the playpen's order (see `program`).
     pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
         self.program
