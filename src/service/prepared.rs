@@ -75,3 +75,48 @@ impl Prepared {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Origin, Value, Vars};
+    use crate::playpen::catalog::ServiceId;
+
+    #[test]
+    fn kept_holds_only_the_variables_files_assigned() {
+        let mut vars = Vars::new();
+        let mut set = |name: &str, origin: Origin| {
+            let value = Value {
+                value: "v".into(),
+                exported: true,
+                origin,
+            };
+            vars.insert(name.to_string(), value);
+        };
+        set("HOME", Origin::Environment);
+        set("SERVICE_NAME", Origin::Servicectl);
+        set(
+            "service_program",
+            Origin::File("/p/services/web/config".into()),
+        );
+        let config = ServiceConfig {
+            id: ServiceId {
+                name: "web".into(),
+                version: None,
+            },
+            fragments: Vec::new(),
+            vars,
+        };
+        let mut env = Env::new();
+        env.insert("HOME".into(), "/root".into());
+        let p = Prepared::new(Arc::new(config), Arc::default(), env, Vec::new());
+        let kept = p.kept();
+        let names: Vec<&String> = kept.config.vars.keys().collect();
+        assert_eq!(names, ["service_program"]);
+        assert_eq!(
+            kept.env.get("HOME").map(|v| v.as_os_str()),
+            Some("/root".as_ref())
+        );
+        assert_eq!(kept.name(), "web");
+    }
+}
