@@ -45,6 +45,27 @@ impl Prepared {
         self.config.name()
     }
 
+    /// What a long-lived holder (the supervisor, one per service) keeps: of the shell's
+    /// variables only those the service's files assigned (their origin names the file in
+    /// messages). The environment's and servicectl's own are in `env` when exported, and
+    /// nothing that acts on a prepared service reads the others; dropping them is most
+    /// of the memory an evaluated service holds.
+    pub fn kept(self) -> Prepared {
+        let vars = self
+            .config
+            .vars
+            .iter()
+            .filter(|(_, v)| matches!(v.origin, crate::config::Origin::File(_)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config = Arc::new(ServiceConfig {
+            id: self.config.id.clone(),
+            fragments: self.config.fragments.clone(),
+            vars,
+        });
+        Prepared { config, ..self }
+    }
+
     /// The program service_program names, resolved in the playpen's order (see `program`).
     pub fn program(&self, playpen: &Playpen) -> Result<PathBuf> {
         self.program
@@ -52,5 +73,50 @@ impl Prepared {
                 program::resolve_program(playpen, &self.config, &self.settings, &self.env)
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Origin, Value, Vars};
+    use crate::playpen::catalog::ServiceId;
+
+    #[test]
+    fn kept_holds_only_the_variables_files_assigned() {
+        let mut vars = Vars::new();
+        let mut set = |name: &str, origin: Origin| {
+            let value = Value {
+                value: "v".into(),
+                exported: true,
+                origin,
+            };
+            vars.insert(name.to_string(), value);
+        };
+        set("HOME", Origin::Environment);
+        set("SERVICE_NAME", Origin::Servicectl);
+        set(
+            "service_program",
+            Origin::File("/p/services/web/config".into()),
+        );
+        let config = ServiceConfig {
+            id: ServiceId {
+                name: "web".into(),
+                version: None,
+            },
+            fragments: Vec::new(),
+            vars,
+        };
+        let mut env = Env::new();
+        env.insert("HOME".into(), "/root".into());
+        let p = Prepared::new(Arc::new(config), Arc::default(), env, Vec::new());
+        let kept = p.kept();
+        let names: Vec<&String> = kept.config.vars.keys().collect();
+        assert_eq!(names, ["service_program"]);
+        assert_eq!(
+            kept.env.get("HOME").map(|v| v.as_os_str()),
+            Some("/root".as_ref())
+        );
+        assert_eq!(kept.name(), "web");
     }
 }
