@@ -50,7 +50,15 @@ pub fn route(cli: &Cli) -> Result<Option<i32>> {
         return Ok(None);
     };
     match client.call_or_lost(&op)? {
-        Some(reply) => Ok(Some(show(cli, &playpen, &op, reply))),
+        Some(reply) => {
+            let code = show(cli, &playpen, &op, reply);
+            if matches!(op, Op::Shutdown) {
+                // Returns once the supervisor is gone (its keeper's last writes done,
+                // its lock released), so that a `supervise` right after is not refused.
+                crate::supervise::lock::gone_within(&playpen, LOST_GRACE * 2);
+            }
+            Ok(Some(code))
+        }
         // It ended before it answered (a shutdown that had just finished, a kill): once
         // it is gone, the command acts directly, as with no supervisor.
         None if crate::supervise::lock::gone_within(&playpen, LOST_GRACE) => Ok(None),
