@@ -306,7 +306,9 @@ impl Driver {
                     self.answer_status(client, &names);
                 }
             }
-            self.sync_file_watches();
+            if std::mem::take(&mut self.file_watches.stale) {
+                self.sync_file_watches();
+            }
             self.drain(now);
             self.arm_timer(now);
             let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
@@ -328,6 +330,19 @@ impl Driver {
     /// Feed every queued event to the machine and carry out what it says.
     fn drain(&mut self, now: Now) {
         while let Some(event) = self.queue.pop_front() {
+            // What a service watches changes only with its configuration or with
+            // whether it is wanted: jobs, commands and exits, not the frequent events.
+            self.file_watches.stale |= !matches!(
+                event,
+                Event::Tick
+                    | Event::Notify { .. }
+                    | Event::LogMatched { .. }
+                    | Event::Watched { .. }
+                    | Event::FileChanged { .. }
+                    | Event::InetdReadable { .. }
+                    | Event::ChildStarted { .. }
+                    | Event::ChildExited { .. }
+            );
             let effects = self.machine.step(event, now);
             self.apply(effects, now);
         }

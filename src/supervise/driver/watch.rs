@@ -36,6 +36,8 @@ pub(super) struct FileWatches {
     services: HashMap<Sid, Watched>,
     /// The watch limit was reached once (said once).
     full: bool,
+    /// An event may have changed what is to be watched: compare again.
+    pub(super) stale: bool,
 }
 
 impl Driver {
