@@ -28,7 +28,7 @@ pub(super) struct ArmedIo {
     /// Its output, shared by every run and handler.
     output: std::fs::File,
     /// What a run or handler executes (sh -c for cron), prepared once.
-    program: Option<Program>,
+    program: Option<Arc<Program>>,
     /// /dev/null, a cron run's stdin.
     null: Option<std::fs::File>,
     /// The listener is in the epoll set.
@@ -81,7 +81,7 @@ impl Driver {
         match &prepared.settings.service_type {
             ServiceType::Init | ServiceType::Oneshot => {}
             ServiceType::Cron(c) => {
-                armed.program = Some(
+                armed.program = Some(Arc::new(
                     Program::new(
                         "/bin/sh",
                         ["-c", c.command.as_str()],
@@ -91,7 +91,7 @@ impl Driver {
                         prepared.settings.user.as_ref(),
                     )
                     .map_err(|e| e.with_service(&name))?,
-                );
+                ));
             }
             ServiceType::Inetd(d) => {
                 let listener = self.bind_inetd(&name, d, prepared)?;
@@ -115,6 +115,7 @@ impl Driver {
                             &self.playpen.root,
                             prepared.settings.user.as_ref(),
                         )
+                        .map(Arc::new)
                     })
                     .transpose()
                     .map_err(|e| e.with_service(&name))?;
@@ -218,7 +219,11 @@ impl Driver {
         };
         let out = a.output.as_raw_fd();
         let event = match program.spawn(null.as_raw_fd(), out, out, &[]) {
-            Ok(pid) => Event::ChildStarted { service: i, pid },
+            Ok(launch) => {
+                let pid = launch.pid;
+                self.spawned.insert(pid, launch);
+                Event::ChildStarted { service: i, pid }
+            }
             Err(e) => Event::ChildFailed {
                 service: i,
                 error: e.to_string(),
@@ -271,7 +276,11 @@ impl Driver {
             let fd = socket.as_raw_fd();
             // Our copy of the socket closes when `socket` drops; the handler has its own.
             let event = match program.spawn(fd, fd, a.output.as_raw_fd(), &extra) {
-                Ok(pid) => Event::ChildStarted { service: i, pid },
+                Ok(launch) => {
+                    let pid = launch.pid;
+                    self.spawned.insert(pid, launch);
+                    Event::ChildStarted { service: i, pid }
+                }
                 Err(e) => Event::ChildFailed {
                     service: i,
                     error: e.to_string(),

@@ -116,6 +116,9 @@ pub struct Driver {
     watches: HashMap<Sid, Watch>,
     next_generation: u64,
     children: HashMap<i32, Child>,
+    /// Runs and handlers started here, until reaped: what each reads until its execve
+    /// (it shares our memory), and its pidfd until `WatchChild` takes it.
+    spawned: HashMap<i32, crate::supervise::fork::Launch>,
     armed: HashMap<Sid, armed::ArmedIo>,
     /// Events the effects of earlier events caused, handled before waiting again.
     queue: VecDeque<Event>,
@@ -254,6 +257,7 @@ impl Driver {
             watches: HashMap::new(),
             next_generation: 1,
             children: HashMap::new(),
+            spawned: HashMap::new(),
             armed: HashMap::new(),
             queue: VecDeque::new(),
             early_status: Vec::new(),

@@ -91,7 +91,12 @@ impl Driver {
     }
 
     pub(super) fn watch_child(&mut self, i: Sid, pid: i32) {
-        match proc::pidfd(pid) {
+        let fd = self
+            .spawned
+            .get_mut(&pid)
+            .and_then(|l| l.pidfd.take())
+            .or_else(|| proc::pidfd(pid));
+        match fd {
             Some(fd) => {
                 if let Err(e) = self.epoll.add(
                     fd.as_fd(),
@@ -119,6 +124,8 @@ impl Driver {
     }
 
     pub(super) fn child_gone(&mut self, pid: i32, status: String) {
+        // Reaped: it has exec'd or exited, so what it read may go.
+        self.spawned.remove(&pid);
         if let Some(child) = self.children.remove(&pid) {
             let _ = self.epoll.delete(child.fd.as_fd());
             let _ = child.service;
@@ -141,6 +148,7 @@ impl Driver {
                     let Some(pid) = status.pid().map(|p| p.as_raw()) else {
                         break;
                     };
+                    self.spawned.remove(&pid);
                     if self.children.contains_key(&pid) {
                         self.child_gone(pid, describe_wait(status));
                         continue;
