@@ -107,6 +107,7 @@ impl Driver {
                 self.children.insert(pid, Child { service: i, fd });
             }
             None => self.push(Event::ChildExited {
+                service: Some(i),
                 pid,
                 status: "exited".into(),
             }),
@@ -126,11 +127,15 @@ impl Driver {
     pub(super) fn child_gone(&mut self, pid: i32, status: String) {
         // Reaped: it has exec'd or exited, so what it read may go.
         self.spawned.remove(&pid);
-        if let Some(child) = self.children.remove(&pid) {
+        let service = self.children.remove(&pid).map(|child| {
             let _ = self.epoll.delete(child.fd.as_fd());
-            let _ = child.service;
-        }
-        self.push(Event::ChildExited { pid, status });
+            child.service
+        });
+        self.push(Event::ChildExited {
+            service,
+            pid,
+            status,
+        });
     }
 
     /// Reap exited children that are not watched processes (orphans reparented to

@@ -177,8 +177,21 @@ impl Machine {
         }
     }
 
-    pub(super) fn on_child_exited(&mut self, pid: i32, status: String, now: Now) {
-        let Some(i) = self.services.iter().position(|s| s.children.contains(&pid)) else {
+    pub(super) fn on_child_exited(
+        &mut self,
+        service: Option<Sid>,
+        pid: i32,
+        status: String,
+        now: Now,
+    ) {
+        let known = service.filter(|&i| {
+            self.services
+                .get(i)
+                .is_some_and(|s| s.children.contains(&pid))
+        });
+        let Some(i) =
+            known.or_else(|| self.services.iter().position(|s| s.children.contains(&pid)))
+        else {
             return;
         };
         let s = &mut self.services[i];

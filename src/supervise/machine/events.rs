@@ -47,6 +47,9 @@ pub enum Event {
         error: String,
     },
     ChildExited {
+        /// The service it was started or adopted for, when the driver knows it (it
+        /// spares a search of every service per handler).
+        service: Option<Sid>,
         pid: i32,
         status: String,
     },

@@ -416,7 +416,11 @@ impl Machine {
                 let name = s.name.clone();
                 self.log(format!("{name}: cannot run: {error}"));
             }
-            Event::ChildExited { pid, status } => self.on_child_exited(pid, status, now),
+            Event::ChildExited {
+                service,
+                pid,
+                status,
+            } => self.on_child_exited(service, pid, status, now),
             Event::ArmDone { service, result } => self.on_armed(service, result, now),
             Event::InetdReadable { service } => self.on_inetd_readable(service),
             Event::Tick => self.on_tick(now),

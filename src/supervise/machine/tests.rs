@@ -1122,6 +1122,7 @@ fn cron_and_inetd() {
                 m.services[0].children.insert(77);
             },
             event: |_| Event::ChildExited {
+                service: None,
                 pid: 77,
                 status: "was killed by signal SIGTERM".into(),
             },
@@ -1179,6 +1180,7 @@ fn cron_and_inetd() {
                 m.services[0].listening = false;
             },
             event: |_| Event::ChildExited {
+                service: Some(0),
                 pid: 9,
                 status: "exited with status 0".into(),
             },
