@@ -17,14 +17,19 @@
 //! they need it (stop, a start that failed or was interrupted); `status` of running
 //! services does not. The limit: a process that clears or rewrites its environment
 //! (`env -i`, nginx's title) carries no mark and cannot be found this way.
+//!
+//! The supervisor's jobs run on threads of their own, each with its own [`Lazy`]: a
+//! shutdown of 1,000 services would scan /proc 1,000 times (each scan as long as the
+//! machine's process list), so their scans are shared ([`Census::fresh`]): a job gets a
+//! scan that began after it asked, and the jobs that ask while one runs share the next.
 
 use crate::playpen::Playpen;
 use crate::process::proc;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 /// The environment variable that marks the processes of one start.
 pub const LAUNCH: &str = "SERVICECTL_LAUNCH";
@@ -120,6 +125,23 @@ impl Census {
         Census { members }
     }
 
+    /// A scan that began after this call, shared with the other threads that ask for
+    /// one of the same playpen meanwhile: while a scan runs, those who ask wait for it
+    /// to end and then share the next one (one scan for them all). The same answer as
+    /// [`Census::scan`] at the moment of the call or later.
+    pub fn fresh(playpen: &Playpen) -> Arc<Census> {
+        static SCANS: OnceLock<Mutex<HashMap<PathBuf, Arc<Scans>>>> = OnceLock::new();
+        let scans = Arc::clone(
+            SCANS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(playpen.root.clone())
+                .or_default(),
+        );
+        scans.fresh(playpen)
+    }
+
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.values()
     }
@@ -139,12 +161,70 @@ impl Census {
     }
 }
 
+/// The scans of one playpen's census that threads share (see [`Census::fresh`]).
+#[derive(Default)]
+struct Scans {
+    state: Mutex<ScanState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct ScanState {
+    /// How many scans have begun; the one running, if any, is the last.
+    started: u64,
+    running: bool,
+    /// The last scan that ended, by its number.
+    latest: Option<(u64, Arc<Census>)>,
+}
+
+impl Scans {
+    fn fresh(&self, playpen: &Playpen) -> Arc<Census> {
+        let lock = || self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock();
+        // A scan running now began before this call: the next one is needed.
+        let needed = state.started + 1;
+        loop {
+            if let Some((n, census)) = &state.latest
+                && *n >= needed
+            {
+                return Arc::clone(census);
+            }
+            if !state.running {
+                state.started += 1;
+                state.running = true;
+                let n = state.started;
+                drop(state);
+                // Whatever happens to this scan, the waiters are let go (one of them
+                // scans then).
+                struct Ending<'a>(&'a Scans);
+                impl Drop for Ending<'_> {
+                    fn drop(&mut self) {
+                        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        state.running = false;
+                        self.0.done.notify_all();
+                    }
+                }
+                let ending = Ending(self);
+                let census = Arc::new(Census::scan(playpen));
+                lock().latest = Some((n, Arc::clone(&census)));
+                drop(ending);
+                return census;
+            }
+            state = self
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 /// A census taken when first asked for and then kept: one scan per command at most.
 /// Processes that appear after the scan are not in it; what must see them (the check
 /// after a failed start) scans afresh.
 pub struct Lazy {
     playpen: Playpen,
-    census: OnceLock<Census>,
+    census: OnceLock<Arc<Census>>,
+    shared: bool,
 }
 
 impl Lazy {
@@ -152,11 +232,27 @@ impl Lazy {
         Lazy {
             playpen: playpen.clone(),
             census: OnceLock::new(),
+            shared: false,
+        }
+    }
+
+    /// A census whose scan is shared with the other threads that scan the playpen at
+    /// the same time ([`Census::fresh`]): for the supervisor's jobs, one thread each.
+    pub fn shared(playpen: &Playpen) -> Lazy {
+        Lazy {
+            shared: true,
+            ..Lazy::new(playpen)
         }
     }
 
     pub fn get(&self) -> &Census {
-        self.census.get_or_init(|| Census::scan(&self.playpen))
+        self.census.get_or_init(|| {
+            if self.shared {
+                Census::fresh(&self.playpen)
+            } else {
+                Arc::new(Census::scan(&self.playpen))
+            }
+        })
     }
 }
 
@@ -268,5 +364,43 @@ mod tests {
         unmarked.kill().unwrap();
         unmarked.wait().unwrap();
         assert!(!member.is_alive());
+    }
+
+    #[test]
+    fn a_shared_scan_began_after_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let playpen = Playpen {
+            root: dir.path().to_path_buf(),
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PLAYPEN_ROOT", dir.path())
+            .env("SERVICE_NAME", "web")
+            .env(LAUNCH, "1.2.3")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        for _ in 0..200 {
+            if Census::scan(&playpen).get(pid).is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Threads asking at once: every one sees what was there when it asked...
+        let seen = |playpen: &Playpen| -> Vec<bool> {
+            std::thread::scope(|s| {
+                let asks: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| Census::fresh(playpen).get(pid).is_some()))
+                    .collect();
+                asks.into_iter().map(|a| a.join().unwrap()).collect()
+            })
+        };
+        assert_eq!(seen(&playpen), vec![true; 8]);
+        // ... and none an earlier scan that still holds a process gone since.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen(&playpen), vec![false; 8]);
+        let lazy = Lazy::shared(&playpen);
+        assert!(lazy.get().get(pid).is_none());
     }
 }
