@@ -17,14 +17,19 @@
 //! they need it (stop, a start that failed or was interrupted); `status` of running
 //! services does not. The limit: a process that clears or rewrites its environment
 //! (`env -i`, nginx's title) carries no mark and cannot be found this way.
+//!
+//! The supervisor's jobs run on threads of their own, each with its own [`Lazy`]: a
+//! shutdown of 1,000 services would scan /proc 1,000 times (each scan as long as the
+//! machine's process list), so their scans are shared ([`Census::fresh`]): a job gets a
+//! scan that began after it asked, and the jobs that ask while one runs share the next.
 
 use crate::playpen::Playpen;
 use crate::process::proc;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 /// The environment variable that marks the processes of one start.
 pub const LAUNCH: &str = "SERVICECTL_LAUNCH";
@@ -91,11 +96,7 @@ impl Census {
             if pid == me || !proc::read_environ(pid, &mut environ) {
                 continue;
             }
-            let (Some(root), Some(service), Some(launch)) = (
-                proc::env_value(&environ, "PLAYPEN_ROOT"),
-                proc::env_value(&environ, "SERVICE_NAME"),
-                proc::env_value(&environ, LAUNCH),
-            ) else {
+            let (Some(root), Some(service), Some(launch)) = marks(&environ) else {
                 continue;
             };
             if service.is_empty() || launch.is_empty() || !roots.is_ours(root) {
@@ -120,6 +121,23 @@ impl Census {
         Census { members }
     }
 
+    /// A scan that began after this call, shared with the other threads that ask for
+    /// one of the same playpen meanwhile: while a scan runs, those who ask wait for it
+    /// to end and then share the next one (one scan for them all). The same answer as
+    /// [`Census::scan`] at the moment of the call or later.
+    pub fn fresh(playpen: &Playpen) -> Arc<Census> {
+        static SCANS: OnceLock<Mutex<HashMap<PathBuf, Arc<Scans>>>> = OnceLock::new();
+        let scans = Arc::clone(
+            SCANS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(playpen.root.clone())
+                .or_default(),
+        );
+        scans.fresh(playpen)
+    }
+
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.values()
     }
@@ -139,12 +157,106 @@ impl Census {
     }
 }
 
+/// A process's PLAYPEN_ROOT, SERVICE_NAME and launch mark, if it has them.
+type Marks<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// PLAYPEN_ROOT, SERVICE_NAME and the launch mark of a raw environment (the first of
+/// each, as [`proc::env_value`] finds them), in one pass over its entries: a scan reads
+/// every process's environment, and three passes byte by byte were most of its own time.
+fn marks(environ: &[u8]) -> Marks<'_> {
+    let (mut root, mut service, mut launch) = (None, None, None);
+    let mut rest = environ;
+    while !rest.is_empty() {
+        let end = memchr::memchr(0, rest).unwrap_or(rest.len());
+        let entry = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
+        match entry.first() {
+            Some(b'P') => first(&mut root, entry, "PLAYPEN_ROOT"),
+            Some(b'S') => {
+                first(&mut service, entry, "SERVICE_NAME");
+                first(&mut launch, entry, LAUNCH);
+            }
+            _ => {}
+        }
+    }
+    (root, service, launch)
+}
+
+/// Keep the value of `entry` (`NAME=VALUE`) in `slot` if it is `name`'s and the first.
+fn first<'a>(slot: &mut Option<&'a [u8]>, entry: &'a [u8], name: &str) {
+    if slot.is_none()
+        && let Some(v) = entry
+            .strip_prefix(name.as_bytes())
+            .and_then(|v| v.strip_prefix(b"="))
+    {
+        *slot = Some(v);
+    }
+}
+
+/// The scans of one playpen's census that threads share (see [`Census::fresh`]).
+#[derive(Default)]
+struct Scans {
+    state: Mutex<ScanState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct ScanState {
+    /// How many scans have begun; the one running, if any, is the last.
+    started: u64,
+    running: bool,
+    /// The last scan that ended, by its number.
+    latest: Option<(u64, Arc<Census>)>,
+}
+
+impl Scans {
+    fn fresh(&self, playpen: &Playpen) -> Arc<Census> {
+        let lock = || self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock();
+        // A scan running now began before this call: the next one is needed.
+        let needed = state.started + 1;
+        loop {
+            if let Some((n, census)) = &state.latest
+                && *n >= needed
+            {
+                return Arc::clone(census);
+            }
+            if !state.running {
+                state.started += 1;
+                state.running = true;
+                let n = state.started;
+                drop(state);
+                // Whatever happens to this scan, the waiters are let go (one of them
+                // scans then).
+                struct Ending<'a>(&'a Scans);
+                impl Drop for Ending<'_> {
+                    fn drop(&mut self) {
+                        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        state.running = false;
+                        self.0.done.notify_all();
+                    }
+                }
+                let ending = Ending(self);
+                let census = Arc::new(Census::scan(playpen));
+                lock().latest = Some((n, Arc::clone(&census)));
+                drop(ending);
+                return census;
+            }
+            state = self
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 /// A census taken when first asked for and then kept: one scan per command at most.
 /// Processes that appear after the scan are not in it; what must see them (the check
 /// after a failed start) scans afresh.
 pub struct Lazy {
     playpen: Playpen,
-    census: OnceLock<Census>,
+    census: OnceLock<Arc<Census>>,
+    shared: bool,
 }
 
 impl Lazy {
@@ -152,11 +264,27 @@ impl Lazy {
         Lazy {
             playpen: playpen.clone(),
             census: OnceLock::new(),
+            shared: false,
+        }
+    }
+
+    /// A census whose scan is shared with the other threads that scan the playpen at
+    /// the same time ([`Census::fresh`]): for the supervisor's jobs, one thread each.
+    pub fn shared(playpen: &Playpen) -> Lazy {
+        Lazy {
+            shared: true,
+            ..Lazy::new(playpen)
         }
     }
 
     pub fn get(&self) -> &Census {
-        self.census.get_or_init(|| Census::scan(&self.playpen))
+        self.census.get_or_init(|| {
+            if self.shared {
+                Census::fresh(&self.playpen)
+            } else {
+                Arc::new(Census::scan(&self.playpen))
+            }
+        })
     }
 }
 
@@ -268,5 +396,58 @@ mod tests {
         unmarked.kill().unwrap();
         unmarked.wait().unwrap();
         assert!(!member.is_alive());
+    }
+
+    #[test]
+    fn a_shared_scan_began_after_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let playpen = Playpen {
+            root: dir.path().to_path_buf(),
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PLAYPEN_ROOT", dir.path())
+            .env("SERVICE_NAME", "web")
+            .env(LAUNCH, "1.2.3")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        for _ in 0..200 {
+            if Census::scan(&playpen).get(pid).is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Threads asking at once: every one sees what was there when it asked...
+        let seen = |playpen: &Playpen| -> Vec<bool> {
+            std::thread::scope(|s| {
+                let asks: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| Census::fresh(playpen).get(pid).is_some()))
+                    .collect();
+                asks.into_iter().map(|a| a.join().unwrap()).collect()
+            })
+        };
+        assert_eq!(seen(&playpen), vec![true; 8]);
+        // ... and none an earlier scan that still holds a process gone since.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen(&playpen), vec![false; 8]);
+        let lazy = Lazy::shared(&playpen);
+        assert!(lazy.get().get(pid).is_none());
+    }
+
+    #[test]
+    fn marks_are_read_in_one_pass_as_env_value_reads_them() {
+        let env = b"A=1\0PLAYPEN_ROOT=/p\0SERVICE_NAME=web\0SERVICE_NAME=x\0SERVICECTL_LAUNCH=1.2.3\0PLAYPEN_ROOTX=no\0S\0";
+        assert_eq!(
+            marks(env),
+            (Some(&b"/p"[..]), Some(&b"web"[..]), Some(&b"1.2.3"[..]))
+        );
+        for name in ["PLAYPEN_ROOT", "SERVICE_NAME", LAUNCH] {
+            assert!(proc::env_value(env, name).is_some());
+        }
+        assert_eq!(marks(b"SERVICE_NAME=web"), (None, Some(&b"web"[..]), None));
+        assert_eq!(marks(b""), (None, None, None));
+        assert_eq!(marks(b"\0\0PLAYPEN_ROOT="), (Some(&b""[..]), None, None));
     }
 }

@@ -217,7 +217,7 @@ impl Driver {
             return;
         };
         conn.busy = false;
-        conn.out.extend_from_slice(&control::encode_reply(reply));
+        control::encode_reply_into(reply, &mut conn.out);
         self.flush_output(id);
         if let Some(conn) = self.conns.get_mut(&id)
             && !conn.closing

@@ -218,7 +218,10 @@ impl Machine {
         let Some(batch) = self.batches.get(&id) else {
             return;
         };
-        if !batch.pending.is_empty() || batch.verbs.keys().any(|n| !batch.results.contains_key(n)) {
+        // Results come only for the batch's services (those pending, or waiting with
+        // it): it is done when each has one. (Counted, not looked up one by one: this
+        // runs at every result, quadratic for a stop of 1,000.)
+        if !batch.pending.is_empty() || batch.results.len() < batch.verbs.len() {
             return;
         }
         let batch = self.batches.remove(&id).expect("present");
@@ -278,16 +281,25 @@ impl Machine {
         for n in stops {
             verbs.insert(n.clone(), Verb::Stop);
         }
+        // A stop waits for the stops of what depends on it: who depends on whom among
+        // the stopped, from one pass over the graph (not one per stopped service:
+        // quadratic at 1,000), each list in the graph's order, without repeats.
+        let mut dependants: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (other, ds) in deps {
+            if verbs.get(other) != Some(&Verb::Stop) {
+                continue;
+            }
+            for d in ds {
+                let list = dependants.entry(d.as_str()).or_default();
+                if list.last() != Some(other) {
+                    list.push(other.clone());
+                }
+            }
+        }
         let mut waits_for: Deps = BTreeMap::new();
         for (name, verb) in &verbs {
             let list = match verb {
-                Verb::Stop => deps
-                    .iter()
-                    .filter(|(other, ds)| {
-                        verbs.get(*other) == Some(&Verb::Stop) && ds.contains(name)
-                    })
-                    .map(|(other, _)| other.clone())
-                    .collect(),
+                Verb::Stop => dependants.remove(name.as_str()).unwrap_or_default(),
                 _ => deps
                     .get(name)
                     .into_iter()
@@ -334,5 +346,62 @@ impl Machine {
                 (s.name.clone(), deps)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deps(edges: &[(&str, &[&str])]) -> Deps {
+        edges
+            .iter()
+            .map(|(n, ds)| (n.to_string(), ds.iter().map(|d| d.to_string()).collect()))
+            .collect()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// What each service of a batch waits for: a stop for the stops of its dependants
+    /// (in the graph's order, each once), a start for the starts of its dependencies.
+    #[test]
+    fn a_batch_waits_for_dependants_to_stop_and_dependencies_to_start() {
+        let m = Machine::new(false);
+        let graph = deps(&[
+            ("api", &["db", "cache"]),
+            ("cache", &["db"]),
+            ("db", &[]),
+            ("web", &["api", "api", "db"]),
+            ("worker", &["db"]),
+        ]);
+        let b = m.batch(
+            None,
+            &names(&["db", "api"]),
+            &names(&["cache", "db", "web", "worker"]),
+            Verb::Start,
+            &graph,
+        );
+        let waits = |n: &str| b.waits_for[n].join(" ");
+        // Stops: cache, web and worker depend on db and are stopped; api is not stopped.
+        assert_eq!(waits("db"), "cache web worker");
+        assert_eq!(waits("cache"), "");
+        assert_eq!(waits("web"), "");
+        assert_eq!(waits("worker"), "");
+        // db is in the stops too (the stop wins): api's start does not wait for it.
+        assert_eq!(waits("api"), "");
+        assert_eq!(b.waits_for.len(), 5);
+        let b = m.batch(
+            None,
+            &names(&[]),
+            &names(&["db", "api", "web"]),
+            Verb::Stop,
+            &graph,
+        );
+        assert_eq!(b.waits_for["db"].join(" "), "api web");
+        assert_eq!(b.waits_for["api"].join(" "), "web");
+        assert_eq!(b.waits_for["web"].join(" "), "");
+        assert_eq!(b.pending, names(&["web", "api", "db"]));
     }
 }
