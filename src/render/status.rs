@@ -9,41 +9,44 @@ use crate::ops::Results;
 use crate::service::status::{PingResult, ServiceStatus};
 use crate::text::human_duration;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::path::PathBuf;
 
-fn dash() -> String {
-    "-".to_string()
-}
+const DASH: Cow<'static, str> = Cow::Borrowed("-");
 
 /// The PID and UPTIME cells.
-fn pid_uptime(pid: Option<i32>, uptime_secs: Option<u64>) -> [String; 2] {
+fn pid_uptime(pid: Option<i32>, uptime_secs: Option<u64>) -> [Cow<'static, str>; 2] {
     [
-        pid.map_or_else(dash, |p| p.to_string()),
-        uptime_secs.map_or_else(dash, human_duration),
+        pid.map_or(DASH, |p| p.to_string().into()),
+        uptime_secs.map_or(DASH, |s| human_duration(s).into()),
     ]
 }
 
 /// A status table (a row per service, STATE coloured by `colour`), or `no services`.
-fn status_table<T>(
-    services: &[T],
+fn status_table<'a, T, C: AsRef<str>>(
+    services: &'a [T],
     headers: &[&str],
-    row: impl Fn(&T) -> Vec<String>,
+    row: impl Fn(&'a T) -> Vec<C>,
     colour: impl Fn(&str, &str) -> Option<String>,
 ) -> String {
     if services.is_empty() {
         return "no services\n".to_string();
     }
-    let rows: Vec<Vec<String>> = services.iter().map(row).collect();
+    let rows: Vec<Vec<C>> = services.iter().map(row).collect();
     table(headers, &rows, paint_column(1, colour))
 }
 
 /// The PORTS cell: each port as `shown` says, joined by `sep`; `-` when none.
-fn ports_cell(ports: &[(String, u16)], sep: &str, shown: impl Fn(u16) -> String) -> String {
+fn ports_cell(
+    ports: &[(String, u16)],
+    sep: &str,
+    shown: impl Fn(u16) -> String,
+) -> Cow<'static, str> {
     if ports.is_empty() {
-        return dash();
+        return DASH;
     }
     let cells: Vec<String> = ports.iter().map(|(_, p)| shown(*p)).collect();
-    cells.join(sep)
+    cells.join(sep).into()
 }
 
 /// The line under a status table of a playpen whose PORT_PREFIX is leased
@@ -87,11 +90,21 @@ impl Report for Statuses<'_> {
             headers,
             |s| {
                 let [pid, uptime] = pid_uptime(s.pid, s.uptime_secs);
-                let mut row = vec![s.service.clone(), s.state.clone(), pid, uptime];
+                let mut row: Vec<Cow<'_, str>> = Vec::with_capacity(headers.len());
+                row.extend([
+                    Cow::Borrowed(s.service.as_str()),
+                    Cow::Borrowed(s.state.as_str()),
+                    pid,
+                    uptime,
+                ]);
                 if supervised {
                     let sup = s.supervised.as_ref();
-                    row.push(sup.map_or(0, |v| v.restarts).to_string());
-                    row.push(sup.and_then(|v| v.last_exit.clone()).unwrap_or_else(dash));
+                    row.push(sup.map_or(0, |v| v.restarts).to_string().into());
+                    row.push(
+                        sup.and_then(|v| v.last_exit.as_deref())
+                            .unwrap_or("-")
+                            .into(),
+                    );
                 }
                 row.push(match &s.listening {
                     // Without a supervisor the ports are checked: a closed one says so.
@@ -120,7 +133,13 @@ impl Report for Statuses<'_> {
 
 /// The NOTE column; for a cron service also its next and last run (a done one-shot:
 /// its run), for a cron or inetd service what runs now.
-fn note(s: &ServiceStatus) -> String {
+fn note(s: &ServiceStatus) -> Cow<'_, str> {
+    let supervised = s.supervised.as_ref();
+    if supervised.is_none_or(|v| {
+        v.next_run.is_none() && v.last_run.is_none() && v.handlers.unwrap_or(0) == 0
+    }) {
+        return s.note.as_deref().unwrap_or("").into();
+    }
     let mut parts = Vec::new();
     if let Some(sup) = &s.supervised {
         if let Some(next) = &sup.next_run {
@@ -136,7 +155,7 @@ fn note(s: &ServiceStatus) -> String {
     if let Some(note) = &s.note {
         parts.push(note.clone());
     }
-    parts.join("; ")
+    parts.join("; ").into()
 }
 
 /// `ping`: `NAME: ok (BY): DETAIL` or `NAME: FAILED (BY): DETAIL` per service; errors on

@@ -10,8 +10,26 @@ const MAX_CELL: usize = 300;
 /// Columns are aligned up to this width; a longer cell pushes only its own row out.
 const MAX_ALIGN: usize = 64;
 
+/// Spaces to pad a cell with: padding stops at [`MAX_ALIGN`].
+const SPACES: &str = match std::str::from_utf8(&[b' '; MAX_ALIGN]) {
+    Ok(spaces) => spaces,
+    Err(_) => panic!("spaces are text"),
+};
+
+/// How many characters a cell has (its bytes when it is ASCII, as nearly all are).
+fn width(cell: &str) -> usize {
+    if cell.is_ascii() {
+        cell.len()
+    } else {
+        cell.chars().count()
+    }
+}
+
 /// A cell as shown: at most [`MAX_CELL`] characters.
 fn bounded_cell(cell: &str) -> Cow<'_, str> {
+    if cell.len() <= MAX_CELL {
+        return cell.into();
+    }
     let count = cell.chars().count();
     if count <= MAX_CELL {
         return cell.into();
@@ -21,47 +39,44 @@ fn bounded_cell(cell: &str) -> Cow<'_, str> {
 }
 
 /// Lay out rows in aligned columns; `paint` may colour a cell after padding (None:
-/// the padded cell as it is). Cells are
-/// cut to [`MAX_CELL`] characters, padding stops at [`MAX_ALIGN`] and is added by hand,
-/// and the last column is never padded.
-pub fn table(
+/// the padded cell as it is). Cells are cut to [`MAX_CELL`] characters, padding stops
+/// at [`MAX_ALIGN`], and the last column is never padded.
+pub fn table<C: AsRef<str>>(
     headers: &[&str],
-    rows: &[Vec<String>],
+    rows: &[Vec<C>],
     paint: impl Fn(usize, &str, &str) -> Option<String>,
 ) -> String {
-    let rows: Vec<Vec<Cow<'_, str>>> = rows
-        .iter()
-        .map(|row| row.iter().map(|c| bounded_cell(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+    for row in rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count().min(MAX_ALIGN));
+            let shown = bounded_cell(cell.as_ref());
+            widths[i] = widths[i].max(width(&shown).min(MAX_ALIGN));
         }
     }
     let last = headers.len().saturating_sub(1);
-    // One string for the whole table, one for a padded cell: a status of 100 services
-    // is 800 cells, and a string or two for each showed in the profile.
+    // One string for the whole table, each cell written into it where it goes: a
+    // status of 1,000 services is 8,000 cells, and a string or two for each showed in
+    // the profile.
     let mut out =
         String::with_capacity((widths.iter().sum::<usize>() + 2 * last + 1) * (rows.len() + 1));
-    let mut padded = String::new();
-    let mut line = |out: &mut String,
-                    cells: &mut dyn Iterator<Item = (usize, &str)>,
-                    paint: &dyn Fn(usize, &str, &str) -> Option<String>| {
+    let line = |out: &mut String,
+                cells: &mut dyn Iterator<Item = (usize, &str)>,
+                paint: &dyn Fn(usize, &str, &str) -> Option<String>| {
         let start = out.len();
         for (i, cell) in cells {
             if i > 0 {
                 out.push_str("  ");
             }
-            padded.clear();
-            padded.push_str(cell);
-            let len = cell.chars().count();
+            let shown = bounded_cell(cell);
+            let at = out.len();
+            out.push_str(&shown);
+            let len = width(&shown);
             if i != last && len < widths[i] {
-                padded.extend(std::iter::repeat_n(' ', widths[i] - len));
+                out.push_str(&SPACES[..widths[i] - len]);
             }
-            match paint(i, cell, &padded) {
-                Some(painted) => out.push_str(&painted),
-                None => out.push_str(&padded),
+            if let Some(painted) = paint(i, &shown, &out[at..]) {
+                out.truncate(at);
+                out.push_str(&painted);
             }
         }
         let kept = out[start..].trim_end().len();
@@ -73,7 +88,7 @@ pub fn table(
         &mut headers.iter().copied().enumerate(),
         &|_, _, _| None,
     );
-    for row in &rows {
+    for row in rows {
         line(
             &mut out,
             &mut row.iter().map(|c| c.as_ref()).enumerate(),
