@@ -46,17 +46,28 @@ impl Prepared {
     }
 
     /// What a long-lived holder (the supervisor, one per service) keeps: of the shell's
-    /// variables only those the service's files assigned (their origin names the file in
-    /// messages). The environment's and servicectl's own are in `env` when exported, and
-    /// nothing that acts on a prepared service reads the others; dropping them is most
-    /// of the memory an evaluated service holds.
+    /// variables only those the service's files assigned, and of those only where they
+    /// were set (their origin names the file in messages), not their values. The
+    /// environment's and servicectl's own are in `env` when exported, the settings are
+    /// parsed in `settings`, and nothing that acts on a prepared service reads a value
+    /// (`service/executable.rs` and the checks only ask a variable's file, through
+    /// `origin_note`). Dropping them is most of the memory an evaluated service holds:
+    /// a role's `playpen_services`, assigned in its config, names every service, so
+    /// keeping its value in each service grew with the square of their number.
     pub fn kept(self) -> Prepared {
         let vars = self
             .config
             .vars
             .iter()
             .filter(|(_, v)| matches!(v.origin, crate::config::Origin::File(_)))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| {
+                let value = crate::config::Value {
+                    value: std::ffi::OsString::new(),
+                    exported: v.exported,
+                    origin: v.origin.clone(),
+                };
+                (k.clone(), value)
+            })
             .collect();
         let config = Arc::new(ServiceConfig {
             id: self.config.id.clone(),
@@ -113,6 +124,10 @@ mod tests {
         let kept = p.kept();
         let names: Vec<&String> = kept.config.vars.keys().collect();
         assert_eq!(names, ["service_program"]);
+        assert_eq!(
+            kept.config.origin_note("service_program"),
+            " (set in /p/services/web/config)"
+        );
         assert_eq!(
             kept.env.get("HOME").map(|v| v.as_os_str()),
             Some("/root".as_ref())
