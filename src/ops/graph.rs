@@ -164,16 +164,19 @@ where
     results.into_inner().expect("not poisoned")
 }
 
+/// A graph written as `(service, its dependencies)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn deps_of(pairs: &[(&str, &[&str])]) -> Deps {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::deps_of as deps;
     use super::*;
-
-    fn deps(pairs: &[(&str, &[&str])]) -> Deps {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
-    }
 
     #[test]
     fn finds_cycles_and_names_them() {

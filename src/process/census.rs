@@ -354,19 +354,24 @@ mod tests {
         assert!(!matcher.is_ours(b""));
     }
 
+    /// A `sleep 30` carrying the marks of service `web`, launch `1.2.3`, of the playpen at `root`.
+    fn marked_sleep(root: &Path) -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .env("PLAYPEN_ROOT", root)
+            .env("SERVICE_NAME", "web")
+            .env(LAUNCH, "1.2.3")
+            .spawn()
+            .unwrap()
+    }
+
     #[test]
     fn finds_a_process_by_its_environment_and_not_servicectl_itself() {
         let dir = tempfile::tempdir().unwrap();
         let playpen = Playpen {
             root: dir.path().to_path_buf(),
         };
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .env("PLAYPEN_ROOT", dir.path())
-            .env("SERVICE_NAME", "web")
-            .env(LAUNCH, "1.2.3")
-            .spawn()
-            .unwrap();
+        let mut child = marked_sleep(dir.path());
         let mut unmarked = std::process::Command::new("sleep")
             .arg("30")
             .env("PLAYPEN_ROOT", dir.path())
@@ -404,13 +409,7 @@ mod tests {
         let playpen = Playpen {
             root: dir.path().to_path_buf(),
         };
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .env("PLAYPEN_ROOT", dir.path())
-            .env("SERVICE_NAME", "web")
-            .env(LAUNCH, "1.2.3")
-            .spawn()
-            .unwrap();
+        let mut child = marked_sleep(dir.path());
         let pid = child.id() as i32;
         for _ in 0..200 {
             if Census::scan(&playpen).get(pid).is_some() {

@@ -353,12 +353,7 @@ impl Machine {
 mod tests {
     use super::*;
 
-    fn deps(edges: &[(&str, &[&str])]) -> Deps {
-        edges
-            .iter()
-            .map(|(n, ds)| (n.to_string(), ds.iter().map(|d| d.to_string()).collect()))
-            .collect()
-    }
+    use crate::ops::graph::deps_of as deps;
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|n| n.to_string()).collect()

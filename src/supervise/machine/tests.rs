@@ -1188,6 +1188,30 @@ fn cron_and_inetd() {
             phase: "armed",
             effects: &["listen web on"],
         },
+        Row {
+            what: "a handler's exit named with a service that does not hold it is still found",
+            machine: || {
+                machine_with(
+                    inetd(1),
+                    Phase::Armed {
+                        since: at(0).mono,
+                        fire: None,
+                    },
+                )
+            },
+            before: |m| {
+                m.services[0].children.insert(9);
+                m.services[0].listening = false;
+            },
+            event: |_| Event::ChildExited {
+                service: Some(5),
+                pid: 9,
+                status: "exited with status 0".into(),
+            },
+            ms: 0,
+            phase: "armed",
+            effects: &["listen web on"],
+        },
     ]);
 }
 
