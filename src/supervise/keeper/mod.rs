@@ -78,9 +78,45 @@ struct Inner {
     conn: Mutex<Conn>,
     /// Copies of the read ends the keeper holds, with what they are for. Lock order:
     /// `conn`, then `held`.
-    held: Mutex<Vec<Held>>,
+    held: Mutex<Copies>,
     /// `finish` was asked: the keeper's exit is no death.
     finishing: std::sync::atomic::AtomicBool,
+}
+
+/// The copies, and how many of them may be held before the hung-up ones are sought.
+struct Copies {
+    list: Vec<Held>,
+    /// Pruning polls every copy, so a prune at every new pipe made a cold start of N
+    /// services poll N²/2 descriptors; pruning when the list has doubled since the
+    /// last prune keeps it linear, at the price of at most as many stale copies as
+    /// live ones (a descriptor each, within [`copies_budget`]).
+    prune_at: usize,
+}
+
+impl Copies {
+    const FIRST_PRUNE: usize = 64;
+
+    fn new(list: Vec<Held>) -> Copies {
+        let mut copies = Copies { list, prune_at: 0 };
+        copies.prune();
+        copies
+    }
+
+    /// Forget every copy whose pipe has no writer left.
+    fn prune(&mut self) {
+        prune(&mut self.list);
+        self.prune_at = (2 * self.list.len()).max(Self::FIRST_PRUNE);
+    }
+
+    /// Keep a copy of a new pipe's read end, unless the budget is spent.
+    fn add(&mut self, held: Held, budget: usize) {
+        if self.list.len() >= self.prune_at || self.list.len() >= budget {
+            self.prune();
+        }
+        if self.list.len() < budget {
+            self.list.push(held);
+        }
+    }
 }
 
 struct Held {
@@ -162,7 +198,7 @@ impl Keeper {
             inner: Arc::new(Inner {
                 playpen: playpen.clone(),
                 conn: Mutex::new(conn),
-                held: Mutex::new(held),
+                held: Mutex::new(Copies::new(held)),
                 finishing: std::sync::atomic::AtomicBool::new(false),
             }),
         })
@@ -213,18 +249,17 @@ impl Keeper {
             sent = conn.tell(&request, Some(read.as_fd()));
         }
         sent.map_err(fail)?;
-        let mut held = lock(&self.inner.held);
-        prune(&mut held);
         // The copies are a spare (for a keeper that dies); under a tight descriptor
         // limit (below 1024) the services' own pidfds come first and none is kept,
         // else at most a quarter of the limit is spent on them.
-        if held.len() < copies_budget() {
-            held.push(Held {
+        lock(&self.inner.held).add(
+            Held {
                 service: service.to_string(),
                 rotation,
                 fd: read,
-            });
-        }
+            },
+            copies_budget(),
+        );
         Ok(write)
     }
 
@@ -265,9 +300,9 @@ impl Keeper {
         let old = conn.pid;
         *conn = connect_again(playpen)?;
         let mut held = lock(&self.inner.held);
-        prune(&mut held);
+        held.prune();
         let mut given = Vec::new();
-        for h in held.iter() {
+        for h in held.list.iter() {
             let request = Request::Pipe {
                 service: h.service.clone(),
                 rotation: h.rotation,
@@ -313,7 +348,7 @@ impl Keeper {
             }
             return Ok(());
         }
-        lock(&self.inner.held).clear();
+        lock(&self.inner.held).list.clear();
         if crate::process::proc::wait_exit(pid, within) {
             return Ok(());
         }
@@ -615,6 +650,49 @@ fn copies_budget() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held(fd: OwnedFd) -> Held {
+        Held {
+            service: "web".into(),
+            rotation: LogRotation {
+                max_bytes: 65536,
+                keep: 3,
+            },
+            fd,
+        }
+    }
+
+    #[test]
+    fn copies_of_hung_up_pipes_are_pruned_once_the_list_doubles_and_live_ones_stay() {
+        let mut live_writers = Vec::new();
+        let mut copies = Copies::new(Vec::new());
+        let mut longest = 0;
+        for i in 0..400 {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            // One pipe in ten keeps a writer; the others hang up at once.
+            if i % 10 == 0 {
+                live_writers.push(write);
+            } else {
+                drop(write);
+            }
+            copies.add(held(read), usize::MAX);
+            longest = longest.max(copies.list.len());
+        }
+        // 40 live pipes: the list never grows past twice what the last prune left (or the
+        // first threshold), plus the copy that triggers the next prune.
+        let bound = (2 * live_writers.len()).max(Copies::FIRST_PRUNE) + 1;
+        assert!(longest <= bound, "{longest} copies held, bound {bound}");
+        copies.prune();
+        assert_eq!(copies.list.len(), live_writers.len());
+        // A budget is never exceeded, and reaching it prunes first.
+        let mut tight = Copies::new(Vec::new());
+        for _ in 0..10 {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            drop(write);
+            tight.add(held(read), 3);
+            assert!(tight.list.len() <= 3, "{} copies", tight.list.len());
+        }
+    }
 
     #[test]
     fn requests_round_trip_and_junk_is_no_request() {
