@@ -1,6 +1,30 @@
 //! Small text helpers every layer shares: lists that stay one line, tails of output,
 //! indentation and durations. A leaf: it imports nothing of ours, so any module may use it.
 
+/// Where `needle` first occurs in `haystack`.
+///
+/// memchr, without the run-time CPU detection behind `memchr::memchr`: that detection
+/// asks CPUID about eight times, and in a virtual machine every CPUID traps to the
+/// hypervisor (6 µs each on the machine of docs/performance.md), which a short-lived
+/// client pays on its first search. SSE2 is part of x86_64, so its searcher needs none.
+pub fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(needle) {
+        return sse2.find(haystack);
+    }
+    memchr::memchr(needle, haystack)
+}
+
+/// Every place `needle` occurs in `haystack`, in order (see [`find_byte`]).
+pub fn byte_positions(needle: u8, haystack: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let at = from + find_byte(needle, haystack.get(from..)?)?;
+        from = at + 1;
+        Some(at)
+    })
+}
+
 /// `a, b, c and 7 more`: a list that stays one readable line.
 pub fn short_list(names: &[String], most: usize) -> String {
     if names.len() <= most {
@@ -81,4 +105,25 @@ pub fn log_stamp() -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_search_finds_what_a_plain_scan_finds() {
+        // Lengths across the 16- and 64-byte blocks of the vector search, needles at the
+        // edges and in the middle.
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, 200] {
+            for every in [1, 2, 7, 16, 1000] {
+                let hay: Vec<u8> = (0..len)
+                    .map(|i| if i % every == every - 1 { b'\n' } else { b'x' })
+                    .collect();
+                let plain: Vec<usize> = (0..len).filter(|&i| hay[i] == b'\n').collect();
+                assert_eq!(byte_positions(b'\n', &hay).collect::<Vec<_>>(), plain);
+                assert_eq!(find_byte(b'\n', &hay), plain.first().copied());
+            }
+        }
+    }
 }

@@ -332,7 +332,7 @@ impl LineBuffer {
         self.buf.extend_from_slice(bytes);
         let mut start = self.start;
         let mut too_long = false;
-        for i in memchr::memchr_iter(b'\n', bytes) {
+        for i in crate::text::byte_positions(b'\n', bytes) {
             too_long |= from + i - start > self.max;
             start = from + i + 1;
         }
@@ -347,7 +347,7 @@ impl LineBuffer {
 
     /// The next complete line, without its newline.
     pub fn next_line(&mut self) -> Option<Vec<u8>> {
-        let end = memchr::memchr(b'\n', &self.buf[..self.start])?;
+        let end = crate::text::find_byte(b'\n', &self.buf[..self.start])?;
         let mut line = if end + 1 == self.buf.len() {
             // The whole buffer (the usual answer): no copy, and a 10 MB burst's memory
             // goes with it.

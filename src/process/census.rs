@@ -167,7 +167,7 @@ fn marks(environ: &[u8]) -> Marks<'_> {
     let (mut root, mut service, mut launch) = (None, None, None);
     let mut rest = environ;
     while !rest.is_empty() {
-        let end = memchr::memchr(0, rest).unwrap_or(rest.len());
+        let end = crate::text::find_byte(0, rest).unwrap_or(rest.len());
         let entry = &rest[..end];
         rest = &rest[(end + 1).min(rest.len())..];
         match entry.first() {
