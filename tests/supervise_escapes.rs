@@ -286,6 +286,64 @@ fn restart_right_after_a_crash_queues_behind_the_restart_under_way() {
     pp.run_timeout(&["shutdown"], 30).ok();
 }
 
+/// A crash's restart first stops what the dead main process left, children in a
+/// session or process group of their own included; the other services' main
+/// processes, which its census takes for theirs without reading them, run on.
+#[test]
+fn a_crash_restart_stops_what_the_dead_one_left_and_nothing_of_its_neighbours() {
+    let pp = Playpen::with_ports(&["web", "other"], &[]);
+    pp.install_sleep("bin/sleeper");
+    pp.write_exec(
+        "bin/spawner",
+        "#!/bin/bash\n\
+         setsid \"$PLAYPEN_ROOT/bin/sleeper\" 1001 &\n\
+         echo $! > \"$LOCAL_VAR/session-child.tmp\"\n\
+         set -m\n\
+         \"$PLAYPEN_ROOT/bin/sleeper\" 1002 &\n\
+         echo $! > \"$LOCAL_VAR/group-child.tmp\"\n\
+         set +m\n\
+         mv \"$LOCAL_VAR/session-child.tmp\" \"$LOCAL_VAR/session-child\"\n\
+         mv \"$LOCAL_VAR/group-child.tmp\" \"$LOCAL_VAR/group-child\"\n\
+         exec \"$PLAYPEN_ROOT/bin/sleeper\" 1000\n",
+    );
+    pp.service(
+        "web",
+        "service_program=spawner\nservice_restart_policy=unlimited\nservice_start_grace=0.05\nservice_halt_timeout=3\n",
+    );
+    pp.sleeper_service("other", "service_restart_policy=unlimited");
+    supervise_daemon(&pp, &[]);
+    pp.run(&["wait", "web", "other"]).ok();
+    let read = |f: &str| -> i32 {
+        let pid = String::from_utf8(pp.wait_file(f, 10)).unwrap();
+        std::fs::remove_file(pp.path(f)).unwrap();
+        pid.trim().parse().unwrap()
+    };
+    let neighbour = pp.running_pid("other");
+    for round in 0..2 {
+        let main = pp.running_pid("web");
+        let (in_session, in_group) = (read("var/session-child"), read("var/group-child"));
+        assert!(alive(in_session) && alive(in_group));
+        kill9(main);
+        let restarted = wait_until(PATIENCE, || {
+            pp.pid("web").is_some_and(|p| p != main && alive(p))
+        });
+        assert!(
+            restarted,
+            "round {round}: web was not restarted\n{}",
+            pp.supervisor_log()
+        );
+        assert!(
+            !alive(in_session) && !alive(in_group),
+            "round {round}: the dead web's children run beside the new one\n{}",
+            pp.supervisor_log()
+        );
+        assert_eq!(pp.running_pid("other"), neighbour);
+        assert!(alive(neighbour));
+    }
+    pp.run_timeout(&["shutdown"], 30).ok();
+    nothing_left(&pp);
+}
+
 #[test]
 fn idle_connections_never_lock_out_shutdown() {
     let pp = Playpen::with_ports(&["a"], &[]);

@@ -22,10 +22,13 @@
 //! shutdown of 1,000 services would scan /proc 1,000 times (each scan as long as the
 //! machine's process list), so their scans are shared ([`Census::fresh`]): a job gets a
 //! scan that began after it asked, and the jobs that ask while one runs share the next.
+//! Those scans do not read the main processes the supervisor watches ([`watch_main`]):
+//! a job asks about one service, and another service's main process is that service's.
 
 use crate::playpen::Playpen;
 use crate::process::proc;
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +74,9 @@ impl Member {
 #[derive(Debug, Clone, Default)]
 pub struct Census {
     members: BTreeMap<i32, Member>,
+    /// Processes not read, by the service whose main process the supervisor watches
+    /// them as (see [`watch_main`]); a shared scan's only ([`Census::fresh`]).
+    known: BTreeMap<i32, Arc<str>>,
 }
 
 impl Census {
@@ -78,12 +84,18 @@ impl Census {
     /// playpen (or a path to the same directory), a SERVICE_NAME and a launch mark.
     /// servicectl itself is never one of them, even when a service runs it.
     pub fn scan(playpen: &Playpen) -> Census {
+        Census::scan_passing(playpen, |_| None)
+    }
+
+    /// [`Census::scan`], but the PIDs `main` names a service for are not read: they go
+    /// into `known` with that service.
+    fn scan_passing(playpen: &Playpen, main: impl Fn(i32) -> Option<Arc<str>>) -> Census {
         let me = std::process::id() as i32;
         let mut roots = RootMatcher::new(&playpen.root);
-        let mut members = BTreeMap::new();
+        let mut census = Census::default();
         let mut environ = Vec::with_capacity(16 * 1024);
         let Ok(entries) = std::fs::read_dir("/proc") else {
-            return Census::default();
+            return census;
         };
         for entry in entries.flatten() {
             let Some(pid) = entry
@@ -93,49 +105,27 @@ impl Census {
             else {
                 continue;
             };
-            if pid == me || !proc::read_environ(pid, &mut environ) {
+            if pid == me {
                 continue;
             }
-            let (Some(root), Some(service), Some(launch)) = marks(&environ) else {
-                continue;
-            };
-            if service.is_empty() || launch.is_empty() || !roots.is_ours(root) {
+            if let Some(service) = main(pid) {
+                census.known.insert(pid, service);
                 continue;
             }
-            let Some(stat) = proc::stat(pid) else {
-                continue;
-            };
-            members.insert(
-                pid,
-                Member {
-                    pid,
-                    service: String::from_utf8_lossy(service).into_owned(),
-                    launch: String::from_utf8_lossy(launch).into_owned(),
-                    start_ticks: stat.start_ticks,
-                    ppid: stat.ppid,
-                    pgid: stat.pgid,
-                    sid: stat.sid,
-                },
-            );
+            if let Some(member) = read_member(pid, &mut roots, &mut environ) {
+                census.members.insert(pid, member);
+            }
         }
-        Census { members }
+        census
     }
 
     /// A scan that began after this call, shared with the other threads that ask for
     /// one of the same playpen meanwhile: while a scan runs, those who ask wait for it
     /// to end and then share the next one (one scan for them all). The same answer as
-    /// [`Census::scan`] at the moment of the call or later.
+    /// [`Census::scan`] at the moment of the call or later, but for the main processes
+    /// the supervisor watches ([`watch_main`]): those are in `known`, not read.
     pub fn fresh(playpen: &Playpen) -> Arc<Census> {
-        static SCANS: OnceLock<Mutex<HashMap<PathBuf, Arc<Scans>>>> = OnceLock::new();
-        let scans = Arc::clone(
-            SCANS
-                .get_or_init(Default::default)
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(playpen.root.clone())
-                .or_default(),
-        );
-        scans.fresh(playpen)
+        Scans::of(playpen).fresh(playpen)
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
@@ -155,6 +145,29 @@ impl Census {
     pub fn of_launch<'a>(&'a self, launch: &'a str) -> impl Iterator<Item = &'a Member> {
         self.members.values().filter(move |m| m.launch == launch)
     }
+}
+
+/// Process `pid` as a member of the playpen, if its environment carries the marks.
+fn read_member(pid: i32, roots: &mut RootMatcher, environ: &mut Vec<u8>) -> Option<Member> {
+    if !proc::read_environ(pid, environ) {
+        return None;
+    }
+    let (Some(root), Some(service), Some(launch)) = marks(environ) else {
+        return None;
+    };
+    if service.is_empty() || launch.is_empty() || !roots.is_ours(root) {
+        return None;
+    }
+    let stat = proc::stat(pid)?;
+    Some(Member {
+        pid,
+        service: String::from_utf8_lossy(service).into_owned(),
+        launch: String::from_utf8_lossy(launch).into_owned(),
+        start_ticks: stat.start_ticks,
+        ppid: stat.ppid,
+        pgid: stat.pgid,
+        sid: stat.sid,
+    })
 }
 
 /// A process's PLAYPEN_ROOT, SERVICE_NAME and launch mark, if it has them.
@@ -193,11 +206,39 @@ fn first<'a>(slot: &mut Option<&'a [u8]>, entry: &'a [u8], name: &str) {
     }
 }
 
-/// The scans of one playpen's census that threads share (see [`Census::fresh`]).
+/// Process `pid` is the main process of `service`, watched by the supervisor through
+/// `pidfd`: until [`forget_main`], and while it holds its PID, shared scans do not read
+/// its environment. At 1,000 services the mains are nearly all of the playpen's
+/// processes, and a crash's restart scanned them all to stop what the dead one left
+/// (issue 19); a service's census reads its own main again ([`Lazy::shared`]).
+pub fn watch_main(playpen: &Playpen, pid: i32, service: &str, pidfd: Arc<OwnedFd>) {
+    Scans::of(playpen).mains().insert(
+        pid,
+        Main {
+            service: service.into(),
+            pidfd,
+        },
+    );
+}
+
+/// The supervisor no longer watches `pid` (see [`watch_main`]).
+pub fn forget_main(playpen: &Playpen, pid: i32) {
+    Scans::of(playpen).mains().remove(&pid);
+}
+
+/// A main process the supervisor watches.
+struct Main {
+    service: Arc<str>,
+    pidfd: Arc<OwnedFd>,
+}
+
+/// The scans of one playpen's census that threads share (see [`Census::fresh`]), and the
+/// main processes they need not read.
 #[derive(Default)]
 struct Scans {
     state: Mutex<ScanState>,
     done: Condvar,
+    mains: Mutex<HashMap<i32, Main>>,
 }
 
 #[derive(Default)]
@@ -210,6 +251,33 @@ struct ScanState {
 }
 
 impl Scans {
+    fn of(playpen: &Playpen) -> Arc<Scans> {
+        static SCANS: OnceLock<Mutex<HashMap<PathBuf, Arc<Scans>>>> = OnceLock::new();
+        Arc::clone(
+            SCANS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(playpen.root.clone())
+                .or_default(),
+        )
+    }
+
+    fn mains(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Main>> {
+        self.mains.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The service whose watched main process `pid` is, if it still holds the PID: a
+    /// main reaped before the supervisor forgot it may have left its PID to anyone.
+    fn main_of(&self, pid: i32) -> Option<Arc<str>> {
+        let (service, pidfd) = {
+            let mains = self.mains();
+            let main = mains.get(&pid)?;
+            (Arc::clone(&main.service), Arc::clone(&main.pidfd))
+        };
+        proc::pidfd_holds(pidfd.as_fd()).then_some(service)
+    }
+
     fn fresh(&self, playpen: &Playpen) -> Arc<Census> {
         let lock = || self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut state = lock();
@@ -237,7 +305,7 @@ impl Scans {
                     }
                 }
                 let ending = Ending(self);
-                let census = Arc::new(Census::scan(playpen));
+                let census = Arc::new(Census::scan_passing(playpen, |pid| self.main_of(pid)));
                 lock().latest = Some((n, Arc::clone(&census)));
                 drop(ending);
                 return census;
@@ -256,7 +324,8 @@ impl Scans {
 pub struct Lazy {
     playpen: Playpen,
     census: OnceLock<Arc<Census>>,
-    shared: bool,
+    /// A shared census for this service's processes only ([`Lazy::shared`]).
+    shared: Option<String>,
 }
 
 impl Lazy {
@@ -264,26 +333,51 @@ impl Lazy {
         Lazy {
             playpen: playpen.clone(),
             census: OnceLock::new(),
-            shared: false,
+            shared: None,
         }
     }
 
-    /// A census whose scan is shared with the other threads that scan the playpen at
-    /// the same time ([`Census::fresh`]): for the supervisor's jobs, one thread each.
-    pub fn shared(playpen: &Playpen) -> Lazy {
+    /// A census of `service`'s processes whose scan is shared with the other threads
+    /// that scan the playpen at the same time ([`Census::fresh`]): for the supervisor's
+    /// jobs, one thread each. The main processes the supervisor watches for other
+    /// services are taken to be theirs, not read; this service's are read: so its
+    /// members, and its launches' members, are those of a full scan (but for another
+    /// service's main that put this service's marks into its own environment).
+    pub fn shared(playpen: &Playpen, service: &str) -> Lazy {
         Lazy {
-            shared: true,
+            shared: Some(service.to_string()),
             ..Lazy::new(playpen)
         }
     }
 
     pub fn get(&self) -> &Census {
-        self.census.get_or_init(|| {
-            if self.shared {
-                Census::fresh(&self.playpen)
-            } else {
-                Arc::new(Census::scan(&self.playpen))
+        self.census.get_or_init(|| match &self.shared {
+            Some(service) => {
+                let census = Census::fresh(&self.playpen);
+                let own: Vec<i32> = census
+                    .known
+                    .iter()
+                    .filter(|(_, s)| &***s == service.as_str())
+                    .map(|(&pid, _)| pid)
+                    .collect();
+                if own.is_empty() {
+                    return census;
+                }
+                // What is known of the others is of no use to this service's questions.
+                let mut census = Census {
+                    members: census.members.clone(),
+                    known: BTreeMap::new(),
+                };
+                let mut roots = RootMatcher::new(&self.playpen.root);
+                let mut environ = Vec::new();
+                for pid in own {
+                    if let Some(member) = read_member(pid, &mut roots, &mut environ) {
+                        census.members.insert(pid, member);
+                    }
+                }
+                Arc::new(census)
             }
+            None => Arc::new(Census::scan(&self.playpen)),
         })
     }
 }
@@ -431,8 +525,37 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(seen(&playpen), vec![false; 8]);
-        let lazy = Lazy::shared(&playpen);
+        let lazy = Lazy::shared(&playpen, "web");
         assert!(lazy.get().get(pid).is_none());
+    }
+
+    #[test]
+    fn a_service_s_census_takes_the_watched_mains_of_others_for_theirs_and_reads_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let playpen = Playpen {
+            root: dir.path().to_path_buf(),
+        };
+        let mut child = marked_sleep(dir.path());
+        let pid = child.id() as i32;
+        for _ in 0..200 {
+            if Census::scan(&playpen).get(pid).is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let pidfd = Arc::new(proc::pidfd(pid).unwrap());
+        watch_main(&playpen, pid, "web", Arc::clone(&pidfd));
+        assert!(Lazy::shared(&playpen, "api").get().get(pid).is_none());
+        let own = Lazy::shared(&playpen, "web");
+        assert_eq!(own.get().get(pid).map(|m| m.launch.as_str()), Some("1.2.3"));
+        assert_eq!(own.get().of_service("web").count(), 1);
+        // A main reaped before it was forgotten no longer holds its PID: read again.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!proc::pidfd_holds(pidfd.as_fd()));
+        assert!(Census::fresh(&playpen).known.is_empty());
+        forget_main(&playpen, pid);
+        assert!(Scans::of(&playpen).mains().is_empty());
     }
 
     #[test]

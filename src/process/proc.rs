@@ -3,7 +3,7 @@
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// What /proc/PID/stat says about a live process: its place in the process tree and
@@ -192,6 +192,25 @@ pub fn pidfd(pid: i32) -> Option<OwnedFd> {
     }
     // SAFETY: the kernel just gave us this descriptor and nobody else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Does the process of pidfd `fd` still hold its PID (running, or a zombie not yet
+/// reaped)? While it does, no other process can have that PID, so what /proc says of
+/// the PID is of this process.
+pub fn pidfd_holds(fd: BorrowedFd) -> bool {
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal (0: only the checks), no
+    // siginfo and no flags; it reads and writes no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    // EPERM: another user's process, there all the same.
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Wait until `pid` exits or `timeout` passes; true when it is gone. Sleeps in the

@@ -97,7 +97,12 @@ fn run_hook(playpen: &Playpen, prepared: &Prepared, hook: Hook) -> Result<()> {
 
 /// Start a service unless it runs already.
 pub fn start(playpen: &Playpen, prepared: &Prepared, output: OutputTo) -> Result<Outcome> {
-    start_with(playpen, prepared, &Lazy::shared(playpen), output)
+    start_with(
+        playpen,
+        prepared,
+        &Lazy::shared(playpen, prepared.name()),
+        output,
+    )
 }
 
 /// [`start`] within a command that shares one census of the playpen's processes
@@ -221,7 +226,7 @@ fn base_record(playpen: &Playpen, prepared: &Prepared) -> StartRecord {
 /// Stop a service if it runs. For one service of many stopped at once on threads of
 /// their own (the supervisor's jobs): the census is shared with them ([`Lazy::shared`]).
 pub fn stop(playpen: &Playpen, prepared: &Prepared) -> Result<Outcome> {
-    stop_with(playpen, prepared, &Lazy::shared(playpen))
+    stop_with(playpen, prepared, &Lazy::shared(playpen, prepared.name()))
 }
 
 /// [`stop`] within a command that shares one census across its services.
@@ -435,7 +440,12 @@ fn restart_path(
 /// package's `.restart`), else stop, wait service_restart_delay, start. A stopped
 /// service is simply started.
 pub fn restart(playpen: &Playpen, prepared: &Prepared, output: OutputTo) -> Result<Outcome> {
-    restart_with(playpen, prepared, &Lazy::shared(playpen), output)
+    restart_with(
+        playpen,
+        prepared,
+        &Lazy::shared(playpen, prepared.name()),
+        output,
+    )
 }
 
 /// [`restart`] within a command that shares one census across its services.

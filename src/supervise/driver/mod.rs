@@ -83,7 +83,8 @@ pub(super) fn describe_wait(status: WaitStatus) -> String {
 /// A supervised process's pidfd.
 struct Watch {
     pid: i32,
-    fd: Option<OwnedFd>,
+    /// Shared with the census, which skips the process while it holds its PID.
+    fd: Option<Arc<OwnedFd>>,
     generation: u64,
 }
 

@@ -8,7 +8,7 @@ impl Driver {
     /// spare) a child of ours is still heard of through SIGCHLD (`reap_orphans`).
     pub(super) fn watch(&mut self, i: Sid, pid: i32) {
         self.unwatch(i);
-        let fd = proc::pidfd(pid);
+        let fd = proc::pidfd(pid).map(Arc::new);
         let alive =
             fd.is_some() || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
         if !alive {
@@ -33,6 +33,12 @@ impl Driver {
                     self.machine.services[i].name
                 ));
             }
+            crate::process::census::watch_main(
+                &self.playpen,
+                pid,
+                &self.machine.services[i].name,
+                Arc::clone(fd),
+            );
         } else {
             log(&format!(
                 "{}: no pidfd for pid {pid} (out of descriptors?): its exit is heard of by SIGCHLD",
@@ -58,6 +64,7 @@ impl Driver {
         if let Some(w) = self.watches.remove(&i)
             && let Some(fd) = &w.fd
         {
+            crate::process::census::forget_main(&self.playpen, w.pid);
             let _ = self.epoll.delete(fd.as_fd());
         }
     }
