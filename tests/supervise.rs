@@ -744,6 +744,16 @@ fn killed_during_a_restart_storm_loses_none_and_doubles_none() {
     });
     sup.kill9();
     let sup2 = Supervisor::start(&pp, &[]);
+    // Past its crashes (the fourth run stays up): `running` alone may be one of the
+    // short runs, seen between two crashes.
+    wait_until(PATIENCE, || {
+        names.iter().all(|n| {
+            pp.read_or_empty(&format!("var/{n}.n"))
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|runs| runs >= 4)
+        })
+    });
     each_runs_once_and_is_known(&pp, &sup2, &names);
 }
 
