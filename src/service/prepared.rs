@@ -57,6 +57,12 @@ impl Prepared {
     /// keeping its value in each service grew with the square of their number. For the
     /// same reason the environment (which exports it) keeps only what differs from the
     /// one `common` shares among the batch.
+    ///
+    /// Everything kept is a copy, made by the caller: a preparation runs on a job thread
+    /// whose malloc arena it fills with the whole batch's evaluation, and what lived on
+    /// there, scattered among the freed memory, kept most of its pages resident (16 MiB
+    /// at 1,000 services, for 3 MiB alive). The supervisor copies on its own thread,
+    /// every service before freeing any original (see `Machine::on_prepared`).
     pub fn kept(&self, common: &mut Common) -> Prepared {
         let vars = self
             .config

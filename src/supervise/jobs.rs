@@ -9,7 +9,6 @@ use crate::config::session::Session;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::graph::{self, Deps};
 use crate::playpen::Playpen;
-use crate::process::env::Common;
 use crate::service::lifecycle::{self, Outcome, OutputTo};
 use crate::service::prepare::{Prepared, Stage, prepare};
 use nix::sys::eventfd::EventFd;
@@ -158,11 +157,10 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         let (prepared, warnings) = preparation.lenient();
         let mut good = BTreeMap::new();
         let mut unknown = BTreeMap::new();
-        let mut common = Common::default();
         for (name, p) in prepared {
             match p {
                 Ok(p) => {
-                    good.insert(name, p.kept(&mut common));
+                    good.insert(name, p);
                 }
                 Err(e) => {
                     unknown.insert(name, e);
@@ -271,11 +269,8 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
     if matches!(scope, Scope::Launch { .. } | Scope::Start(_) | Scope::Up) {
         warnings.extend(crate::ops::playpens::note(&mut session));
     }
-    let mut common = Common::default();
     Ok(Prepped {
-        prepared: (preparation.prepared.into_iter())
-            .map(|(name, p)| (name, p.kept(&mut common)))
-            .collect(),
+        prepared: preparation.prepared,
         problems,
         unknown,
         targets,
