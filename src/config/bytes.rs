@@ -16,13 +16,10 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-/// An environment: what a service's program, hooks and scripts see, and what templates
-/// are rendered with. The one type every stage passes an environment as.
-pub type Env = BTreeMap<String, OsString>;
+pub use crate::process::env::Env;
 
 /// A value for a message: `"text"`, with bytes that are not UTF-8 as `\xFF`.
 pub fn quoted(value: &OsStr) -> String {

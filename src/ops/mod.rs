@@ -528,7 +528,9 @@ pub fn environment(
                 .unwrap_or_default();
             for resolution in crate::service::prepare::prepare(session, &role).resolutions {
                 for (name, port) in resolution.ports {
-                    env.entry(name).or_insert_with(|| port.to_string().into());
+                    if !env.contains_key(&name) {
+                        env.insert(name, port.to_string().into());
+                    }
                 }
             }
             Ok(Environment(env))

@@ -12,8 +12,8 @@
 //! [`Foreground`]: the services are stopped, not abandoned, by a second Ctrl-C.
 
 use crate::error::{Error, Result};
+use crate::process::env::Env;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, ExitStatus};
@@ -83,12 +83,7 @@ impl Foreground {
 
     /// Run `program` with `args` and exactly `env`, in the current directory, with
     /// servicectl's standard input, output and error; pass signals on until it ends.
-    pub fn run(
-        &self,
-        program: &OsString,
-        args: &[OsString],
-        env: &BTreeMap<String, OsString>,
-    ) -> Result<Ended> {
+    pub fn run(&self, program: &OsString, args: &[OsString], env: &Env) -> Result<Ended> {
         let spawned = Command::new(program)
             .args(args)
             .env_clear()

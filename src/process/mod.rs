@@ -5,6 +5,7 @@
 //! record (`tracking`, `interrupt`).
 
 pub mod census;
+pub mod env;
 pub mod foreground;
 pub mod holders;
 pub mod interrupt;

@@ -2,10 +2,10 @@
 //! stdin from /dev/null, output appended to SERVICE_OUTPUT_FILE, a clean environment.
 
 use crate::error::{Error, Result};
+use crate::process::env::Env;
 use crate::process::output::open_output;
 use crate::process::user::RunAs;
-use std::collections::BTreeMap;
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -21,8 +21,8 @@ pub struct Launch<'a> {
     pub program: &'a Path,
     pub arg0: &'a str,
     pub args: &'a [String],
-    /// The environment (config::Env: values are bytes, passed on exactly).
-    pub env: &'a BTreeMap<String, OsString>,
+    /// The environment (values are bytes, passed on exactly).
+    pub env: &'a Env,
     pub cwd: &'a Path,
     /// Where stdout and stderr go.
     pub output: Output<'a>,
@@ -125,7 +125,7 @@ pub fn launch(launch: &Launch) -> Result<Spawned> {
     ];
     let envp: Vec<CString> = marks
         .iter()
-        .filter_map(|k| launch.env.get_key_value(*k))
+        .filter_map(|k| launch.env.get_key_value(k))
         .chain(
             launch
                 .env
@@ -327,12 +327,7 @@ pub struct ExecSize {
 }
 
 impl ExecSize {
-    pub fn of(
-        executable: &Path,
-        arg0: &str,
-        args: &[String],
-        env: &BTreeMap<String, OsString>,
-    ) -> ExecSize {
+    pub fn of(executable: &Path, arg0: &str, args: &[String], env: &Env) -> ExecSize {
         let page = usize::try_from(
             nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
@@ -441,9 +436,9 @@ mod tests {
 
     #[test]
     fn exec_size_names_a_variable_over_the_string_limit_and_the_largest_over_arg_max() {
-        let small = ExecSize::of(Path::new("/bin/true"), "true", &[], &BTreeMap::new());
+        let small = ExecSize::of(Path::new("/bin/true"), "true", &[], &Env::new());
         assert!(small.fits());
-        let mut env = BTreeMap::new();
+        let mut env = Env::new();
         env.insert("HUGE".to_string(), "x".repeat(small.string_limit).into());
         env.insert("SMALL".to_string(), "y".into());
         let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);
@@ -453,7 +448,7 @@ mod tests {
         assert!(text.contains("set in HUGE.conf") && text.contains("MAX_ARG_STRLEN"));
 
         let chunk = "z".repeat(small.string_limit / 2);
-        let env: BTreeMap<String, OsString> = (0..small.limit / chunk.len() + 2)
+        let env: Env = (0..small.limit / chunk.len() + 2)
             .map(|i| (format!("CHUNK_{i:03}"), chunk.clone().into()))
             .collect();
         let size = ExecSize::of(Path::new("/bin/true"), "true", &[], &env);

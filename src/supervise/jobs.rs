@@ -160,7 +160,7 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         for (name, p) in prepared {
             match p {
                 Ok(p) => {
-                    good.insert(name, p.kept());
+                    good.insert(name, p);
                 }
                 Err(e) => {
                     unknown.insert(name, e);
@@ -270,9 +270,7 @@ fn prepare_scope(playpen: &Playpen, scope: Scope) -> Result<Prepped> {
         warnings.extend(crate::ops::playpens::note(&mut session));
     }
     Ok(Prepped {
-        prepared: (preparation.prepared.into_iter())
-            .map(|(name, p)| (name, p.kept()))
-            .collect(),
+        prepared: preparation.prepared,
         problems,
         unknown,
         targets,

@@ -2,6 +2,7 @@
 //! role brought up, services installed or removed, and commands acting directly.
 
 use super::*;
+use crate::process::env::Common;
 
 impl Machine {
     pub(super) fn on_request(&mut self, client: ClientId, op: Op, now: Now) {
@@ -114,7 +115,15 @@ impl Machine {
             })
             .cloned()
             .collect();
-        for (name, p) in std::mem::take(&mut prepped.prepared) {
+        // Every copy is made before any original is freed: a freed original goes to
+        // this thread's malloc cache, and the next copy would reuse it, leaving what the
+        // supervisor keeps scattered over the job's arena, whose pages it then pins.
+        let mut common = Common::default();
+        let kept: Vec<(String, Prepared)> = (prepped.prepared.iter())
+            .map(|(name, p)| (name.clone(), p.kept(&mut common)))
+            .collect();
+        prepped.prepared.clear();
+        for (name, p) in kept {
             let i = self.service_index(&name);
             let s = &mut self.services[i];
             if !lenient {
