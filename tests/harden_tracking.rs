@@ -505,20 +505,7 @@ fn a_copied_playpen_recognises_the_original_by_its_linkfarm_path() {
 #[test]
 fn stop_leaves_no_descendant_behind() {
     let pp = Playpen::new();
-    pp.install_sleep("bin/sleeper");
-    pp.write_exec(
-        "bin/spawner",
-        "#!/bin/bash\n\
-         setsid \"$PLAYPEN_ROOT/bin/sleeper\" 1001 &\n\
-         echo $! > \"$LOCAL_VAR/session-child.tmp\"\n\
-         set -m\n\
-         \"$PLAYPEN_ROOT/bin/sleeper\" 1002 &\n\
-         echo $! > \"$LOCAL_VAR/group-child.tmp\"\n\
-         set +m\n\
-         mv \"$LOCAL_VAR/session-child.tmp\" \"$LOCAL_VAR/session-child\"\n\
-         mv \"$LOCAL_VAR/group-child.tmp\" \"$LOCAL_VAR/group-child\"\n\
-         exec \"$PLAYPEN_ROOT/bin/sleeper\" 1000\n",
-    );
+    pp.install_escaping_spawner();
     pp.service(
         "web",
         "service_program=spawner\nservice_start_grace=0.05\nservice_halt_timeout=3\n",

@@ -292,20 +292,7 @@ fn restart_right_after_a_crash_queues_behind_the_restart_under_way() {
 #[test]
 fn a_crash_restart_stops_what_the_dead_one_left_and_nothing_of_its_neighbours() {
     let pp = Playpen::with_ports(&["web", "other"], &[]);
-    pp.install_sleep("bin/sleeper");
-    pp.write_exec(
-        "bin/spawner",
-        "#!/bin/bash\n\
-         setsid \"$PLAYPEN_ROOT/bin/sleeper\" 1001 &\n\
-         echo $! > \"$LOCAL_VAR/session-child.tmp\"\n\
-         set -m\n\
-         \"$PLAYPEN_ROOT/bin/sleeper\" 1002 &\n\
-         echo $! > \"$LOCAL_VAR/group-child.tmp\"\n\
-         set +m\n\
-         mv \"$LOCAL_VAR/session-child.tmp\" \"$LOCAL_VAR/session-child\"\n\
-         mv \"$LOCAL_VAR/group-child.tmp\" \"$LOCAL_VAR/group-child\"\n\
-         exec \"$PLAYPEN_ROOT/bin/sleeper\" 1000\n",
-    );
+    pp.install_escaping_spawner();
     pp.service(
         "web",
         "service_program=spawner\nservice_restart_policy=unlimited\nservice_start_grace=0.05\nservice_halt_timeout=3\n",

@@ -497,13 +497,13 @@ mod tests {
         assert!(!member.is_alive());
     }
 
-    #[test]
-    fn a_shared_scan_began_after_the_call() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A playpen in `dir` and a marked `sleep` of it, once a scan sees it (its
+    /// environment is the marked one from its exec on).
+    fn scanned_marked_sleep(dir: &Path) -> (Playpen, std::process::Child, i32) {
         let playpen = Playpen {
-            root: dir.path().to_path_buf(),
+            root: dir.to_path_buf(),
         };
-        let mut child = marked_sleep(dir.path());
+        let child = marked_sleep(dir);
         let pid = child.id() as i32;
         for _ in 0..200 {
             if Census::scan(&playpen).get(pid).is_some() {
@@ -511,6 +511,13 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        (playpen, child, pid)
+    }
+
+    #[test]
+    fn a_shared_scan_began_after_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let (playpen, mut child, pid) = scanned_marked_sleep(dir.path());
         // Threads asking at once: every one sees what was there when it asked...
         let seen = |playpen: &Playpen| -> Vec<bool> {
             std::thread::scope(|s| {
@@ -532,17 +539,7 @@ mod tests {
     #[test]
     fn a_service_s_census_takes_the_watched_mains_of_others_for_theirs_and_reads_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let playpen = Playpen {
-            root: dir.path().to_path_buf(),
-        };
-        let mut child = marked_sleep(dir.path());
-        let pid = child.id() as i32;
-        for _ in 0..200 {
-            if Census::scan(&playpen).get(pid).is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let (playpen, mut child, pid) = scanned_marked_sleep(dir.path());
         let pidfd = Arc::new(proc::pidfd(pid).unwrap());
         watch_main(&playpen, pid, "web", Arc::clone(&pidfd));
         assert!(Lazy::shared(&playpen, "api").get().get(pid).is_none());

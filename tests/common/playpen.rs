@@ -169,6 +169,27 @@ impl Playpen {
         path
     }
 
+    /// `bin/spawner`: a program that forks one `bin/sleeper 1001` into a session of its
+    /// own and one `bin/sleeper 1002` into a process group of its own (their PIDs in
+    /// `$LOCAL_VAR/session-child` and `group-child`), then becomes `bin/sleeper 1000`:
+    /// what a process-group kill leaves behind and only the census finds.
+    pub fn install_escaping_spawner(&self) {
+        self.install_sleep("bin/sleeper");
+        self.write_exec(
+            "bin/spawner",
+            "#!/bin/bash\n\
+             setsid \"$PLAYPEN_ROOT/bin/sleeper\" 1001 &\n\
+             echo $! > \"$LOCAL_VAR/session-child.tmp\"\n\
+             set -m\n\
+             \"$PLAYPEN_ROOT/bin/sleeper\" 1002 &\n\
+             echo $! > \"$LOCAL_VAR/group-child.tmp\"\n\
+             set +m\n\
+             mv \"$LOCAL_VAR/session-child.tmp\" \"$LOCAL_VAR/session-child\"\n\
+             mv \"$LOCAL_VAR/group-child.tmp\" \"$LOCAL_VAR/group-child\"\n\
+             exec \"$PLAYPEN_ROOT/bin/sleeper\" 1000\n",
+        );
+    }
+
     /// A file's contents; panics (naming it) when it cannot be read.
     #[track_caller]
     pub fn read(&self, rel: &str) -> String {
