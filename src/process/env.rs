@@ -49,23 +49,11 @@ impl Env {
         self.own.insert(name, Some(value));
     }
 
-    pub fn remove(&mut self, name: &str) {
-        if self.common.as_ref().is_some_and(|c| c.contains_key(name)) {
-            self.own.insert(name.to_string(), None);
-        } else {
-            self.own.remove(name);
-        }
-    }
-
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             own: self.own.iter().peekable(),
             common: self.common.as_deref().map(|c| c.iter().peekable()),
         }
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.iter().map(|(k, _)| k)
     }
 
     pub fn len(&self) -> usize {
@@ -265,10 +253,9 @@ mod tests {
         let mut second = common.share(&env(&[("A", "1"), ("B", "2")]));
         second.insert("A".into(), "changed".into());
         second.insert("C".into(), "3".into());
-        second.remove("B");
         assert_eq!(
             pairs(&second),
-            [("A", "changed"), ("C", "3")].map(|(k, v)| (k.into(), v.into()))
+            [("A", "changed"), ("B", "2"), ("C", "3")].map(|(k, v)| (k.into(), v.into()))
         );
         assert_eq!(
             pairs(&first),
