@@ -81,6 +81,14 @@ fn machine_with(change: impl FnOnce(&mut Settings), phase: Phase) -> Machine {
     m
 }
 
+/// A cron or inetd service waiting for its time or its connections since time 0.
+fn armed() -> Phase {
+    Phase::Armed {
+        since: at(0).mono,
+        fire: None,
+    }
+}
+
 fn running(pid: i32) -> Phase {
     Phase::Running {
         pid: Some(pid),
@@ -1085,15 +1093,7 @@ fn cron_and_inetd() {
         },
         Row {
             what: "stop of a cron service with a run going: disarm, TERM the run",
-            machine: || {
-                machine_with(
-                    cron,
-                    Phase::Armed {
-                        since: at(0).mono,
-                        fire: None,
-                    },
-                )
-            },
+            machine: || machine_with(cron, armed()),
             before: |m| {
                 m.services[0].children.insert(77);
                 let _ = feed(m, stop_request(1), 0);
@@ -1132,15 +1132,7 @@ fn cron_and_inetd() {
         },
         Row {
             what: "an inetd connection with room: accept up to the room",
-            machine: || {
-                machine_with(
-                    inetd(2),
-                    Phase::Armed {
-                        since: at(0).mono,
-                        fire: None,
-                    },
-                )
-            },
+            machine: || machine_with(inetd(2), armed()),
             before: |m| m.services[0].listening = true,
             event: |_| Event::InetdReadable { service: 0 },
             ms: 0,
@@ -1149,15 +1141,7 @@ fn cron_and_inetd() {
         },
         Row {
             what: "the handler that reaches service_inetd_max stops the listening",
-            machine: || {
-                machine_with(
-                    inetd(1),
-                    Phase::Armed {
-                        since: at(0).mono,
-                        fire: None,
-                    },
-                )
-            },
+            machine: || machine_with(inetd(1), armed()),
             before: |m| m.services[0].listening = true,
             event: |_| Event::ChildStarted { service: 0, pid: 9 },
             ms: 0,
@@ -1166,15 +1150,7 @@ fn cron_and_inetd() {
         },
         Row {
             what: "a handler ends below the limit: listening again",
-            machine: || {
-                machine_with(
-                    inetd(1),
-                    Phase::Armed {
-                        since: at(0).mono,
-                        fire: None,
-                    },
-                )
-            },
+            machine: || machine_with(inetd(1), armed()),
             before: |m| {
                 m.services[0].children.insert(9);
                 m.services[0].listening = false;
@@ -1190,15 +1166,7 @@ fn cron_and_inetd() {
         },
         Row {
             what: "a handler's exit named with a service that does not hold it is still found",
-            machine: || {
-                machine_with(
-                    inetd(1),
-                    Phase::Armed {
-                        since: at(0).mono,
-                        fire: None,
-                    },
-                )
-            },
+            machine: || machine_with(inetd(1), armed()),
             before: |m| {
                 m.services[0].children.insert(9);
                 m.services[0].listening = false;
